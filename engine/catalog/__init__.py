@@ -1,0 +1,105 @@
+"""Reference data: the GPU catalog, the model presets and the estimator's default assumptions.
+
+Each lives in a versioned TOML file beside this module with a source and date per row. Loading is
+cached; lookups by id raise :class:`~engine.errors.ValidationError` naming the allowed ids.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields
+from functools import cache
+from pathlib import Path
+
+from engine.errors import ValidationError, require_choice
+from engine.estimate.architecture import ModelSpec
+
+_HERE = Path(__file__).parent
+
+
+@dataclass(frozen=True, slots=True)
+class GPUSpec:
+    """One accelerator: dense tensor peaks (TFLOP/s), memory (GB), bandwidth (GB/s), power, price."""
+
+    id: str
+    name: str
+    vendor: str
+    bf16_tflops: float
+    fp8_tflops: float
+    fp32_tflops: float
+    memory_gb: float
+    bandwidth_gbs: float
+    tdp_w: float
+    price_usd_per_hour: float
+    typical_mfu: float
+    source: str = ""
+    date: str = ""
+
+    @property
+    def memory_bytes(self) -> float:
+        return self.memory_gb * 1e9
+
+    def peak_flops(self, precision: str) -> float:
+        """Dense peak FLOP/s for a compute precision (bf16/fp16, fp8, fp32). Precisions without
+        native units fall back to bf16 (e.g. fp8 or int weights dequantized to bf16 on an A100)."""
+        if precision == "fp32":
+            return self.fp32_tflops * 1e12
+        if precision == "fp8" and self.fp8_tflops > 0:
+            return self.fp8_tflops * 1e12
+        return self.bf16_tflops * 1e12
+
+
+def _load(name: str) -> dict:
+    with open(_HERE / name, "rb") as fh:
+        return tomllib.load(fh)
+
+
+@cache
+def gpus() -> dict[str, GPUSpec]:
+    """The GPU catalog, keyed by id, in file order."""
+    names = {f.name for f in fields(GPUSpec)}
+    return {row["id"]: GPUSpec(**{k: v for k, v in row.items() if k in names}) for row in _load("gpus.toml")["gpu"]}
+
+
+@cache
+def models() -> dict[str, ModelSpec]:
+    """The model presets, keyed by id, in file order; parameter counts derived from architecture."""
+    return {row["id"]: ModelSpec(**row) for row in _load("models.toml")["model"]}
+
+
+@cache
+def defaults() -> dict[str, float]:
+    """Default assumptions (PUE, grid intensity, overheads, serving efficiencies) by key."""
+    return {row["key"]: float(row["value"]) for row in _load("defaults.toml")["default"]}
+
+
+@cache
+def default_rows() -> tuple[dict, ...]:
+    """Default assumptions with their units, sources and dates, for display."""
+    return tuple(_load("defaults.toml")["default"])
+
+
+def catalog_versions() -> dict[str, str]:
+    return {n: _load(f"{n}.toml")["version"] for n in ("gpus", "models", "defaults")}
+
+
+def get_gpu(gpu_id: object) -> GPUSpec:
+    return gpus()[require_choice("gpu", gpu_id, gpus())]
+
+
+def get_model(model_id: object) -> ModelSpec:
+    return models()[require_choice("model", model_id, models())]
+
+
+def resolve_gpu(gpu: GPUSpec | str) -> GPUSpec:
+    if isinstance(gpu, GPUSpec):
+        return gpu
+    return get_gpu(gpu)
+
+
+def resolve_model(model: ModelSpec | str) -> ModelSpec:
+    if isinstance(model, ModelSpec):
+        return model
+    if model is None:
+        raise ValidationError("a model is required")
+    return get_model(model)

@@ -1,0 +1,229 @@
+"""The one command line: ``preflight ...`` and ``python -m engine ...``.
+
+Every command takes ``--json`` and then prints exactly one JSON object on stdout. Bad arguments exit
+with code 2 and one line on stderr naming the bad value and what is allowed; nothing prints a
+traceback for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+
+from engine import __version__, catalog
+from engine.errors import ValidationError
+from engine.estimate.dtypes import KV_DTYPES, WEIGHT_DTYPES
+from engine.estimate.memory import OPTIMIZER_STATE_BYTES, RECOMPUTE, MemoryInput, estimate_memory
+from engine.estimate.scaling import DEFAULT_FIT, FITS, OptimalInput, estimate_optimal
+from engine.estimate.serving import ServeInput, estimate_serving
+from engine.estimate.training import PRECISIONS, TrainingInput, estimate_training
+from engine.units import format_bytes, parse_quantity
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors and exit code 2 (argparse prints usage blocks by default)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _quantity(name: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            return parse_quantity(text, name)
+        except ValidationError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = name  # argparse names the type in its message
+    return parse
+
+
+def _int(name: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = _quantity(name)(text)
+        if value != int(value):
+            raise argparse.ArgumentTypeError(f"{name} must be a whole number, got {text!r}")
+        return int(value)
+
+    parse.__name__ = name
+    return parse
+
+
+def _float(name: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{name} must be finite, got {text!r}")
+        return value
+
+    parse.__name__ = name
+    return parse
+
+
+def _lower(text: str) -> str:
+    return text.strip().lower()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print one JSON object")
+
+    parser = _Parser(prog="preflight", description="Preflight: GPU cost & compute estimates for Transformers.")
+    parser.add_argument("--version", action="version", version=f"preflight {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sub.add_parser("models", parents=[common], help="list the model presets")
+    sub.add_parser("gpus", parents=[common], help="list the GPU catalog")
+
+    est = sub.add_parser("estimate", help="training, memory, serving and compute-optimal estimates")
+    est_sub = est.add_subparsers(dest="what", required=True, parser_class=_Parser)
+
+    models = sorted(catalog.models())
+    gpus = list(catalog.gpus())
+
+    t = est_sub.add_parser("train", parents=[common], help="training FLOPs, GPU-hours, wall clock, dollars, energy")
+    who = t.add_mutually_exclusive_group(required=True)
+    who.add_argument("--model", type=_lower, choices=models, metavar="NAME", help=f"preset: {', '.join(models)}")
+    who.add_argument("--params", type=_quantity("params"), metavar="N", help="parameter count, e.g. 7e9 or 7B")
+    t.add_argument("--tokens", type=_quantity("tokens"), required=True, metavar="T", help="training tokens, e.g. 2T")
+    t.add_argument("--gpu", type=_lower, choices=gpus, required=True, metavar="ID", help=f"one of: {', '.join(gpus)}")
+    t.add_argument("--gpus", type=_int("gpus"), default=1, metavar="N", help="number of GPUs (default 1)")
+    t.add_argument("--seq-len", type=_int("seq-len"), metavar="S", help="sequence length (default: preset context)")
+    how = t.add_mutually_exclusive_group()
+    how.add_argument("--mfu", type=_float("mfu"), metavar="F", help="model FLOPs utilization 0-1 (default: GPU's typical)")
+    how.add_argument("--achieved-tflops", type=_float("achieved-tflops"), metavar="X", help="hardware TFLOP/s per GPU actually sustained")
+    how.add_argument("--gpu-hours", type=_quantity("gpu-hours"), metavar="H", help="published GPU-hours: report the implied MFU")
+    t.add_argument("--price", type=_float("price"), metavar="USD", help="USD per GPU-hour (default: catalog)")
+    t.add_argument("--precision", type=_lower, choices=PRECISIONS, default="bf16")
+    t.add_argument("--recompute", type=_lower, choices=RECOMPUTE, default="none", help="activation recompute (adds hardware FLOPs)")
+    t.add_argument("--pue", type=_float("pue"), metavar="X", help="data-centre PUE (default 1.2)")
+    t.add_argument("--grid", type=_float("grid"), metavar="KG", help="grid intensity, kg CO2e per kWh (default 0.37)")
+
+    m = est_sub.add_parser("memory", parents=[common], help="memory per GPU for training or inference")
+    m.add_argument("--model", type=_lower, choices=models, required=True, metavar="NAME", help=f"preset: {', '.join(models)}")
+    m.add_argument("--mode", type=_lower, choices=("train", "infer"), default="train")
+    m.add_argument("--batch", type=_int("batch"), default=1, metavar="B", help="micro-batch per GPU (train) or concurrent sequences (infer)")
+    m.add_argument("--seq-len", type=_int("seq-len"), metavar="S", help="tokens per sequence (default: preset context)")
+    m.add_argument("--dtype", type=_lower, choices=WEIGHT_DTYPES, default="bf16")
+    m.add_argument("--kv-dtype", type=_lower, choices=KV_DTYPES, help="KV-cache dtype (default: follows --dtype)")
+    m.add_argument("--dp", type=_int("dp"), default=1, metavar="N", help="data-parallel degree")
+    m.add_argument("--zero", type=_int("zero"), default=0, choices=(0, 1, 2, 3), help="ZeRO stage")
+    m.add_argument("--tp", type=_int("tp"), default=1, metavar="N", help="tensor-parallel degree")
+    m.add_argument("--pp", type=_int("pp"), default=1, metavar="N", help="pipeline-parallel degree")
+    m.add_argument("--recompute", type=_lower, choices=RECOMPUTE, default="none")
+    m.add_argument("--no-sequence-parallel", action="store_true", help="tensor parallelism without sequence parallelism")
+    m.add_argument("--optimizer", type=_lower, choices=tuple(OPTIMIZER_STATE_BYTES), default="adamw")
+    m.add_argument("--microbatches", type=_int("microbatches"), metavar="M", help="pipeline micro-batches in flight (default: pp)")
+    m.add_argument("--gpu", type=_lower, choices=gpus, metavar="ID", help="say whether it fits this GPU")
+    m.add_argument("--overhead-gb", type=_float("overhead-gb"), metavar="GB", help="CUDA context and workspaces (default 1)")
+
+    s = est_sub.add_parser("serve", parents=[common], help="serving latency, throughput, GPUs needed and $ per million tokens")
+    s.add_argument("--model", type=_lower, choices=models, required=True, metavar="NAME", help=f"preset: {', '.join(models)}")
+    s.add_argument("--gpu", type=_lower, choices=gpus, required=True, metavar="ID", help=f"one of: {', '.join(gpus)}")
+    s.add_argument("--gpus", type=_int("gpus"), default=1, metavar="N", help="GPUs per replica (tensor parallel)")
+    s.add_argument("--dtype", type=_lower, choices=WEIGHT_DTYPES, default="bf16")
+    s.add_argument("--kv-dtype", type=_lower, choices=KV_DTYPES)
+    s.add_argument("--prompt-tokens", type=_int("prompt-tokens"), required=True, metavar="P")
+    s.add_argument("--output-tokens", type=_int("output-tokens"), required=True, metavar="O")
+    s.add_argument("--concurrency", type=_int("concurrency"), metavar="C", help="concurrent sequences (default: the most that fit, up to 256)")
+    s.add_argument("--requests-per-s", type=_float("requests-per-s"), default=1.0, metavar="R", help="target load (default 1)")
+    s.add_argument("--price", type=_float("price"), metavar="USD", help="USD per GPU-hour (default: catalog)")
+    s.add_argument("--prefill-efficiency", type=_float("prefill-efficiency"), metavar="F")
+    s.add_argument("--decode-efficiency", type=_float("decode-efficiency"), metavar="F")
+
+    o = est_sub.add_parser("optimal", parents=[common], help="compute-optimal parameters and tokens (Chinchilla)")
+    budget = o.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--flops", type=_quantity("flops"), metavar="C", help="compute budget in FLOPs, e.g. 5.76e23")
+    budget.add_argument("--budget-usd", type=_quantity("budget-usd"), metavar="B", help="dollar budget (needs --gpu)")
+    o.add_argument("--gpu", type=_lower, choices=gpus, metavar="ID")
+    o.add_argument("--mfu", type=_float("mfu"), metavar="F")
+    o.add_argument("--price", type=_float("price"), metavar="USD")
+    o.add_argument("--fit", type=_lower, choices=tuple(FITS), default=DEFAULT_FIT)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> dict:
+    if args.command == "models":
+        return {"models": [_model_row(spec) for spec in catalog.models().values()], "version": catalog.catalog_versions()["models"]}
+    if args.command == "gpus":
+        return {"gpus": [asdict(gpu) for gpu in catalog.gpus().values()], "version": catalog.catalog_versions()["gpus"]}
+    if args.what == "train":
+        return estimate_training(TrainingInput(
+            model=args.model, params=args.params, tokens=args.tokens, gpu=args.gpu, gpus=args.gpus,
+            seq_len=args.seq_len, mfu=args.mfu, achieved_tflops=args.achieved_tflops, gpu_hours=args.gpu_hours,
+            price_usd_per_hour=args.price, precision=args.precision, recompute=args.recompute,
+            pue=args.pue, grid_kg_per_kwh=args.grid,
+        )).to_dict()
+    if args.what == "memory":
+        return estimate_memory(MemoryInput(
+            model=args.model, mode=args.mode, batch=args.batch, seq_len=args.seq_len, dtype=args.dtype,
+            kv_dtype=args.kv_dtype, dp=args.dp, zero=args.zero, tp=args.tp, pp=args.pp,
+            recompute=args.recompute, sequence_parallel=not args.no_sequence_parallel,
+            optimizer=args.optimizer, microbatches=args.microbatches, gpu=args.gpu, overhead_gb=args.overhead_gb,
+        )).to_dict()
+    if args.what == "serve":
+        return estimate_serving(ServeInput(
+            model=args.model, gpu=args.gpu, gpus=args.gpus, dtype=args.dtype, kv_dtype=args.kv_dtype,
+            prompt_tokens=args.prompt_tokens, output_tokens=args.output_tokens, concurrency=args.concurrency,
+            requests_per_s=args.requests_per_s, price_usd_per_hour=args.price,
+            prefill_efficiency=args.prefill_efficiency, decode_efficiency=args.decode_efficiency,
+        )).to_dict()
+    if args.what == "optimal":
+        return estimate_optimal(OptimalInput(
+            flops=args.flops, budget_usd=args.budget_usd, gpu=args.gpu, mfu=args.mfu,
+            price_usd_per_hour=args.price, fit=args.fit,
+        )).to_dict()
+    raise AssertionError(f"unhandled command {args.command}")  # argparse's choices make this unreachable
+
+
+def _model_row(spec: catalog.ModelSpec) -> dict:
+    row = spec.summary()
+    return {k: row[k] for k in (
+        "id", "name", "params_total", "params_active", "n_layers", "d_model", "n_heads", "n_kv_heads",
+        "d_ff", "ffn", "vocab_size", "context", "attention", "n_experts", "top_k", "source", "date",
+    )}
+
+
+def _human(command: str, result: dict) -> str:
+    lines = []
+    if command in ("models", "gpus"):
+        for row in result[command]:
+            if command == "models":
+                lines.append(f"{row['id']:<16} {row['params_total'] / 1e9:>9.2f}B  {row['name']}")
+            else:
+                lines.append(f"{row['id']:<11} {row['bf16_tflops']:>7.0f} TFLOP/s bf16  {row['memory_gb']:>5.0f} GB  "
+                             f"${row['price_usd_per_hour']:.2f}/h  {row['name']}")
+        return "\n".join(lines)
+    width = max(len(k) for k in result)
+    for key, value in result.items():
+        if isinstance(value, float):
+            shown = format_bytes(value) if key.endswith("_bytes") or key == "total_bytes_per_gpu" else f"{value:,.6g}"
+        else:
+            shown = str(value)
+        lines.append(f"{key:<{width}}  {shown}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = _run(args)
+    except ValidationError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(json.dumps(result, allow_nan=False) if args.json else _human(args.command, result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

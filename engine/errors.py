@@ -1,0 +1,63 @@
+"""The one validation error type of the engine.
+
+Every bad input (unknown preset, negative count, NaN, absurd size) raises :class:`ValidationError`
+with a one-line message naming the bad value and what is allowed. The CLI turns it into exit code 2
+and the pages into ``st.error``; nothing else is allowed to escape the engine for bad input.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+
+class ValidationError(ValueError):
+    """A bad input, with a message fit to show a user as one line."""
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(str(message).split()))
+
+
+def _show(value: object) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def require_number(
+    name: str,
+    value: object,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_inclusive: bool = True,
+    integer: bool = False,
+) -> float:
+    """Return ``value`` as a float (or int) if it is a finite number in range, else raise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            value = float(value)  # accept numeric strings and numpy scalars
+        except (TypeError, ValueError):
+            raise ValidationError(f"{name} must be a number, got {_show(value)}") from None
+    if not math.isfinite(value):
+        raise ValidationError(f"{name} must be a finite number, got {value}")
+    if integer:
+        if value != int(value):
+            raise ValidationError(f"{name} must be a whole number, got {value}")
+        value = int(value)
+    if low is not None and (value < low or (not low_inclusive and value == low)):
+        op = ">=" if low_inclusive else ">"
+        raise ValidationError(f"{name} must be {op} {low:g}, got {value:g}")
+    if high is not None and value > high:
+        raise ValidationError(f"{name} must be <= {high:g}, got {value:g}")
+    return value
+
+
+def require_choice(name: str, value: object, allowed: Iterable[str]) -> str:
+    """Return ``value`` if it is one of ``allowed`` (case-insensitive), else raise."""
+    allowed = list(allowed)
+    if isinstance(value, str):
+        key = value.strip().lower()
+        for option in allowed:
+            if option.lower() == key:
+                return option
+    shown = ", ".join(allowed) if len(allowed) <= 16 else ", ".join(allowed[:16]) + ", ..."
+    raise ValidationError(f"unknown {name} {_show(value)}; allowed: {shown}")

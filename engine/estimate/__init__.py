@@ -1,0 +1,1 @@
+"""GPU cost & compute estimation: training compute and cost, memory, serving, scaling laws."""

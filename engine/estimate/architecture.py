@@ -1,0 +1,223 @@
+"""A decoder-only Transformer described by its architecture, with exact parameter and FLOP counts.
+
+Parameter counts are derived from the shapes, never typed in, and match ``sum(p.numel())`` of the
+reference implementations (GPT-2 small: 124,439,808; Llama-2-7B: 6,738,415,616; DeepSeek-V3 main
+model: 671,026,404,352). Supported: MHA/GQA/MQA, DeepSeek's multi-head latent attention (MLA),
+GELU and gated (SwiGLU) MLPs, dense and mixture-of-experts layers, tied or untied embeddings,
+learned or rotary positions, LayerNorm or RMSNorm, with or without linear biases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from engine.errors import ValidationError, require_choice, require_number
+
+FFN_KINDS = ("gelu", "swiglu")
+POSITION_KINDS = ("learned", "rope")
+NORM_KINDS = ("layernorm", "rmsnorm")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """Architecture of a decoder-only Transformer (field meanings: engine/catalog/models.toml)."""
+
+    n_layers: int
+    d_model: int
+    n_heads: int
+    n_kv_heads: int
+    d_ff: int
+    vocab_size: int
+    head_dim: int = 0
+    ffn: str = "swiglu"
+    tied_embeddings: bool = False
+    position: str = "rope"
+    norm: str = "rmsnorm"
+    bias: bool = False
+    dropout: bool = False
+    context: int = 2048
+    sliding_window: int = 0
+    n_experts: int = 0
+    top_k: int = 0
+    n_shared_experts: int = 0
+    d_ff_expert: int = 0
+    first_dense_layers: int = 0
+    q_lora_rank: int = 0
+    kv_lora_rank: int = 0
+    qk_nope_head_dim: int = 0
+    qk_rope_head_dim: int = 0
+    v_head_dim: int = 0
+    id: str = "custom"
+    name: str = ""
+    train_tokens: float = 0.0
+    published_gpu_hours: float = 0.0
+    published_gpu: str = ""
+    source: str = ""
+    date: str = ""
+    # Derived in __post_init__ (exact integer counts); not constructor arguments.
+    params_total: int = field(init=False, compare=False, default=0)
+    params_active: int = field(init=False, compare=False, default=0)
+    params_embedding: int = field(init=False, compare=False, default=0)
+    params_head: int = field(init=False, compare=False, default=0)
+    params_matmul_active: int = field(init=False, compare=False, default=0)
+
+    def __post_init__(self) -> None:
+        self._validate()
+        if not self.head_dim:
+            object.__setattr__(self, "head_dim", self.d_model // self.n_heads)
+        emb = self.vocab_size * self.d_model
+        if self.position == "learned":
+            emb += self.context * self.d_model
+        head = 0 if self.tied_embeddings else self.vocab_size * self.d_model
+        n_dense = self.n_dense_layers
+        n_moe = self.n_layers - n_dense
+        per_common = self.attention_params() + 2 * self.norm_params()
+        total_layers = n_dense * (per_common + self.mlp_params(self.d_ff)) + n_moe * (
+            per_common + self.moe_params(active=False)
+        )
+        active_layers = n_dense * (per_common + self.mlp_params(self.d_ff)) + n_moe * (
+            per_common + self.moe_params(active=True)
+        )
+        final_norm = self.norm_params()
+        object.__setattr__(self, "params_total", emb + head + total_layers + final_norm)
+        object.__setattr__(self, "params_active", emb + head + active_layers + final_norm)
+        object.__setattr__(self, "params_embedding", emb)
+        object.__setattr__(self, "params_head", head)
+        # Weights that take part in a matrix product for every token: the layers plus the LM head
+        # (which, when tied, is the embedding matrix). Embedding lookups cost no FLOPs.
+        object.__setattr__(
+            self, "params_matmul_active", active_layers + final_norm + self.vocab_size * self.d_model
+        )
+
+    def _validate(self) -> None:
+        for name in ("n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff", "vocab_size", "context"):
+            require_number(name, getattr(self, name), low=1, high=1e7, integer=True)
+        for name in (
+            "head_dim", "sliding_window", "n_experts", "top_k", "n_shared_experts", "d_ff_expert",
+            "first_dense_layers", "q_lora_rank", "kv_lora_rank", "qk_nope_head_dim",
+            "qk_rope_head_dim", "v_head_dim",
+        ):
+            require_number(name, getattr(self, name), low=0, high=1e7, integer=True)
+        require_choice("ffn", self.ffn, FFN_KINDS)
+        require_choice("position", self.position, POSITION_KINDS)
+        require_choice("norm", self.norm, NORM_KINDS)
+        if self.n_kv_heads > self.n_heads or self.n_heads % self.n_kv_heads:
+            raise ValidationError(
+                f"n_kv_heads must divide n_heads, got {self.n_kv_heads} kv heads for {self.n_heads} heads"
+            )
+        if not self.head_dim and self.d_model % self.n_heads:
+            raise ValidationError(
+                f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads}) or head_dim given"
+            )
+        if self.n_experts:
+            if not 1 <= self.top_k <= self.n_experts:
+                raise ValidationError(f"top_k must be in 1..n_experts ({self.n_experts}), got {self.top_k}")
+            if not self.d_ff_expert:
+                raise ValidationError("d_ff_expert must be > 0 for a mixture-of-experts model")
+            if self.first_dense_layers > self.n_layers:
+                raise ValidationError("first_dense_layers cannot exceed n_layers")
+        elif self.top_k or self.n_shared_experts:
+            raise ValidationError("top_k and n_shared_experts need n_experts > 0")
+        if self.kv_lora_rank and not (self.qk_nope_head_dim and self.qk_rope_head_dim and self.v_head_dim):
+            raise ValidationError("MLA (kv_lora_rank > 0) needs qk_nope_head_dim, qk_rope_head_dim, v_head_dim")
+
+    # ---- structure -------------------------------------------------------------------------
+    @property
+    def is_moe(self) -> bool:
+        return self.n_experts > 0
+
+    @property
+    def is_mla(self) -> bool:
+        return self.kv_lora_rank > 0
+
+    @property
+    def n_dense_layers(self) -> int:
+        return self.first_dense_layers if self.is_moe else self.n_layers
+
+    @property
+    def qk_head_dim(self) -> int:
+        """Per-head width of queries and keys (MLA: the no-position part plus the rotary part)."""
+        return self.qk_nope_head_dim + self.qk_rope_head_dim if self.is_mla else self.head_dim
+
+    @property
+    def v_dim(self) -> int:
+        """Per-head width of values."""
+        return self.v_head_dim if self.is_mla else self.head_dim
+
+    @property
+    def gated(self) -> bool:
+        return self.ffn == "swiglu"
+
+    # ---- parameter counts per block ------------------------------------------------------------
+    def norm_params(self) -> int:
+        """LayerNorm has a weight and a bias per channel; RMSNorm only a weight."""
+        return 2 * self.d_model if self.norm == "layernorm" else self.d_model
+
+    def attention_params(self) -> int:
+        """Projection weights of one attention block (Vaswani et al. 2017; GQA: Ainslie et al. 2023;
+        MLA: DeepSeek-V2 report, Sec. 2.1, with low-rank query and joint KV compression)."""
+        d, h = self.d_model, self.n_heads
+        if self.is_mla:
+            qk = self.qk_head_dim
+            if self.q_lora_rank:
+                q = d * self.q_lora_rank + self.q_lora_rank + self.q_lora_rank * h * qk  # down, norm, up
+            else:
+                q = d * h * qk
+            kv_down = d * (self.kv_lora_rank + self.qk_rope_head_dim) + self.kv_lora_rank
+            kv_up = self.kv_lora_rank * h * (self.qk_nope_head_dim + self.v_head_dim)
+            out = h * self.v_head_dim * d
+            return q + kv_down + kv_up + out
+        hd, kv = self.head_dim, self.n_kv_heads
+        weights = d * h * hd + 2 * d * kv * hd + h * hd * d
+        biases = (h * hd + 2 * kv * hd + d) if self.bias else 0
+        return weights + biases
+
+    def mlp_params(self, width: int) -> int:
+        """One MLP of hidden ``width``: two matrices (GELU) or three (gated SwiGLU, Shazeer 2020)."""
+        d = self.d_model
+        if self.gated:
+            return 3 * d * width + ((2 * width + d) if self.bias else 0)
+        return 2 * d * width + ((width + d) if self.bias else 0)
+
+    def moe_params(self, *, active: bool) -> int:
+        """Experts of one MoE layer plus the router (Fedus et al. 2022; DeepSeekMoE shared experts).
+        ``active``: only the top-k routed and the shared experts that one token passes through."""
+        routed = self.top_k if active else self.n_experts
+        experts = (routed + self.n_shared_experts) * self.mlp_params(self.d_ff_expert)
+        return experts + self.d_model * self.n_experts
+
+    def expert_params_per_layer(self) -> int:
+        """Weights of the routed experts in one MoE layer (what decode may or may not read)."""
+        return self.n_experts * self.mlp_params(self.d_ff_expert) if self.is_moe else 0
+
+    # ---- FLOPs -----------------------------------------------------------------------------
+    def attention_flops_forward_per_token(self, seq_len: int) -> float:
+        """Forward FLOPs of the score and value products for one token attending to ``seq_len``
+        positions: 2·L·H·(d_qk + d_v)·T. Counted over the full (not causal-halved) window, as PaLM's
+        MFU accounting does (Chowdhery et al. 2022, App. B: the 12·L·H·Q·T term = 3 × this)."""
+        span = min(seq_len, self.sliding_window) if self.sliding_window else seq_len
+        return 2.0 * self.n_layers * self.n_heads * (self.qk_head_dim + self.v_dim) * span
+
+    def training_flops_per_token(self, seq_len: int) -> float:
+        """Model FLOPs per trained token: 6·N + 12·L·H·Q·T (PaLM, App. B), N = active matmul weights."""
+        return 6.0 * self.params_matmul_active + 3.0 * self.attention_flops_forward_per_token(seq_len)
+
+    # ---- caches ------------------------------------------------------------------------------
+    def kv_cache_bytes_per_token(self, bytes_per_value: float) -> float:
+        """KV-cache bytes per token: 2·L·H_kv·d_head·bytes (MHA/GQA/MQA); MLA caches one latent of
+        kv_lora_rank plus the shared rotary key per layer (DeepSeek-V2 report, Sec. 2.1.2)."""
+        if self.is_mla:
+            return self.n_layers * (self.kv_lora_rank + self.qk_rope_head_dim) * bytes_per_value
+        return 2.0 * self.n_layers * self.n_kv_heads * self.head_dim * bytes_per_value
+
+    def cached_positions(self, seq_len: int) -> int:
+        """Positions a sequence keeps in its KV cache (a sliding window caps it)."""
+        return min(seq_len, self.sliding_window) if self.sliding_window else seq_len
+
+    def summary(self) -> dict:
+        """A JSON-ready description: the architecture and its derived counts."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["attention"] = "mla" if self.is_mla else (
+            "mqa" if self.n_kv_heads == 1 else "gqa" if self.n_kv_heads < self.n_heads else "mha"
+        )
+        return out

@@ -1,0 +1,156 @@
+"""Serving: prefill latency, decode throughput, concurrency, GPUs for a load, and $ per million tokens.
+
+A roofline model (Williams et al. 2009), as LLM-Viewer (Yuan et al. 2024, "LLM Inference Unveiled")
+applies it to Transformers: each phase takes max(FLOPs / compute rate, bytes / memory bandwidth).
+- Prefill of P prompt tokens is compute-bound: 2·N·P matrix FLOPs (Kaplan et al. 2020, eq. 2.1, the
+  forward pass) plus causal attention, 2·L·H·(d_qk + d_v)·Σ_t min(t, window).
+- A decode step at concurrency C reads every weight once (MoE: the experts that C tokens touch,
+  E·(1 − (1 − k/E)^C) per layer under uniform routing) plus C sequences' KV caches; it is
+  bandwidth-bound until C is large.
+- Rates are datasheet peaks times efficiency factors (engine/catalog/defaults.toml, editable).
+A replica is ``gpus`` GPUs in one tensor-parallel group holding one copy of the weights.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from engine.catalog import GPUSpec, ModelSpec, defaults, resolve_gpu, resolve_model
+from engine.errors import require_number
+from engine.estimate.dtypes import BYTES_PER_VALUE, QUANTIZED, bytes_per_weight, compute_precision, kv_dtype, weight_dtype
+
+
+@dataclass(frozen=True, slots=True)
+class ServeInput:
+    model: ModelSpec | str
+    gpu: GPUSpec | str
+    gpus: int = 1
+    dtype: str = "bf16"
+    kv_dtype: str | None = None
+    prompt_tokens: int = 512
+    output_tokens: int = 256
+    concurrency: int | None = None
+    requests_per_s: float = 1.0
+    price_usd_per_hour: float | None = None
+    prefill_efficiency: float | None = None
+    decode_efficiency: float | None = None
+    overhead_gb: float | None = None
+    max_batch: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServeEstimate:
+    gpu: str
+    gpus: int
+    fits: bool
+    min_gpus_to_fit: int
+    weights_bytes: float
+    kv_cache_bytes_per_sequence: float
+    max_concurrency: int
+    concurrency: int
+    prefill_seconds: float
+    prefill_bound: str
+    time_per_output_token_s: float
+    decode_tokens_per_s: float
+    decode_tokens_per_s_per_sequence: float
+    decode_bound: str
+    request_latency_s: float
+    requests_per_s_per_replica: float
+    replicas: int
+    gpus_needed: int
+    price_usd_per_hour: float
+    cost_per_million_input_tokens_usd: float
+    cost_per_million_output_tokens_usd: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _weight_bytes(spec: ModelSpec, dtype: str) -> float:
+    """All weights of the model: quantized layers, bf16 embeddings and head for quantized formats."""
+    if dtype not in QUANTIZED:
+        return spec.params_total * bytes_per_weight(dtype)
+    embed = spec.params_embedding + spec.params_head
+    return (spec.params_total - embed) * bytes_per_weight(dtype) + embed * 2.0
+
+
+def decode_weight_bytes_read(spec: ModelSpec, dtype: str, concurrency: int) -> float:
+    """Weight bytes one decode step reads: everything but the routed experts that no token visits."""
+    total = _weight_bytes(spec, dtype)
+    if not spec.is_moe:
+        return total
+    moe_layers = spec.n_layers - spec.n_dense_layers
+    experts = moe_layers * spec.expert_params_per_layer() * bytes_per_weight(dtype)
+    touched = 1.0 - (1.0 - spec.top_k / spec.n_experts) ** concurrency
+    return total - experts + experts * touched
+
+
+def prefill_flops(spec: ModelSpec, prompt_tokens: int) -> float:
+    """Forward FLOPs of a causal prefill of ``prompt_tokens`` (one sequence)."""
+    p = prompt_tokens
+    w = spec.sliding_window or p
+    if p <= w:
+        attended = p * (p + 1) / 2.0
+    else:  # positions beyond the window attend to w keys
+        attended = w * (w + 1) / 2.0 + (p - w) * w
+    per_position = 2.0 * spec.n_layers * spec.n_heads * (spec.qk_head_dim + spec.v_dim)
+    return 2.0 * spec.params_matmul_active * p + per_position * attended
+
+
+def estimate_serving(inp: ServeInput) -> ServeEstimate:
+    spec = resolve_model(inp.model)
+    gpu = resolve_gpu(inp.gpu)
+    dflt = defaults()
+    n = require_number("gpus", inp.gpus, low=1, high=4096, integer=True)
+    dtype = weight_dtype(inp.dtype)
+    kv = kv_dtype(inp.kv_dtype) if inp.kv_dtype is not None else (dtype if dtype in ("fp32", "bf16", "fp16", "fp8") else "bf16")
+    P = require_number("prompt-tokens", inp.prompt_tokens, low=1, high=1e7, integer=True)
+    O = require_number("output-tokens", inp.output_tokens, low=1, high=1e7, integer=True)
+    rps = require_number("requests-per-s", inp.requests_per_s, low=0, low_inclusive=False, high=1e9)
+    price = require_number("price", gpu.price_usd_per_hour if inp.price_usd_per_hour is None else inp.price_usd_per_hour, low=0, high=1e4)
+    eff_c = require_number("prefill-efficiency", dflt["prefill_compute_efficiency"] if inp.prefill_efficiency is None else inp.prefill_efficiency, low=0, low_inclusive=False, high=1)
+    eff_b = require_number("decode-efficiency", dflt["decode_bandwidth_efficiency"] if inp.decode_efficiency is None else inp.decode_efficiency, low=0, low_inclusive=False, high=1)
+    overhead = require_number("overhead-gb", dflt["overhead_gb"] if inp.overhead_gb is None else inp.overhead_gb, low=0, high=1e4) * 1e9
+    max_batch = require_number("max-batch", dflt["max_batch_sequences"] if inp.max_batch is None else inp.max_batch, low=1, high=1e6, integer=True)
+
+    flops_rate = n * gpu.peak_flops(compute_precision(dtype)) * eff_c
+    byte_rate = n * gpu.bandwidth_gbs * 1e9 * eff_b
+    weights = _weight_bytes(spec, dtype)
+    kv_per_token = spec.kv_cache_bytes_per_token(BYTES_PER_VALUE[kv])
+    kv_per_seq = kv_per_token * spec.cached_positions(P + O)
+    free = n * (gpu.memory_bytes - overhead) - weights
+    max_conc = int(min(max_batch, max(0.0, free) // kv_per_seq)) if kv_per_seq > 0 else int(max_batch)
+    fits = max_conc >= 1
+    min_gpus = max(1, math.ceil((weights + kv_per_seq) / max(gpu.memory_bytes - overhead, 1.0)))
+    if inp.concurrency is None:
+        conc = max(1, max_conc)
+    else:
+        conc = require_number("concurrency", inp.concurrency, low=1, high=1e6, integer=True)
+
+    # Prefill: one prompt, compute- or (for short prompts) weight-read-bound.
+    pf_compute = prefill_flops(spec, P) / flops_rate
+    pf_memory = weights / byte_rate
+    prefill_s = max(pf_compute, pf_memory)
+    # Decode: one step for `conc` sequences at the mean context length P + O/2.
+    ctx = spec.cached_positions(P + O // 2)
+    step_bytes = decode_weight_bytes_read(spec, dtype, conc) + conc * kv_per_token * ctx
+    step_flops = conc * (2.0 * spec.params_matmul_active + spec.attention_flops_forward_per_token(ctx))
+    t_mem, t_cmp = step_bytes / byte_rate, step_flops / flops_rate
+    step = max(t_mem, t_cmp)
+    # A replica spends prefill_s of exclusive time per request and shares decode steps among conc.
+    per_request_gpu_time = prefill_s + O * step / conc
+    replica_rps = 1.0 / per_request_gpu_time
+    replicas = max(1, math.ceil(rps / replica_rps - 1e-9))
+    dollars_per_s = n * price / 3600.0
+    return ServeEstimate(
+        gpu=gpu.id, gpus=int(n), fits=fits, min_gpus_to_fit=min_gpus, weights_bytes=weights,
+        kv_cache_bytes_per_sequence=kv_per_seq, max_concurrency=max_conc, concurrency=int(conc),
+        prefill_seconds=prefill_s, prefill_bound="compute" if pf_compute >= pf_memory else "memory",
+        time_per_output_token_s=step, decode_tokens_per_s=conc / step,
+        decode_tokens_per_s_per_sequence=1.0 / step, decode_bound="memory" if t_mem >= t_cmp else "compute",
+        request_latency_s=prefill_s + O * step, requests_per_s_per_replica=replica_rps, replicas=replicas,
+        gpus_needed=replicas * int(n), price_usd_per_hour=price,
+        cost_per_million_input_tokens_usd=dollars_per_s * prefill_s / P * 1e6,
+        cost_per_million_output_tokens_usd=dollars_per_s * step / conc * 1e6,
+    )

@@ -1,0 +1,50 @@
+"""Parsing and formatting of quantities: '70B' parameters, '1.4T' tokens, '3.8e25' FLOPs, bytes."""
+
+from __future__ import annotations
+
+import math
+import re
+
+from engine.errors import ValidationError
+
+_SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12, "p": 1e15}
+_QUANTITY = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?)\s*([kmbgtp]?)\s*$", re.IGNORECASE)
+
+
+def parse_quantity(text: object, name: str = "value") -> float:
+    """Parse '2e12', '2T', '70b', '1.5M', '1_000' into a float. Suffixes: K M B/G T P (powers of 1000)."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        value = float(text)
+    else:
+        s = str(text).replace("_", "").replace(",", "")
+        m = _QUANTITY.match(s)
+        if not m:
+            raise ValidationError(f"{name} must be a number like 2e12 or 2T, got {str(text)!r}")
+        value = float(m.group(1)) * _SUFFIX[m.group(2).lower()]
+    if not math.isfinite(value):
+        raise ValidationError(f"{name} must be finite, got {text!r}")
+    return value
+
+
+def format_count(value: float, digits: int = 3) -> str:
+    """1.23B-style rendering of a count (parameters, tokens, FLOPs use scientific notation instead)."""
+    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.{digits}g}{unit}"
+    return f"{value:.{digits}g}"
+
+
+def format_bytes(value: float) -> str:
+    """Decimal units, as GPU vendors print memory (80 GB = 80e9 bytes)."""
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.2f} {unit}"
+    return f"{value:.0f} B"
+
+
+def format_duration_hours(hours: float) -> str:
+    if hours >= 48:
+        return f"{hours / 24:.1f} days"
+    if hours >= 1:
+        return f"{hours:.1f} h"
+    return f"{hours * 60:.1f} min"
