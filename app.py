@@ -1,0 +1,13 @@
+"""Preflight: the Streamlit entry point. Registers the pages with st.navigation and nothing else.
+
+The page scripts live in views/ rather than pages/: Streamlit treats a pages/ folder beside the
+entry script as its legacy auto-discovered multipage app, which can run a page without this file
+after a server restart. See README, "Why views/ and not pages/".
+"""
+
+import streamlit as st
+
+from ui.navigation import navigation_pages
+
+st.set_page_config(page_title="Preflight", page_icon=":material/flight_takeoff:", layout="wide")
+st.navigation(navigation_pages()).run()

@@ -1,0 +1,82 @@
+"""Plotly figure builders shared by the pages and the HTML reports. Input: the sweep DataFrames."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+COMPONENT_COLORS = {
+    "weights": "#2563eb", "gradients": "#7c3aed", "optimizer": "#db2777", "activations": "#ea580c",
+    "kv_cache": "#16a34a", "overhead": "#94a3b8",
+}
+_LAYOUT = dict(margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.2))
+
+
+def cost_time_by_gpu(df: pd.DataFrame, highlight: str | None = None) -> go.Figure:
+    """Cost and wall clock of one run per GPU type, side by side."""
+    df = df.sort_values("cost_usd")
+    colors = ["#2563eb" if g == highlight else "#94a3b8" for g in df["gpu"]]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Cost (USD)", "Wall clock (days)"), horizontal_spacing=0.12)
+    fig.add_bar(x=df["gpu"], y=df["cost_usd"], marker_color=colors, name="cost",
+                hovertemplate="%{x}: $%{y:,.0f}<extra></extra>", row=1, col=1)
+    fig.add_bar(x=df["gpu"], y=df["wall_clock_days"], marker_color=colors, name="days",
+                hovertemplate="%{x}: %{y:,.1f} days<extra></extra>", row=1, col=2)
+    fig.update_layout(title="The same run on each GPU type", showlegend=False, **_LAYOUT)
+    return fig
+
+
+def memory_breakdown(df: pd.DataFrame, capacity_bytes: float | None = None) -> go.Figure:
+    """Per-GPU memory stacked by component, one bar per parallelism plan, with the GPU's capacity."""
+    fig = go.Figure()
+    for comp, color in COMPONENT_COLORS.items():
+        if comp in df and (df[comp] > 0).any():
+            fig.add_bar(x=df["plan"], y=df[comp] / 1e9, name=comp.replace("_", " "), marker_color=color,
+                        hovertemplate="%{x}<br>" + comp + ": %{y:,.1f} GB<extra></extra>")
+    if capacity_bytes:
+        fig.add_hline(y=capacity_bytes / 1e9, line_dash="dash", line_color="#dc2626",
+                      annotation_text=f"GPU memory {capacity_bytes / 1e9:.0f} GB", annotation_position="top left")
+    fig.update_layout(barmode="stack", title="Memory per GPU by parallelism plan", yaxis_title="GB", **_LAYOUT)
+    return fig
+
+
+def cost_vs_size(df: pd.DataFrame) -> go.Figure:
+    """Training cost against model size, one line per tokens-per-parameter ratio (log-log)."""
+    fig = go.Figure()
+    for ratio, part in df.groupby("tokens_per_param", sort=True):
+        fig.add_scatter(x=part["params"], y=part["cost_usd"], mode="lines+markers", name=f"{ratio:g} tokens/param",
+                        hovertemplate="%{x:.3s} params<br>$%{y:,.0f}<extra></extra>")
+    fig.update_layout(title="Training cost vs model size and tokens", xaxis_title="parameters",
+                      yaxis_title="USD", xaxis_type="log", yaxis_type="log", **_LAYOUT)
+    return fig
+
+
+def loss_vs_compute(frontier: pd.DataFrame, iso: pd.DataFrame, point: dict | None = None) -> go.Figure:
+    """Chinchilla loss vs compute: fixed-size curves and the compute-optimal frontier enveloping them."""
+    fig = go.Figure()
+    for n, part in iso.groupby("params", sort=True):
+        fig.add_scatter(x=part["flops"], y=part["loss"], mode="lines", name=f"N = {n:.3g}",
+                        line=dict(width=1), opacity=0.6, hovertemplate="%{x:.2e} FLOPs<br>loss %{y:.3f}<extra></extra>")
+    fig.add_scatter(x=frontier["flops"], y=frontier["loss"], mode="lines", name="compute-optimal frontier",
+                    line=dict(width=3, color="#111827"),
+                    customdata=frontier[["params", "tokens"]].to_numpy(),
+                    hovertemplate="%{x:.2e} FLOPs<br>N %{customdata[0]:.3s}, D %{customdata[1]:.3s}<br>loss %{y:.3f}<extra></extra>")
+    if point:
+        fig.add_scatter(x=[point["flops"]], y=[point["loss"]], mode="markers", name="your budget",
+                        marker=dict(size=14, color="#dc2626", symbol="star"))
+    fig.update_layout(title="Loss vs compute", xaxis_title="training FLOPs", yaxis_title="predicted loss (nats/token)",
+                      xaxis_type="log", **_LAYOUT)
+    return fig
+
+
+def serving_curve(df: pd.DataFrame) -> go.Figure:
+    """Decode throughput and $/M output tokens as concurrency grows."""
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_scatter(x=df["concurrency"], y=df["decode_tokens_per_s"], mode="lines+markers", name="tokens/s (all sequences)")
+    fig.add_scatter(x=df["concurrency"], y=df["cost_per_million_output_tokens_usd"], mode="lines+markers",
+                    name="$ per M output tokens", secondary_y=True)
+    fig.update_xaxes(type="log", title="concurrent sequences")
+    fig.update_yaxes(title_text="tokens/s", secondary_y=False)
+    fig.update_yaxes(title_text="USD per million output tokens", type="log", secondary_y=True)
+    fig.update_layout(title="Throughput and cost vs concurrency", **_LAYOUT)
+    return fig

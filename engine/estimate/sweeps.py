@@ -1,0 +1,121 @@
+"""Sensitivity tables: one estimate repeated over a grid of GPUs, plans, sizes or budgets.
+
+Each function returns a pandas DataFrame (one row per point) that pages chart and offer as CSV, and
+that the CLI and tests can read the same way. All rows come from the same engine functions as single
+estimates, so a table never disagrees with a headline number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from engine.catalog import gpus as gpu_catalog
+from engine.errors import ValidationError
+from engine.estimate.memory import MemoryInput, estimate_memory
+from engine.estimate.scaling import get_fit
+from engine.estimate.serving import ServeInput, estimate_serving
+from engine.estimate.training import TrainingInput, estimate_training
+
+
+def training_by_gpu(inp: TrainingInput, gpu_ids: list[str] | None = None) -> pd.DataFrame:
+    """The same run on each GPU type: cost, wall clock and energy side by side. An explicit MFU or
+    achieved TFLOP/s applies to every GPU; otherwise each GPU uses its own typical MFU."""
+    chosen = inp.gpu if isinstance(inp.gpu, str) else inp.gpu.id
+    if inp.gpu_hours is not None:  # a published run: carry its implied MFU to the other GPUs
+        inp = replace(inp, mfu=estimate_training(inp).mfu, gpu_hours=None)
+    rows = []
+    for gpu_id in gpu_ids or list(gpu_catalog()):
+        gpu = gpu_catalog()[gpu_id]
+        if inp.precision == "fp8" and gpu.fp8_tflops <= 0:
+            continue
+        if inp.achieved_tflops is not None and inp.achieved_tflops * 1e12 > gpu.peak_flops(inp.precision):
+            continue  # this GPU cannot sustain that throughput
+        price = inp.price_usd_per_hour if gpu_id == chosen else None  # others: catalog price
+        est = estimate_training(replace(inp, gpu=gpu_id, price_usd_per_hour=price))
+        rows.append({
+            "gpu": gpu_id, "name": gpu.name, "gpu_hours": est.gpu_hours, "wall_clock_days": est.wall_clock_days,
+            "cost_usd": est.cost_usd, "energy_kwh": est.energy_kwh, "co2_kg": est.co2_kg, "mfu": est.mfu,
+            "price_usd_per_hour": est.price_usd_per_hour,
+        })
+    return pd.DataFrame(rows)
+
+
+DEFAULT_PLANS: tuple[dict, ...] = (
+    {"plan": "DP only", "zero": 0},
+    {"plan": "ZeRO-1", "zero": 1},
+    {"plan": "ZeRO-2", "zero": 2},
+    {"plan": "ZeRO-3", "zero": 3},
+    {"plan": "ZeRO-3 + full recompute", "zero": 3, "recompute": "full"},
+    {"plan": "TP=8 + SP, selective", "tp": 8, "recompute": "selective"},
+    {"plan": "TP=8 + PP=4, selective", "tp": 8, "pp": 4, "recompute": "selective"},
+)
+
+
+def memory_by_plan(base: MemoryInput, plans: tuple[dict, ...] = DEFAULT_PLANS) -> pd.DataFrame:
+    """Per-GPU memory by component for several parallelism plans of the same model and batch.
+    Plans that do not apply to the model (tp above its heads, pp above its layers) are skipped."""
+    rows = []
+    for plan in plans:
+        changes = {k: v for k, v in plan.items() if k != "plan"}
+        try:
+            est = estimate_memory(replace(base, **changes))
+        except ValidationError:
+            continue
+        rows.append({
+            "plan": plan["plan"], "gpus_per_replica": est.gpus, "weights": est.weights_bytes,
+            "gradients": est.gradients_bytes, "optimizer": est.optimizer_bytes,
+            "activations": est.activations_bytes, "kv_cache": est.kv_cache_bytes,
+            "overhead": est.overhead_bytes, "total": est.total_bytes_per_gpu + est.overhead_bytes, "fits": est.fits,
+        })
+    return pd.DataFrame(rows)
+
+
+def cost_by_size(inp: TrainingInput, params: list[float], tokens_per_param: list[float]) -> pd.DataFrame:
+    """Training cost over model sizes (bare parameter counts, 6·N·D) at several tokens-per-parameter
+    ratios (20 ≈ Chinchilla-optimal, Hoffmann et al. 2022; far more for inference-heavy models)."""
+    rows = []
+    for ratio in tokens_per_param:
+        for n in params:
+            est = estimate_training(replace(inp, model=None, params=n, tokens=n * ratio, seq_len=None, gpu_hours=None))
+            rows.append({"params": n, "tokens_per_param": ratio, "tokens": n * ratio,
+                         "cost_usd": est.cost_usd, "gpu_hours": est.gpu_hours, "wall_clock_days": est.wall_clock_days})
+    return pd.DataFrame(rows)
+
+
+def loss_frontier(fit: str, flops_low: float = 1e18, flops_high: float = 1e26, points: int = 41) -> pd.DataFrame:
+    """Compute-optimal frontier of the Chinchilla loss: N_opt, D_opt and L at each budget."""
+    f = get_fit(fit)
+    rows = []
+    for c in np.logspace(np.log10(flops_low), np.log10(flops_high), points):
+        n, d = f.optimal(c)
+        rows.append({"flops": c, "params": n, "tokens": d, "loss": f.loss(n, d)})
+    return pd.DataFrame(rows)
+
+
+def loss_iso_params(fit: str, params: list[float], flops_low: float = 1e18, flops_high: float = 1e26,
+                    points: int = 41) -> pd.DataFrame:
+    """Loss against compute for fixed model sizes (D = C / 6N): the curves the frontier envelops."""
+    f = get_fit(fit)
+    rows = []
+    for n in params:
+        for c in np.logspace(np.log10(flops_low), np.log10(flops_high), points):
+            d = c / (6.0 * n)
+            if d >= 1e6:
+                rows.append({"params": n, "flops": c, "tokens": d, "loss": f.loss(n, d)})
+    return pd.DataFrame(rows)
+
+
+def serving_by_concurrency(inp: ServeInput, levels: list[int] | None = None) -> pd.DataFrame:
+    """Latency, throughput and $/M output tokens as concurrency grows to the memory limit."""
+    top = estimate_serving(replace(inp, concurrency=None)).max_concurrency
+    levels = levels or [c for c in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512) if c <= max(1, top)]
+    rows = []
+    for c in levels:
+        est = estimate_serving(replace(inp, concurrency=c))
+        rows.append({"concurrency": c, "time_per_output_token_ms": est.time_per_output_token_s * 1e3,
+                     "decode_tokens_per_s": est.decode_tokens_per_s, "decode_bound": est.decode_bound,
+                     "cost_per_million_output_tokens_usd": est.cost_per_million_output_tokens_usd})
+    return pd.DataFrame(rows)

@@ -1,0 +1,33 @@
+"""Reference data: the GPU catalog, the model presets and the default assumptions, with sources."""
+
+import pandas as pd
+import streamlit as st
+
+from engine import catalog
+
+st.title("Reference data")
+versions = catalog.catalog_versions()
+st.caption(f"Versioned data files in engine/catalog/ — GPUs {versions['gpus']}, models {versions['models']}, "
+           f"defaults {versions['defaults']}. Every row carries its source and date; prices are meant to be edited.")
+
+st.subheader("GPUs")
+gpus = pd.DataFrame([{**vars_, "memory_gb": vars_["memory_gb"]} for vars_ in
+                     ({f: getattr(g, f) for f in g.__dataclass_fields__} for g in catalog.gpus().values())])
+st.dataframe(gpus, hide_index=True, width="stretch")
+st.download_button("Download GPUs (CSV)", gpus.to_csv(index=False), "gpus.csv", "text/csv", on_click="ignore")
+
+st.subheader("Model presets")
+rows = []
+for spec in catalog.models().values():
+    s = spec.summary()
+    rows.append({k: s[k] for k in ("id", "name", "params_total", "params_active", "n_layers", "d_model", "n_heads",
+                                   "n_kv_heads", "d_ff", "ffn", "vocab_size", "context", "attention", "n_experts",
+                                   "top_k", "train_tokens", "source", "date")})
+models = pd.DataFrame(rows)
+st.dataframe(models, hide_index=True, width="stretch",
+             column_config={"params_total": st.column_config.NumberColumn("params (computed)", format="localized"),
+                            "params_active": st.column_config.NumberColumn("active params", format="localized")})
+st.download_button("Download models (CSV)", models.to_csv(index=False), "models.csv", "text/csv", on_click="ignore")
+
+st.subheader("Default assumptions")
+st.dataframe(pd.DataFrame(catalog.default_rows()), hide_index=True, width="stretch")

@@ -1,0 +1,50 @@
+"""Overview: what Preflight answers, with a one-glance estimate and links into each tool."""
+
+import streamlit as st
+
+from engine.estimate.memory import MemoryInput, estimate_memory
+from engine.estimate.serving import ServeInput, estimate_serving
+from engine.estimate.training import TrainingInput, estimate_training
+from engine.units import format_bytes, format_count, format_duration_hours
+from ui.navigation import PAGES, link
+from ui.widgets import gpu_picker, model_picker, money, run_engine
+
+st.title("Preflight")
+st.markdown("**Before you spend money on GPUs:** what will this model cost to train and to serve, "
+            "and on which GPUs does it fit? Every number cites its source and every assumption is editable.")
+
+c1, c2, c3 = st.columns(3)
+with c1:
+    spec = model_picker(key="home-model", default="llama-3-8b")
+with c2:
+    gpu = gpu_picker(key="home-gpu")
+with c3:
+    n = st.number_input("GPUs", 1, 1_000_000, 64, key="home-gpus")
+
+tokens = spec.train_tokens or 20 * spec.params_total
+train = run_engine(estimate_training, TrainingInput(model=spec, tokens=tokens, gpu=gpu, gpus=int(n)))
+mem = run_engine(estimate_memory, MemoryInput(model=spec, batch=1, dp=int(n), zero=3, recompute="selective", gpu=gpu))
+# Serve on the smallest tensor-parallel group that holds the weights (capped at one 8-GPU node).
+fit_gpus = run_engine(estimate_serving, ServeInput(model=spec, gpu=gpu)).min_gpus_to_fit
+serve = run_engine(estimate_serving, ServeInput(model=spec, gpu=gpu, gpus=min(8, fit_gpus),
+                                                prompt_tokens=1000, output_tokens=250))
+
+st.subheader(f"{spec.name} on {int(n):,} × {gpu.name}")
+m = st.columns(4)
+m[0].metric("Train on " + format_count(tokens) + " tokens", money(train.cost_usd),
+            help=f"{format_count(train.gpu_hours)} GPU-hours at {train.mfu:.0%} MFU")
+m[1].metric("Wall clock", format_duration_hours(train.wall_clock_hours))
+m[2].metric("Training memory / GPU", format_bytes(mem.total_bytes_per_gpu),
+            help="ZeRO-3, selective recompute, micro-batch 1 at the preset's context",
+            delta="fits" if mem.fits else "does not fit", delta_color="normal" if mem.fits else "inverse")
+m[3].metric("Serve: $ / M output tokens", money(serve.cost_per_million_output_tokens_usd),
+            help=f"{serve.gpus} GPU(s) per replica, {serve.concurrency} concurrent sequences, 1000 in / 250 out")
+
+st.divider()
+st.subheader("Tools")
+tools = [info for info in PAGES if info.url_path]
+for col, info in zip(st.columns(len(tools)), tools):
+    with col:
+        link(info)
+        st.caption(info.blurb)
+st.caption("Also on the command line: `python -m engine estimate train --model llama-3-8b --tokens 15T --gpu h100-sxm --gpus 1024 --json`")

@@ -1,0 +1,78 @@
+"""Memory per GPU: weights, gradients, optimizer, activations and KV cache under a parallelism plan."""
+
+import streamlit as st
+
+from engine.charts import memory_breakdown
+from engine.estimate.dtypes import KV_DTYPES, TRAIN_DTYPES, WEIGHT_DTYPES
+from engine.estimate.memory import OPTIMIZER_STATE_BYTES, RECOMPUTE, MemoryInput, estimate_memory
+from engine.estimate.sweeps import DEFAULT_PLANS, memory_by_plan
+from engine.units import format_bytes
+from ui.widgets import downloads, gpu_picker, model_picker, run_engine
+
+st.title("Memory")
+st.caption("Model states per ZeRO (Rajbhandari et al. 2020), activations per Korthikanti et al. 2022, "
+           "KV cache aware of GQA, MLA and sliding windows. Bytes are decimal (1 GB = 10⁹ B), as GPU vendors print them.")
+
+c1, c2, c3 = st.columns(3)
+with c1:
+    st.subheader("Workload")
+    spec = model_picker(key="mem-model")
+    mode = st.radio("Mode", ["train", "infer"], horizontal=True, key="mode",
+                    format_func=lambda m: "Training" if m == "train" else "Inference")
+    batch = st.number_input("Micro-batch per GPU" if mode == "train" else "Concurrent sequences", 1, 100_000, 1, key="batch")
+    seq_len = st.number_input("Sequence length", 1, 10_000_000, spec.context, key=f"mem-seq-{spec.id}")
+with c2:
+    st.subheader("Precision")
+    dtypes = TRAIN_DTYPES if mode == "train" else WEIGHT_DTYPES
+    dtype = st.selectbox("Weights dtype", dtypes, index=dtypes.index("bf16"), key=f"dtype-{mode}")
+    kv = None
+    if mode == "infer":
+        kv = st.selectbox("KV-cache dtype", KV_DTYPES, index=KV_DTYPES.index("bf16"), key="kv")
+    optimizer = st.selectbox("Optimizer", list(OPTIMIZER_STATE_BYTES), key="optimizer", disabled=mode != "train",
+                             help="AdamW keeps an fp32 master copy, momentum and variance: 12 bytes/param (ZeRO's K)")
+    gpu = gpu_picker(key="mem-gpu")
+with c3:
+    st.subheader("Parallelism")
+    p1, p2 = st.columns(2)
+    dp = p1.number_input("Data parallel (DP)", 1, 1_000_000, 8 if mode == "train" else 1, key=f"dp-{mode}")
+    zero = p2.selectbox("ZeRO stage", [0, 1, 2, 3], index=3, key="zero", disabled=mode != "train")
+    tp = p1.number_input("Tensor parallel (TP)", 1, 1024, 1, key="tp")
+    pp = p2.number_input("Pipeline parallel (PP)", 1, 1024, 1, key="pp")
+    recompute = st.selectbox("Activation recompute", RECOMPUTE, index=1, key="mem-recompute", disabled=mode != "train",
+                             help="selective drops the attention-score activations, which is also what "
+                                  "flash attention does; none keeps them (eager attention)")
+    sp = st.checkbox("Sequence parallelism with TP", True, key="sp", disabled=mode != "train")
+
+inp = MemoryInput(model=spec, mode=mode, batch=int(batch), seq_len=int(seq_len), dtype=dtype, kv_dtype=kv,
+                  dp=int(dp), zero=int(zero), tp=int(tp), pp=int(pp), recompute=recompute,
+                  sequence_parallel=sp, optimizer=optimizer, gpu=gpu)
+est = run_engine(estimate_memory, inp)
+
+st.divider()
+if est.fits:
+    st.success(f"Fits on {gpu.name}: {format_bytes(est.total_bytes_per_gpu + est.overhead_bytes)} of "
+               f"{format_bytes(gpu.memory_bytes)} per GPU (incl. {format_bytes(est.overhead_bytes)} overhead), "
+               f"{est.gpus:,} GPUs in the plan.")
+else:
+    st.warning(f"Does not fit on {gpu.name}: needs {format_bytes(est.total_bytes_per_gpu + est.overhead_bytes)} per GPU, "
+               f"has {format_bytes(gpu.memory_bytes)}. Try ZeRO-3, more TP/PP, recompute or a smaller batch.")
+m = st.columns(6)
+m[0].metric("Total per GPU", format_bytes(est.total_bytes_per_gpu), help="without the fixed overhead")
+m[1].metric("Weights", format_bytes(est.weights_bytes))
+m[2].metric("Gradients", format_bytes(est.gradients_bytes))
+m[3].metric("Optimizer", format_bytes(est.optimizer_bytes))
+m[4].metric("Activations", format_bytes(est.activations_bytes))
+m[5].metric("KV cache", format_bytes(est.kv_cache_bytes))
+st.caption(f"Convention: {est.bytes_per_param_convention}. Most loaded pipeline stage: {est.pipeline_stage}.")
+
+yours = ({"plan": "Your plan", "dp": inp.dp, "zero": inp.zero, "tp": inp.tp, "pp": inp.pp, "recompute": inp.recompute},)
+if mode == "train":
+    plans = yours + DEFAULT_PLANS
+else:
+    plans = yours + tuple({"plan": f"TP={t} {d}", "tp": t, "dtype": d}
+                          for d in ("bf16", "fp8", "int4") for t in (1, 2, 4, 8))
+table = run_engine(memory_by_plan, inp, plans)
+st.plotly_chart(memory_breakdown(table, gpu.memory_bytes), width="stretch")
+with st.expander("Breakdown by plan (table, bytes)"):
+    st.dataframe(table, hide_index=True, width="stretch")
+downloads("memory-estimate", est.to_dict(), table)

@@ -1,0 +1,63 @@
+"""Serving: prefill latency, decode throughput, concurrency, GPUs for a load, $ per million tokens."""
+
+import streamlit as st
+
+from engine.charts import serving_curve
+from engine.estimate.dtypes import KV_DTYPES, WEIGHT_DTYPES
+from engine.estimate.serving import ServeInput, estimate_serving
+from engine.estimate.sweeps import serving_by_concurrency
+from engine.units import format_bytes
+from ui.widgets import downloads, gpu_picker, model_picker, money, run_engine
+
+st.title("Serving")
+st.caption("A roofline: prefill is compute-bound, decode reads every weight and the KV cache each step. "
+           "Datasheet peaks × the efficiencies below.")
+
+c1, c2, c3 = st.columns(3)
+with c1:
+    st.subheader("Model")
+    spec = model_picker(key="serve-model")
+    dtype = st.selectbox("Weights dtype", WEIGHT_DTYPES, index=WEIGHT_DTYPES.index("bf16"), key="serve-dtype")
+    kv = st.selectbox("KV-cache dtype", KV_DTYPES, index=KV_DTYPES.index("bf16"), key="serve-kv")
+with c2:
+    st.subheader("Traffic")
+    prompt = st.number_input("Prompt tokens", 1, 10_000_000, 1000, key="prompt")
+    output = st.number_input("Output tokens", 1, 10_000_000, 250, key="output")
+    rps = st.number_input("Requests per second", 0.001, 1e7, 10.0, key="rps")
+    conc = st.number_input("Concurrent sequences (0 = as many as fit, up to 256)", 0, 1_000_000, 0, key="conc")
+with c3:
+    st.subheader("Hardware")
+    gpu = gpu_picker(key="serve-gpu")
+    n = st.number_input("GPUs per replica (tensor parallel)", 1, 4096, 1, key="serve-gpus")
+    price = st.number_input("Price per GPU-hour (USD)", 0.0, 1000.0, float(gpu.price_usd_per_hour), 0.05,
+                            key=f"serve-price-{gpu.id}")
+    e1, e2 = st.columns(2)
+    eff_c = e1.number_input("Prefill compute eff.", 0.05, 1.0, 0.6, 0.05, key="eff-c")
+    eff_b = e2.number_input("Decode bandwidth eff.", 0.05, 1.0, 0.8, 0.05, key="eff-b")
+
+inp = ServeInput(model=spec, gpu=gpu, gpus=int(n), dtype=dtype, kv_dtype=kv, prompt_tokens=int(prompt),
+                 output_tokens=int(output), concurrency=int(conc) or None, requests_per_s=float(rps),
+                 price_usd_per_hour=price, prefill_efficiency=eff_c, decode_efficiency=eff_b)
+est = run_engine(estimate_serving, inp)
+
+st.divider()
+if not est.fits:
+    st.warning(f"{spec.name} in {dtype} does not fit on {est.gpus} × {gpu.name} with room for one sequence's KV cache: "
+               f"it needs at least {est.min_gpus_to_fit} GPUs. Figures below assume it did.")
+m = st.columns(4)
+m[0].metric("Prefill latency", f"{est.prefill_seconds * 1e3:,.1f} ms", help=f"{est.prefill_bound}-bound, one prompt")
+m[1].metric("Time per output token", f"{est.time_per_output_token_s * 1e3:,.1f} ms",
+            help=f"{est.decode_bound}-bound at {est.concurrency} concurrent sequences")
+m[2].metric("Decode throughput", f"{est.decode_tokens_per_s:,.0f} tok/s", help="all sequences of one replica")
+m[3].metric("Max concurrency", f"{est.max_concurrency:,}", help="sequences whose KV cache fits beside the weights")
+m = st.columns(4)
+m[0].metric("GPUs needed", f"{est.gpus_needed:,}", help=f"{est.replicas} replica(s) of {est.gpus} for {rps:g} req/s")
+m[1].metric("$ / M input tokens", money(est.cost_per_million_input_tokens_usd))
+m[2].metric("$ / M output tokens", money(est.cost_per_million_output_tokens_usd))
+m[3].metric("Weights", format_bytes(est.weights_bytes), help=f"KV cache per sequence: {format_bytes(est.kv_cache_bytes_per_sequence)}")
+
+curve = run_engine(serving_by_concurrency, inp)
+st.plotly_chart(serving_curve(curve), width="stretch")
+with st.expander("By concurrency (table)"):
+    st.dataframe(curve, hide_index=True, width="stretch")
+downloads("serving-estimate", est.to_dict(), curve)

@@ -1,0 +1,81 @@
+"""Training cost: FLOPs, GPU-hours, wall clock, dollars, energy and CO2 for a training run."""
+
+import streamlit as st
+
+from engine.charts import cost_time_by_gpu, cost_vs_size
+from engine.estimate.sweeps import cost_by_size, training_by_gpu
+from engine.estimate.training import PRECISIONS, RECOMPUTE, TrainingInput, estimate_training
+from engine.units import format_count, format_duration_hours
+from ui.widgets import downloads, gpu_picker, model_picker, money, quantity_input, run_engine
+
+st.title("Training cost")
+st.caption("Model FLOPs 6·N·D plus attention, as PaLM's MFU accounting (Chowdhery et al. 2022, App. B); "
+           "every assumption below is editable.")
+
+c1, c2, c3 = st.columns(3)
+with c1:
+    st.subheader("Model & data")
+    sizing = st.radio("Size the model by", ["Preset", "Parameter count"], horizontal=True, key="sizing")
+    spec = params = None
+    if sizing == "Preset":
+        spec = model_picker()
+        published = f"published: {format_count(spec.train_tokens)} tokens" if spec.train_tokens else None
+        tokens = quantity_input("Training tokens", format_count(spec.train_tokens or 20 * spec.params_total, 4),
+                                key=f"tokens-{spec.id}", help=published)
+        seq_len = st.number_input("Sequence length", 1, 1_000_000, spec.context, key=f"seq-{spec.id}",
+                                  help="sets the attention term 12·L·H·Q·T")
+    else:
+        params = quantity_input("Parameters", "7B", key="params")
+        tokens = quantity_input("Training tokens", "2T", key="tokens-bare")
+        seq_len = None
+with c2:
+    st.subheader("Hardware")
+    gpu = gpu_picker()
+    n_gpus = st.number_input("Number of GPUs", 1, 10_000_000, 256, key="gpus")
+    precision = st.selectbox("Precision", PRECISIONS, key="precision")
+    recompute = st.selectbox("Activation recompute", RECOMPUTE, index=0, key="recompute",
+                             help="full recompute runs the forward pass twice: hardware FLOPs 8·N·D instead of 6·N·D")
+with c3:
+    st.subheader("Efficiency & prices")
+    basis = st.radio("Throughput from", ["MFU", "Achieved TFLOP/s", "Published GPU-hours"], horizontal=True, key="basis")
+    mfu = achieved = gpu_hours = None
+    if basis == "MFU":
+        mfu = st.slider("MFU (model FLOPs utilization)", 0.05, 0.80, float(gpu.typical_mfu), 0.01, key=f"mfu-{gpu.id}")
+    elif basis == "Achieved TFLOP/s":
+        achieved = st.number_input("Achieved hardware TFLOP/s per GPU", 1.0, float(gpu.peak_flops(precision) / 1e12),
+                                   float(round(gpu.peak_flops(precision) / 1e12 * 0.45)), key=f"ach-{gpu.id}-{precision}")
+    else:
+        gpu_hours = quantity_input("Published GPU-hours", format_count(spec.published_gpu_hours, 4)
+                                   if spec and spec.published_gpu_hours else "100K", key="gpu-hours")
+    price = st.number_input("Price per GPU-hour (USD)", 0.0, 1000.0, float(gpu.price_usd_per_hour), 0.05,
+                            key=f"price-{gpu.id}")
+    pue = st.number_input("PUE", 1.0, 3.0, 1.2, 0.05, key="pue")
+    grid = st.number_input("Grid intensity (kg CO₂e/kWh)", 0.0, 2.0, 0.37, 0.01, key="grid")
+
+if tokens is None or (sizing != "Preset" and params is None) or (basis == "Published GPU-hours" and gpu_hours is None):
+    st.stop()
+
+inp = TrainingInput(model=spec, params=params, tokens=tokens, gpu=gpu, gpus=int(n_gpus), seq_len=seq_len,
+                    mfu=mfu, achieved_tflops=achieved, gpu_hours=gpu_hours, price_usd_per_hour=price,
+                    precision=precision, recompute=recompute, pue=pue, grid_kg_per_kwh=grid)
+est = run_engine(estimate_training, inp)
+
+st.divider()
+m = st.columns(7)
+m[0].metric("Total FLOPs", f"{est.flops_total:.3g}", help=f"{est.flops_per_token:.3g} FLOPs per token")
+m[1].metric("GPU-hours", format_count(est.gpu_hours))
+m[2].metric("Wall clock", format_duration_hours(est.wall_clock_hours), help=f"on {est.gpus:,} × {gpu.name}")
+m[3].metric("Cost", money(est.cost_usd))
+m[4].metric("Energy", f"{est.energy_kwh / 1e3:,.1f} MWh", help=f"TDP {gpu.tdp_w:g} W × PUE {est.pue:g}")
+m[5].metric("CO₂e", f"{est.co2_kg / 1e3:,.1f} t")
+m[6].metric("MFU", f"{est.mfu:.1%}", help=f"basis: {est.basis}; HFU {est.hfu:.1%}")
+
+by_gpu = run_engine(training_by_gpu, inp)
+left, right = st.columns(2)
+left.plotly_chart(cost_time_by_gpu(by_gpu, gpu.id), width="stretch")
+sizes = [1e8, 3e8, 1e9, 3e9, 1e10, 3e10, 1e11, 3e11, 1e12]
+by_size = run_engine(cost_by_size, inp, sizes, [20.0, 100.0, 1000.0])
+right.plotly_chart(cost_vs_size(by_size), width="stretch")
+with st.expander("Cost by GPU type (table)"):
+    st.dataframe(by_gpu, hide_index=True, width="stretch")
+downloads("training-estimate", est.to_dict(), by_gpu)
