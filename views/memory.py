@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from engine.catalog import defaults
 from engine.charts import memory_breakdown
 from engine.estimate.dtypes import KV_DTYPES, TRAIN_DTYPES, WEIGHT_DTYPES
 from engine.estimate.memory import OPTIMIZER_STATE_BYTES, RECOMPUTE, MemoryInput, estimate_memory
@@ -42,10 +43,12 @@ with c3:
                              help="selective drops the attention-score activations, which is also what "
                                   "flash attention does; none keeps them (eager attention)")
     sp = st.checkbox("Sequence parallelism with TP", True, key="sp", disabled=mode != "train")
+    overhead = st.number_input("Fixed overhead per GPU (GB)", 0.0, 100.0, defaults()["overhead_gb"], 0.25,
+                               key="overhead", help="CUDA context, library workspaces, allocator fragmentation")
 
 inp = MemoryInput(model=spec, mode=mode, batch=int(batch), seq_len=int(seq_len), dtype=dtype, kv_dtype=kv,
                   dp=int(dp), zero=int(zero), tp=int(tp), pp=int(pp), recompute=recompute,
-                  sequence_parallel=sp, optimizer=optimizer, gpu=gpu)
+                  sequence_parallel=sp, optimizer=optimizer, gpu=gpu, overhead_gb=overhead)
 est = run_engine(estimate_memory, inp)
 
 st.divider()

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from engine.catalog import defaults
 from engine.charts import serving_curve
 from engine.estimate.dtypes import KV_DTYPES, WEIGHT_DTYPES
 from engine.estimate.serving import ServeInput, estimate_serving
@@ -24,20 +25,28 @@ with c2:
     prompt = st.number_input("Prompt tokens", 1, 10_000_000, 1000, key="prompt")
     output = st.number_input("Output tokens", 1, 10_000_000, 250, key="output")
     rps = st.number_input("Requests per second", 0.001, 1e7, 10.0, key="rps")
-    conc = st.number_input("Concurrent sequences (0 = as many as fit, up to 256)", 0, 1_000_000, 0, key="conc")
+    conc = st.number_input("Concurrent sequences (0 = as many as fit)", 0, 1_000_000, 0, key="conc")
 with c3:
     st.subheader("Hardware")
     gpu = gpu_picker(key="serve-gpu")
     n = st.number_input("GPUs per replica (tensor parallel)", 1, 4096, 1, key="serve-gpus")
     price = st.number_input("Price per GPU-hour (USD)", 0.0, 1000.0, float(gpu.price_usd_per_hour), 0.05,
                             key=f"serve-price-{gpu.id}")
-    e1, e2 = st.columns(2)
-    eff_c = e1.number_input("Prefill compute eff.", 0.05, 1.0, 0.6, 0.05, key="eff-c")
-    eff_b = e2.number_input("Decode bandwidth eff.", 0.05, 1.0, 0.8, 0.05, key="eff-b")
+    with st.expander("Assumptions"):
+        d = defaults()
+        e1, e2 = st.columns(2)
+        eff_c = e1.number_input("Prefill compute efficiency", 0.05, 1.0, d["prefill_compute_efficiency"], 0.05, key="eff-c",
+                                help="fraction of the dense tensor peak that prefill reaches")
+        eff_b = e2.number_input("Decode bandwidth efficiency", 0.05, 1.0, d["decode_bandwidth_efficiency"], 0.05, key="eff-b",
+                                help="fraction of the datasheet memory bandwidth that decode reaches")
+        overhead = e1.number_input("Fixed overhead per GPU (GB)", 0.0, 100.0, d["overhead_gb"], 0.25, key="serve-overhead")
+        max_batch = e2.number_input("Scheduler limit (sequences)", 1, 100_000, int(d["max_batch_sequences"]), key="max-batch",
+                                    help="like vLLM's max_num_seqs")
 
 inp = ServeInput(model=spec, gpu=gpu, gpus=int(n), dtype=dtype, kv_dtype=kv, prompt_tokens=int(prompt),
                  output_tokens=int(output), concurrency=int(conc) or None, requests_per_s=float(rps),
-                 price_usd_per_hour=price, prefill_efficiency=eff_c, decode_efficiency=eff_b)
+                 price_usd_per_hour=price, prefill_efficiency=eff_c, decode_efficiency=eff_b,
+                 overhead_gb=overhead, max_batch=int(max_batch))
 est = run_engine(estimate_serving, inp)
 
 st.divider()

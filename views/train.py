@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from engine.catalog import defaults
 from engine.charts import cost_time_by_gpu, cost_vs_size
 from engine.estimate.sweeps import cost_by_size, training_by_gpu
 from engine.estimate.training import PRECISIONS, RECOMPUTE, TrainingInput, estimate_training
@@ -49,8 +50,9 @@ with c3:
                                    if spec and spec.published_gpu_hours else "100K", key="gpu-hours")
     price = st.number_input("Price per GPU-hour (USD)", 0.0, 1000.0, float(gpu.price_usd_per_hour), 0.05,
                             key=f"price-{gpu.id}")
-    pue = st.number_input("PUE", 1.0, 3.0, 1.2, 0.05, key="pue")
-    grid = st.number_input("Grid intensity (kg CO₂e/kWh)", 0.0, 2.0, 0.37, 0.01, key="grid")
+    pue = st.number_input("PUE", 1.0, 3.0, defaults()["pue"], 0.05, key="pue",
+                          help="data-centre power usage effectiveness: energy = GPU-hours × TDP × PUE")
+    grid = st.number_input("Grid intensity (kg CO₂e/kWh)", 0.0, 2.0, defaults()["grid_kg_co2_per_kwh"], 0.01, key="grid")
 
 if tokens is None or (sizing != "Preset" and params is None) or (basis == "Published GPU-hours" and gpu_hours is None):
     st.stop()
