@@ -40,12 +40,17 @@ def memory_breakdown(df: pd.DataFrame, capacity_bytes: float | None = None) -> g
     return fig
 
 
-def cost_vs_size(df: pd.DataFrame) -> go.Figure:
-    """Training cost against model size, one line per tokens-per-parameter ratio (log-log)."""
+def cost_vs_size(df: pd.DataFrame, point: dict | None = None) -> go.Figure:
+    """Training cost against model size, one line per tokens-per-parameter ratio (log-log), with the
+    user's own run (``point``: params, cost_usd) marked."""
     fig = go.Figure()
     for ratio, part in df.groupby("tokens_per_param", sort=True):
         fig.add_scatter(x=part["params"], y=part["cost_usd"], mode="lines+markers", name=f"{ratio:g} tokens/param",
                         hovertemplate="%{x:.3s} params<br>$%{y:,.0f}<extra></extra>")
+    if point:
+        fig.add_scatter(x=[point["params"]], y=[point["cost_usd"]], mode="markers", name="this run",
+                        marker=dict(size=14, color="#111827", symbol="star"),
+                        hovertemplate="this run<br>%{x:.3s} params<br>$%{y:,.0f}<extra></extra>")
     fig.update_layout(title="Training cost vs model size and tokens", xaxis_title="parameters",
                       yaxis_title="USD", xaxis_type="log", yaxis_type="log", **_LAYOUT)
     return fig
@@ -64,8 +69,9 @@ def loss_vs_compute(frontier: pd.DataFrame, iso: pd.DataFrame, point: dict | Non
     if point:
         fig.add_scatter(x=[point["flops"]], y=[point["loss"]], mode="markers", name="your budget",
                         marker=dict(size=14, color="#dc2626", symbol="star"))
+    low, high = float(frontier["loss"].min()), float(frontier["loss"].max())
     fig.update_layout(title="Loss vs compute", xaxis_title="training FLOPs", yaxis_title="predicted loss (nats/token)",
-                      xaxis_type="log", **_LAYOUT)
+                      xaxis_type="log", yaxis_range=[low - 0.1, high + 0.6 * (high - low) + 0.1], **_LAYOUT)
     return fig
 
 
@@ -75,8 +81,11 @@ def serving_curve(df: pd.DataFrame) -> go.Figure:
     fig.add_scatter(x=df["concurrency"], y=df["decode_tokens_per_s"], mode="lines+markers", name="tokens/s (all sequences)")
     fig.add_scatter(x=df["concurrency"], y=df["cost_per_million_output_tokens_usd"], mode="lines+markers",
                     name="$ per M output tokens", secondary_y=True)
-    fig.update_xaxes(type="log", title="concurrent sequences")
-    fig.update_yaxes(title_text="tokens/s", secondary_y=False)
-    fig.update_yaxes(title_text="USD per million output tokens", type="log", secondary_y=True)
+    levels = [int(c) for c in df["concurrency"]]
+    fig.update_xaxes(type="log", title="concurrent sequences", tickvals=levels, ticktext=[str(c) for c in levels],
+                     minor=dict(showgrid=False), showgrid=True)
+    fig.update_yaxes(title_text="tokens/s", secondary_y=False, rangemode="tozero")
+    fig.update_yaxes(title_text="USD per million output tokens", type="log", tickprefix="$", tickformat=".2~g",
+                     dtick="D2", secondary_y=True, showgrid=False)
     fig.update_layout(title="Throughput and cost vs concurrency", **_LAYOUT)
     return fig

@@ -48,3 +48,11 @@ def format_duration_hours(hours: float) -> str:
     if hours >= 1:
         return f"{hours:.1f} h"
     return f"{hours * 60:.1f} min"
+
+
+def format_sci(value: float, digits: int = 3) -> str:
+    """Compact scientific notation for FLOPs: 4.77e23 (no '+', no leading zero in the exponent)."""
+    if value == 0:
+        return "0"
+    mantissa, exponent = f"{value:.{digits - 1}e}".split("e")
+    return f"{mantissa}e{int(exponent)}"

@@ -5,7 +5,7 @@ import streamlit as st
 from engine.charts import loss_vs_compute
 from engine.estimate.scaling import DEFAULT_FIT, FITS, OptimalInput, estimate_optimal
 from engine.estimate.sweeps import loss_frontier, loss_iso_params
-from engine.units import format_count
+from engine.units import format_count, format_sci
 from ui.widgets import downloads, gpu_picker, money, quantity_input, run_engine
 
 st.title("Compute-optimal")
@@ -40,7 +40,7 @@ m[0].metric("Optimal parameters", format_count(est.params))
 m[1].metric("Optimal tokens", format_count(est.tokens))
 m[2].metric("Predicted loss", f"{est.predicted_loss:.3f}", help="nats per token on MassiveText-like data")
 m[3].metric("Tokens per parameter", f"{est.tokens_per_param:.1f}")
-m[4].metric("Compute", f"{est.flops:.3g} FLOPs")
+m[4].metric("Compute (FLOPs)", format_sci(est.flops))
 m[5].metric("Cost", money(est.cost_usd or 0.0), help=f"{format_count(est.gpu_hours or 0)} GPU-hours on {gpu.name}")
 
 low, high = min(1e18, est.flops / 100), max(1e26, est.flops * 100)

@@ -6,7 +6,7 @@ from engine.catalog import defaults
 from engine.charts import cost_time_by_gpu, cost_vs_size
 from engine.estimate.sweeps import cost_by_size, training_by_gpu
 from engine.estimate.training import PRECISIONS, RECOMPUTE, TrainingInput, estimate_training
-from engine.units import format_count, format_duration_hours
+from engine.units import format_count, format_duration_hours, format_sci
 from ui.widgets import downloads, gpu_picker, model_picker, money, quantity_input, run_engine
 
 st.title("Training cost")
@@ -63,21 +63,23 @@ inp = TrainingInput(model=spec, params=params, tokens=tokens, gpu=gpu, gpus=int(
 est = run_engine(estimate_training, inp)
 
 st.divider()
-m = st.columns(7)
-m[0].metric("Total FLOPs", f"{est.flops_total:.3g}", help=f"{est.flops_per_token:.3g} FLOPs per token")
-m[1].metric("GPU-hours", format_count(est.gpu_hours))
-m[2].metric("Wall clock", format_duration_hours(est.wall_clock_hours), help=f"on {est.gpus:,} × {gpu.name}")
-m[3].metric("Cost", money(est.cost_usd))
-m[4].metric("Energy", f"{est.energy_kwh / 1e3:,.1f} MWh", help=f"TDP {gpu.tdp_w:g} W × PUE {est.pue:g}")
-m[5].metric("CO₂e", f"{est.co2_kg / 1e3:,.1f} t")
-m[6].metric("MFU", f"{est.mfu:.1%}", help=f"basis: {est.basis}; HFU {est.hfu:.1%}")
+m = st.columns(4)
+m[0].metric("Cost", money(est.cost_usd), help=f"{format_count(est.gpu_hours)} GPU-hours × ${est.price_usd_per_hour:,.2f}")
+m[1].metric("Wall clock", format_duration_hours(est.wall_clock_hours), help=f"on {est.gpus:,} × {gpu.name}")
+m[2].metric("GPU-hours", format_count(est.gpu_hours))
+m[3].metric("Total FLOPs", format_sci(est.flops_total), help=f"{format_sci(est.flops_per_token)} FLOPs per token")
+m = st.columns(4)
+m[0].metric("MFU", f"{est.mfu:.1%}", help=f"basis: {est.basis}; hardware FLOPs utilization {est.hfu:.1%}")
+m[1].metric("Throughput", f"{format_count(est.tokens_per_s)} tok/s", help="all GPUs together")
+m[2].metric("Energy", f"{est.energy_kwh / 1e3:,.1f} MWh", help=f"TDP {gpu.tdp_w:g} W × PUE {est.pue:g}")
+m[3].metric("CO₂e", f"{est.co2_kg / 1e3:,.1f} t", help=f"{est.grid_kg_per_kwh:g} kg per kWh")
 
 by_gpu = run_engine(training_by_gpu, inp)
 left, right = st.columns(2)
 left.plotly_chart(cost_time_by_gpu(by_gpu, gpu.id), width="stretch")
 sizes = [1e8, 3e8, 1e9, 3e9, 1e10, 3e10, 1e11, 3e11, 1e12]
 by_size = run_engine(cost_by_size, inp, sizes, [20.0, 100.0, 1000.0])
-right.plotly_chart(cost_vs_size(by_size), width="stretch")
+right.plotly_chart(cost_vs_size(by_size, {"params": est.params, "cost_usd": est.cost_usd}), width="stretch")
 with st.expander("Cost by GPU type (table)"):
     st.dataframe(by_gpu, hide_index=True, width="stretch")
 downloads("training-estimate", est.to_dict(), by_gpu)

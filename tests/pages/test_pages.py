@@ -69,7 +69,7 @@ def test_training_page_bare_parameter_count():
     at.radio(key="sizing").set_value("Parameter count").run()
     at.text_input(key="params").set_value("70B").run()
     assert_clean(at)
-    assert metrics(at)["Total FLOPs"] == f"{6 * 70e9 * 2e12:.3g}"
+    assert metrics(at)["Total FLOPs"] == "8.40e23"  # 6 · 70e9 · 2e12, no attention term
     at.text_input(key="params").set_value("-3").run()
     assert not at.exception and at.error
 
