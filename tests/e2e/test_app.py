@@ -1,0 +1,78 @@
+"""The dashboard in a real browser: every page deep-links and renders without an exception, and the
+main inputs drive the numbers they should. See conftest.py for the harness."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from conftest import AppPage
+
+pytestmark = pytest.mark.e2e
+
+# url_path -> what the page must show besides a title; "" is the home page (Overview).
+PAGES = {
+    "": (),
+    "train": ("stMetric", "stPlotlyChart"),
+    "memory": ("stMetric", "stPlotlyChart"),
+    "serve": ("stMetric", "stPlotlyChart"),
+    "scaling": ("stMetric", "stPlotlyChart"),
+    "catalog": (),
+}
+
+
+def _expect():
+    from playwright.sync_api import expect  # imported lazily: conftest skips these tests without Playwright
+
+    return expect
+
+
+@pytest.mark.parametrize("path", list(PAGES), ids=[p or "overview" for p in PAGES])
+def test_page_deep_link_renders(app: AppPage, path: str) -> None:
+    app.goto(path)
+    app.assert_no_exceptions()
+    expect = _expect()
+    title = app.page.locator('[data-testid="stMain"] h1')
+    expect(title.first, f"a title (h1) on /{path}").to_be_visible()
+    assert title.first.inner_text().strip(), f"the h1 on /{path} is empty"
+    for testid in PAGES[path]:
+        found = app.page.get_by_test_id(testid)
+        assert found.count() >= 1, f"no [data-testid={testid}] on /{path}"
+        expect(found.first).to_be_visible()
+
+
+def test_train_gpus_change_wall_clock(app: AppPage) -> None:
+    app.goto("train")
+    before = app.metric_value("Wall clock")
+    gpus = app.number_input("Number of GPUs")
+    assert gpus.count() == 1, f"no number input 'Number of GPUs'; number inputs: {app.labels('stNumberInput')}"
+    new = "4096" if gpus.input_value() != "4096" else "2048"
+    app.commit(gpus, new)
+    app.assert_no_exceptions()
+    after = app.metric_value("Wall clock")
+    assert after != before, f"Wall clock stayed {before!r} after Number of GPUs -> {new}"
+    assert app.page.get_by_test_id("stPlotlyChart").count() >= 1, "the plotly chart disappeared"
+
+
+def test_train_invalid_tokens_shows_error(app: AppPage) -> None:
+    app.goto("train")
+    tokens = app.text_input("Training tokens")
+    assert tokens.count() == 1, f"no text input 'Training tokens'; text inputs: {app.labels('stTextInput')}"
+    app.commit(tokens, "abc")
+    errors = app.page.get_by_test_id("stAlertContentError")
+    _expect()(errors.filter(has_text="tokens").first, "an error alert mentioning tokens").to_be_visible()
+    app.assert_no_exceptions(expected_errors=("tokens",))
+
+
+def test_serve_prompt_tokens_change_prefill(app: AppPage) -> None:
+    app.goto("serve")
+    before = app.metric_value("Prefill latency")
+    prompt = app.number_input("Prompt tokens")
+    assert prompt.count() == 1, f"no number input 'Prompt tokens'; number inputs: {app.labels('stNumberInput')}"
+    new = "8192" if prompt.input_value() != "8192" else "1024"
+    app.commit(prompt, new)
+    app.assert_no_exceptions()
+    after = app.metric_value("Prefill latency")
+    assert after != before, f"Prefill latency stayed {before!r} after Prompt tokens -> {new}"
