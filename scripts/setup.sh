@@ -5,6 +5,8 @@
 # PyTorch: the CPU build where no NVIDIA GPU is visible, the CUDA build plus the `gpu` extra
 # (onnxruntime-gpu, tensorrt) where `nvidia-smi -L` lists one. PREFLIGHT_TORCH overrides the
 # requirement (e.g. PREFLIGHT_TORCH='torch==2.11.0'); PREFLIGHT_TORCH=skip installs no torch.
+# PREFLIGHT_EXTRAS adds extras (comma-separated, e.g. PREFLIGHT_EXTRAS=gpu) for builds where no GPU is
+# visible but one will be at run time, as inside `docker build`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,8 +51,8 @@ else
   fi
 fi
 
-extras=""
-[ "$has_gpu" = 1 ] && extras="gpu"
+extras=${PREFLIGHT_EXTRAS:-}
+[ "$has_gpu" = 1 ] && [[ ",$extras," != *,gpu,* ]] && extras="${extras:+$extras,}gpu"
 [ "$want_test" = 1 ] && extras="${extras:+$extras,}test"
 pip_install -e ".${extras:+[$extras]}"
 
