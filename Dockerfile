@@ -34,6 +34,7 @@ RUN PREFLIGHT_TORCH="$PREFLIGHT_TORCH" PREFLIGHT_EXTRAS="$PREFLIGHT_EXTRAS" bash
 COPY --chown=preflight:preflight .streamlit/ .streamlit/
 COPY --chown=preflight:preflight ui/ ui/
 COPY --chown=preflight:preflight views/ views/
+COPY --chown=preflight:preflight assets/ assets/
 COPY --chown=preflight:preflight app.py ./
 
 ENV PATH="/app/.venv/bin:$PATH"

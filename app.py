@@ -5,9 +5,12 @@ entry script as its legacy auto-discovered multipage app, which can run a page w
 after a server restart. See README, "Why views/ and not pages/".
 """
 
+from pathlib import Path
+
 import streamlit as st
 
 from ui.navigation import navigation_pages
 
-st.set_page_config(page_title="Preflight", page_icon=":material/flight_takeoff:", layout="wide")
+# A shipped icon: a Material-symbol favicon would be fetched from Google Fonts, which fails offline.
+st.set_page_config(page_title="Preflight", page_icon=str(Path(__file__).parent / "assets" / "preflight-icon.png"), layout="wide")
 st.navigation(navigation_pages()).run()
