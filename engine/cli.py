@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -28,6 +29,12 @@ EXIT_USAGE = 2
 
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors and exit code 2 (argparse prints usage blocks by default)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # argparse only takes '-5' and '-.5' as negative numbers; '-7e9' or '-2T' would read as an
+        # unknown option ("expected one argument") instead of reaching the type check that names it.
+        self._negative_number_matcher = re.compile(r"^-(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?\s*[kmbgtp]?$", re.IGNORECASE)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")

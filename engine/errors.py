@@ -19,7 +19,12 @@ class ValidationError(ValueError):
 
 
 def _show(value: object) -> str:
-    return repr(value) if isinstance(value, str) else str(value)
+    """The bad value as a message shows it: quoted if text, cut short if long (one line, any input)."""
+    try:
+        text = repr(value) if isinstance(value, str) else str(value)
+    except ValueError:  # an int beyond sys.get_int_max_str_digits()
+        text = f"a {type(value).__name__} too large to print"
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def require_number(
@@ -32,12 +37,20 @@ def require_number(
     integer: bool = False,
 ) -> float:
     """Return ``value`` as a float (or int) if it is a finite number in range, else raise."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool):  # True is an int to Python, but never a count or a rate
+        raise ValidationError(f"{name} must be a number, got {value}")
+    if not isinstance(value, (int, float)):
         try:
             value = float(value)  # accept numeric strings and numpy scalars
         except (TypeError, ValueError):
             raise ValidationError(f"{name} must be a number, got {_show(value)}") from None
-    if not math.isfinite(value):
+        except OverflowError:  # e.g. Fraction(10**400)
+            raise ValidationError(f"{name} must be a finite number, got one too large for a float") from None
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int beyond float range, e.g. 10**400
+        raise ValidationError(f"{name} must be a finite number, got one too large for a float") from None
+    if not finite:
         raise ValidationError(f"{name} must be a finite number, got {value}")
     if integer:
         if value != int(value):
@@ -49,6 +62,13 @@ def require_number(
     if high is not None and value > high:
         raise ValidationError(f"{name} must be <= {high:g}, got {value:g}")
     return value
+
+
+def require_finite_result(values: dict, check: str) -> None:
+    """Raise when inputs that are each in range combine into an overflow (e.g. an MFU of 1e-320)."""
+    for key, value in values.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValidationError(f"inputs out of range: {key} would be {value}; check {check}")
 
 
 def require_choice(name: str, value: object, allowed: Iterable[str]) -> str:

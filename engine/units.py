@@ -14,7 +14,10 @@ _QUANTITY = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?)\s*([km
 def parse_quantity(text: object, name: str = "value") -> float:
     """Parse '2e12', '2T', '70b', '1.5M', '1_000' into a float. Suffixes: K M B/G T P (powers of 1000)."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
-        value = float(text)
+        try:
+            value = float(text)
+        except OverflowError:  # an int beyond float range, e.g. 10**400
+            raise ValidationError(f"{name} must be finite, got a number too large for a float") from None
     else:
         s = str(text).replace("_", "").replace(",", "")
         m = _QUANTITY.match(s)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields
 from functools import cache
 from pathlib import Path
 
-from engine.errors import ValidationError, require_choice
+from engine.errors import ValidationError, require_choice, require_number
 from engine.estimate.architecture import ModelSpec
 
 _HERE = Path(__file__).parent
@@ -34,6 +34,16 @@ class GPUSpec:
     typical_mfu: float
     source: str = ""
     date: str = ""
+
+    def __post_init__(self) -> None:
+        # (field, low, low allowed, high): a custom GPU is checked like any other input.
+        for name, low, low_inclusive, high in (
+            ("bf16_tflops", 0, False, 1e6), ("fp8_tflops", 0, True, 1e6), ("fp32_tflops", 0, True, 1e6),
+            ("memory_gb", 0, False, 1e6), ("bandwidth_gbs", 0, False, 1e7), ("tdp_w", 0, True, 1e5),
+            ("price_usd_per_hour", 0, True, 1e4), ("typical_mfu", 0, False, 1.0),
+        ):
+            value = require_number(f"gpu {name}", getattr(self, name), low=low, low_inclusive=low_inclusive, high=high)
+            object.__setattr__(self, name, value)
 
     @property
     def memory_bytes(self) -> float:

@@ -90,14 +90,15 @@ class ModelSpec:
         )
 
     def _validate(self) -> None:
+        # Store the validated values: require_number accepts "32" and 32.0 and returns the int 32.
         for name in ("n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff", "vocab_size", "context"):
-            require_number(name, getattr(self, name), low=1, high=1e7, integer=True)
+            object.__setattr__(self, name, require_number(name, getattr(self, name), low=1, high=1e7, integer=True))
         for name in (
             "head_dim", "sliding_window", "n_experts", "top_k", "n_shared_experts", "d_ff_expert",
             "first_dense_layers", "q_lora_rank", "kv_lora_rank", "qk_nope_head_dim",
             "qk_rope_head_dim", "v_head_dim",
         ):
-            require_number(name, getattr(self, name), low=0, high=1e7, integer=True)
+            object.__setattr__(self, name, require_number(name, getattr(self, name), low=0, high=1e7, integer=True))
         require_choice("ffn", self.ffn, FFN_KINDS)
         require_choice("position", self.position, POSITION_KINDS)
         require_choice("norm", self.norm, NORM_KINDS)

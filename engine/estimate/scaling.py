@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from engine.catalog import GPUSpec, resolve_gpu
-from engine.errors import ValidationError, require_choice, require_number
+from engine.errors import ValidationError, require_choice, require_finite_result, require_number
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +101,8 @@ def estimate_optimal(inp: OptimalInput) -> OptimalEstimate:
         mfu = require_number("mfu", gpu.typical_mfu if inp.mfu is None else inp.mfu, low=0, low_inclusive=False, high=1)
         price = require_number("price", gpu.price_usd_per_hour if inp.price_usd_per_hour is None else inp.price_usd_per_hour, low=0, high=1e4)
         rate = gpu.peak_flops("bf16") * mfu * 3600.0  # model FLOPs per GPU-hour
+        if rate <= 0:  # underflow: a tiny mfu on a tiny (custom) GPU
+            raise ValidationError(f"inputs out of range: mfu {mfu:g} on gpu {gpu.id} gives no throughput")
         if inp.flops is None:
             if price <= 0:
                 raise ValidationError("price must be > 0 to turn a dollar budget into GPU-hours")
@@ -110,10 +112,12 @@ def estimate_optimal(inp: OptimalInput) -> OptimalEstimate:
             gpu_hours = flops / rate
         cost = gpu_hours * price
     n, d = fit.optimal(flops)
-    return OptimalEstimate(
+    est = OptimalEstimate(
         params=n, tokens=d, predicted_loss=fit.loss(n, d), flops=flops, tokens_per_param=d / n,
         fit=fit.name, gpu=gpu.id if gpu else None, gpu_hours=gpu_hours, cost_usd=cost,
     )
+    require_finite_result(est.to_dict(), "mfu and price")
+    return est
 
 
 def predicted_loss(params: float, tokens: float, fit: str = DEFAULT_FIT) -> float:

@@ -17,7 +17,7 @@ import math
 from dataclasses import asdict, dataclass
 
 from engine.catalog import GPUSpec, ModelSpec, defaults, resolve_gpu, resolve_model
-from engine.errors import require_number
+from engine.errors import ValidationError, require_finite_result, require_number
 from engine.estimate.dtypes import BYTES_PER_VALUE, QUANTIZED, bytes_per_weight, compute_precision, kv_dtype, weight_dtype
 
 
@@ -114,7 +114,10 @@ def estimate_serving(inp: ServeInput) -> ServeEstimate:
     overhead = require_number("overhead-gb", dflt["overhead_gb"] if inp.overhead_gb is None else inp.overhead_gb, low=0, high=1e4) * 1e9
     max_batch = require_number("max-batch", dflt["max_batch_sequences"] if inp.max_batch is None else inp.max_batch, low=1, high=1e6, integer=True)
 
-    flops_rate = n * gpu.peak_flops(compute_precision(dtype)) * eff_c
+    precision = compute_precision(dtype)
+    if gpu.peak_flops(precision) <= 0:
+        raise ValidationError(f"gpu {gpu.id} has no {precision} throughput in the catalog")
+    flops_rate = n * gpu.peak_flops(precision) * eff_c
     byte_rate = n * gpu.bandwidth_gbs * 1e9 * eff_b
     weights = _weight_bytes(spec, dtype)
     kv_per_token = spec.kv_cache_bytes_per_token(BYTES_PER_VALUE[kv])
@@ -140,10 +143,16 @@ def estimate_serving(inp: ServeInput) -> ServeEstimate:
     step = max(t_mem, t_cmp)
     # A replica spends prefill_s of exclusive time per request and shares decode steps among conc.
     per_request_gpu_time = prefill_s + O * step / conc
-    replica_rps = 1.0 / per_request_gpu_time
+    replica_rps = 1.0 / per_request_gpu_time if per_request_gpu_time > 0 else math.inf
+    # Tiny efficiencies or rates: times that overflow, or a replica count no float (or fleet) holds.
+    if not (step > 0 and replica_rps > 0 and rps / replica_rps <= 1e15):
+        raise ValidationError(
+            f"inputs out of range: {per_request_gpu_time:.3g} GPU-seconds per request at {rps:g} requests/s; "
+            "check the efficiencies and the GPU's figures"
+        )
     replicas = max(1, math.ceil(rps / replica_rps - 1e-9))
     dollars_per_s = n * price / 3600.0
-    return ServeEstimate(
+    est = ServeEstimate(
         gpu=gpu.id, gpus=int(n), fits=fits, min_gpus_to_fit=min_gpus, weights_bytes=weights,
         kv_cache_bytes_per_sequence=kv_per_seq, max_concurrency=max_conc, concurrency=int(conc),
         prefill_seconds=prefill_s, prefill_bound="compute" if pf_compute >= pf_memory else "memory",
@@ -154,3 +163,5 @@ def estimate_serving(inp: ServeInput) -> ServeEstimate:
         cost_per_million_input_tokens_usd=dollars_per_s * prefill_s / P * 1e6,
         cost_per_million_output_tokens_usd=dollars_per_s * step / conc * 1e6,
     )
+    require_finite_result(est.to_dict(), "the efficiencies and the GPU's figures")
+    return est

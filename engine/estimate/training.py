@@ -9,10 +9,11 @@ Sec. 5.1: 8·T·P instead of 6·T·P), the attention core for selective recomput
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 from engine.catalog import GPUSpec, ModelSpec, defaults, resolve_gpu, resolve_model
-from engine.errors import ValidationError, require_choice, require_number
+from engine.errors import ValidationError, require_choice, require_finite_result, require_number
 
 RECOMPUTE = ("none", "selective", "full")
 PRECISIONS = ("bf16", "fp8", "fp32")
@@ -128,14 +129,18 @@ def estimate_training(inp: TrainingInput) -> TrainingEstimate:
     else:
         mfu = gpu.typical_mfu if inp.mfu is None else inp.mfu
         mfu = require_number("mfu", mfu, low=0, low_inclusive=False, high=1.0)
+        if peak * mfu <= 0:  # underflow: both tiny
+            raise ValidationError(f"inputs out of range: mfu {mfu:g} at {peak:g} FLOP/s gives no throughput")
         gpu_hours = flops / (peak * mfu) / 3600.0
         basis = "MFU"
     seconds = gpu_hours * 3600.0
+    wall_h = gpu_hours / n_gpus
+    if not (math.isfinite(gpu_hours) and wall_h > 0):
+        raise ValidationError(f"inputs out of range: they give {gpu_hours:g} GPU-hours; check mfu, achieved-tflops or gpu-hours")
     mfu = flops / (seconds * peak)
     hfu = hw_flops / (seconds * peak)
-    wall_h = gpu_hours / n_gpus
     energy = gpu_hours * gpu.tdp_w / 1000.0 * pue
-    return TrainingEstimate(
+    est = TrainingEstimate(
         params=params, active_params=active, tokens=tokens, seq_len=int(seq), flops_per_token=per_token,
         flops_total=flops, hardware_flops_total=hw_flops, gpu=gpu.id, gpus=int(n_gpus),
         peak_tflops_per_gpu=peak / 1e12, mfu=mfu, hfu=hfu, tokens_per_s=tokens / (wall_h * 3600.0),
@@ -143,6 +148,8 @@ def estimate_training(inp: TrainingInput) -> TrainingEstimate:
         price_usd_per_hour=price, cost_usd=gpu_hours * price, energy_kwh=energy, co2_kg=energy * grid,
         pue=pue, grid_kg_per_kwh=grid, basis=basis,
     )
+    require_finite_result(est.to_dict(), "mfu, achieved-tflops or gpu-hours")
+    return est
 
 
 def mfu_from_throughput(flops_per_token: float, tokens_per_s: float, n_chips: int, peak_flops: float) -> float:

@@ -1,0 +1,282 @@
+"""The command line: one JSON object per --json command, exit code 2 and one stderr line for bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine import __version__, catalog
+from engine.catalog import get_gpu
+from engine.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+TRAIN_KEYS = {"params", "tokens", "flops_total", "gpu_hours", "wall_clock_hours", "cost_usd", "energy_kwh", "co2_kg", "mfu"}
+MEMORY_KEYS = {"weights_bytes", "gradients_bytes", "optimizer_bytes", "activations_bytes", "kv_cache_bytes",
+               "total_bytes_per_gpu", "fits"}
+SERVE_KEYS = {"prefill_seconds", "decode_tokens_per_s", "time_per_output_token_s", "max_concurrency", "gpus_needed",
+              "cost_per_million_input_tokens_usd", "cost_per_million_output_tokens_usd"}
+OPTIMAL_KEYS = {"params", "tokens", "predicted_loss"}
+
+
+def cli(capsys, *argv: str) -> tuple[int, str, str]:
+    """Run the CLI in-process: (exit code, stdout, stderr), whether it returns or raises SystemExit."""
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def cli_json(capsys, *argv: str) -> dict:
+    code, out, err = cli(capsys, *argv, "--json")
+    assert code == 0, err
+    assert err == ""
+    assert out.count("\n") == 1 and out.endswith("\n"), "exactly one line of JSON"
+    obj = json.loads(out)  # json.loads rejects trailing data: exactly one object
+    assert isinstance(obj, dict)
+    return obj
+
+
+def finite_numbers(obj: dict) -> None:
+    for key, value in obj.items():
+        if isinstance(value, float):
+            assert math.isfinite(value), key
+
+
+# ---- JSON contract ----------------------------------------------------------------------------
+
+def test_models(capsys):
+    obj = cli_json(capsys, "models")
+    ids = [row["id"] for row in obj["models"]]
+    assert ids == list(catalog.models())
+    row = next(r for r in obj["models"] if r["id"] == "llama-2-7b")
+    assert row["params_total"] == 6_738_415_616 and row["attention"] == "mha"
+    assert obj["version"] == catalog.catalog_versions()["models"]
+
+
+def test_gpus(capsys):
+    obj = cli_json(capsys, "gpus")
+    assert [row["id"] for row in obj["gpus"]] == list(catalog.gpus())
+    h100 = next(r for r in obj["gpus"] if r["id"] == "h100-sxm")
+    assert h100["bf16_tflops"] == 989.4 and h100["memory_gb"] == 80
+
+
+def test_estimate_train(capsys):
+    obj = cli_json(capsys, "estimate", "train", "--model", "llama-2-7b", "--tokens", "2T", "--gpu", "a100-80gb",
+                   "--gpus", "1024")
+    assert TRAIN_KEYS <= obj.keys()
+    finite_numbers(obj)
+    assert obj["params"] == 6_738_415_616 and obj["tokens"] == 2e12
+    assert obj["mfu"] == pytest.approx(get_gpu("a100-80gb").typical_mfu)
+    assert obj["wall_clock_hours"] == pytest.approx(obj["gpu_hours"] / 1024)
+
+
+def test_estimate_train_gpu_hours_gives_implied_mfu(capsys):
+    """Llama 2 7B: 184,320 A100 GPU-hours for 2T tokens (Touvron et al. 2023, Table 2)."""
+    obj = cli_json(capsys, "estimate", "train", "--model", "llama-2-7b", "--tokens", "2T", "--gpu", "a100-80gb",
+                   "--gpu-hours", "184320")
+    assert TRAIN_KEYS <= obj.keys()
+    assert obj["gpu_hours"] == 184_320
+    assert obj["mfu"] == pytest.approx(obj["flops_total"] / (184_320 * 3600 * 312e12), rel=1e-12)
+    assert 0.3 < obj["mfu"] < 0.6
+
+
+def test_estimate_train_params_and_options(capsys):
+    obj = cli_json(capsys, "estimate", "train", "--params", "175B", "--tokens", "300B", "--gpu", "A100-80GB",
+                   "--gpus", "1024", "--achieved-tflops", "140", "--recompute", "full", "--price", "2",
+                   "--pue", "1.1", "--grid", "0.2", "--precision", "bf16")
+    assert obj["flops_total"] == pytest.approx(6 * 175e9 * 300e9)
+    assert obj["wall_clock_hours"] / 24 == pytest.approx(33.9, abs=0.05)  # Narayanan et al. 2021: ~34 days
+    assert obj["cost_usd"] == pytest.approx(obj["gpu_hours"] * 2)
+    assert obj["co2_kg"] == pytest.approx(obj["energy_kwh"] * 0.2)
+
+
+def test_estimate_memory(capsys):
+    obj = cli_json(capsys, "estimate", "memory", "--model", "llama-2-7b", "--gpu", "a100-80gb", "--dp", "64",
+                   "--zero", "3", "--recompute", "full")
+    assert MEMORY_KEYS <= obj.keys()
+    finite_numbers(obj)
+    assert obj["fits"] is True
+    total = sum(obj[k] for k in ("weights_bytes", "gradients_bytes", "optimizer_bytes"))
+    assert total / obj["params_per_gpu"] == pytest.approx(16 / 64)
+
+
+def test_estimate_memory_infer(capsys):
+    obj = cli_json(capsys, "estimate", "memory", "--model", "llama-2-7b", "--mode", "infer", "--batch", "1",
+                   "--seq-len", "1", "--dtype", "fp16")
+    assert MEMORY_KEYS <= obj.keys()
+    assert obj["kv_cache_bytes"] == 524_288
+    assert obj["fits"] is None  # no --gpu given
+
+
+def test_estimate_memory_all_options(capsys):
+    obj = cli_json(capsys, "estimate", "memory", "--model", "gpt3-175b", "--tp", "8", "--pp", "8", "--dp", "8",
+                   "--zero", "1", "--no-sequence-parallel", "--optimizer", "adamw-8bit", "--microbatches", "4",
+                   "--recompute", "selective", "--gpu", "h100-sxm", "--overhead-gb", "2", "--batch", "1",
+                   "--seq-len", "2k")
+    assert MEMORY_KEYS <= obj.keys() and obj["overhead_bytes"] == 2e9 and obj["gpus"] == 512
+
+
+def test_estimate_serve(capsys):
+    obj = cli_json(capsys, "estimate", "serve", "--model", "llama-3-8b", "--gpu", "h100-sxm",
+                   "--prompt-tokens", "512", "--output-tokens", "256", "--concurrency", "1")
+    assert SERVE_KEYS <= obj.keys()
+    finite_numbers(obj)
+    assert obj["time_per_output_token_s"] == pytest.approx((obj["weights_bytes"] + 131_072 * 640) / (3350e9 * 0.8))
+
+
+def test_estimate_serve_options(capsys):
+    obj = cli_json(capsys, "estimate", "serve", "--model", "mixtral-8x7b", "--gpu", "h100-sxm", "--gpus", "2",
+                   "--dtype", "fp8", "--kv-dtype", "fp8", "--prompt-tokens", "2k", "--output-tokens", "1k",
+                   "--requests-per-s", "20", "--price", "3", "--prefill-efficiency", "0.5", "--decode-efficiency", "0.7")
+    assert SERVE_KEYS <= obj.keys() and obj["gpus_needed"] % 2 == 0 and obj["price_usd_per_hour"] == 3
+
+
+def test_estimate_optimal_flops(capsys):
+    obj = cli_json(capsys, "estimate", "optimal", "--flops", "5.76e23")
+    assert OPTIMAL_KEYS <= obj.keys()
+    assert obj["params"] == pytest.approx(70e9, rel=0.08)
+    assert obj["tokens"] == pytest.approx(1.4e12, rel=0.10)
+    hoffmann = cli_json(capsys, "estimate", "optimal", "--flops", "5.76e23", "--fit", "hoffmann2022")
+    assert hoffmann["params"] < 40e9
+
+
+def test_estimate_optimal_budget(capsys):
+    obj = cli_json(capsys, "estimate", "optimal", "--budget-usd", "1M", "--gpu", "h100-sxm")
+    assert OPTIMAL_KEYS <= obj.keys()
+    assert obj["cost_usd"] == pytest.approx(1e6)
+    obj = cli_json(capsys, "estimate", "optimal", "--budget-usd", "1e6", "--gpu", "h100-sxm", "--mfu", "0.5", "--price", "2")
+    assert obj["gpu_hours"] == pytest.approx(5e5)
+
+
+@pytest.mark.parametrize("argv", [
+    ["models"], ["gpus"],
+    ["estimate", "train", "--model", "gpt2", "--tokens", "1B", "--gpu", "l4"],
+    ["estimate", "memory", "--model", "gpt2", "--gpu", "l4"],
+    ["estimate", "serve", "--model", "gpt2", "--gpu", "l4", "--prompt-tokens", "100", "--output-tokens", "10"],
+    ["estimate", "optimal", "--flops", "1e21"],
+])
+def test_human_output(capsys, argv):
+    code, out, err = cli(capsys, *argv)
+    assert code == 0 and err == ""
+    assert out.strip() and not out.lstrip().startswith("{")
+
+
+def test_human_memory_output_uses_units(capsys):
+    code, out, _ = cli(capsys, "estimate", "memory", "--model", "llama-2-7b", "--mode", "infer")
+    assert code == 0
+    assert "weights_bytes" in out and "GB" in out
+
+
+def test_version(capsys):
+    code, out, _ = cli(capsys, "--version")
+    assert code == 0 and __version__ in out
+
+
+def test_module_entry_point():
+    """`python -m engine ... --json` works as a real process (the same CLI as `preflight`)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine", "estimate", "train", "--model", "llama-2-7b", "--tokens", "2T",
+         "--gpu", "a100-80gb", "--gpu-hours", "184320", "--json"],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    obj = json.loads(proc.stdout)
+    assert TRAIN_KEYS <= obj.keys()
+    assert obj["gpu_hours"] == 184_320 and 0.3 < obj["mfu"] < 0.6
+
+
+# ---- bad input: exit 2, one line on stderr naming the bad value, no traceback ---------------------
+
+TRAIN = ["estimate", "train", "--model", "llama-2-7b", "--tokens", "2T", "--gpu", "a100-80gb"]
+MEMORY = ["estimate", "memory", "--model", "llama-2-7b"]
+SERVE = ["estimate", "serve", "--model", "llama-3-8b", "--gpu", "h100-sxm", "--prompt-tokens", "512", "--output-tokens", "256"]
+
+
+@pytest.mark.parametrize("argv, named", [
+    # unknown presets
+    (["estimate", "train", "--model", "gpt-9", "--tokens", "1T", "--gpu", "h100-sxm"], "gpt-9"),
+    (["estimate", "train", "--model", "gpt2", "--tokens", "1T", "--gpu", "tpu-v9"], "tpu-v9"),
+    (["estimate", "memory", "--model", "llama-9"], "llama-9"),
+    (MEMORY + ["--gpu", "voodoo2"], "voodoo2"),
+    (["estimate", "serve", "--model", "gpt2", "--gpu", "h1000", "--prompt-tokens", "1", "--output-tokens", "1"], "h1000"),
+    (["estimate", "optimal", "--budget-usd", "1e6", "--gpu", "k80"], "k80"),
+    (["estimate", "optimal", "--flops", "1e23", "--fit", "kaplan"], "kaplan"),
+    (MEMORY + ["--dtype", "int3"], "int3"),
+    (MEMORY + ["--optimizer", "lion"], "lion"),
+    (TRAIN + ["--recompute", "some"], "some"),
+    # negative, zero, NaN, inf, junk numbers
+    (["estimate", "train", "--params", "-7e9", "--tokens", "2T", "--gpu", "a100-80gb"], "-7e+09"),
+    (["estimate", "train", "--model", "gpt2", "--tokens", "-2T", "--gpu", "l4"], "-2e+12"),
+    (["estimate", "train", "--model", "gpt2", "--tokens", "-1.5", "--gpu", "l4"], "-1.5"),
+    (["estimate", "train", "--model", "gpt2", "--tokens", "-5", "--gpu", "l4"], "-5"),
+    (["estimate", "train", "--model", "gpt2", "--tokens", "0", "--gpu", "l4"], "tokens"),
+    (["estimate", "train", "--model", "gpt2", "--tokens", "abc", "--gpu", "l4"], "abc"),
+    (["estimate", "train", "--model", "gpt2", "--tokens", "nan", "--gpu", "l4"], "nan"),
+    (["estimate", "train", "--model", "gpt2", "--tokens", "inf", "--gpu", "l4"], "inf"),
+    (["estimate", "train", "--model", "gpt2", "--tokens", "1e400", "--gpu", "l4"], "1e400"),
+    (TRAIN + ["--gpus", "0"], "gpus"),
+    (TRAIN + ["--gpus", "-3"], "-3"),
+    (TRAIN + ["--gpus", "2.5"], "2.5"),
+    (TRAIN + ["--mfu", "nan"], "nan"),
+    (TRAIN + ["--mfu", "1.5"], "1.5"),
+    (TRAIN + ["--mfu", "0"], "mfu"),
+    (TRAIN + ["--mfu", "abc"], "abc"),
+    (TRAIN + ["--gpu-hours", "0"], "gpu-hours"),
+    (TRAIN + ["--achieved-tflops", "5000"], "5000"),
+    (TRAIN + ["--price", "-1"], "-1"),
+    (TRAIN + ["--pue", "0.5"], "0.5"),
+    (TRAIN + ["--seq-len", "0"], "seq-len"),
+    (MEMORY + ["--batch", "0"], "batch"),
+    (MEMORY + ["--batch", "abc"], "abc"),
+    (MEMORY + ["--zero", "5"], "5"),
+    (MEMORY + ["--tp", "64"], "64"),
+    (MEMORY + ["--pp", "33"], "33"),
+    (MEMORY + ["--overhead-gb", "inf"], "inf"),
+    (MEMORY + ["--mode", "infer", "--kv-dtype", "int4"], "int4"),
+    (MEMORY + ["--dtype", "int4"], "int4"),  # int4 is for inference only
+    (SERVE + ["--concurrency", "0"], "concurrency"),
+    (SERVE + ["--requests-per-s", "-2"], "-2"),
+    (SERVE + ["--decode-efficiency", "2"], "2"),
+    (SERVE[:-1] + ["NaN"], "NaN"),
+    (["estimate", "optimal", "--flops", "-1e23"], "-1e+23"),
+    (["estimate", "optimal", "--flops", "zillions"], "zillions"),
+    (["estimate", "optimal", "--budget-usd", "0", "--gpu", "h100-sxm"], "budget-usd"),
+    # conflicting and missing arguments
+    (TRAIN + ["--mfu", "0.4", "--gpu-hours", "1000"], "--gpu-hours"),
+    (TRAIN + ["--params", "7B"], "--params"),
+    (["estimate", "optimal", "--flops", "1e23", "--budget-usd", "1e6", "--gpu", "h100-sxm"], "--budget-usd"),
+    (["estimate", "optimal", "--budget-usd", "1e6"], "--gpu"),
+    (["estimate", "train", "--model", "gpt2", "--gpu", "l4"], "--tokens"),
+    (["estimate", "train", "--tokens", "1T", "--gpu", "l4"], "--model"),
+    (["estimate", "serve", "--model", "gpt2", "--gpu", "l4", "--output-tokens", "5"], "--prompt-tokens"),
+    (["estimate", "memory"], "--model"),
+    (["estimate", "optimal"], "--flops"),
+    (["estimate"], "what"),
+    ([], "command"),
+    (["train"], "train"),
+    (TRAIN + ["--bogus"], "--bogus"),
+])
+def test_bad_input_exits_2_with_one_line(capsys, argv, named):
+    code, out, err = cli(capsys, *argv)
+    assert code == 2
+    assert out == ""
+    lines = err.strip("\n").split("\n")
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert named in lines[0]
+    assert lines[0].startswith("preflight")
+
+
+def test_bad_input_never_prints_traceback_for_huge_values(capsys):
+    code, _, err = cli(capsys, *TRAIN, "--gpus", "1" + "0" * 500)
+    assert code == 2 and len(err.strip().split("\n")) == 1
+    code, _, err = cli(capsys, *TRAIN, "--mfu", "1e-320")
+    assert code == 2 and len(err.strip().split("\n")) == 1 and "out of range" in err
