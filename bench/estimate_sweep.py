@@ -46,7 +46,8 @@ def make_inputs(rng: random.Random, n: int) -> list[tuple[TrainingInput, MemoryI
             mfu=rng.choice([None, 0.3, 0.45]), precision=rng.choice(["bf16", "fp8"]),
             recompute=rng.choice(["none", "selective", "full"]),
         )
-        tp = rng.choice([t for t in (1, 2, 4, 8) if t <= spec.n_heads])
+        divisors = [t for t in (1, 2, 4, 8) if spec.n_heads % t == 0]  # tensor parallelism splits heads
+        tp = rng.choice(divisors)
         pp = rng.choice([p for p in (1, 2, 4) if p <= spec.n_layers])
         memory = MemoryInput(
             model=model, mode="train", batch=rng.choice([1, 2, 4, 8]), seq_len=seq,
@@ -54,7 +55,7 @@ def make_inputs(rng: random.Random, n: int) -> list[tuple[TrainingInput, MemoryI
             tp=tp, pp=pp, recompute=rng.choice(["none", "selective", "full"]), gpu=gpu,
         )
         serve = ServeInput(
-            model=model, gpu=gpu, gpus=rng.choice([1, 2, 4, 8]), dtype=rng.choice(["bf16", "fp8", "int4"]),
+            model=model, gpu=gpu, gpus=rng.choice(divisors), dtype=rng.choice(["bf16", "fp8", "int4"]),
             prompt_tokens=rng.choice([128, 512, 2048, 8000]), output_tokens=rng.choice([64, 256, 1024]),
             requests_per_s=rng.choice([0.5, 1.0, 10.0]),
         )

@@ -64,9 +64,11 @@ def require_number(
     return value
 
 
-def require_finite_result(values: dict, check: str) -> None:
-    """Raise when inputs that are each in range combine into an overflow (e.g. an MFU of 1e-320)."""
-    for key, value in values.items():
+def require_finite_result(result: object, check: str) -> None:
+    """Raise when inputs that are each in range combine into an overflow (e.g. an MFU of 1e-320).
+    ``result`` is a slotted result dataclass; its fields are read in place (no copy)."""
+    for key in type(result).__slots__:
+        value = getattr(result, key)
         if isinstance(value, float) and not math.isfinite(value):
             raise ValidationError(f"inputs out of range: {key} would be {value}; check {check}")
 

@@ -8,6 +8,7 @@ import re
 from engine.errors import ValidationError
 
 _SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12, "p": 1e15}
+_THOUSANDS = re.compile(r"^\s*[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?(?:e[+-]?\d+)?\s*[kmbgtp]?\s*$", re.IGNORECASE)
 _QUANTITY = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?)\s*([kmbgtp]?)\s*$", re.IGNORECASE)
 
 
@@ -19,7 +20,11 @@ def parse_quantity(text: object, name: str = "value") -> float:
         except OverflowError:  # an int beyond float range, e.g. 10**400
             raise ValidationError(f"{name} must be finite, got a number too large for a float") from None
     else:
-        s = str(text).replace("_", "").replace(",", "")
+        s = str(text).replace("_", "")
+        if "," in s:  # thousands separators only: '1,5' (a decimal comma) would silently read as 15
+            if not _THOUSANDS.match(s):
+                raise ValidationError(f"{name}: commas are only thousands separators (1,000,000); got {str(text)!r}")
+            s = s.replace(",", "")
         m = _QUANTITY.match(s)
         if not m:
             raise ValidationError(f"{name} must be a number like 2e12 or 2T, got {str(text)!r}")

@@ -13,6 +13,7 @@ from engine.errors import ValidationError
 from engine.units import format_bytes, format_count, format_duration_hours, parse_quantity
 
 SUFFIXES = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12, "p": 1e15}
+_THOUSANDS = re.compile(r"^\s*[+-]?\d{1,3}(,\d{3})+(\.\d*)?(e[+-]?\d+)?\s*[kmbgtp]?\s*$", re.I)
 _VALID = re.compile(r"^\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?\s*[kmbgtp]?\s*$", re.IGNORECASE)
 
 
@@ -76,15 +77,30 @@ def test_format_count_round_trips_to_three_digits(x):
 @settings(max_examples=1500, deadline=None)
 @given(st.one_of(st.text(max_size=20), st.text(alphabet="0123456789.eE+-_, kKmMbBgGtTpP", max_size=12)))
 def test_any_text_parses_or_raises_validation_error(text):
+    no_underscores = text.replace("_", "")
+    # Commas are thousands separators only ('1,000'); '1,5' is a decimal comma and must be refused.
+    commas_ok = "," not in no_underscores or _THOUSANDS.match(no_underscores)
+    cleaned = no_underscores.replace(",", "")
     try:
         value = parse_quantity(text, "n")
     except ValidationError as exc:
         assert "\n" not in str(exc)
-        cleaned = text.replace("_", "").replace(",", "")
-        assert not _VALID.match(cleaned) or not math.isfinite(float(re.sub(r"[kmbgtp\s]", "", cleaned, flags=re.I)))
+        assert not commas_ok or not _VALID.match(cleaned) or not math.isfinite(
+            float(re.sub(r"[kmbgtp\s]", "", cleaned, flags=re.I)))
         return
     assert math.isfinite(value)
-    assert _VALID.match(text.replace("_", "").replace(",", ""))
+    assert commas_ok and _VALID.match(cleaned)
+
+
+@pytest.mark.parametrize("text", ["1,5", "0,", "1,00", "12,3456"])
+def test_decimal_commas_are_refused(text):
+    with pytest.raises(ValidationError, match="thousands"):
+        parse_quantity(text, "tokens")
+
+
+def test_thousands_separators():
+    assert parse_quantity("1,000,000") == 1e6
+    assert parse_quantity("184,320") == 184320
 
 
 def test_format_count():

@@ -124,13 +124,19 @@ def _plan(inp: MemoryInput) -> _Plan:
     dp = require_number("dp", inp.dp, low=1, high=1e6, integer=True)
     zero = require_number("zero", inp.zero, low=0, high=3, integer=True)
     tp = require_number("tp", inp.tp, low=1, high=1024, integer=True)
-    pp = require_number("pp", inp.pp, low=1, high=spec.n_layers, integer=True)
-    if tp > spec.n_heads:
-        raise ValidationError(f"tp must be <= n_heads ({spec.n_heads}), got {tp}")
+    pp = require_number("pp", inp.pp, low=1, high=min(spec.n_layers, 1024), integer=True)
+    check_tensor_parallel(spec, tp)
     recompute = require_choice("recompute", inp.recompute, RECOMPUTE)
     optimizer = require_choice("optimizer", inp.optimizer, OPTIMIZER_STATE_BYTES)
     m = pp if inp.microbatches is None else require_number("microbatches", inp.microbatches, low=1, high=1e6, integer=True)
     return _Plan(spec, mode, b, s, dtype, kv, dp, zero, tp, pp, recompute, bool(inp.sequence_parallel), optimizer, m)
+
+
+def check_tensor_parallel(spec: ModelSpec, tp: int) -> None:
+    """Megatron-style tensor parallelism splits attention by heads: tp must divide n_heads (KV heads
+    fewer than tp are replicated, as Megatron-LM and vLLM do for GQA)."""
+    if tp > spec.n_heads or spec.n_heads % tp:
+        raise ValidationError(f"tp must divide n_heads ({spec.n_heads}), got {tp}")
 
 
 def _stage_layers(spec: ModelSpec, pp: int, stage: int) -> tuple[int, int]:

@@ -116,7 +116,7 @@ def estimate_optimal(inp: OptimalInput) -> OptimalEstimate:
         params=n, tokens=d, predicted_loss=fit.loss(n, d), flops=flops, tokens_per_param=d / n,
         fit=fit.name, gpu=gpu.id if gpu else None, gpu_hours=gpu_hours, cost_usd=cost,
     )
-    require_finite_result(est.to_dict(), "mfu and price")
+    require_finite_result(est, "mfu and price")
     return est
 
 

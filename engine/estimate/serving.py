@@ -14,10 +14,11 @@ A replica is ``gpus`` GPUs in one tensor-parallel group holding one copy of the 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from engine.catalog import GPUSpec, ModelSpec, defaults, resolve_gpu, resolve_model
 from engine.errors import ValidationError, require_finite_result, require_number
+from engine.estimate.memory import check_tensor_parallel
 from engine.estimate.dtypes import BYTES_PER_VALUE, QUANTIZED, bytes_per_weight, compute_precision, kv_dtype, weight_dtype
 
 
@@ -98,11 +99,30 @@ def prefill_flops(spec: ModelSpec, prompt_tokens: int) -> float:
     return 2.0 * spec.params_matmul_active * p + per_position * attended
 
 
+def min_gpus_to_fit(spec: ModelSpec, weights: float, kv_per_seq: float, usable_per_gpu: float) -> int:
+    """Smallest tensor-parallel group (a divisor of n_heads) whose memory holds the weights and one
+    sequence's KV cache; above n_heads GPUs the model needs pipeline parallelism: the raw count."""
+    need = max(1, math.ceil((weights + kv_per_seq) / max(usable_per_gpu, 1.0)))
+    return next((d for d in range(need, spec.n_heads + 1) if spec.n_heads % d == 0), need)
+
+
 def estimate_serving(inp: ServeInput) -> ServeEstimate:
+    """Serve ``inp.model`` on replicas of ``inp.gpus`` GPUs. When that group cannot hold the model,
+    ``fits`` is False, the latency and cost figures describe the group as if it could, and
+    ``gpus_needed`` is counted in replicas of ``min_gpus_to_fit`` GPUs, which can."""
     spec = resolve_model(inp.model)
+    n = require_number("gpus", inp.gpus, low=1, high=4096, integer=True)
+    check_tensor_parallel(spec, n)
+    est = _estimate(inp, spec, n)
+    if not est.fits and est.min_gpus_to_fit > n:
+        held = _estimate(replace(inp, concurrency=None), spec, est.min_gpus_to_fit)
+        est = replace(est, replicas=held.replicas, gpus_needed=held.gpus_needed)
+    return est
+
+
+def _estimate(inp: ServeInput, spec: ModelSpec, n: int) -> ServeEstimate:
     gpu = resolve_gpu(inp.gpu)
     dflt = defaults()
-    n = require_number("gpus", inp.gpus, low=1, high=4096, integer=True)
     dtype = weight_dtype(inp.dtype)
     kv = kv_dtype(inp.kv_dtype) if inp.kv_dtype is not None else (dtype if dtype in ("fp32", "bf16", "fp16", "fp8") else "bf16")
     P = require_number("prompt-tokens", inp.prompt_tokens, low=1, high=1e7, integer=True)
@@ -125,7 +145,7 @@ def estimate_serving(inp: ServeInput) -> ServeEstimate:
     free = n * (gpu.memory_bytes - overhead) - weights
     max_conc = int(min(max_batch, max(0.0, free) // kv_per_seq)) if kv_per_seq > 0 else int(max_batch)
     fits = max_conc >= 1
-    min_gpus = max(1, math.ceil((weights + kv_per_seq) / max(gpu.memory_bytes - overhead, 1.0)))
+    min_gpus = min_gpus_to_fit(spec, weights, kv_per_seq, gpu.memory_bytes - overhead)
     if inp.concurrency is None:
         conc = max(1, max_conc)
     else:
@@ -163,5 +183,5 @@ def estimate_serving(inp: ServeInput) -> ServeEstimate:
         cost_per_million_input_tokens_usd=dollars_per_s * prefill_s / P * 1e6,
         cost_per_million_output_tokens_usd=dollars_per_s * step / conc * 1e6,
     )
-    require_finite_result(est.to_dict(), "the efficiencies and the GPU's figures")
+    require_finite_result(est, "the efficiencies and the GPU's figures")
     return est

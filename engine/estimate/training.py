@@ -138,6 +138,11 @@ def estimate_training(inp: TrainingInput) -> TrainingEstimate:
     if not (math.isfinite(gpu_hours) and wall_h > 0):
         raise ValidationError(f"inputs out of range: they give {gpu_hours:g} GPU-hours; check mfu, achieved-tflops or gpu-hours")
     mfu = flops / (seconds * peak)
+    if mfu > 1.0:
+        raise ValidationError(
+            f"{gpu_hours:.4g} GPU-hours cannot run {flops:.3g} FLOPs on {gpu.id}: that implies MFU {mfu:.3g} > 1; "
+            "check gpu-hours, tokens and the GPU"
+        )
     hfu = hw_flops / (seconds * peak)
     energy = gpu_hours * gpu.tdp_w / 1000.0 * pue
     est = TrainingEstimate(
@@ -148,7 +153,7 @@ def estimate_training(inp: TrainingInput) -> TrainingEstimate:
         price_usd_per_hour=price, cost_usd=gpu_hours * price, energy_kwh=energy, co2_kg=energy * grid,
         pue=pue, grid_kg_per_kwh=grid, basis=basis,
     )
-    require_finite_result(est.to_dict(), "mfu, achieved-tflops or gpu-hours")
+    require_finite_result(est, "mfu, achieved-tflops or gpu-hours")
     return est
 
 

@@ -298,3 +298,15 @@ def test_bad_memory_input(kw):
 def test_quantized_dtypes_are_inference_only():
     for dtype in ("int8", "int4"):
         assert mem(mode="infer", dtype=dtype).weights_bytes > 0
+
+
+def test_pipeline_degree_is_capped():
+    """pp loops over stages; a custom model with millions of layers must not be able to hang it."""
+    from engine.errors import ValidationError
+    from engine.estimate.architecture import ModelSpec
+    from engine.estimate.memory import MemoryInput, estimate_memory
+
+    deep = ModelSpec(n_layers=100_000, d_model=64, n_heads=4, n_kv_heads=4, d_ff=256, vocab_size=100)
+    with pytest.raises(ValidationError, match="pp must be <= 1024"):
+        estimate_memory(MemoryInput(model=deep, pp=5000, seq_len=16))
+    assert estimate_memory(MemoryInput(model=deep, pp=1024, seq_len=16)).total_bytes_per_gpu > 0

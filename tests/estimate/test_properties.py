@@ -221,6 +221,11 @@ def test_training_properties(inp):
         assert d["cost_usd"] == pytest.approx(d["gpu_hours"] * d["price_usd_per_hour"])
 
 
+def tensor_parallel(spec: ModelSpec):
+    """Valid tensor-parallel degrees: the divisors of n_heads (Megatron splits attention by heads)."""
+    return st.sampled_from([d for d in range(1, min(spec.n_heads, 1024) + 1) if spec.n_heads % d == 0])
+
+
 @st.composite
 def memory_inputs(draw):
     model = draw(MODELS)
@@ -230,7 +235,7 @@ def memory_inputs(draw):
     return MemoryInput(
         model=model, mode=mode, batch=draw(good(1, 1e6, True)), seq_len=draw(optional(good(1, 1e8, True))),
         dtype=draw(st.sampled_from(dtypes)), kv_dtype=draw(optional(st.sampled_from(["fp32", "bf16", "fp16", "fp8", "int8"]))),
-        dp=draw(good(1, 1e6, True)), zero=draw(good(0, 3, True)), tp=draw(good(1, min(spec.n_heads, 1024), True)),
+        dp=draw(good(1, 1e6, True)), zero=draw(good(0, 3, True)), tp=draw(tensor_parallel(spec)),
         pp=draw(good(1, min(spec.n_layers, 16), True)), recompute=draw(known(["none", "selective", "full"])),
         sequence_parallel=draw(st.booleans()), optimizer=draw(known(["adamw", "adamw-8bit", "sgd"])),
         microbatches=draw(optional(good(1, 1e6, True))), gpu=draw(optional(known(GPU_IDS))),
@@ -256,8 +261,10 @@ def test_memory_properties(inp):
 
 @st.composite
 def serve_inputs(draw):
+    model = draw(MODELS)
+    spec = model if isinstance(model, ModelSpec) else models()[model.strip().lower()]
     return ServeInput(
-        model=draw(MODELS), gpu=draw(known(GPU_IDS)), gpus=draw(good(1, 4096, True)),
+        model=model, gpu=draw(known(GPU_IDS)), gpus=draw(tensor_parallel(spec)),
         dtype=draw(st.sampled_from(["fp32", "bf16", "fp16", "fp8", "int8", "int4"])),
         kv_dtype=draw(optional(st.sampled_from(["fp32", "bf16", "fp16", "fp8", "int8"]))),
         prompt_tokens=draw(good(1, 1e7, True)), output_tokens=draw(good(1, 1e7, True)),

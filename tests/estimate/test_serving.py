@@ -102,8 +102,18 @@ def test_model_that_does_not_fit():
     assert est.fits is False
     assert est.max_concurrency == 0
     assert est.min_gpus_to_fit > 1
-    # 811.7 GB of bf16 weights over 23 usable GB per L4
-    assert est.min_gpus_to_fit == math.ceil((est.weights_bytes + est.kv_cache_bytes_per_sequence) / 23e9)
+    # 811.7 GB of bf16 weights over 23 usable GB per L4 needs 36 GPUs; tensor parallelism splits the
+    # 128 heads, so the smallest group that holds it is the next divisor of 128: 64.
+    raw = math.ceil((est.weights_bytes + est.kv_cache_bytes_per_sequence) / 23e9)
+    assert raw == 36 and est.min_gpus_to_fit == 64
+    # The load is served by replicas that hold the model, not by the group that cannot.
+    held = serve(model="llama-3.1-405b", gpu="l4", dtype="bf16", gpus=64)
+    assert held.fits and est.gpus_needed == held.gpus_needed and est.gpus_needed % 64 == 0
+
+
+def test_tensor_parallel_must_divide_heads():
+    with pytest.raises(ValidationError, match="tp must divide n_heads"):
+        serve(model="llama-3-8b", gpu="h100-sxm", gpus=3)
 
 
 def test_llama_2_70b_fp16_needs_two_80gb_gpus():

@@ -230,3 +230,12 @@ def test_params_mode_bad_input():
     for bad in (0, -1, float("nan"), "x", 1e20):
         with pytest.raises(ValidationError):
             estimate_training(TrainingInput(params=bad, tokens=1e9, gpu="l4"))
+
+
+def test_published_gpu_hours_too_few_for_the_flops_are_refused():
+    """An implied MFU above 1 is physically impossible: the GPU-hours cannot be right."""
+    from engine.errors import ValidationError
+    from engine.estimate.training import TrainingInput, estimate_training
+
+    with pytest.raises(ValidationError, match="implies MFU"):
+        estimate_training(TrainingInput(model="llama-2-7b", tokens=2e12, gpu="a100-80gb", gpu_hours=1000))
