@@ -125,8 +125,8 @@ def _estimate(inp: ServeInput, spec: ModelSpec, n: int) -> ServeEstimate:
     dflt = defaults()
     dtype = weight_dtype(inp.dtype)
     kv = kv_dtype(inp.kv_dtype) if inp.kv_dtype is not None else (dtype if dtype in ("fp32", "bf16", "fp16", "fp8") else "bf16")
-    P = require_number("prompt-tokens", inp.prompt_tokens, low=1, high=1e7, integer=True)
-    O = require_number("output-tokens", inp.output_tokens, low=1, high=1e7, integer=True)
+    prompt = require_number("prompt-tokens", inp.prompt_tokens, low=1, high=1e7, integer=True)
+    output = require_number("output-tokens", inp.output_tokens, low=1, high=1e7, integer=True)
     rps = require_number("requests-per-s", inp.requests_per_s, low=0, low_inclusive=False, high=1e9)
     price = require_number("price", gpu.price_usd_per_hour if inp.price_usd_per_hour is None else inp.price_usd_per_hour, low=0, high=1e4)
     eff_c = require_number("prefill-efficiency", dflt["prefill_compute_efficiency"] if inp.prefill_efficiency is None else inp.prefill_efficiency, low=0, low_inclusive=False, high=1)
@@ -141,7 +141,7 @@ def _estimate(inp: ServeInput, spec: ModelSpec, n: int) -> ServeEstimate:
     byte_rate = n * gpu.bandwidth_gbs * 1e9 * eff_b
     weights = _weight_bytes(spec, dtype)
     kv_per_token = spec.kv_cache_bytes_per_token(BYTES_PER_VALUE[kv])
-    kv_per_seq = kv_per_token * spec.cached_positions(P + O)
+    kv_per_seq = kv_per_token * spec.cached_positions(prompt + output)
     free = n * (gpu.memory_bytes - overhead) - weights
     max_conc = int(min(max_batch, max(0.0, free) // kv_per_seq)) if kv_per_seq > 0 else int(max_batch)
     fits = max_conc >= 1
@@ -152,17 +152,17 @@ def _estimate(inp: ServeInput, spec: ModelSpec, n: int) -> ServeEstimate:
         conc = require_number("concurrency", inp.concurrency, low=1, high=1e6, integer=True)
 
     # Prefill: one prompt, compute- or (for short prompts) weight-read-bound.
-    pf_compute = prefill_flops(spec, P) / flops_rate
+    pf_compute = prefill_flops(spec, prompt) / flops_rate
     pf_memory = weights / byte_rate
     prefill_s = max(pf_compute, pf_memory)
-    # Decode: one step for `conc` sequences at the mean context length P + O/2.
-    ctx = spec.cached_positions(P + O // 2)
+    # Decode: one step for `conc` sequences at the mean context length prompt + output/2.
+    ctx = spec.cached_positions(prompt + output // 2)
     step_bytes = decode_weight_bytes_read(spec, dtype, conc) + conc * kv_per_token * ctx
     step_flops = conc * (2.0 * spec.params_matmul_active + spec.attention_flops_forward_per_token(ctx))
     t_mem, t_cmp = step_bytes / byte_rate, step_flops / flops_rate
     step = max(t_mem, t_cmp)
     # A replica spends prefill_s of exclusive time per request and shares decode steps among conc.
-    per_request_gpu_time = prefill_s + O * step / conc
+    per_request_gpu_time = prefill_s + output * step / conc
     replica_rps = 1.0 / per_request_gpu_time if per_request_gpu_time > 0 else math.inf
     # Tiny efficiencies or rates: times that overflow, or a replica count no float (or fleet) holds.
     if not (step > 0 and replica_rps > 0 and rps / replica_rps <= 1e15):
@@ -178,9 +178,9 @@ def _estimate(inp: ServeInput, spec: ModelSpec, n: int) -> ServeEstimate:
         prefill_seconds=prefill_s, prefill_bound="compute" if pf_compute >= pf_memory else "memory",
         time_per_output_token_s=step, decode_tokens_per_s=conc / step,
         decode_tokens_per_s_per_sequence=1.0 / step, decode_bound="memory" if t_mem >= t_cmp else "compute",
-        request_latency_s=prefill_s + O * step, requests_per_s_per_replica=replica_rps, replicas=replicas,
+        request_latency_s=prefill_s + output * step, requests_per_s_per_replica=replica_rps, replicas=replicas,
         gpus_needed=replicas * int(n), price_usd_per_hour=price,
-        cost_per_million_input_tokens_usd=dollars_per_s * prefill_s / P * 1e6,
+        cost_per_million_input_tokens_usd=dollars_per_s * prefill_s / prompt * 1e6,
         cost_per_million_output_tokens_usd=dollars_per_s * step / conc * 1e6,
     )
     require_finite_result(est, "the efficiencies and the GPU's figures")
