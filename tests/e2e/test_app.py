@@ -76,3 +76,21 @@ def test_serve_prompt_tokens_change_prefill(app: AppPage) -> None:
     app.assert_no_exceptions()
     after = app.metric_value("Prefill latency")
     assert after != before, f"Prefill latency stayed {before!r} after Prompt tokens -> {new}"
+
+
+def test_train_download_json_matches_the_page(app: AppPage) -> None:
+    """The downloaded estimate is the one on screen: same cost, every contract key, valid JSON."""
+    import json
+
+    app.goto("train")
+    shown_cost = app.metric_value("Cost")
+    with app.page.expect_download(timeout=15_000) as info:
+        app.page.get_by_role("button", name="Download estimate (JSON)").click()
+    download = info.value
+    assert download.suggested_filename == "training-estimate.json"
+    data = json.loads(open(download.path(), encoding="utf-8").read())
+    for key in ("params", "tokens", "flops_total", "gpu_hours", "wall_clock_hours", "cost_usd", "energy_kwh",
+                "co2_kg", "mfu"):
+        assert key in data, f"downloaded estimate lacks {key}"
+    assert shown_cost == f"${data['cost_usd'] / 1e6:,.2f}M", (shown_cost, data["cost_usd"])
+    app.assert_no_exceptions()
