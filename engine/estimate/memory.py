@@ -219,22 +219,27 @@ def estimate_memory(inp: MemoryInput) -> MemoryEstimate:
     p = _plan(inp)
     spec = p.spec
     act_value_bytes = 4.0 if p.dtype == "fp32" else 2.0  # fp8 training keeps 16-bit activations
+    if p.mode == "train":
+        w_bytes = 4.0 if p.dtype == "fp32" else 2.0
+        k = OPTIMIZER_STATE_BYTES[p.optimizer] - (4.0 if p.dtype == "fp32" else 0.0)
+        layer_acts = dict(b=p.b, s=p.s, tp=p.tp, sp=p.sp and p.tp > 1, recompute=p.recompute,
+                          bytes_per_value=act_value_bytes)
+        per_dense = activation_bytes_per_layer(spec, moe=False, **layer_acts)
+        per_moe = activation_bytes_per_layer(spec, moe=True, **layer_acts) if spec.is_moe else 0.0
+    else:
+        # KV heads are sharded over tp (replicated when tp exceeds them); MLA's latent is replicated.
+        kv_fraction_per_gpu = 1.0 if spec.is_mla else math.ceil(spec.n_kv_heads / p.tp) / spec.n_kv_heads
+        kv_per_layer = (spec.kv_cache_bytes_per_token(BYTES_PER_VALUE[p.kv]) / spec.n_layers * kv_fraction_per_gpu
+                        * p.b * spec.cached_positions(p.s))
     best: tuple[float, int, dict] | None = None
     for stage in range(p.pp):
         params = _stage_params(spec, p, stage)
         dense, moe = _stage_layers(spec, p.pp, stage)
         if p.mode == "train":
-            w_bytes = 4.0 if p.dtype == "fp32" else 2.0
-            k = OPTIMIZER_STATE_BYTES[p.optimizer] - (4.0 if p.dtype == "fp32" else 0.0)
-            dp_shards = p.dp
-            weights = params * w_bytes / (dp_shards if p.zero >= 3 else 1)
-            grads = params * w_bytes / (dp_shards if p.zero >= 2 else 1)
-            opt = params * k / (dp_shards if p.zero >= 1 else 1)
-            in_flight = min(p.pp - stage, p.microbatches)
-            per_dense = activation_bytes_per_layer(spec, b=p.b, s=p.s, tp=p.tp, sp=p.sp and p.tp > 1,
-                                                   recompute=p.recompute, moe=False, bytes_per_value=act_value_bytes)
-            per_moe = activation_bytes_per_layer(spec, b=p.b, s=p.s, tp=p.tp, sp=p.sp and p.tp > 1,
-                                                 recompute=p.recompute, moe=True, bytes_per_value=act_value_bytes) if moe else 0.0
+            weights = params * w_bytes / (p.dp if p.zero >= 3 else 1)
+            grads = params * w_bytes / (p.dp if p.zero >= 2 else 1)
+            opt = params * k / (p.dp if p.zero >= 1 else 1)
+            in_flight = min(p.pp - stage, p.microbatches)  # 1F1B: stage i holds p - i micro-batches
             acts = (dense * per_dense + moe * per_moe) * in_flight
             if stage == p.pp - 1:
                 acts += _output_layer_activation_bytes(spec, p.b, p.s, p.tp, act_value_bytes)
@@ -243,11 +248,7 @@ def estimate_memory(inp: MemoryInput) -> MemoryEstimate:
             weights = _inference_weight_bytes(spec, p, stage, params)
             grads = opt = 0.0
             acts = _inference_activation_bytes(spec, p.b, p.s, p.tp, act_value_bytes)
-            layers_here = dense + moe
-            # KV heads are sharded over tp (replicated when tp exceeds them); MLA's latent is replicated.
-            kv_heads_per_gpu = 1.0 if spec.is_mla else math.ceil(spec.n_kv_heads / p.tp) / spec.n_kv_heads
-            kv_bytes = (spec.kv_cache_bytes_per_token(BYTES_PER_VALUE[p.kv]) * kv_heads_per_gpu
-                        * layers_here / spec.n_layers * p.b * spec.cached_positions(p.s))
+            kv_bytes = kv_per_layer * (dense + moe)
         total = weights + grads + opt + acts + kv_bytes
         parts = dict(weights=weights, grads=grads, opt=opt, acts=acts, kv=kv_bytes, params=params)
         if best is None or total > best[0]:
