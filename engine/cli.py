@@ -20,6 +20,7 @@ from engine.errors import ValidationError
 from engine.estimate.dtypes import KV_DTYPES, WEIGHT_DTYPES
 from engine.estimate.memory import OPTIMIZER_STATE_BYTES, RECOMPUTE, MemoryInput, estimate_memory
 from engine.estimate.scaling import DEFAULT_FIT, FITS, OptimalInput, estimate_optimal
+from engine.estimate import sweeps
 from engine.estimate.serving import ServeInput, estimate_serving
 from engine.estimate.training import PRECISIONS, TrainingInput, estimate_training
 from engine.units import format_bytes, parse_quantity
@@ -114,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--recompute", type=_lower, choices=RECOMPUTE, default="none", help="activation recompute (adds hardware FLOPs)")
     t.add_argument("--pue", type=_float("pue"), metavar="X", help="data-centre PUE (default 1.2)")
     t.add_argument("--grid", type=_float("grid"), metavar="KG", help="grid intensity, kg CO2e per kWh (default 0.37)")
+    t.add_argument("--by-gpu", action="store_true", help="add 'by_gpu': the same run on every catalog GPU")
 
     m = est_sub.add_parser("memory", parents=[common], help="memory per GPU for training or inference")
     m.add_argument("--model", type=_lower, choices=models, required=True, metavar="NAME", help=f"preset: {', '.join(models)}")
@@ -132,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--microbatches", type=_int("microbatches"), metavar="M", help="pipeline micro-batches in flight (default: pp)")
     m.add_argument("--gpu", type=_lower, choices=gpus, metavar="ID", help="say whether it fits this GPU")
     m.add_argument("--overhead-gb", type=_float("overhead-gb"), metavar="GB", help="CUDA context and workspaces (default 1)")
+    m.add_argument("--by-plan", action="store_true", help="add 'by_plan': the breakdown under standard parallelism plans")
 
     s = est_sub.add_parser("serve", parents=[common], help="serving latency, throughput, GPUs needed and $ per million tokens")
     s.add_argument("--model", type=_lower, choices=models, required=True, metavar="NAME", help=f"preset: {', '.join(models)}")
@@ -146,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--price", type=_float("price"), metavar="USD", help="USD per GPU-hour (default: catalog)")
     s.add_argument("--prefill-efficiency", type=_float("prefill-efficiency"), metavar="F")
     s.add_argument("--decode-efficiency", type=_float("decode-efficiency"), metavar="F")
+    s.add_argument("--by-concurrency", action="store_true", help="add 'by_concurrency': latency, throughput, $ vs batch")
 
     o = est_sub.add_parser("optimal", parents=[common], help="compute-optimal parameters and tokens (Chinchilla)")
     budget = o.add_mutually_exclusive_group(required=True)
@@ -155,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--mfu", type=_float("mfu"), metavar="F")
     o.add_argument("--price", type=_float("price"), metavar="USD")
     o.add_argument("--fit", type=_lower, choices=tuple(FITS), default=DEFAULT_FIT)
+    o.add_argument("--frontier", action="store_true", help="add 'frontier': N_opt, D_opt and loss from 1e18 to 1e26 FLOPs")
     return parser
 
 
@@ -164,32 +169,52 @@ def _run(args: argparse.Namespace) -> dict:
     if args.command == "gpus":
         return {"gpus": [asdict(gpu) for gpu in catalog.gpus().values()], "version": catalog.catalog_versions()["gpus"]}
     if args.what == "train":
-        return estimate_training(TrainingInput(
+        train = TrainingInput(
             model=args.model, params=args.params, tokens=args.tokens, gpu=args.gpu, gpus=args.gpus,
             seq_len=args.seq_len, mfu=args.mfu, achieved_tflops=args.achieved_tflops, gpu_hours=args.gpu_hours,
             price_usd_per_hour=args.price, precision=args.precision, recompute=args.recompute,
             pue=args.pue, grid_kg_per_kwh=args.grid,
-        )).to_dict()
+        )
+        out = estimate_training(train).to_dict()
+        if args.by_gpu:
+            out["by_gpu"] = _records(sweeps.training_by_gpu(train))
+        return out
     if args.what == "memory":
-        return estimate_memory(MemoryInput(
+        memory = MemoryInput(
             model=args.model, mode=args.mode, batch=args.batch, seq_len=args.seq_len, dtype=args.dtype,
             kv_dtype=args.kv_dtype, dp=args.dp, zero=args.zero, tp=args.tp, pp=args.pp,
             recompute=args.recompute, sequence_parallel=not args.no_sequence_parallel,
             optimizer=args.optimizer, microbatches=args.microbatches, gpu=args.gpu, overhead_gb=args.overhead_gb,
-        )).to_dict()
+        )
+        out = estimate_memory(memory).to_dict()
+        if args.by_plan:
+            out["by_plan"] = _records(sweeps.memory_by_plan(memory))
+        return out
     if args.what == "serve":
-        return estimate_serving(ServeInput(
+        serve = ServeInput(
             model=args.model, gpu=args.gpu, gpus=args.gpus, dtype=args.dtype, kv_dtype=args.kv_dtype,
             prompt_tokens=args.prompt_tokens, output_tokens=args.output_tokens, concurrency=args.concurrency,
             requests_per_s=args.requests_per_s, price_usd_per_hour=args.price,
             prefill_efficiency=args.prefill_efficiency, decode_efficiency=args.decode_efficiency,
-        )).to_dict()
+        )
+        out = estimate_serving(serve).to_dict()
+        if args.by_concurrency:
+            out["by_concurrency"] = _records(sweeps.serving_by_concurrency(serve))
+        return out
     if args.what == "optimal":
-        return estimate_optimal(OptimalInput(
+        out = estimate_optimal(OptimalInput(
             flops=args.flops, budget_usd=args.budget_usd, gpu=args.gpu, mfu=args.mfu,
             price_usd_per_hour=args.price, fit=args.fit,
         )).to_dict()
+        if args.frontier:
+            out["frontier"] = _records(sweeps.loss_frontier(args.fit))
+        return out
     raise AssertionError(f"unhandled command {args.command}")  # argparse's choices make this unreachable
+
+
+def _records(table) -> list[dict]:
+    """A sweep DataFrame as JSON-ready rows (numpy scalars become Python numbers)."""
+    return json.loads(table.to_json(orient="records"))
 
 
 def _model_row(spec: catalog.ModelSpec) -> dict:
@@ -212,6 +237,11 @@ def _human(command: str, result: dict) -> str:
         return "\n".join(lines)
     width = max(len(k) for k in result)
     for key, value in result.items():
+        if isinstance(value, list):  # a sweep table: one compact line per row
+            lines.append(f"{key}:")
+            lines.extend("  " + ", ".join(f"{k}={v:,.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
+                         for row in value)
+            continue
         if isinstance(value, float):
             shown = format_bytes(value) if key.endswith("_bytes") or key == "total_bytes_per_gpu" else f"{value:,.6g}"
         else:

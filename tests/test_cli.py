@@ -280,3 +280,44 @@ def test_bad_input_never_prints_traceback_for_huge_values(capsys):
     assert code == 2 and len(err.strip().split("\n")) == 1
     code, _, err = cli(capsys, *TRAIN, "--mfu", "1e-320")
     assert code == 2 and len(err.strip().split("\n")) == 1 and "out of range" in err
+
+
+# ---- sensitivity tables: the pages' charts are reachable from the CLI too -----------------------
+
+def test_train_by_gpu_table_matches_single_estimates(capsys):
+    obj = cli_json(capsys, "estimate", "train", "--model", "llama-3-8b", "--tokens", "15T", "--gpu", "h100-sxm",
+                   "--gpus", "1024", "--by-gpu")
+    rows = {row["gpu"]: row for row in obj["by_gpu"]}
+    assert set(rows) == set(catalog.gpus())  # bf16: every GPU has the units
+    assert rows["h100-sxm"]["cost_usd"] == pytest.approx(obj["cost_usd"])
+    single = cli_json(capsys, "estimate", "train", "--model", "llama-3-8b", "--tokens", "15T", "--gpu", "mi300x",
+                      "--gpus", "1024")
+    assert rows["mi300x"]["gpu_hours"] == pytest.approx(single["gpu_hours"])
+
+
+def test_memory_by_plan_table(capsys):
+    obj = cli_json(capsys, "estimate", "memory", "--model", "llama-3-70b", "--dp", "64", "--gpu", "h100-sxm", "--by-plan")
+    plans = {row["plan"]: row for row in obj["by_plan"]}
+    assert plans["ZeRO-3"]["total"] < plans["ZeRO-1"]["total"] < plans["DP only"]["total"]
+    assert plans["DP only"]["fits"] is False
+    assert all(row["gpus"] >= 64 for row in obj["by_plan"])
+
+
+def test_serve_by_concurrency_table(capsys):
+    obj = cli_json(capsys, "estimate", "serve", "--model", "llama-3-8b", "--gpu", "h100-sxm", "--prompt-tokens", "1000",
+                   "--output-tokens", "200", "--by-concurrency")
+    rows = obj["by_concurrency"]
+    assert [r["concurrency"] for r in rows] == sorted(r["concurrency"] for r in rows)
+    costs = [r["cost_per_million_output_tokens_usd"] for r in rows]
+    assert costs == sorted(costs, reverse=True)  # batching amortizes the weight reads
+
+
+def test_optimal_frontier_table(capsys):
+    obj = cli_json(capsys, "estimate", "optimal", "--flops", "5.76e23", "--frontier")
+    losses = [row["loss"] for row in obj["frontier"]]
+    assert len(losses) == 41 and losses == sorted(losses, reverse=True)
+
+
+def test_tables_are_opt_in(capsys):
+    obj = cli_json(capsys, "estimate", "optimal", "--flops", "5.76e23")
+    assert "frontier" not in obj

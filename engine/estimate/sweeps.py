@@ -65,7 +65,7 @@ def memory_by_plan(base: MemoryInput, plans: tuple[dict, ...] = DEFAULT_PLANS) -
         except ValidationError:
             continue
         rows.append({
-            "plan": plan["plan"], "gpus_per_replica": est.gpus, "weights": est.weights_bytes,
+            "plan": plan["plan"], "gpus": est.gpus, "weights": est.weights_bytes,
             "gradients": est.gradients_bytes, "optimizer": est.optimizer_bytes,
             "activations": est.activations_bytes, "kv_cache": est.kv_cache_bytes,
             "overhead": est.overhead_bytes, "total": est.total_bytes_per_gpu + est.overhead_bytes, "fits": est.fits,
