@@ -55,7 +55,7 @@ st.divider()
 if est.fits:
     st.success(f"Fits on {gpu.name}: {format_bytes(est.total_bytes_per_gpu + est.overhead_bytes)} of "
                f"{format_bytes(gpu.memory_bytes)} per GPU (incl. {format_bytes(est.overhead_bytes)} overhead), "
-               f"{est.gpus:,} GPUs in the plan.")
+               f"{est.gpus:,} GPU{'s' if est.gpus != 1 else ''} in the plan.")
 else:
     st.warning(f"Does not fit on {gpu.name}: needs {format_bytes(est.total_bytes_per_gpu + est.overhead_bytes)} per GPU, "
                f"has {format_bytes(gpu.memory_bytes)}. Try ZeRO-3, more TP/PP, recompute or a smaller batch.")
