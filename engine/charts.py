@@ -31,12 +31,12 @@ def memory_breakdown(df: pd.DataFrame, capacity_bytes: float | None = None) -> g
     fig = go.Figure()
     for comp, color in COMPONENT_COLORS.items():
         if comp in df and (df[comp] > 0).any():
-            fig.add_bar(x=df["plan"], y=df[comp] / 1e9, name=comp.replace("_", " "), marker_color=color,
-                        hovertemplate="%{x}<br>" + comp + ": %{y:,.1f} GB<extra></extra>")
+            fig.add_bar(x=df["plan"], y=df[comp] / 2**30, name=comp.replace("_", " "), marker_color=color,
+                        hovertemplate="%{x}<br>" + comp + ": %{y:,.1f} GiB<extra></extra>")
     if capacity_bytes:
-        fig.add_hline(y=capacity_bytes / 1e9, line_dash="dash", line_color="#dc2626",
-                      annotation_text=f"GPU memory {capacity_bytes / 1e9:.0f} GB", annotation_position="top left")
-    fig.update_layout(barmode="stack", title="Memory per GPU by parallelism plan", yaxis_title="GB", **_LAYOUT)
+        fig.add_hline(y=capacity_bytes / 2**30, line_dash="dash", line_color="#dc2626",
+                      annotation_text=f"GPU memory {capacity_bytes / 2**30:.0f} GiB", annotation_position="top left")
+    fig.update_layout(barmode="stack", title="Memory per GPU by parallelism plan", yaxis_title="GiB", **_LAYOUT)
     return fig
 
 

@@ -18,7 +18,7 @@ from dataclasses import asdict
 from engine import __version__, catalog
 from engine.errors import ValidationError
 from engine.estimate.dtypes import KV_DTYPES, WEIGHT_DTYPES
-from engine.estimate.memory import OPTIMIZER_STATE_BYTES, RECOMPUTE, MemoryInput, estimate_memory
+from engine.estimate.memory import ATTENTION, OPTIMIZER_STATE_BYTES, RECOMPUTE, MemoryInput, estimate_memory
 from engine.estimate.scaling import DEFAULT_FIT, FITS, OptimalInput, estimate_optimal
 from engine.estimate import sweeps
 from engine.estimate.serving import ServeInput, estimate_serving
@@ -133,7 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--optimizer", type=_lower, choices=tuple(OPTIMIZER_STATE_BYTES), default="adamw")
     m.add_argument("--microbatches", type=_int("microbatches"), metavar="M", help="pipeline micro-batches in flight (default: pp)")
     m.add_argument("--gpu", type=_lower, choices=gpus, metavar="ID", help="say whether it fits this GPU")
-    m.add_argument("--overhead-gb", type=_float("overhead-gb"), metavar="GB", help="CUDA context and workspaces (default 1)")
+    m.add_argument("--overhead-gib", type=_float("overhead-gib"), metavar="GIB", help="CUDA context and workspaces, GiB (default 1)")
+    m.add_argument("--attention", type=_lower, choices=ATTENTION, default="flash",
+                   help="flash keeps no attention scores; eager stores them (Korthikanti et al.'s 5·a·s²·b)")
+    m.add_argument("--prefill-chunk-tokens", type=_int("prefill-chunk-tokens"), metavar="T",
+                   help="inference: tokens prefilled per step (default 8192)")
     m.add_argument("--by-plan", action="store_true", help="add 'by_plan': the breakdown under standard parallelism plans")
 
     s = est_sub.add_parser("serve", parents=[common], help="serving latency, throughput, GPUs needed and $ per million tokens")
@@ -149,6 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--price", type=_float("price"), metavar="USD", help="USD per GPU-hour (default: catalog)")
     s.add_argument("--prefill-efficiency", type=_float("prefill-efficiency"), metavar="F")
     s.add_argument("--decode-efficiency", type=_float("decode-efficiency"), metavar="F")
+    s.add_argument("--overhead-gib", type=_float("overhead-gib"), metavar="GIB", help="per-GPU fixed overhead, GiB (default 1)")
+    s.add_argument("--max-batch", type=_int("max-batch"), metavar="N", help="scheduler limit on sequences (default 256)")
+    s.add_argument("--prefill-chunk-tokens", type=_int("prefill-chunk-tokens"), metavar="T", help="default 8192")
+    s.add_argument("--layer-overhead-us", type=_float("layer-overhead-us"), metavar="US",
+                   help="fixed latency per layer per forward pass (default 20)")
+    s.add_argument("--allreduce-us", type=_float("allreduce-us"), metavar="US",
+                   help="latency of one tensor-parallel all-reduce, two per layer (default 15)")
     s.add_argument("--by-concurrency", action="store_true", help="add 'by_concurrency': latency, throughput, $ vs batch")
 
     o = est_sub.add_parser("optimal", parents=[common], help="compute-optimal parameters and tokens (Chinchilla)")
@@ -184,7 +195,8 @@ def _run(args: argparse.Namespace) -> dict:
             model=args.model, mode=args.mode, batch=args.batch, seq_len=args.seq_len, dtype=args.dtype,
             kv_dtype=args.kv_dtype, dp=args.dp, zero=args.zero, tp=args.tp, pp=args.pp,
             recompute=args.recompute, sequence_parallel=not args.no_sequence_parallel,
-            optimizer=args.optimizer, microbatches=args.microbatches, gpu=args.gpu, overhead_gb=args.overhead_gb,
+            optimizer=args.optimizer, microbatches=args.microbatches, gpu=args.gpu, overhead_gib=args.overhead_gib,
+            attention=args.attention, prefill_chunk_tokens=args.prefill_chunk_tokens,
         )
         out = estimate_memory(memory).to_dict()
         if args.by_plan:
@@ -196,6 +208,8 @@ def _run(args: argparse.Namespace) -> dict:
             prompt_tokens=args.prompt_tokens, output_tokens=args.output_tokens, concurrency=args.concurrency,
             requests_per_s=args.requests_per_s, price_usd_per_hour=args.price,
             prefill_efficiency=args.prefill_efficiency, decode_efficiency=args.decode_efficiency,
+            overhead_gib=args.overhead_gib, max_batch=args.max_batch, prefill_chunk_tokens=args.prefill_chunk_tokens,
+            layer_overhead_us=args.layer_overhead_us, allreduce_us=args.allreduce_us,
         )
         out = estimate_serving(serve).to_dict()
         if args.by_concurrency:
@@ -232,7 +246,7 @@ def _human(command: str, result: dict) -> str:
             if command == "models":
                 lines.append(f"{row['id']:<16} {row['params_total'] / 1e9:>9.2f}B  {row['name']}")
             else:
-                lines.append(f"{row['id']:<11} {row['bf16_tflops']:>7.0f} TFLOP/s bf16  {row['memory_gb']:>5.0f} GB  "
+                lines.append(f"{row['id']:<11} {row['bf16_tflops']:>7.0f} TFLOP/s bf16  {row['memory_gib']:>5.0f} GiB  "
                              f"${row['price_usd_per_hour']:.2f}/h  {row['name']}")
         return "\n".join(lines)
     width = max(len(k) for k in result)

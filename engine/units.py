@@ -43,8 +43,8 @@ def format_count(value: float, digits: int = 3) -> str:
 
 
 def format_bytes(value: float) -> str:
-    """Decimal units, as GPU vendors print memory (80 GB = 80e9 bytes)."""
-    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+    """Binary units (1 GiB = 2**30 bytes), the units GPU memory is built and sized in."""
+    for unit, scale in (("TiB", 2.0**40), ("GiB", 2.0**30), ("MiB", 2.0**20), ("KiB", 2.0**10)):
         if abs(value) >= scale:
             return f"{value / scale:.2f} {unit}"
     return f"{value:.0f} B"

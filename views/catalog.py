@@ -11,8 +11,7 @@ st.caption(f"Versioned data files in engine/catalog/ — GPUs {versions['gpus']}
            f"defaults {versions['defaults']}. Every row carries its source and date; prices are meant to be edited.")
 
 st.subheader("GPUs")
-gpus = pd.DataFrame([{**vars_, "memory_gb": vars_["memory_gb"]} for vars_ in
-                     ({f: getattr(g, f) for f in g.__dataclass_fields__} for g in catalog.gpus().values())])
+gpus = pd.DataFrame([{f: getattr(g, f) for f in g.__dataclass_fields__} for g in catalog.gpus().values()])
 st.dataframe(gpus, hide_index=True, width="stretch")
 st.download_button("Download GPUs (CSV)", gpus.to_csv(index=False), "gpus.csv", "text/csv", on_click="ignore")
 

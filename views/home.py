@@ -23,7 +23,7 @@ with c3:
 
 tokens = spec.train_tokens or 20 * spec.params_total
 train = run_engine(estimate_training, TrainingInput(model=spec, tokens=tokens, gpu=gpu, gpus=int(n)))
-mem = run_engine(estimate_memory, MemoryInput(model=spec, batch=1, dp=int(n), zero=3, recompute="selective", gpu=gpu))
+mem = run_engine(estimate_memory, MemoryInput(model=spec, batch=1, dp=int(n), zero=3, gpu=gpu))
 # Serve on the smallest tensor-parallel group that holds the weights (capped at one 8-GPU node).
 fit_gpus = run_engine(estimate_serving, ServeInput(model=spec, gpu=gpu)).min_gpus_to_fit
 serve = run_engine(estimate_serving, ServeInput(model=spec, gpu=gpu, gpus=min(8, fit_gpus),
@@ -35,7 +35,7 @@ m[0].metric("Train on " + format_count(tokens) + " tokens", money(train.cost_usd
             help=f"{format_count(train.gpu_hours)} GPU-hours at {train.mfu:.0%} MFU")
 m[1].metric("Wall clock", format_duration_hours(train.wall_clock_hours))
 m[2].metric("Training memory / GPU", format_bytes(mem.total_bytes_per_gpu),
-            help="ZeRO-3, selective recompute, micro-batch 1 at the preset's context",
+            help="ZeRO-3, flash attention, micro-batch 1 at the preset's context",
             delta="fits" if mem.fits else "does not fit", delta_color="normal" if mem.fits else "inverse",
             delta_arrow="off")
 m[3].metric("Serve: $ / M output tokens", money(serve.cost_per_million_output_tokens_usd),

@@ -5,14 +5,15 @@ import streamlit as st
 from engine.catalog import defaults
 from engine.charts import memory_breakdown
 from engine.estimate.dtypes import KV_DTYPES, TRAIN_DTYPES, WEIGHT_DTYPES
-from engine.estimate.memory import OPTIMIZER_STATE_BYTES, RECOMPUTE, MemoryInput, estimate_memory
+from engine.estimate.memory import ATTENTION, OPTIMIZER_STATE_BYTES, RECOMPUTE, MemoryInput, estimate_memory
 from engine.estimate.sweeps import DEFAULT_PLANS, memory_by_plan
 from engine.units import format_bytes
 from ui.widgets import downloads, gpu_picker, model_picker, run_engine
 
 st.title("Memory")
 st.caption("Model states per ZeRO (Rajbhandari et al. 2020), activations per Korthikanti et al. 2022, "
-           "KV cache aware of GQA, MLA and sliding windows. Bytes are decimal (1 GB = 10⁹ B), as GPU vendors print them.")
+           "KV cache aware of GQA, MLA and sliding windows. Sizes in binary units (1 GiB = 2³⁰ B), the units GPU "
+           "memory comes in: an \"80GB\" H100 holds 80 GiB.")
 
 c1, c2, c3 = st.columns(3)
 with c1:
@@ -39,16 +40,20 @@ with c3:
     zero = p2.selectbox("ZeRO stage", [0, 1, 2, 3], index=3, key="zero", disabled=mode != "train")
     tp = p1.number_input("Tensor parallel (TP)", 1, 1024, 1, key="tp")
     pp = p2.number_input("Pipeline parallel (PP)", 1, 1024, 1, key="pp")
-    recompute = st.selectbox("Activation recompute", RECOMPUTE, index=1, key="mem-recompute", disabled=mode != "train",
-                             help="selective drops the attention-score activations, which is also what "
-                                  "flash attention does; none keeps them (eager attention)")
+    a1, a2 = st.columns(2)
+    attention = a1.selectbox("Attention kernel", ATTENTION, index=0, key="attention", disabled=mode != "train",
+                             help="flash (FlashAttention / PyTorch SDPA) never stores the a·s² scores; eager does "
+                                  "(Korthikanti et al.'s 5·a·s²·b bytes per layer)")
+    recompute = a2.selectbox("Activation recompute", RECOMPUTE, index=0, key="mem-recompute", disabled=mode != "train",
+                             help="selective recomputes the attention scores (matters for eager attention); "
+                                  "full keeps only each layer's input")
     sp = st.checkbox("Sequence parallelism with TP", True, key="sp", disabled=mode != "train")
-    overhead = st.number_input("Fixed overhead per GPU (GB)", 0.0, 100.0, defaults()["overhead_gb"], 0.25,
+    overhead = st.number_input("Fixed overhead per GPU (GiB)", 0.0, 100.0, defaults()["overhead_gib"], 0.25,
                                key="overhead", help="CUDA context, library workspaces, allocator fragmentation")
 
 inp = MemoryInput(model=spec, mode=mode, batch=int(batch), seq_len=int(seq_len), dtype=dtype, kv_dtype=kv,
                   dp=int(dp), zero=int(zero), tp=int(tp), pp=int(pp), recompute=recompute,
-                  sequence_parallel=sp, optimizer=optimizer, gpu=gpu, overhead_gb=overhead)
+                  sequence_parallel=sp, optimizer=optimizer, gpu=gpu, overhead_gib=overhead, attention=attention)
 est = run_engine(estimate_memory, inp)
 
 st.divider()
@@ -73,7 +78,7 @@ if mode == "train":
     plans = yours + DEFAULT_PLANS
 else:
     plans = yours + tuple({"plan": f"TP={t} {d}", "tp": t, "dtype": d}
-                          for d in ("bf16", "fp8", "int4") for t in (1, 2, 4, 8))
+                          for d in ("bf16", "fp8", "int4") for t in (1, 2, 4, 8) if spec.n_heads % t == 0)
 table = run_engine(memory_by_plan, inp, plans)
 st.plotly_chart(memory_breakdown(table, gpu.memory_bytes), width="stretch")
 with st.expander("Breakdown by plan (table, bytes)"):

@@ -11,8 +11,8 @@ from engine.units import format_bytes
 from ui.widgets import downloads, gpu_picker, model_picker, money, run_engine
 
 st.title("Serving")
-st.caption("A roofline: prefill is compute-bound, decode reads every weight and the KV cache each step. "
-           "Datasheet peaks × the efficiencies below.")
+st.caption("A roofline per tensor-parallel rank: prefill is compute-bound, each decode step reads the rank's weights "
+           "and KV cache, plus a fixed latency per layer and per all-reduce. Datasheet peaks × the efficiencies below.")
 
 c1, c2, c3 = st.columns(3)
 with c1:
@@ -32,21 +32,28 @@ with c3:
     n = st.number_input("GPUs per replica (tensor parallel)", 1, 4096, 1, key="serve-gpus")
     price = st.number_input("Price per GPU-hour (USD)", 0.0, 1000.0, float(gpu.price_usd_per_hour), 0.05,
                             key=f"serve-price-{gpu.id}")
-    with st.expander("Assumptions"):
-        d = defaults()
-        e1, e2 = st.columns(2)
-        eff_c = e1.number_input("Prefill compute efficiency", 0.05, 1.0, d["prefill_compute_efficiency"], 0.05, key="eff-c",
-                                help="fraction of the dense tensor peak that prefill reaches")
-        eff_b = e2.number_input("Decode bandwidth efficiency", 0.05, 1.0, d["decode_bandwidth_efficiency"], 0.05, key="eff-b",
-                                help="fraction of the datasheet memory bandwidth that decode reaches")
-        overhead = e1.number_input("Fixed overhead per GPU (GB)", 0.0, 100.0, d["overhead_gb"], 0.25, key="serve-overhead")
-        max_batch = e2.number_input("Scheduler limit (sequences)", 1, 100_000, int(d["max_batch_sequences"]), key="max-batch",
-                                    help="like vLLM's max_num_seqs")
+with st.expander("Assumptions (editable; sources on the Reference data page)"):
+    d = defaults()
+    e = st.columns(4)
+    eff_c = e[0].number_input("Prefill compute efficiency", 0.05, 1.0, d["prefill_compute_efficiency"], 0.05, key="eff-c",
+                              help="fraction of the dense tensor peak that prefill reaches")
+    eff_b = e[1].number_input("Decode bandwidth efficiency", 0.05, 1.0, d["decode_bandwidth_efficiency"], 0.05, key="eff-b",
+                              help="fraction of the datasheet memory bandwidth that decode reaches")
+    overhead = e[2].number_input("Fixed overhead per GPU (GiB)", 0.0, 100.0, d["overhead_gib"], 0.25, key="serve-overhead")
+    max_batch = e[3].number_input("Scheduler limit (sequences)", 1, 100_000, int(d["max_batch_sequences"]), key="max-batch",
+                                  help="like vLLM's max_num_seqs")
+    chunk = e[0].number_input("Prefill chunk (tokens)", 1, 10_000_000, int(d["prefill_chunk_tokens"]), key="chunk",
+                              help="tokens prefilled per step; bounds activation memory, amortizes the weight read")
+    layer_us = e[1].number_input("Per-layer latency (µs)", 0.0, 10_000.0, d["decode_layer_overhead_us"], 5.0, key="layer-us",
+                                 help="kernel launch gaps per layer per forward pass")
+    allreduce_us = e[2].number_input("All-reduce latency (µs)", 0.0, 10_000.0, d["allreduce_latency_us"], 5.0,
+                                     key="allreduce-us", help="two per layer with tensor parallelism")
 
 inp = ServeInput(model=spec, gpu=gpu, gpus=int(n), dtype=dtype, kv_dtype=kv, prompt_tokens=int(prompt),
                  output_tokens=int(output), concurrency=int(conc) or None, requests_per_s=float(rps),
                  price_usd_per_hour=price, prefill_efficiency=eff_c, decode_efficiency=eff_b,
-                 overhead_gb=overhead, max_batch=int(max_batch))
+                 overhead_gib=overhead, max_batch=int(max_batch), prefill_chunk_tokens=int(chunk),
+                 layer_overhead_us=layer_us, allreduce_us=allreduce_us)
 est = run_engine(estimate_serving, inp)
 
 st.divider()

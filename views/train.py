@@ -41,7 +41,8 @@ with c3:
     basis = st.radio("Throughput from", ["MFU", "Achieved TFLOP/s", "Published GPU-hours"], horizontal=True, key="basis")
     mfu = achieved = gpu_hours = None
     if basis == "MFU":
-        mfu = st.slider("MFU (model FLOPs utilization)", 0.05, 0.80, float(gpu.typical_mfu), 0.01, key=f"mfu-{gpu.id}")
+        mfu = st.slider("MFU (model FLOPs utilization)", 0.05, 0.80, float(gpu.typical_mfu_for(precision)), 0.01,
+                        key=f"mfu-{gpu.id}-{precision}", help="of the dense peak at the chosen precision")
     elif basis == "Achieved TFLOP/s":
         achieved = st.number_input("Achieved hardware TFLOP/s per GPU", 1.0, float(gpu.peak_flops(precision) / 1e12),
                                    float(round(gpu.peak_flops(precision) / 1e12 * 0.45)), key=f"ach-{gpu.id}-{precision}")
@@ -71,7 +72,7 @@ m[3].metric("Total FLOPs", format_sci(est.flops_total), help=f"{format_sci(est.f
 m = st.columns(4)
 m[0].metric("MFU", f"{est.mfu:.1%}", help=f"basis: {est.basis}; hardware FLOPs utilization {est.hfu:.1%}")
 m[1].metric("Throughput", f"{format_count(est.tokens_per_s)} tok/s", help="all GPUs together")
-m[2].metric("Energy", f"{est.energy_kwh / 1e3:,.1f} MWh", help=f"TDP {gpu.tdp_w:g} W × PUE {est.pue:g}")
+m[2].metric("Energy", f"{est.energy_kwh / 1e3:,.1f} MWh", help=f"GPU board power: TDP {gpu.tdp_w:g} W × PUE {est.pue:g}; hosts and network via PUE")
 m[3].metric("CO₂e", f"{est.co2_kg / 1e3:,.1f} t", help=f"{est.grid_kg_per_kwh:g} kg per kWh")
 
 by_gpu = run_engine(training_by_gpu, inp)

@@ -19,7 +19,8 @@ _HERE = Path(__file__).parent
 
 @dataclass(frozen=True, slots=True)
 class GPUSpec:
-    """One accelerator: dense tensor peaks (TFLOP/s), memory (GB), bandwidth (GB/s), power, price."""
+    """One accelerator: dense tensor peaks (TFLOP/s), memory (GiB, as vendors size HBM/GDDR), bandwidth
+    (decimal GB/s), board power (W), on-demand price (USD per GPU-hour) and typical training MFU."""
 
     id: str
     name: str
@@ -27,11 +28,12 @@ class GPUSpec:
     bf16_tflops: float
     fp8_tflops: float
     fp32_tflops: float
-    memory_gb: float
+    memory_gib: float
     bandwidth_gbs: float
     tdp_w: float
     price_usd_per_hour: float
     typical_mfu: float
+    typical_mfu_fp8: float = 0.0
     source: str = ""
     date: str = ""
 
@@ -39,15 +41,21 @@ class GPUSpec:
         # (field, low, low allowed, high): a custom GPU is checked like any other input.
         for name, low, low_inclusive, high in (
             ("bf16_tflops", 0, False, 1e6), ("fp8_tflops", 0, True, 1e6), ("fp32_tflops", 0, True, 1e6),
-            ("memory_gb", 0, False, 1e6), ("bandwidth_gbs", 0, False, 1e7), ("tdp_w", 0, True, 1e5),
-            ("price_usd_per_hour", 0, True, 1e4), ("typical_mfu", 0, False, 1.0),
+            ("memory_gib", 0, False, 1e6), ("bandwidth_gbs", 0, False, 1e7), ("tdp_w", 0, True, 1e5),
+            ("price_usd_per_hour", 0, True, 1e4), ("typical_mfu", 0, False, 1.0), ("typical_mfu_fp8", 0, True, 1.0),
         ):
             value = require_number(f"gpu {name}", getattr(self, name), low=low, low_inclusive=low_inclusive, high=high)
             object.__setattr__(self, name, value)
 
     @property
     def memory_bytes(self) -> float:
-        return self.memory_gb * 1e9
+        return self.memory_gib * 2**30
+
+    def typical_mfu_for(self, precision: str) -> float:
+        """Default MFU against the peak of ``precision``: FP8 training has its own, lower figure."""
+        if precision == "fp8" and self.fp8_tflops > 0 and self.typical_mfu_fp8 > 0:
+            return self.typical_mfu_fp8
+        return self.typical_mfu
 
     def peak_flops(self, precision: str) -> float:
         """Dense peak FLOP/s for a compute precision (bf16/fp16, fp8, fp32). Precisions without

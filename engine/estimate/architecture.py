@@ -42,6 +42,7 @@ class ModelSpec:
     n_shared_experts: int = 0
     d_ff_expert: int = 0
     first_dense_layers: int = 0
+    router_bias: bool = False
     q_lora_rank: int = 0
     kv_lora_rank: int = 0
     qk_nope_head_dim: int = 0
@@ -83,10 +84,11 @@ class ModelSpec:
         object.__setattr__(self, "params_active", emb + head + active_layers + final_norm)
         object.__setattr__(self, "params_embedding", emb)
         object.__setattr__(self, "params_head", head)
-        # Weights that take part in a matrix product for every token: the layers plus the LM head
-        # (which, when tied, is the embedding matrix). Embedding lookups cost no FLOPs.
+        # Weights that take part in a matrix product for every token: the layers' matrices plus the LM
+        # head (which, when tied, is the embedding matrix). Embedding lookups and norms cost no matmul.
+        norms = self.n_layers * (2 * self.norm_params() + self._latent_norm_params()) + final_norm
         object.__setattr__(
-            self, "params_matmul_active", active_layers + final_norm + self.vocab_size * self.d_model
+            self, "params_matmul_active", active_layers - norms + final_norm + self.vocab_size * self.d_model
         )
 
     def _validate(self) -> None:
@@ -154,6 +156,10 @@ class ModelSpec:
         """LayerNorm has a weight and a bias per channel; RMSNorm only a weight."""
         return 2 * self.d_model if self.norm == "layernorm" else self.d_model
 
+    def _latent_norm_params(self) -> int:
+        """MLA's RMSNorms on the compressed query and KV latents (counted inside attention_params)."""
+        return (self.q_lora_rank + self.kv_lora_rank) if self.is_mla else 0
+
     def attention_params(self) -> int:
         """Projection weights of one attention block (Vaswani et al. 2017; GQA: Ainslie et al. 2023;
         MLA: DeepSeek-V2 report, Sec. 2.1, with low-rank query and joint KV compression)."""
@@ -185,7 +191,10 @@ class ModelSpec:
         ``active``: only the top-k routed and the shared experts that one token passes through."""
         routed = self.top_k if active else self.n_experts
         experts = (routed + self.n_shared_experts) * self.mlp_params(self.d_ff_expert)
-        return experts + self.d_model * self.n_experts
+        # DeepSeek-V3's auxiliary-loss-free balancing adds a per-expert bias to the router's scores
+        # (e_score_correction_bias, an nn.Parameter in the reference MoEGate).
+        router = self.d_model * self.n_experts + (self.n_experts if self.router_bias else 0)
+        return experts + router
 
     def expert_params_per_layer(self) -> int:
         """Weights of the routed experts in one MoE layer (what decode may or may not read)."""
@@ -210,6 +219,14 @@ class ModelSpec:
         if self.is_mla:
             return self.n_layers * (self.kv_lora_rank + self.qk_rope_head_dim) * bytes_per_value
         return 2.0 * self.n_layers * self.n_kv_heads * self.head_dim * bytes_per_value
+
+    def kv_fraction_per_rank(self, tp: int) -> float:
+        """Share of the KV cache each tensor-parallel rank holds: KV heads are split over ranks and
+        replicated when there are fewer heads than ranks (ceil(H_kv/tp)/H_kv, as Megatron-LM and vLLM
+        do); MLA's single latent is replicated on every rank."""
+        if self.is_mla:
+            return 1.0
+        return -(-self.n_kv_heads // tp) / self.n_kv_heads
 
     def cached_positions(self, seq_len: int) -> int:
         """Positions a sequence keeps in its KV cache (a sliding window caps it)."""

@@ -13,11 +13,14 @@ Models"), counting the input of every operation that backward needs, 2 bytes per
 dropout mask. For a GPT layer this gives their eq. 1, s·b·h·(34 + 5·a·s/h); with tensor parallelism
 eq. 2, s·b·h·(10 + 24/t + 5·a·s/(h·t)); with sequence parallelism eq. 3, s·b·h/t·(34 + 5·a·s/h);
 selective recompute drops the 5·a·s²·b attention-score term (Sec. 5, eq. 5) and full recompute keeps
-only each layer's input, 2·s·b·h (Sec. 4.3). The same counting generalizes to GQA/MLA projections,
-gated MLPs (8·s·b·f for SwiGLU instead of 4·s·b·f), MoE (top-k + shared experts per token) and
-sliding windows. Under the 1F1B pipeline schedule stage i holds p − i micro-batches in flight
-(Sec. 4.2.3), so the first stage holds activations for about all L layers. The output layer adds
-4·s·b·h/t·(1 + V/h) on the last stage (eq. 6 discussion).
+only each layer's input, 2·s·b·h (Sec. 4.3). Those are for eager attention (``attention="eager"``);
+the default is FlashAttention (Dao et al. 2022), which never stores the scores, only a 4-byte
+log-sum-exp per head and query. The same counting generalizes to GQA/MLA projections, gated MLPs
+(8·s·b·f for SwiGLU instead of 4·s·b·f), MoE (top-k + shared experts per token, the fp32 router, and
+each token's k expert input and output copies) and sliding windows. Under the 1F1B pipeline schedule
+stage i holds p − i micro-batches in flight (Sec. 4.2.3), so the first stage holds activations for
+about all L layers. The output layer adds its norm and head inputs and fp32 logits on the last stage
+(eq. 6 discussion). Inference keeps one chunk's activations (chunked prefill) beside weights and KV.
 
 Not modelled (stated so that nobody is surprised): expert parallelism, ZeRO-3 gather buffers,
 communication buckets, and the one recomputed layer that is live during backward under full recompute.
@@ -25,7 +28,6 @@ communication buckets, and the one recomputed layer that is live during backward
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 from engine.catalog import GPUSpec, ModelSpec, defaults, resolve_gpu, resolve_model
@@ -36,6 +38,7 @@ from engine.estimate.dtypes import (
 
 MODES = ("train", "infer")
 RECOMPUTE = ("none", "selective", "full")
+ATTENTION = ("flash", "eager")
 # Optimizer state bytes per parameter, by optimizer, for mixed-precision (16-bit) training; the
 # fp32 master copy is counted here (ZeRO's K). With fp32 training there is no master copy (K - 4).
 OPTIMIZER_STATE_BYTES = {
@@ -65,7 +68,9 @@ class MemoryInput:
     optimizer: str = "adamw"
     microbatches: int | None = None
     gpu: GPUSpec | str | None = None
-    overhead_gb: float | None = None
+    overhead_gib: float | None = None
+    attention: str = "flash"
+    prefill_chunk_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +114,8 @@ class _Plan:
     sp: bool
     optimizer: str
     microbatches: int
+    attention: str
+    prefill_chunk: int
 
 
 def _plan(inp: MemoryInput) -> _Plan:
@@ -120,7 +127,7 @@ def _plan(inp: MemoryInput) -> _Plan:
     dtype = weight_dtype(inp.dtype)
     if mode == "train" and dtype not in TRAIN_DTYPES:
         raise ValidationError(f"dtype {dtype!r} is for inference only; training allows: {', '.join(TRAIN_DTYPES)}")
-    kv = kv_dtype(inp.kv_dtype) if inp.kv_dtype is not None else (dtype if dtype in ("fp32", "bf16", "fp16", "fp8") else "bf16")
+    kv = kv_dtype(inp.kv_dtype) if inp.kv_dtype is not None else default_kv_dtype(dtype)
     dp = require_number("dp", inp.dp, low=1, high=1e6, integer=True)
     zero = require_number("zero", inp.zero, low=0, high=3, integer=True)
     tp = require_number("tp", inp.tp, low=1, high=1024, integer=True)
@@ -129,7 +136,17 @@ def _plan(inp: MemoryInput) -> _Plan:
     recompute = require_choice("recompute", inp.recompute, RECOMPUTE)
     optimizer = require_choice("optimizer", inp.optimizer, OPTIMIZER_STATE_BYTES)
     m = pp if inp.microbatches is None else require_number("microbatches", inp.microbatches, low=1, high=1e6, integer=True)
-    return _Plan(spec, mode, b, s, dtype, kv, dp, zero, tp, pp, recompute, bool(inp.sequence_parallel), optimizer, m)
+    attention = require_choice("attention", inp.attention, ATTENTION)
+    chunk = require_number("prefill-chunk-tokens", defaults()["prefill_chunk_tokens"] if inp.prefill_chunk_tokens is None
+                           else inp.prefill_chunk_tokens, low=1, high=1e8, integer=True)
+    return _Plan(spec, mode, b, s, dtype, kv, dp, zero, tp, pp, recompute, bool(inp.sequence_parallel), optimizer, m,
+                 attention, chunk)
+
+
+def default_kv_dtype(dtype: str) -> str:
+    """The KV cache follows 16- and 32-bit weights and stays bf16 for quantized ones (fp8, int8, int4),
+    as vLLM's kv_cache_dtype="auto" does; an fp8 KV cache is an explicit choice."""
+    return dtype if dtype in ("fp32", "bf16", "fp16") else "bf16"
 
 
 def check_tensor_parallel(spec: ModelSpec, tp: int) -> None:
@@ -170,8 +187,14 @@ def _stage_params(spec: ModelSpec, p: _Plan, stage: int) -> float:
 
 
 def activation_bytes_per_layer(spec: ModelSpec, *, b: int, s: int, tp: int = 1, sp: bool = False,
-                               recompute: str = "none", moe: bool = False, bytes_per_value: float = 2.0) -> float:
-    """Activation bytes one layer keeps for backward (Korthikanti et al. 2022, eqs. 1-5, generalized)."""
+                               recompute: str = "none", moe: bool = False, bytes_per_value: float = 2.0,
+                               attention: str = "flash") -> float:
+    """Activation bytes one layer keeps for backward (Korthikanti et al. 2022, eqs. 1-5, generalized).
+
+    ``attention="eager"`` materializes the a·s² score matrix (softmax output, dropout mask and output:
+    the paper's 5·a·s²·b); ``"flash"`` (FlashAttention, Dao et al. 2022; PyTorch SDPA) keeps only the
+    fp32 log-sum-exp per head and query, 4·a·s·b bytes, and recomputes the scores in backward, which
+    is what selective recompute does for eager attention."""
     h, a = spec.d_model, spec.n_heads
     scale = bytes_per_value / 2.0  # the paper's coefficients are in 2-byte units
     if recompute == "full":
@@ -187,12 +210,17 @@ def activation_bytes_per_layer(spec: ModelSpec, *, b: int, s: int, tp: int = 1, 
         replicated += 2.0 * s * b * (spec.q_lora_rank + spec.kv_lora_rank + spec.qk_rope_head_dim) * scale
     if moe:
         width = (spec.top_k + spec.n_shared_experts) * spec.d_ff_expert
-        replicated += 4.0 * s * b * spec.n_experts * scale / 2.0  # router logits in fp32
+        # Router logits and probabilities in fp32, plus each token's copies for its top-k experts: the
+        # experts' inputs, and their outputs kept for the gradient of the gate weights.
+        replicated += 4.0 * s * b * spec.n_experts + 2.0 * (2.0 * s * b * spec.top_k * h) * scale
     else:
         width = spec.d_ff
     mlp = (8.0 if spec.gated else 4.0) * s * b * width * scale
     parallel = proj + mlp
-    if recompute == "none":
+    if attention == "flash":
+        if recompute != "full":
+            parallel += 4.0 * a * s * b  # fp32 log-sum-exp, one per head and query
+    elif recompute == "none":
         span = spec.cached_positions(s)
         # softmax output (2 bytes) + dropout mask (1) + dropout output (2) per score: 5·a·s²·b
         parallel += a * s * span * b * ((4.0 + mask) * scale if spec.dropout else 2.0 * scale)
@@ -201,17 +229,22 @@ def activation_bytes_per_layer(spec: ModelSpec, *, b: int, s: int, tp: int = 1, 
     return replicated + parallel / tp
 
 
-def _output_layer_activation_bytes(spec: ModelSpec, b: int, s: int, tp: int, bytes_per_value: float) -> float:
-    """Final norm, LM-head input and fp32 logits for the loss: 4·s·b·h/t·(1 + V/h) (Korthikanti et al.)."""
-    return 4.0 * s * b * spec.d_model / tp * (1.0 + spec.vocab_size / spec.d_model) * bytes_per_value / 2.0
+def _output_layer_activation_bytes(spec: ModelSpec, b: int, s: int, tp: int, bytes_per_value: float,
+                                   sp: bool = False) -> float:
+    """Final-norm and LM-head inputs (split over tp only with sequence parallelism) and the fp32 logits
+    for the loss (vocab-parallel): Korthikanti et al.'s 4·s·b·h/t·(1 + V/h) at 2 bytes with sp."""
+    hidden = 2.0 * s * b * spec.d_model * bytes_per_value / (tp if sp else 1)
+    return hidden + 4.0 * s * b * spec.vocab_size / tp
 
 
-def _inference_activation_bytes(spec: ModelSpec, b: int, s: int, tp: int, bytes_per_value: float) -> float:
-    """Transient peak of a prefill over b·s tokens: one layer's widest intermediate plus the last
-    position's fp32 logits (activations are freed layer by layer at inference)."""
+def inference_activation_bytes(spec: ModelSpec, tokens: int, sequences: int, tp: int = 1,
+                               bytes_per_value: float = 2.0) -> float:
+    """Transient peak of a forward pass over ``tokens`` tokens at once (a prefill chunk): one layer's
+    widest intermediate (activations are freed layer by layer at inference), plus fp32 logits for the
+    last position of each of ``sequences`` sequences."""
     width = (spec.top_k + spec.n_shared_experts) * spec.d_ff_expert if spec.is_moe else spec.d_ff
     widest = max((3.0 if spec.gated else 2.0) * width, spec.n_heads * (spec.qk_head_dim * 3))
-    return b * s * (spec.d_model + widest / tp) * bytes_per_value + b * spec.vocab_size / tp * 4.0
+    return tokens * (spec.d_model + widest / tp) * bytes_per_value + sequences * spec.vocab_size / tp * 4.0
 
 
 def estimate_memory(inp: MemoryInput) -> MemoryEstimate:
@@ -223,14 +256,14 @@ def estimate_memory(inp: MemoryInput) -> MemoryEstimate:
         w_bytes = 4.0 if p.dtype == "fp32" else 2.0
         k = OPTIMIZER_STATE_BYTES[p.optimizer] - (4.0 if p.dtype == "fp32" else 0.0)
         layer_acts = dict(b=p.b, s=p.s, tp=p.tp, sp=p.sp and p.tp > 1, recompute=p.recompute,
-                          bytes_per_value=act_value_bytes)
+                          bytes_per_value=act_value_bytes, attention=p.attention)
         per_dense = activation_bytes_per_layer(spec, moe=False, **layer_acts)
         per_moe = activation_bytes_per_layer(spec, moe=True, **layer_acts) if spec.is_moe else 0.0
     else:
-        # KV heads are sharded over tp (replicated when tp exceeds them); MLA's latent is replicated.
-        kv_fraction_per_gpu = 1.0 if spec.is_mla else math.ceil(spec.n_kv_heads / p.tp) / spec.n_kv_heads
-        kv_per_layer = (spec.kv_cache_bytes_per_token(BYTES_PER_VALUE[p.kv]) / spec.n_layers * kv_fraction_per_gpu
-                        * p.b * spec.cached_positions(p.s))
+        kv_per_layer = (spec.kv_cache_bytes_per_token(BYTES_PER_VALUE[p.kv]) / spec.n_layers
+                        * spec.kv_fraction_per_rank(p.tp) * p.b * spec.cached_positions(p.s))
+        # Prefill runs in chunks of at most prefill_chunk tokens (Sarathi-Serve; vLLM's chunked prefill).
+        infer_acts = inference_activation_bytes(spec, min(p.b * p.s, p.prefill_chunk), p.b, p.tp, act_value_bytes)
     best: tuple[float, int, dict] | None = None
     for stage in range(p.pp):
         params = _stage_params(spec, p, stage)
@@ -242,12 +275,12 @@ def estimate_memory(inp: MemoryInput) -> MemoryEstimate:
             in_flight = min(p.pp - stage, p.microbatches)  # 1F1B: stage i holds p - i micro-batches
             acts = (dense * per_dense + moe * per_moe) * in_flight
             if stage == p.pp - 1:
-                acts += _output_layer_activation_bytes(spec, p.b, p.s, p.tp, act_value_bytes)
+                acts += _output_layer_activation_bytes(spec, p.b, p.s, p.tp, act_value_bytes, p.sp and p.tp > 1)
             kv_bytes = 0.0
         else:
             weights = _inference_weight_bytes(spec, p, stage, params)
             grads = opt = 0.0
-            acts = _inference_activation_bytes(spec, p.b, p.s, p.tp, act_value_bytes)
+            acts = infer_acts
             kv_bytes = kv_per_layer * (dense + moe)
         total = weights + grads + opt + acts + kv_bytes
         parts = dict(weights=weights, grads=grads, opt=opt, acts=acts, kv=kv_bytes, params=params)
@@ -256,8 +289,8 @@ def estimate_memory(inp: MemoryInput) -> MemoryEstimate:
     assert best is not None
     total, stage, parts = best
 
-    overhead = (defaults()["overhead_gb"] if inp.overhead_gb is None else
-                require_number("overhead-gb", inp.overhead_gb, low=0, high=1e4)) * 1e9
+    overhead = (defaults()["overhead_gib"] if inp.overhead_gib is None else
+                require_number("overhead-gib", inp.overhead_gib, low=0, high=1e4)) * 2**30
     gpu = resolve_gpu(inp.gpu) if inp.gpu is not None else None
     capacity = gpu.memory_bytes if gpu else None
     fits = None if capacity is None else total + overhead <= capacity

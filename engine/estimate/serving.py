@@ -14,11 +14,12 @@ A replica is ``gpus`` GPUs in one tensor-parallel group holding one copy of the 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
 from engine.catalog import GPUSpec, ModelSpec, defaults, resolve_gpu, resolve_model
 from engine.errors import ValidationError, require_finite_result, require_number
-from engine.estimate.memory import check_tensor_parallel
+from engine.estimate.memory import check_tensor_parallel, default_kv_dtype, inference_activation_bytes
 from engine.estimate.dtypes import BYTES_PER_VALUE, QUANTIZED, bytes_per_weight, compute_precision, kv_dtype, weight_dtype
 
 
@@ -36,8 +37,11 @@ class ServeInput:
     price_usd_per_hour: float | None = None
     prefill_efficiency: float | None = None
     decode_efficiency: float | None = None
-    overhead_gb: float | None = None
+    overhead_gib: float | None = None
     max_batch: int | None = None
+    prefill_chunk_tokens: int | None = None
+    layer_overhead_us: float | None = None
+    allreduce_us: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,11 +103,15 @@ def prefill_flops(spec: ModelSpec, prompt_tokens: int) -> float:
     return 2.0 * spec.params_matmul_active * p + per_position * attended
 
 
-def min_gpus_to_fit(spec: ModelSpec, weights: float, kv_per_seq: float, usable_per_gpu: float) -> int:
-    """Smallest tensor-parallel group (a divisor of n_heads) whose memory holds the weights and one
-    sequence's KV cache; above n_heads GPUs the model needs pipeline parallelism: the raw count."""
-    need = max(1, math.ceil((weights + kv_per_seq) / max(usable_per_gpu, 1.0)))
-    return next((d for d in range(need, spec.n_heads + 1) if spec.n_heads % d == 0), need)
+def min_gpus_to_fit(spec: ModelSpec, weights: float, kv_per_seq: float, usable_per_gpu: float,
+                    reserve: Callable[[int], float] = lambda d: 0.0) -> int:
+    """Smallest tensor-parallel group (a divisor of n_heads) in which each rank holds its share of the
+    weights, its activation ``reserve`` and its share of one sequence's KV cache (replicated heads
+    included); above n_heads GPUs the model needs pipeline parallelism too: the raw count."""
+    for d in range(1, spec.n_heads + 1):
+        if spec.n_heads % d == 0 and weights / d + reserve(d) + kv_per_seq * spec.kv_fraction_per_rank(d) <= usable_per_gpu:
+            return d
+    return max(1, math.ceil((weights + kv_per_seq) / max(usable_per_gpu, 1.0)))
 
 
 def estimate_serving(inp: ServeInput) -> ServeEstimate:
@@ -124,45 +132,67 @@ def _estimate(inp: ServeInput, spec: ModelSpec, n: int) -> ServeEstimate:
     gpu = resolve_gpu(inp.gpu)
     dflt = defaults()
     dtype = weight_dtype(inp.dtype)
-    kv = kv_dtype(inp.kv_dtype) if inp.kv_dtype is not None else (dtype if dtype in ("fp32", "bf16", "fp16", "fp8") else "bf16")
+    kv = kv_dtype(inp.kv_dtype) if inp.kv_dtype is not None else default_kv_dtype(dtype)
     prompt = require_number("prompt-tokens", inp.prompt_tokens, low=1, high=1e7, integer=True)
     output = require_number("output-tokens", inp.output_tokens, low=1, high=1e7, integer=True)
     rps = require_number("requests-per-s", inp.requests_per_s, low=0, low_inclusive=False, high=1e9)
     price = require_number("price", gpu.price_usd_per_hour if inp.price_usd_per_hour is None else inp.price_usd_per_hour, low=0, high=1e4)
     eff_c = require_number("prefill-efficiency", dflt["prefill_compute_efficiency"] if inp.prefill_efficiency is None else inp.prefill_efficiency, low=0, low_inclusive=False, high=1)
     eff_b = require_number("decode-efficiency", dflt["decode_bandwidth_efficiency"] if inp.decode_efficiency is None else inp.decode_efficiency, low=0, low_inclusive=False, high=1)
-    overhead = require_number("overhead-gb", dflt["overhead_gb"] if inp.overhead_gb is None else inp.overhead_gb, low=0, high=1e4) * 1e9
+    overhead = require_number("overhead-gib", dflt["overhead_gib"] if inp.overhead_gib is None else inp.overhead_gib, low=0, high=1e4) * 2**30
     max_batch = require_number("max-batch", dflt["max_batch_sequences"] if inp.max_batch is None else inp.max_batch, low=1, high=1e6, integer=True)
+
+    chunk = require_number("prefill-chunk-tokens", dflt["prefill_chunk_tokens"] if inp.prefill_chunk_tokens is None
+                           else inp.prefill_chunk_tokens, low=1, high=1e8, integer=True)
+    layer_us = require_number("layer-overhead-us", dflt["decode_layer_overhead_us"] if inp.layer_overhead_us is None
+                              else inp.layer_overhead_us, low=0, high=1e6)
+    allreduce_us = require_number("allreduce-us", dflt["allreduce_latency_us"] if inp.allreduce_us is None
+                                  else inp.allreduce_us, low=0, high=1e6)
 
     precision = compute_precision(dtype)
     if gpu.peak_flops(precision) <= 0:
         raise ValidationError(f"gpu {gpu.id} has no {precision} throughput in the catalog")
-    flops_rate = n * gpu.peak_flops(precision) * eff_c
-    byte_rate = n * gpu.bandwidth_gbs * 1e9 * eff_b
+    # Everything below is per tensor-parallel rank: the n ranks work in lockstep on their shards.
+    flops_rate = gpu.peak_flops(precision) * eff_c
+    byte_rate = gpu.bandwidth_gbs * 1e9 * eff_b
+    usable = gpu.memory_bytes - overhead
     weights = _weight_bytes(spec, dtype)
     kv_per_token = spec.kv_cache_bytes_per_token(BYTES_PER_VALUE[kv])
     kv_per_seq = kv_per_token * spec.cached_positions(prompt + output)
-    free = n * (gpu.memory_bytes - overhead) - weights
-    max_conc = int(min(max_batch, max(0.0, free) // kv_per_seq)) if kv_per_seq > 0 else int(max_batch)
+    act_bytes = 4.0 if dtype == "fp32" else 2.0
+    reserve = inference_activation_bytes(spec, chunk, max_batch, n, act_bytes)
+    kv_seq_rank = kv_per_seq * spec.kv_fraction_per_rank(n)
+    free = usable - weights / n - reserve
+    max_conc = int(min(max_batch, max(0.0, free) // kv_seq_rank)) if kv_seq_rank > 0 else int(max_batch)
     fits = max_conc >= 1
-    min_gpus = min_gpus_to_fit(spec, weights, kv_per_seq, gpu.memory_bytes - overhead)
+    min_gpus = min_gpus_to_fit(spec, weights, kv_per_seq, usable,
+                               lambda d: inference_activation_bytes(spec, chunk, max_batch, d, act_bytes))
     if inp.concurrency is None:
         conc = max(1, max_conc)
     else:
         conc = require_number("concurrency", inp.concurrency, low=1, high=1e6, integer=True)
+    # Fixed latency of one forward pass: kernel gaps per layer, and two all-reduces per layer under TP.
+    pass_overhead = spec.n_layers * (layer_us + (2.0 * allreduce_us if n > 1 else 0.0)) * 1e-6
 
-    # Prefill: one prompt, compute- or (for short prompts) weight-read-bound.
-    pf_compute = prefill_flops(spec, prompt) / flops_rate
-    pf_memory = weights / byte_rate
-    prefill_s = max(pf_compute, pf_memory)
+    # Prefill latency of one prompt: compute-bound, or for short prompts bound by reading the weights
+    # its tokens touch (MoE: the experts they are routed to); one pass per prefill chunk.
+    pf_compute = prefill_flops(spec, prompt) / n / flops_rate
+    pf_memory = decode_weight_bytes_read(spec, dtype, prompt) / n / byte_rate
+    passes = -(-prompt // chunk)
+    prefill_s = max(pf_compute, pf_memory) + passes * pass_overhead
+    # GPU time per input token when a busy server batches prompts into full chunks: the weight read
+    # and the fixed pass latency are shared by a whole chunk.
+    per_input_token_s = (max(pf_compute / prompt, decode_weight_bytes_read(spec, dtype, chunk) / n / byte_rate / chunk)
+                         + pass_overhead / chunk)
     # Decode: one step for `conc` sequences at the mean context length prompt + output/2.
     ctx = spec.cached_positions(prompt + output // 2)
-    step_bytes = decode_weight_bytes_read(spec, dtype, conc) + conc * kv_per_token * ctx
-    step_flops = conc * (2.0 * spec.params_matmul_active + spec.attention_flops_forward_per_token(ctx))
+    step_bytes = (decode_weight_bytes_read(spec, dtype, conc) / n
+                  + conc * kv_per_token * spec.kv_fraction_per_rank(n) * ctx)
+    step_flops = conc * (2.0 * spec.params_matmul_active + spec.attention_flops_forward_per_token(ctx)) / n
     t_mem, t_cmp = step_bytes / byte_rate, step_flops / flops_rate
-    step = max(t_mem, t_cmp)
-    # A replica spends prefill_s of exclusive time per request and shares decode steps among conc.
-    per_request_gpu_time = prefill_s + output * step / conc
+    step = max(t_mem, t_cmp) + pass_overhead
+    # A replica spends prefill time per request (batched) and shares each decode step among conc.
+    per_request_gpu_time = prompt * per_input_token_s + output * step / conc
     replica_rps = 1.0 / per_request_gpu_time if per_request_gpu_time > 0 else math.inf
     # Tiny efficiencies or rates: times that overflow, or a replica count no float (or fleet) holds.
     if not (step > 0 and replica_rps > 0 and rps / replica_rps <= 1e15):
@@ -180,7 +210,7 @@ def _estimate(inp: ServeInput, spec: ModelSpec, n: int) -> ServeEstimate:
         decode_tokens_per_s_per_sequence=1.0 / step, decode_bound="memory" if t_mem >= t_cmp else "compute",
         request_latency_s=prefill_s + output * step, requests_per_s_per_replica=replica_rps, replicas=replicas,
         gpus_needed=replicas * int(n), price_usd_per_hour=price,
-        cost_per_million_input_tokens_usd=dollars_per_s * prefill_s / prompt * 1e6,
+        cost_per_million_input_tokens_usd=dollars_per_s * per_input_token_s * 1e6,
         cost_per_million_output_tokens_usd=dollars_per_s * step / conc * 1e6,
     )
     require_finite_result(est, "the efficiencies and the GPU's figures")

@@ -49,8 +49,8 @@ DEFAULT_PLANS: tuple[dict, ...] = (
     {"plan": "ZeRO-2", "zero": 2},
     {"plan": "ZeRO-3", "zero": 3},
     {"plan": "ZeRO-3 + full recompute", "zero": 3, "recompute": "full"},
-    {"plan": "TP=8 + SP, selective", "tp": 8, "recompute": "selective"},
-    {"plan": "TP=8 + PP=4, selective", "tp": 8, "pp": 4, "recompute": "selective"},
+    {"plan": "TP=8 + SP", "tp": 8},
+    {"plan": "TP=8 + PP=4", "tp": 8, "pp": 4},
 )
 
 

@@ -5,6 +5,8 @@ N the weights that take part in a matrix product (active weights for MoE). Hardw
 activation recomputation runs again: a full forward pass for full recompute (Narayanan et al. 2021,
 Sec. 5.1: 8·T·P instead of 6·T·P), the attention core for selective recompute (Korthikanti et al.
 2022, Sec. 5). Time = model FLOPs / (GPUs · peak · MFU), or hardware FLOPs / (GPUs · achieved FLOP/s).
+Energy is GPU board power (TDP) × GPU-hours × PUE, the convention of the Llama 2 and 3 papers' carbon
+accounting; host CPUs, memory and network are left to the PUE you choose.
 """
 
 from __future__ import annotations
@@ -127,7 +129,7 @@ def estimate_training(inp: TrainingInput) -> TrainingEstimate:
         gpu_hours = hw_flops / (achieved * 1e12) / 3600.0
         basis = "achieved hardware TFLOP/s per GPU"
     else:
-        mfu = gpu.typical_mfu if inp.mfu is None else inp.mfu
+        mfu = gpu.typical_mfu_for(precision) if inp.mfu is None else inp.mfu
         mfu = require_number("mfu", mfu, low=0, low_inclusive=False, high=1.0)
         if peak * mfu <= 0:  # underflow: both tiny
             raise ValidationError(f"inputs out of range: mfu {mfu:g} at {peak:g} FLOP/s gives no throughput")

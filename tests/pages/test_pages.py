@@ -127,3 +127,23 @@ def test_serving_page_shows_the_engine_numbers_and_offers_downloads():
     assert shown == f"{expected.decode_tokens_per_s:,.0f} tok/s"
     assert metrics(at)["GPUs needed"] == f"{expected.gpus_needed:,}"
     json.dumps(expected.to_dict(), allow_nan=False)
+
+
+def test_memory_page_attention_kernel_changes_activations():
+    at = run_page("views/memory.py")
+    flash = metrics(at)["Activations"]
+    at.selectbox(key="attention").set_value("eager").run()
+    assert_clean(at)
+    eager = metrics(at)["Activations"]
+    assert float(eager.split()[0]) > float(flash.split()[0])  # eager stores the a·s² scores
+
+
+def test_serving_page_latency_assumptions_and_bad_tensor_parallel():
+    at = run_page("views/serve.py")
+    before = metrics(at)["Time per output token"]
+    at.number_input(key="layer-us").set_value(200.0).run()
+    assert_clean(at)
+    assert metrics(at)["Time per output token"] != before
+    at.number_input(key="serve-gpus").set_value(3).run()  # llama-3-8b has 32 heads
+    assert not at.exception
+    assert at.error and "tp must divide n_heads" in at.error[0].value
