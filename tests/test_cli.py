@@ -65,7 +65,15 @@ def test_gpus(capsys):
     obj = cli_json(capsys, "gpus")
     assert [row["id"] for row in obj["gpus"]] == list(catalog.gpus())
     h100 = next(r for r in obj["gpus"] if r["id"] == "h100-sxm")
-    assert h100["bf16_tflops"] == 989.4 and h100["memory_gb"] == 80
+    assert h100["bf16_tflops"] == 989.4 and h100["memory_gib"] == 80 and h100["typical_mfu_fp8"] == 0.25
+    assert "memory_gb" not in h100
+
+
+def test_gpus_human_output_in_gib(capsys):
+    code, out, err = cli(capsys, "gpus")
+    assert code == 0 and err == ""
+    line = next(row for row in out.splitlines() if row.startswith("h100-sxm"))
+    assert "80 GiB" in line and " GB " not in line
 
 
 def test_estimate_train(capsys):
@@ -76,6 +84,14 @@ def test_estimate_train(capsys):
     assert obj["params"] == 6_738_415_616 and obj["tokens"] == 2e12
     assert obj["mfu"] == pytest.approx(get_gpu("a100-80gb").typical_mfu)
     assert obj["wall_clock_hours"] == pytest.approx(obj["gpu_hours"] / 1024)
+
+
+def test_estimate_train_fp8_default_mfu(capsys):
+    """FP8 on an H100 SXM: 25% of the 1978.9 TFLOP/s FP8 peak by default."""
+    obj = cli_json(capsys, "estimate", "train", "--params", "1B", "--tokens", "10B", "--gpu", "h100-sxm",
+                   "--precision", "fp8")
+    assert obj["mfu"] == pytest.approx(0.25, rel=1e-12)
+    assert obj["gpu_hours"] == pytest.approx(6 * 1e9 * 10e9 / (1978.9e12 * 0.25) / 3600, rel=1e-12)
 
 
 def test_estimate_train_gpu_hours_gives_implied_mfu(capsys):
@@ -119,9 +135,30 @@ def test_estimate_memory_infer(capsys):
 def test_estimate_memory_all_options(capsys):
     obj = cli_json(capsys, "estimate", "memory", "--model", "gpt3-175b", "--tp", "8", "--pp", "8", "--dp", "8",
                    "--zero", "1", "--no-sequence-parallel", "--optimizer", "adamw-8bit", "--microbatches", "4",
-                   "--recompute", "selective", "--gpu", "h100-sxm", "--overhead-gb", "2", "--batch", "1",
-                   "--seq-len", "2k")
-    assert MEMORY_KEYS <= obj.keys() and obj["overhead_bytes"] == 2e9 and obj["gpus"] == 512
+                   "--recompute", "selective", "--gpu", "h100-sxm", "--overhead-gib", "2", "--batch", "1",
+                   "--seq-len", "2k", "--attention", "eager", "--prefill-chunk-tokens", "4096")
+    assert MEMORY_KEYS <= obj.keys() and obj["overhead_bytes"] == 2 * 2**30 and obj["gpus"] == 512
+    assert obj["gpu_memory_bytes"] == 80 * 2**30
+    assert obj["headroom_bytes"] == pytest.approx(80 * 2**30 - obj["total_bytes_per_gpu"] - 2 * 2**30)
+
+
+def test_estimate_memory_attention(capsys):
+    """--attention eager keeps Korthikanti's 5·a·s²·b scores; flash (the default) keeps 4·a·s·b of
+    log-sum-exp: for GPT-2 (12 layers, 12 heads, dropout) at b = 1, s = 1024 the difference is
+    12 · (5·12·1024² − 4·12·1024)."""
+    base = ("estimate", "memory", "--model", "gpt2", "--batch", "1", "--seq-len", "1024")
+    flash = cli_json(capsys, *base)
+    assert cli_json(capsys, *base, "--attention", "flash") == flash
+    eager = cli_json(capsys, *base, "--attention", "EAGER")
+    assert eager["activations_bytes"] - flash["activations_bytes"] == 12 * (5 * 12 * 1024**2 - 4 * 12 * 1024)
+
+
+def test_estimate_memory_prefill_chunk(capsys):
+    """Inference keeps one prefill chunk's activations: Llama 3 8B, 4 × 8192 tokens in chunks of 1024:
+    1024 · (4096 + 3·14336) · 2 bytes + 4 sequences' fp32 logits over 128,256 tokens."""
+    obj = cli_json(capsys, "estimate", "memory", "--model", "llama-3-8b", "--mode", "infer", "--batch", "4",
+                   "--seq-len", "8192", "--prefill-chunk-tokens", "1024")
+    assert obj["activations_bytes"] == 1024 * (4096 + 3 * 14336) * 2 + 4 * 128_256 * 4
 
 
 def test_estimate_serve(capsys):
@@ -129,7 +166,29 @@ def test_estimate_serve(capsys):
                    "--prompt-tokens", "512", "--output-tokens", "256", "--concurrency", "1")
     assert SERVE_KEYS <= obj.keys()
     finite_numbers(obj)
-    assert obj["time_per_output_token_s"] == pytest.approx((obj["weights_bytes"] + 131_072 * 640) / (3350e9 * 0.8))
+    roofline = (obj["weights_bytes"] + 131_072 * 640) / (3350e9 * 0.8)
+    assert obj["time_per_output_token_s"] == pytest.approx(roofline + 32 * 20e-6, rel=1e-12)
+    bare = cli_json(capsys, "estimate", "serve", "--model", "llama-3-8b", "--gpu", "h100-sxm",
+                    "--prompt-tokens", "512", "--output-tokens", "256", "--concurrency", "1", "--layer-overhead-us", "0")
+    assert bare["time_per_output_token_s"] == pytest.approx(roofline, rel=1e-12)
+
+
+def test_estimate_serve_new_options(capsys):
+    """--layer-overhead-us and --allreduce-us set the fixed latency of a forward pass (per layer, and two
+    all-reduces per layer under TP); --overhead-gib, --max-batch and --prefill-chunk-tokens the memory."""
+    base = ("estimate", "serve", "--model", "llama-3-70b", "--gpu", "h100-sxm", "--gpus", "4",
+            "--prompt-tokens", "20000", "--output-tokens", "256", "--concurrency", "1")
+    bare = cli_json(capsys, *base, "--layer-overhead-us", "0", "--allreduce-us", "0")
+    custom = cli_json(capsys, *base, "--layer-overhead-us", "10", "--allreduce-us", "100",
+                      "--prefill-chunk-tokens", "5000")
+    assert custom["time_per_output_token_s"] - bare["time_per_output_token_s"] == pytest.approx(80 * 210e-6, rel=1e-9)
+    assert custom["prefill_seconds"] - bare["prefill_seconds"] == pytest.approx(4 * 80 * 210e-6, rel=1e-9)
+    capped = cli_json(capsys, *base, "--max-batch", "3", "--overhead-gib", "2")
+    assert capped["max_concurrency"] == 3
+    roomy, tight = (cli_json(capsys, "estimate", "serve", "--model", "llama-3-70b", "--gpu", "h100-sxm", "--gpus", "4",
+                             "--prompt-tokens", "100000", "--output-tokens", "1000", "--overhead-gib", gib)
+                    for gib in ("0", "20"))
+    assert roomy["max_concurrency"] > tight["max_concurrency"]
 
 
 def test_estimate_serve_options(capsys):
@@ -172,7 +231,10 @@ def test_human_output(capsys, argv):
 def test_human_memory_output_uses_units(capsys):
     code, out, _ = cli(capsys, "estimate", "memory", "--model", "llama-2-7b", "--mode", "infer")
     assert code == 0
-    assert "weights_bytes" in out and "GB" in out
+    assert "weights_bytes" in out and "GiB" in out
+    # Llama 2 7B bf16: 6,738,415,616 · 2 bytes = 12.55 GiB (13.48 GB)
+    line = next(row for row in out.splitlines() if row.startswith("weights_bytes"))
+    assert line.split()[-2:] == ["12.55", "GiB"]
 
 
 def test_version(capsys):
@@ -239,12 +301,20 @@ SERVE = ["estimate", "serve", "--model", "llama-3-8b", "--gpu", "h100-sxm", "--p
     (MEMORY + ["--zero", "5"], "5"),
     (MEMORY + ["--tp", "64"], "64"),
     (MEMORY + ["--pp", "33"], "33"),
-    (MEMORY + ["--overhead-gb", "inf"], "inf"),
+    (MEMORY + ["--overhead-gib", "inf"], "inf"),
+    (MEMORY + ["--overhead-gb", "2"], "--overhead-gb"),  # renamed: the overhead is in GiB
+    (MEMORY + ["--attention", "sdpa"], "sdpa"),
+    (MEMORY + ["--prefill-chunk-tokens", "0"], "prefill-chunk-tokens"),
     (MEMORY + ["--mode", "infer", "--kv-dtype", "int4"], "int4"),
     (MEMORY + ["--dtype", "int4"], "int4"),  # int4 is for inference only
     (SERVE + ["--concurrency", "0"], "concurrency"),
     (SERVE + ["--requests-per-s", "-2"], "-2"),
     (SERVE + ["--decode-efficiency", "2"], "2"),
+    (SERVE + ["--overhead-gib", "-1"], "-1"),
+    (SERVE + ["--max-batch", "0"], "max-batch"),
+    (SERVE + ["--prefill-chunk-tokens", "1.5"], "1.5"),
+    (SERVE + ["--layer-overhead-us", "nan"], "nan"),
+    (SERVE + ["--allreduce-us", "-3"], "-3"),
     (SERVE[:-1] + ["NaN"], "NaN"),
     (["estimate", "optimal", "--flops", "-1e23"], "-1e+23"),
     (["estimate", "optimal", "--flops", "zillions"], "zillions"),

@@ -114,12 +114,22 @@ def test_format_count():
 
 
 def test_format_bytes():
-    """Decimal units, as vendors print memory: 80 GB = 80e9 bytes."""
-    assert format_bytes(80e9) == "80.00 GB"
-    assert format_bytes(524_288) == "524.29 KB"
-    assert format_bytes(1.2e12) == "1.20 TB"
-    assert format_bytes(3.5e6) == "3.50 MB"
+    """Binary units, the units GPU memory is built and sized in: 1 GiB = 2**30 bytes."""
+    assert format_bytes(80 * 2**30) == "80.00 GiB"  # an "80GB" H100 holds 80 GiB
+    assert format_bytes(80e9) == "74.51 GiB"  # 80e9 / 2**30 = 74.5058...
+    assert format_bytes(524_288) == "512.00 KiB"  # 2**19
+    assert format_bytes(1.5 * 2**40) == "1.50 TiB"
+    assert format_bytes(3.5 * 2**20) == "3.50 MiB"
     assert format_bytes(512) == "512 B"
+    # each unit starts at exactly its power of two
+    assert format_bytes(1023) == "1023 B"
+    assert format_bytes(1024) == "1.00 KiB"
+    assert format_bytes(2**20 - 1) == "1024.00 KiB"  # 1023.999 KiB rounds up in the last digit
+    assert format_bytes(2**20) == "1.00 MiB"
+    assert format_bytes(2**30) == "1.00 GiB"
+    assert format_bytes(2**40) == "1.00 TiB"
+    assert format_bytes(-3 * 2**30) == "-3.00 GiB"
+    assert format_bytes(0) == "0 B"
 
 
 def test_format_duration():

@@ -67,8 +67,46 @@ def test_gpt2_small_by_hand():
     assert spec.params_total == expected
     assert spec.params_embedding == 50257 * d + 1024 * d
     assert spec.params_head == 0  # tied
-    # the LM head (tied to wte) still does a matmul; positions and embedding lookups do not
-    assert spec.params_matmul_active == spec.params_total - 1024 * d
+    # the LM head (tied to wte) still does a matmul; positions, embedding lookups and the 25 LayerNorms
+    # (weight + bias, 2·d each: two per block and the final one) do not
+    assert spec.params_matmul_active == spec.params_total - 1024 * d - (12 * 2 + 1) * 2 * d
+    assert spec.params_matmul_active == 123_614_976
+
+
+def test_matmul_params_exclude_norms():
+    """N in 6·N·T counts only weights that multiply: per layer the matrices (and linear biases), not
+    the norm weights; the LM head (tied or not) is one V·d matrix. Llama 2 7B: 32·(4·d² + 3·d·f) + V·d."""
+    d, f, layers, vocab = 4096, 11008, 32, 32000
+    spec = get_model("llama-2-7b")
+    assert spec.params_matmul_active == layers * (4 * d * d + 3 * d * f) + vocab * d == 6_607_077_376
+    # the norms are the whole difference to params_total besides the input embedding
+    assert spec.params_total - spec.params_matmul_active == vocab * d + layers * 2 * d + d
+
+
+def test_deepseek_v3_matmul_params_exclude_latent_norms():
+    """MLA adds two RMSNorms per layer inside attention, on the q latent (q_lora_rank = 1536) and the
+    KV latent (kv_lora_rank = 512): they are no matmul weights either. DeepSeek-V3: 61 layers, d = 7168,
+    untied 129,280-token vocabulary, so N = active − input embedding − final norm − 61·(2·7168 + 1536 + 512)."""
+    spec = get_model("deepseek-v3")
+    d, vocab, layers = 7168, 129_280, 61
+    expected = spec.params_active - vocab * d - d - layers * (2 * d + 1536 + 512)
+    assert expected == 37_552_297_472 - 926_679_040 - 7_168 - 999_424 == 36_624_611_840
+    assert spec.params_matmul_active == expected
+
+
+def test_router_bias_adds_one_parameter_per_expert():
+    """DeepSeek-V3's auxiliary-loss-free load balancing keeps a bias per routed expert
+    (e_score_correction_bias, an nn.Parameter of the reference MoEGate): 256 per MoE layer, 58 MoE
+    layers (61 minus 3 dense) → 14,848 parameters, counted in the total and the active count."""
+    spec = get_model("deepseek-v3")
+    assert spec.router_bias is True
+    plain = dataclasses.replace(spec, router_bias=False)
+    assert spec.moe_params(active=False) - plain.moe_params(active=False) == 256
+    assert spec.moe_params(active=True) - plain.moe_params(active=True) == 256
+    assert spec.params_total - plain.params_total == 58 * 256 == 14_848
+    assert spec.params_active - plain.params_active == 14_848
+    # models without it are unchanged: Mixtral's router is a bare d·E matrix
+    assert get_model("mixtral-8x7b").router_bias is False
 
 
 def test_llama_2_7b_by_hand():
@@ -173,6 +211,23 @@ def test_llama_2_70b_gqa_kv_cache():
 def test_deepseek_v3_mla_kv_cache():
     """DeepSeek-V2 report Sec. 2.1.2: MLA caches (d_c + d_h^R)·l elements: 61·(512 + 64)·2 bytes."""
     assert get_model("deepseek-v3").kv_cache_bytes_per_token(2) == 61 * (512 + 64) * 2 == 70_272
+
+
+def test_kv_fraction_per_rank():
+    """Tensor parallelism splits KV heads over ranks and replicates them when ranks outnumber them:
+    each rank holds ceil(H_kv/tp)/H_kv of the cache (Megatron-LM, vLLM). MLA's one latent is needed by
+    every head, so every rank holds all of it."""
+    llama = get_model("llama-3-70b")  # 64 heads, 8 KV heads
+    assert [llama.kv_fraction_per_rank(t) for t in (1, 2, 4, 8)] == [1.0, 1 / 2, 1 / 4, 1 / 8]
+    assert llama.kv_fraction_per_rank(16) == llama.kv_fraction_per_rank(64) == 1 / 8  # not 1/16, 1/64
+    mha = get_model("llama-2-7b")  # 32 KV heads: sharded all the way
+    assert mha.kv_fraction_per_rank(32) == 1 / 32
+    mqa = dataclasses.replace(mha, n_kv_heads=1)
+    assert mqa.kv_fraction_per_rank(8) == 1.0
+    gqa4 = dataclasses.replace(mha, n_kv_heads=4)
+    assert gqa4.kv_fraction_per_rank(8) == 1 / 4
+    mla = get_model("deepseek-v3")
+    assert [mla.kv_fraction_per_rank(t) for t in (1, 8, 128)] == [1.0, 1.0, 1.0]
 
 
 def test_mistral_sliding_window_kv():

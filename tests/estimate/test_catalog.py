@@ -22,7 +22,8 @@ EXACT_PARAMS = {
     "llama-3.1-405b": 405_853_388_800,
     "mistral-7b": 7_241_732_096,
     "mixtral-8x7b": 46_702_792_704,
-    "deepseek-v3": 671_026_404_352,
+    # 671,026,404,352 weights + 58 MoE layers x 256 router biases (e_score_correction_bias)
+    "deepseek-v3": 671_026_419_200,
 }
 
 
@@ -46,10 +47,12 @@ def test_mixtral_active_params():
 
 
 def test_deepseek_v3_active_params():
-    """DeepSeek-V3 report: 671B total, 37B activated per token (main model, MTP module excluded)."""
+    """DeepSeek-V3 report: 671B total, 37B activated per token (main model, MTP module excluded).
+    Both counts include the 58·256 = 14,848 router biases of the reference MoEGate."""
     spec = get_model("deepseek-v3")
-    assert spec.params_total == 671_026_404_352
-    assert spec.params_active == 37_552_282_624
+    assert spec.params_total == 671_026_404_352 + 58 * 256 == 671_026_419_200
+    assert spec.params_active == 37_552_282_624 + 58 * 256 == 37_552_297_472
+    assert spec.params_total == pytest.approx(671e9, rel=1e-3)
     assert spec.params_active == pytest.approx(37e9, rel=0.02)
 
 
@@ -93,13 +96,23 @@ def test_every_gpu_row_is_sane():
         assert isinstance(gpu, GPUSpec)
         assert gpu.id == gpu_id == gpu_id.lower()
         assert gpu.name and gpu.vendor and gpu.source and gpu.date
-        for field in ("bf16_tflops", "fp32_tflops", "memory_gb", "bandwidth_gbs", "tdp_w", "price_usd_per_hour"):
+        for field in ("bf16_tflops", "fp32_tflops", "memory_gib", "bandwidth_gbs", "tdp_w", "price_usd_per_hour"):
             value = getattr(gpu, field)
             assert math.isfinite(value) and value > 0, (gpu_id, field)
         assert gpu.fp8_tflops == 0 or gpu.fp8_tflops > gpu.bf16_tflops
         assert gpu.bf16_tflops > gpu.fp32_tflops
         assert 0 < gpu.typical_mfu <= 0.7
-        assert gpu.memory_bytes == gpu.memory_gb * 1e9
+        assert gpu.memory_bytes == gpu.memory_gib * 2**30
+        # FP8 MFU: only where there are FP8 units, below the bf16 figure (FP8 training keeps much of its
+        # work in bf16), yet FP8 training still runs faster than bf16 at the defaults
+        if gpu.fp8_tflops == 0:
+            assert gpu.typical_mfu_fp8 == 0
+            assert gpu.typical_mfu_for("fp8") == gpu.typical_mfu  # against the bf16 fallback peak
+        else:
+            assert 0 < gpu.typical_mfu_fp8 < gpu.typical_mfu
+            assert gpu.typical_mfu_for("fp8") == gpu.typical_mfu_fp8
+            assert gpu.fp8_tflops * gpu.typical_mfu_fp8 > gpu.bf16_tflops * gpu.typical_mfu
+        assert gpu.typical_mfu_for("bf16") == gpu.typical_mfu_for("fp32") == gpu.typical_mfu
         assert gpu.peak_flops("bf16") == gpu.bf16_tflops * 1e12
         assert gpu.peak_flops("fp32") == gpu.fp32_tflops * 1e12
         # no FP8 units: fall back to the bf16 rate
@@ -107,11 +120,44 @@ def test_every_gpu_row_is_sane():
 
 
 def test_datasheet_figures():
-    """NVIDIA A100 and H100 SXM datasheets: 312 / 989.4 dense BF16 TFLOP/s, 2039 / 3350 GB/s."""
+    """NVIDIA A100 and H100 SXM datasheets: 312 / 989.4 dense BF16 TFLOP/s, 2039 / 3350 GB/s, and
+    80 GiB of HBM (the "80GB" of the name is binary: 80·2**30 bytes)."""
     a100, h100 = get_gpu("a100-80gb"), get_gpu("h100-sxm")
-    assert (a100.bf16_tflops, a100.bandwidth_gbs, a100.memory_gb) == (312.0, 2039.0, 80.0)
-    assert (h100.bf16_tflops, h100.bandwidth_gbs, h100.memory_gb) == (989.4, 3350.0, 80.0)
+    assert (a100.bf16_tflops, a100.bandwidth_gbs, a100.memory_gib) == (312.0, 2039.0, 80.0)
+    assert (h100.bf16_tflops, h100.bandwidth_gbs, h100.memory_gib) == (989.4, 3350.0, 80.0)
     assert get_gpu("a100-40gb").fp8_tflops == 0.0  # Ampere has no FP8 tensor cores
+
+
+def test_gpu_memory_is_binary():
+    """HBM is built in powers of two: an "80GB" H100 holds 80 GiB = 85,899,345,920 bytes, not 80e9."""
+    h100 = get_gpu("h100-sxm")
+    assert h100.memory_bytes == 80 * 2**30 == 85_899_345_920
+    assert get_gpu("a100-40gb").memory_bytes == 40 * 2**30
+    assert get_gpu("h200").memory_bytes == 141 * 2**30
+
+
+def test_fp8_default_mfu():
+    """FP8 training is measured against the FP8 peak with its own, lower MFU (H100 SXM: 25%); a GPU
+    without FP8 units falls back to its bf16 peak and bf16 MFU."""
+    h100 = get_gpu("h100-sxm")
+    assert (h100.fp8_tflops, h100.typical_mfu_fp8) == (1978.9, 0.25)
+    assert h100.typical_mfu_for("fp8") == 0.25
+    assert h100.typical_mfu_for("bf16") == 0.40
+    a100 = get_gpu("a100-80gb")
+    assert a100.typical_mfu_fp8 == 0.0 and a100.typical_mfu_for("fp8") == 0.40
+    # a hand-made GPU with FP8 units but no FP8 MFU given uses the bf16 figure
+    custom = GPUSpec(id="x", name="X", vendor="x", bf16_tflops=100, fp8_tflops=200, fp32_tflops=10,
+                     memory_gib=16, bandwidth_gbs=500, tdp_w=100, price_usd_per_hour=1, typical_mfu=0.3)
+    assert custom.typical_mfu_fp8 == 0.0 and custom.typical_mfu_for("fp8") == 0.3
+
+
+def test_a10g_row():
+    """AWS's A10G: ~70 dense bf16 tensor TFLOP/s and ~35 FP32 (lower tensor, higher FP32 than the A10),
+    24 GiB at 600 GB/s, no FP8."""
+    a10g = get_gpu("a10g")
+    assert (a10g.bf16_tflops, a10g.fp32_tflops, a10g.fp8_tflops) == (70.0, 35.0, 0.0)
+    assert (a10g.memory_gib, a10g.bandwidth_gbs) == (24.0, 600.0)
+    assert a10g.peak_flops("fp8") == a10g.peak_flops("bf16") == 70e12
 
 
 def test_every_model_row_is_sane():
@@ -130,9 +176,15 @@ def test_every_model_row_is_sane():
 
 def test_defaults():
     d = catalog.defaults()
-    for key in ("pue", "grid_kg_co2_per_kwh", "overhead_gb", "prefill_compute_efficiency",
-                "decode_bandwidth_efficiency", "max_batch_sequences"):
+    for key in ("pue", "grid_kg_co2_per_kwh", "overhead_gib", "prefill_compute_efficiency",
+                "decode_bandwidth_efficiency", "max_batch_sequences", "prefill_chunk_tokens",
+                "decode_layer_overhead_us", "allreduce_latency_us"):
         assert key in d and math.isfinite(d[key]) and d[key] > 0
+    assert "overhead_gb" not in d  # renamed: the overhead is in GiB like the GPU memory
+    assert d["overhead_gib"] == 1.0
+    assert d["prefill_chunk_tokens"] == 8192
+    assert d["decode_layer_overhead_us"] == 20.0
+    assert d["allreduce_latency_us"] == 15.0
     assert 1.0 <= d["pue"] < 2.0
     assert 0 < d["prefill_compute_efficiency"] <= 1 and 0 < d["decode_bandwidth_efficiency"] <= 1
     for row in catalog.default_rows():

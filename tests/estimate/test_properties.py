@@ -239,7 +239,8 @@ def memory_inputs(draw):
         pp=draw(good(1, min(spec.n_layers, 16), True)), recompute=draw(known(["none", "selective", "full"])),
         sequence_parallel=draw(st.booleans()), optimizer=draw(known(["adamw", "adamw-8bit", "sgd"])),
         microbatches=draw(optional(good(1, 1e6, True))), gpu=draw(optional(known(GPU_IDS))),
-        overhead_gb=draw(optional(good(0, 1e4))),
+        overhead_gib=draw(optional(good(0, 1e4))), attention=draw(known(["flash", "eager"])),
+        prefill_chunk_tokens=draw(optional(good(1, 1e8, True))),
     )
 
 
@@ -257,6 +258,31 @@ def test_memory_properties(inp):
         assert d["gradients_bytes"] == d["optimizer_bytes"] == 0
     else:
         assert d["kv_cache_bytes"] == 0 and d["optimizer_bytes"] > 0
+    if d["gpu"] is not None:
+        assert d["gpu_memory_bytes"] == gpus()[d["gpu"]].memory_gib * 2**30
+
+
+@settings(max_examples=300, **SETTINGS)
+@given(valid_specs(), st.integers(1, 16), st.sampled_from([1, 64, 4096]), st.data())
+def test_flash_minus_eager_is_lse_minus_scores(spec, b, s, data):
+    """Flash attention replaces eager's a·s·span score bytes by 4·a·s·b of log-sum-exp: it keeps less
+    unless the span is tiny (span·(2 or 5 bytes) < 4 bytes), and under flash selective recompute
+    changes nothing."""
+    from engine.estimate.memory import activation_bytes_per_layer
+
+    tp = data.draw(tensor_parallel(spec))
+    sp = data.draw(st.booleans())
+    moe = spec.is_moe and data.draw(st.booleans())
+    kw = dict(b=b, s=s, tp=tp, sp=sp, moe=moe)
+    flash = activation_bytes_per_layer(spec, attention="flash", **kw)
+    eager = activation_bytes_per_layer(spec, attention="eager", **kw)
+    assert flash == activation_bytes_per_layer(spec, attention="flash", recompute="selective", **kw)
+    span = spec.cached_positions(s)
+    per_score = 5.0 if spec.dropout else 2.0
+    lse_minus_scores = spec.n_heads * s * b * (4.0 - span * per_score) / tp
+    assert flash - eager == pytest.approx(lse_minus_scores, rel=1e-9, abs=1e-6 * max(flash, eager))
+    assert (activation_bytes_per_layer(spec, attention="flash", recompute="full", **kw)
+            == activation_bytes_per_layer(spec, attention="eager", recompute="full", **kw))
 
 
 @st.composite
@@ -270,8 +296,9 @@ def serve_inputs(draw):
         prompt_tokens=draw(good(1, 1e7, True)), output_tokens=draw(good(1, 1e7, True)),
         concurrency=draw(optional(good(1, 1e6, True))), requests_per_s=draw(good(TINY, 1e9)),
         price_usd_per_hour=draw(optional(good(0, 1e4))), prefill_efficiency=draw(optional(good(TINY, 1))),
-        decode_efficiency=draw(optional(good(TINY, 1))), overhead_gb=draw(optional(good(0, 1e4))),
-        max_batch=draw(optional(good(1, 1e6, True))),
+        decode_efficiency=draw(optional(good(TINY, 1))), overhead_gib=draw(optional(good(0, 1e4))),
+        max_batch=draw(optional(good(1, 1e6, True))), prefill_chunk_tokens=draw(optional(good(1, 1e8, True))),
+        layer_overhead_us=draw(optional(good(0, 1e6))), allreduce_us=draw(optional(good(0, 1e6))),
     )
 
 
@@ -285,6 +312,36 @@ def test_serving_properties(inp):
         assert d["decode_tokens_per_s"] == pytest.approx(d["concurrency"] * d["decode_tokens_per_s_per_sequence"])
         assert d["min_gpus_to_fit"] >= 1
         assert d["prefill_seconds"] > 0 and d["time_per_output_token_s"] > 0
+
+
+def _fits_on(spec, gpu, n, kw) -> bool:
+    return estimate_serving(ServeInput(model=spec, gpu=gpu, gpus=n, **kw)).fits
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(valid_specs(), known(GPU_IDS), st.sampled_from(["bf16", "fp8", "int4"]),
+       st.integers(1, 200_000), st.integers(1, 20_000))
+def test_min_gpus_to_fit_is_the_smallest_fitting_divisor(spec, gpu, dtype, prompt, output):
+    """min_gpus_to_fit is the smallest divisor of n_heads whose tensor-parallel group fits (checked by
+    estimating that group); when no divisor fits, the raw ceil((weights + one sequence's KV) / usable)."""
+    kw = dict(dtype=dtype, prompt_tokens=prompt, output_tokens=output, concurrency=1)
+    try:
+        est = estimate_serving(ServeInput(model=spec, gpu=gpu, **kw))
+    except ValidationError as exc:
+        check_error(exc)
+        return
+    need = est.min_gpus_to_fit
+    divisors = [d for d in range(1, spec.n_heads + 1) if spec.n_heads % d == 0]
+    fitting = [d for d in divisors if _fits_on(spec, gpu, d, kw)]
+    if fitting:
+        event("a tensor-parallel group fits")
+        assert need == fitting[0]
+        assert est.fits == (need == 1)
+    else:
+        event("no tensor-parallel group fits")
+        g = gpus()[gpu.strip().lower()]
+        usable = g.memory_bytes - 2**30
+        assert need == max(1, math.ceil((est.weights_bytes + est.kv_cache_bytes_per_sequence) / max(usable, 1.0)))
 
 
 @st.composite
@@ -339,7 +396,8 @@ mixed_memory = st.builds(
     kv_dtype=optional(ids(["fp32", "bf16", "fp8", "int8"])), dp=anything(1, 1024, True), zero=anything(0, 3, True),
     tp=anything(1, 16, True), pp=anything(1, 8, True), recompute=ids(["none", "selective", "full"]),
     sequence_parallel=st.booleans(), optimizer=ids(["adamw", "adamw-8bit", "sgd"]),
-    microbatches=optional(anything(1, 64, True)), gpu=optional(ids(GPU_IDS)), overhead_gb=optional(anything(0, 100)),
+    microbatches=optional(anything(1, 64, True)), gpu=optional(ids(GPU_IDS)), overhead_gib=optional(anything(0, 100)),
+    attention=ids(["flash", "eager"]), prefill_chunk_tokens=optional(anything(1, 1e5, True)),
 )
 mixed_serving = st.builds(
     ServeInput,
@@ -348,8 +406,9 @@ mixed_serving = st.builds(
     prompt_tokens=anything(1, 1e6, True), output_tokens=anything(1, 1e5, True),
     concurrency=optional(anything(1, 4096, True)), requests_per_s=anything(TINY, 1e9),
     price_usd_per_hour=optional(anything(0, 1e4)), prefill_efficiency=optional(anything(TINY, 1)),
-    decode_efficiency=optional(anything(TINY, 1)), overhead_gb=optional(anything(0, 100)),
-    max_batch=optional(anything(1, 1024, True)),
+    decode_efficiency=optional(anything(TINY, 1)), overhead_gib=optional(anything(0, 100)),
+    max_batch=optional(anything(1, 1024, True)), prefill_chunk_tokens=optional(anything(1, 1e5, True)),
+    layer_overhead_us=optional(anything(0, 1000)), allreduce_us=optional(anything(0, 1000)),
 )
 mixed_optimal = st.builds(
     OptimalInput,
@@ -376,8 +435,9 @@ def test_any_input_gives_result_or_validation_error(which, data):
 # ---- custom GPUs ----------------------------------------------------------------------------------
 
 GPU_FIELDS = dict(
-    bf16_tflops=(TINY, 1e6), fp8_tflops=(0, 1e6), fp32_tflops=(0, 1e6), memory_gb=(TINY, 1e6),
+    bf16_tflops=(TINY, 1e6), fp8_tflops=(0, 1e6), fp32_tflops=(0, 1e6), memory_gib=(TINY, 1e6),
     bandwidth_gbs=(TINY, 1e7), tdp_w=(0, 1e5), price_usd_per_hour=(0, 1e4), typical_mfu=(TINY, 1),
+    typical_mfu_fp8=(0, 1),
 )
 valid_gpus = st.builds(GPUSpec, id=st.just("custom"), name=st.just("Custom"), vendor=st.just("x"),
                        **{k: good(lo, hi) for k, (lo, hi) in GPU_FIELDS.items()})
@@ -437,14 +497,17 @@ TRAIN_FIELDS = {
 MEMORY_FIELDS = {
     "batch": ("batch", False, True), "seq_len": ("seq-len", False, True), "dp": ("dp", False, True),
     "zero": ("zero", True, True), "tp": ("tp", False, True), "pp": ("pp", False, True),
-    "microbatches": ("microbatches", False, True), "overhead_gb": ("overhead-gb", True, False),
+    "microbatches": ("microbatches", False, True), "overhead_gib": ("overhead-gib", True, False),
+    "prefill_chunk_tokens": ("prefill-chunk-tokens", False, True),
 }
 SERVE_FIELDS = {
     "gpus": ("gpus", False, True), "prompt_tokens": ("prompt-tokens", False, True),
     "output_tokens": ("output-tokens", False, True), "concurrency": ("concurrency", False, True),
     "requests_per_s": ("requests-per-s", False, False), "price_usd_per_hour": ("price", True, False),
     "prefill_efficiency": ("prefill-efficiency", False, False), "decode_efficiency": ("decode-efficiency", False, False),
-    "overhead_gb": ("overhead-gb", True, False), "max_batch": ("max-batch", False, True),
+    "overhead_gib": ("overhead-gib", True, False), "max_batch": ("max-batch", False, True),
+    "prefill_chunk_tokens": ("prefill-chunk-tokens", False, True),
+    "layer_overhead_us": ("layer-overhead-us", True, False), "allreduce_us": ("allreduce-us", True, False),
 }
 OPTIMAL_FIELDS = {"flops": ("flops", False, False), "mfu": ("mfu", False, False), "price_usd_per_hour": ("price", True, False)}
 CHOICE_FIELDS = {
@@ -452,13 +515,13 @@ CHOICE_FIELDS = {
               "recompute": ("recompute", ["none", "selective", "full"])},
     "memory": {"model": ("model", MODEL_IDS), "mode": ("mode", ["train", "infer"]), "dtype": ("dtype", ["bf16"]),
                "kv_dtype": ("kv-dtype", ["bf16"]), "recompute": ("recompute", ["none"]), "optimizer": ("optimizer", ["adamw"]),
-               "gpu": ("gpu", GPU_IDS)},
+               "gpu": ("gpu", GPU_IDS), "attention": ("attention", ["flash"])},
     "serve": {"model": ("model", MODEL_IDS), "gpu": ("gpu", GPU_IDS), "dtype": ("dtype", ["bf16"]), "kv_dtype": ("kv-dtype", ["bf16"])},
     "optimal": {"gpu": ("gpu", GPU_IDS), "fit": ("fit", ["besiroglu2024", "hoffmann2022"])},
 }
 KNOWN_WORDS = {x.lower() for x in MODEL_IDS + GPU_IDS} | {
     "bf16", "fp16", "fp32", "fp8", "int8", "int4", "none", "selective", "full", "train", "infer", "adamw",
-    "adamw-8bit", "sgd", "besiroglu2024", "hoffmann2022",
+    "adamw-8bit", "sgd", "besiroglu2024", "hoffmann2022", "flash", "eager",
 }
 
 CASES = {

@@ -152,6 +152,37 @@ def test_default_mfu_is_the_gpus_typical():
     assert est.basis == "MFU"
 
 
+def test_fp8_default_mfu_is_the_gpus_fp8_figure():
+    """FP8 training defaults to the GPU's FP8 MFU against the FP8 peak: on an H100 SXM 25% of
+    1978.9 TFLOP/s (495 TFLOP/s achieved, vs 40% of 989.4 = 396 at bf16)."""
+    est = train(params=1e9, tokens=1e10, gpu="h100-sxm", precision="fp8")
+    flops = 6 * 1e9 * 1e10
+    assert est.flops_total == flops
+    assert est.gpu_hours == pytest.approx(flops / (1978.9e12 * 0.25) / 3600, rel=1e-12)
+    assert est.mfu == pytest.approx(0.25, rel=1e-12)
+    assert est.peak_tflops_per_gpu == 1978.9
+    bf16 = train(params=1e9, tokens=1e10, gpu="h100-sxm")
+    assert bf16.gpu_hours == pytest.approx(flops / (989.4e12 * 0.40) / 3600, rel=1e-12)
+    assert est.gpu_hours / bf16.gpu_hours == pytest.approx(989.4 * 0.40 / (1978.9 * 0.25), rel=1e-12)
+    # an explicit MFU still wins
+    assert train(params=1e9, tokens=1e10, gpu="h100-sxm", precision="fp8", mfu=0.4).mfu == pytest.approx(0.4)
+    # no FP8 units (A100): the bf16 peak and the bf16 MFU
+    a100 = train(params=1e9, tokens=1e10, gpu="a100-80gb", precision="fp8")
+    assert a100.peak_tflops_per_gpu == 312.0
+    assert a100.gpu_hours == pytest.approx(flops / (312e12 * 0.40) / 3600, rel=1e-12)
+
+
+def test_implied_mfu_is_against_the_precisions_peak():
+    """Published GPU-hours imply an MFU against the peak of the training precision: hours that would
+    need 150% of the H100's bf16 peak are 75% of its FP8 peak, and refused only at bf16."""
+    flops = 6 * 1e9 * 1e10
+    hours = flops / (989.4e12 * 1.5) / 3600
+    est = train(params=1e9, tokens=1e10, gpu="h100-sxm", precision="fp8", gpu_hours=hours)
+    assert est.mfu == pytest.approx(1.5 * 989.4 / 1978.9, rel=1e-12)
+    with pytest.raises(ValidationError, match="implies MFU"):
+        train(params=1e9, tokens=1e10, gpu="h100-sxm", precision="bf16", gpu_hours=hours)
+
+
 def test_more_gpus_same_gpu_hours_less_wall_clock():
     one = train(params=1e9, tokens=1e10, gpus=1)
     many = train(params=1e9, tokens=1e10, gpus=100)
