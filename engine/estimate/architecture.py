@@ -2,7 +2,7 @@
 
 Parameter counts are derived from the shapes, never typed in, and match ``sum(p.numel())`` of the
 reference implementations (GPT-2 small: 124,439,808; Llama-2-7B: 6,738,415,616; DeepSeek-V3 main
-model: 671,026,404,352). Supported: MHA/GQA/MQA, DeepSeek's multi-head latent attention (MLA),
+model, router bias included: 671,026,419,200). Supported: MHA/GQA/MQA, DeepSeek's multi-head latent attention (MLA),
 GELU and gated (SwiGLU) MLPs, dense and mixture-of-experts layers, tied or untied embeddings,
 learned or rotary positions, LayerNorm or RMSNorm, with or without linear biases.
 """

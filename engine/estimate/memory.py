@@ -210,7 +210,7 @@ def activation_bytes_per_layer(spec: ModelSpec, *, b: int, s: int, tp: int = 1, 
         replicated += 2.0 * s * b * (spec.q_lora_rank + spec.kv_lora_rank + spec.qk_rope_head_dim) * scale
     if moe:
         width = (spec.top_k + spec.n_shared_experts) * spec.d_ff_expert
-        # Router logits and probabilities in fp32, plus each token's copies for its top-k experts: the
+        # Router logits in fp32 (4·s·b·E bytes), plus each token's copies for its top-k experts: the
         # experts' inputs, and their outputs kept for the gradient of the gate weights.
         replicated += 4.0 * s * b * spec.n_experts + 2.0 * (2.0 * s * b * spec.top_k * h) * scale
     else:

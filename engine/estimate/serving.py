@@ -103,15 +103,26 @@ def prefill_flops(spec: ModelSpec, prompt_tokens: int) -> float:
     return 2.0 * spec.params_matmul_active * p + per_position * attended
 
 
+def _divisors(n: int) -> list[int]:
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    return sorted(set(small + [n // d for d in small]))
+
+
 def min_gpus_to_fit(spec: ModelSpec, weights: float, kv_per_seq: float, usable_per_gpu: float,
                     reserve: Callable[[int], float] = lambda d: 0.0) -> int:
     """Smallest tensor-parallel group (a divisor of n_heads) in which each rank holds its share of the
     weights, its activation ``reserve`` and its share of one sequence's KV cache (replicated heads
-    included); above n_heads GPUs the model needs pipeline parallelism too: the raw count."""
-    for d in range(1, spec.n_heads + 1):
-        if spec.n_heads % d == 0 and weights / d + reserve(d) + kv_per_seq * spec.kv_fraction_per_rank(d) <= usable_per_gpu:
+    included). When even n_heads ranks cannot, pipeline stages are added to a full tensor-parallel
+    group: k·n_heads GPUs for the smallest k whose stages split the weights and KV cache enough."""
+    lower = max(1, math.ceil(weights / max(usable_per_gpu, 1.0)))
+    for d in _divisors(spec.n_heads):
+        if d >= lower and weights / d + reserve(d) + kv_per_seq * spec.kv_fraction_per_rank(d) <= usable_per_gpu:
             return d
-    return max(1, math.ceil((weights + kv_per_seq) / max(usable_per_gpu, 1.0)))
+    h = spec.n_heads
+    room = usable_per_gpu - reserve(h)
+    per_group = weights / h + kv_per_seq * spec.kv_fraction_per_rank(h)
+    stages = max(2, math.ceil(per_group / room)) if room > 0 else 2 ** 31
+    return min(h * stages, 2 ** 31)
 
 
 def estimate_serving(inp: ServeInput) -> ServeEstimate:
@@ -176,9 +187,9 @@ def _estimate(inp: ServeInput, spec: ModelSpec, n: int) -> ServeEstimate:
 
     # Prefill latency of one prompt: compute-bound, or for short prompts bound by reading the weights
     # its tokens touch (MoE: the experts they are routed to); one pass per prefill chunk.
-    pf_compute = prefill_flops(spec, prompt) / n / flops_rate
-    pf_memory = decode_weight_bytes_read(spec, dtype, prompt) / n / byte_rate
     passes = -(-prompt // chunk)
+    pf_compute = prefill_flops(spec, prompt) / n / flops_rate
+    pf_memory = passes * decode_weight_bytes_read(spec, dtype, min(prompt, chunk)) / n / byte_rate  # a read per pass
     prefill_s = max(pf_compute, pf_memory) + passes * pass_overhead
     # GPU time per input token when a busy server batches prompts into full chunks: the weight read
     # and the fixed pass latency are shared by a whole chunk.

@@ -304,10 +304,17 @@ class AppPage:
         return [t.strip() for t in self.page.get_by_test_id(testid).get_by_test_id(inner).all_inner_texts()]
 
     def commit(self, field_: Locator, text: str) -> None:
-        """Type ``text`` into an input and press Enter (Streamlit commits on Enter or blur); wait for the rerun."""
+        """Type ``text`` into an input and press Enter (Streamlit commits on Enter or blur); wait for the rerun.
+        If no run has started 5 s after the Enter (a keystroke lost while the widget re-rendered), blur the
+        field, Streamlit's other commit path; a page that never reruns still fails in rerun_after."""
         def action() -> None:
+            started = self.page.evaluate("window.__stRunsStarted")
             field_.fill(text)
             field_.press("Enter")
+            try:
+                self.page.wait_for_function(f"window.__stRunsStarted > {started}", timeout=5_000)
+            except PlaywrightError:
+                field_.press("Tab")
         self.rerun_after(action)
 
 

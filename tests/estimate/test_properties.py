@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from engine.catalog import GPUSpec, gpus, models
 from engine.errors import ValidationError
 from engine.estimate.architecture import ModelSpec
-from engine.estimate.memory import MemoryInput, estimate_memory
+from engine.estimate.memory import MemoryInput, estimate_memory, inference_activation_bytes
 from engine.estimate.scaling import OptimalInput, estimate_optimal, predicted_loss
 from engine.estimate.serving import ServeInput, estimate_serving
 from engine.estimate.training import TrainingInput, estimate_training
@@ -323,7 +323,8 @@ def _fits_on(spec, gpu, n, kw) -> bool:
        st.integers(1, 200_000), st.integers(1, 20_000))
 def test_min_gpus_to_fit_is_the_smallest_fitting_divisor(spec, gpu, dtype, prompt, output):
     """min_gpus_to_fit is the smallest divisor of n_heads whose tensor-parallel group fits (checked by
-    estimating that group); when no divisor fits, the raw ceil((weights + one sequence's KV) / usable)."""
+    estimating that group); when no divisor fits, a full tensor-parallel group of n_heads ranks times
+    k >= 2 pipeline stages, k the fewest whose stages split the weights and one sequence's KV enough."""
     kw = dict(dtype=dtype, prompt_tokens=prompt, output_tokens=output, concurrency=1)
     try:
         est = estimate_serving(ServeInput(model=spec, gpu=gpu, **kw))
@@ -340,8 +341,14 @@ def test_min_gpus_to_fit_is_the_smallest_fitting_divisor(spec, gpu, dtype, promp
     else:
         event("no tensor-parallel group fits")
         g = gpus()[gpu.strip().lower()]
+        h = spec.n_heads
         usable = g.memory_bytes - 2**30
-        assert need == max(1, math.ceil((est.weights_bytes + est.kv_cache_bytes_per_sequence) / max(usable, 1.0)))
+        reserve = inference_activation_bytes(spec, 8192, 256, h, 4.0 if dtype == "fp32" else 2.0)
+        per_group = est.weights_bytes / h + est.kv_cache_bytes_per_sequence * spec.kv_fraction_per_rank(h)
+        room = usable - reserve
+        stages = max(2, math.ceil(per_group / room)) if room > 0 else 2**31
+        assert need == min(h * stages, 2**31)
+        assert need > h and need % h == 0 or need == 2**31
 
 
 @st.composite

@@ -435,3 +435,30 @@ def test_bad_serving_input(kw):
     with pytest.raises(ValidationError) as info:
         estimate_serving(ServeInput(**base))
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(("model", "gpu", "prompt", "stages"), [
+    ("deepseek-v3", "h100-sxm", 10_000_000, 9),  # a 10M-token context: 128-way TP is not enough
+    ("llama-3-8b", "l4", 2_000_000, 2),
+])
+def test_min_gpus_beyond_tensor_parallel_adds_pipeline_stages(model, gpu, prompt, stages):
+    """When no divisor of n_heads holds the model, the answer is a full tensor-parallel group of n_heads
+    ranks times the fewest pipeline stages (k >= 2) that split its weights and one sequence's KV."""
+    from engine.estimate.memory import inference_activation_bytes
+
+    spec, g = get_model(model), get_gpu(gpu)
+    est = serve(model=model, gpu=gpu, prompt_tokens=prompt, output_tokens=10)
+    h = spec.n_heads
+    usable = g.memory_bytes - 2**30
+    per_group = est.weights_bytes / h + est.kv_cache_bytes_per_sequence * spec.kv_fraction_per_rank(h)
+    room = usable - inference_activation_bytes(spec, 8192, 256, h, 2.0)
+    assert math.ceil(per_group / room) == stages or (stages == 2 and per_group / room <= 2)
+    assert est.min_gpus_to_fit == h * stages
+    assert not est.fits and est.gpus_needed % est.min_gpus_to_fit == 0
+
+
+def test_405b_on_l4s_fits_in_one_tensor_parallel_group_of_64():
+    """811 GB of bf16 weights need at least 33 L4s; 64 is the smallest divisor of the 128 heads."""
+    est = serve(model="llama-3.1-405b", gpu="l4", prompt_tokens=1000, output_tokens=10)
+    assert est.min_gpus_to_fit == 64
+    assert serve(model="llama-3.1-405b", gpu="l4", gpus=64, prompt_tokens=1000, output_tokens=10).fits
