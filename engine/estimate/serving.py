@@ -1,12 +1,18 @@
 """Serving: prefill latency, decode throughput, concurrency, GPUs for a load, and $ per million tokens.
 
 A roofline model (Williams et al. 2009), as LLM-Viewer (Yuan et al. 2024, "LLM Inference Unveiled")
-applies it to Transformers: each phase takes max(FLOPs / compute rate, bytes / memory bandwidth).
+applies it to Transformers, computed per tensor-parallel rank (the ranks work in lockstep on their
+shards): each phase takes max(FLOPs / compute rate, bytes / memory bandwidth), plus a fixed latency
+per forward pass (per layer, and two all-reduces per layer under tensor parallelism; Shoeybi et al.
+2019).
 - Prefill of P prompt tokens is compute-bound: 2·N·P matrix FLOPs (Kaplan et al. 2020, eq. 2.1, the
-  forward pass) plus causal attention, 2·L·H·(d_qk + d_v)·Σ_t min(t, window).
-- A decode step at concurrency C reads every weight once (MoE: the experts that C tokens touch,
-  E·(1 − (1 − k/E)^C) per layer under uniform routing) plus C sequences' KV caches; it is
-  bandwidth-bound until C is large.
+  forward pass) plus causal attention, 2·L·H·(d_qk + d_v)·Σ_t min(t, window), in chunks of at most
+  prefill_chunk_tokens (Sarathi-Serve, Agrawal et al. 2024); a busy server fills whole chunks, so the
+  cost of an input token shares one weight read per chunk.
+- A decode step at concurrency C reads the rank's weights once (MoE: the experts that C tokens touch,
+  E·(1 − (1 − k/E)^C) per layer under uniform routing) plus its share of C sequences' KV caches (KV
+  heads fewer than ranks, and MLA's latent, are replicated); it is bandwidth-bound until C is large.
+- Memory per rank holds weights/n, one prefill chunk's activations and the KV caches.
 - Rates are datasheet peaks times efficiency factors (engine/catalog/defaults.toml, editable).
 A replica is ``gpus`` GPUs in one tensor-parallel group holding one copy of the weights.
 """
