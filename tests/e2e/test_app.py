@@ -43,16 +43,20 @@ def test_page_deep_link_renders(app: AppPage, path: str) -> None:
         expect(found.first).to_be_visible()
 
 
-def test_train_gpus_change_wall_clock(app: AppPage) -> None:
-    app.goto("train")
-    before = app.metric_value("Wall clock")
-    gpus = app.number_input("Number of GPUs")
-    assert gpus.count() == 1, f"no number input 'Number of GPUs'; number inputs: {app.labels('stNumberInput')}"
-    new = "4096" if gpus.input_value() != "4096" else "2048"
-    app.commit(gpus, new)
+@pytest.mark.parametrize(("path", "field", "metric", "values"), [
+    ("train", "Number of GPUs", "Wall clock", ("4096", "2048")),
+    ("serve", "Prompt tokens", "Prefill latency", ("8192", "1024")),
+], ids=["train-gpus-move-wall-clock", "serve-prompt-moves-prefill"])
+def test_input_moves_its_metric(app: AppPage, path: str, field: str, metric: str, values: tuple[str, str]) -> None:
+    app.goto(path)
+    before = app.metric_value(metric)
+    number = app.number_input(field)
+    assert number.count() == 1, f"no number input {field!r}; number inputs: {app.labels('stNumberInput')}"
+    new = values[0] if number.input_value() != values[0] else values[1]
+    app.commit(number, new)
     app.assert_no_exceptions()
-    after = app.metric_value("Wall clock")
-    assert after != before, f"Wall clock stayed {before!r} after Number of GPUs -> {new}"
+    after = app.metric_value(metric)
+    assert after != before, f"{metric} stayed {before!r} after {field} -> {new}"
     assert app.page.get_by_test_id("stPlotlyChart").count() >= 1, "the plotly chart disappeared"
 
 
@@ -64,18 +68,6 @@ def test_train_invalid_tokens_shows_error(app: AppPage) -> None:
     errors = app.page.get_by_test_id("stAlertContentError")
     _expect()(errors.filter(has_text="tokens").first, "an error alert mentioning tokens").to_be_visible()
     app.assert_no_exceptions(expected_errors=("tokens",))
-
-
-def test_serve_prompt_tokens_change_prefill(app: AppPage) -> None:
-    app.goto("serve")
-    before = app.metric_value("Prefill latency")
-    prompt = app.number_input("Prompt tokens")
-    assert prompt.count() == 1, f"no number input 'Prompt tokens'; number inputs: {app.labels('stNumberInput')}"
-    new = "8192" if prompt.input_value() != "8192" else "1024"
-    app.commit(prompt, new)
-    app.assert_no_exceptions()
-    after = app.metric_value("Prefill latency")
-    assert after != before, f"Prefill latency stayed {before!r} after Prompt tokens -> {new}"
 
 
 def test_train_download_json_matches_the_page(app: AppPage) -> None:
