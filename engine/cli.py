@@ -81,6 +81,17 @@ def _lower(text: str) -> str:
     return text.strip().lower()
 
 
+def _model_args(parser: argparse.ArgumentParser, models: list[str]) -> None:
+    who = parser.add_mutually_exclusive_group(required=True)
+    who.add_argument("--model", type=_lower, choices=models, metavar="NAME", help=f"preset: {', '.join(models)}")
+    who.add_argument("--model-file", metavar="PATH", help="a custom architecture (TOML or JSON, fields as in models.toml)")
+
+
+def _model(args: argparse.Namespace) -> str | catalog.ModelSpec | None:
+    """The preset id, or the architecture read from --model-file (a bad file is a ValidationError)."""
+    return catalog.load_model_file(args.model_file) if args.model_file else args.model
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print one JSON object")
@@ -102,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     who = t.add_mutually_exclusive_group(required=True)
     who.add_argument("--model", type=_lower, choices=models, metavar="NAME", help=f"preset: {', '.join(models)}")
     who.add_argument("--params", type=_quantity("params"), metavar="N", help="parameter count, e.g. 7e9 or 7B")
+    who.add_argument("--model-file", metavar="PATH", help="a custom architecture (TOML or JSON, fields as in models.toml)")
     t.add_argument("--tokens", type=_quantity("tokens"), required=True, metavar="T", help="training tokens, e.g. 2T")
     t.add_argument("--gpu", type=_lower, choices=gpus, required=True, metavar="ID", help=f"one of: {', '.join(gpus)}")
     t.add_argument("--gpus", type=_int("gpus"), default=1, metavar="N", help="number of GPUs (default 1)")
@@ -118,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--by-gpu", action="store_true", help="add 'by_gpu': the same run on every catalog GPU")
 
     m = est_sub.add_parser("memory", parents=[common], help="memory per GPU for training or inference")
-    m.add_argument("--model", type=_lower, choices=models, required=True, metavar="NAME", help=f"preset: {', '.join(models)}")
+    _model_args(m, models)
     m.add_argument("--mode", type=_lower, choices=("train", "infer"), default="train")
     m.add_argument("--batch", type=_int("batch"), default=1, metavar="B", help="micro-batch per GPU (train) or concurrent sequences (infer)")
     m.add_argument("--seq-len", type=_int("seq-len"), metavar="S", help="tokens per sequence (default: preset context)")
@@ -141,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--by-plan", action="store_true", help="add 'by_plan': the breakdown under standard parallelism plans")
 
     s = est_sub.add_parser("serve", parents=[common], help="serving latency, throughput, GPUs needed and $ per million tokens")
-    s.add_argument("--model", type=_lower, choices=models, required=True, metavar="NAME", help=f"preset: {', '.join(models)}")
+    _model_args(s, models)
     s.add_argument("--gpu", type=_lower, choices=gpus, required=True, metavar="ID", help=f"one of: {', '.join(gpus)}")
     s.add_argument("--gpus", type=_int("gpus"), default=1, metavar="N", help="GPUs per replica (tensor parallel)")
     s.add_argument("--dtype", type=_lower, choices=WEIGHT_DTYPES, default="bf16")
@@ -181,7 +193,7 @@ def _run(args: argparse.Namespace) -> dict:
         return {"gpus": [asdict(gpu) for gpu in catalog.gpus().values()], "version": catalog.catalog_versions()["gpus"]}
     if args.what == "train":
         train = TrainingInput(
-            model=args.model, params=args.params, tokens=args.tokens, gpu=args.gpu, gpus=args.gpus,
+            model=_model(args), params=args.params, tokens=args.tokens, gpu=args.gpu, gpus=args.gpus,
             seq_len=args.seq_len, mfu=args.mfu, achieved_tflops=args.achieved_tflops, gpu_hours=args.gpu_hours,
             price_usd_per_hour=args.price, precision=args.precision, recompute=args.recompute,
             pue=args.pue, grid_kg_per_kwh=args.grid,
@@ -192,7 +204,7 @@ def _run(args: argparse.Namespace) -> dict:
         return out
     if args.what == "memory":
         memory = MemoryInput(
-            model=args.model, mode=args.mode, batch=args.batch, seq_len=args.seq_len, dtype=args.dtype,
+            model=_model(args), mode=args.mode, batch=args.batch, seq_len=args.seq_len, dtype=args.dtype,
             kv_dtype=args.kv_dtype, dp=args.dp, zero=args.zero, tp=args.tp, pp=args.pp,
             recompute=args.recompute, sequence_parallel=not args.no_sequence_parallel,
             optimizer=args.optimizer, microbatches=args.microbatches, gpu=args.gpu, overhead_gib=args.overhead_gib,
@@ -204,7 +216,7 @@ def _run(args: argparse.Namespace) -> dict:
         return out
     if args.what == "serve":
         serve = ServeInput(
-            model=args.model, gpu=args.gpu, gpus=args.gpus, dtype=args.dtype, kv_dtype=args.kv_dtype,
+            model=_model(args), gpu=args.gpu, gpus=args.gpus, dtype=args.dtype, kv_dtype=args.kv_dtype,
             prompt_tokens=args.prompt_tokens, output_tokens=args.output_tokens, concurrency=args.concurrency,
             requests_per_s=args.requests_per_s, price_usd_per_hour=args.price,
             prefill_efficiency=args.prefill_efficiency, decode_efficiency=args.decode_efficiency,

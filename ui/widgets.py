@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import fields
 from typing import Any, TypeVar
 
 import pandas as pd
@@ -16,17 +17,58 @@ import streamlit as st
 
 from engine import catalog
 from engine.errors import ValidationError
+from engine.estimate.architecture import FFN_KINDS
 from engine.units import format_count, parse_quantity
 
 T = TypeVar("T")
 
 
 def model_picker(label: str = "Model preset", key: str = "model", default: str = "llama-3-8b") -> catalog.ModelSpec:
+    """A preset, optionally edited into a custom architecture (any shape the engine knows)."""
     models = catalog.models()
     ids = list(models)
     choice = st.selectbox(label, ids, index=ids.index(default), key=key,
                           format_func=lambda i: f"{models[i].name} · {format_count(models[i].params_total)}")
-    return models[choice]
+    spec = models[choice]
+    if st.toggle("Edit the architecture", key=f"{key}-edit", help="start from this preset and change its shape"):
+        spec = architecture_editor(spec, key=f"{key}-{spec.id}")
+    return spec
+
+
+def architecture_editor(base: catalog.ModelSpec, key: str) -> catalog.ModelSpec:
+    """Number inputs prefilled from ``base``; returns the validated custom spec or stops the page
+    with one st.error line. Fields not shown (MLA ranks, sliding window...) keep the preset's values."""
+    with st.container(border=True):
+        c = st.columns(2)
+        edited = {
+            "n_layers": c[0].number_input("Layers", 1, 100_000, base.n_layers, key=f"{key}-layers"),
+            "d_model": c[1].number_input("Hidden size", 1, 1_000_000, base.d_model, key=f"{key}-d"),
+            "n_heads": c[0].number_input("Attention heads", 1, 100_000, base.n_heads, key=f"{key}-heads"),
+            "n_kv_heads": c[1].number_input("KV heads", 1, 100_000, base.n_kv_heads, key=f"{key}-kv",
+                                            help="= heads: MHA; fewer: GQA; 1: MQA"),
+            "d_ff": c[0].number_input("Dense FFN size" if base.is_moe else "FFN size", 1, 10_000_000, base.d_ff,
+                                      key=f"{key}-ff"),
+            "vocab_size": c[1].number_input("Vocabulary", 1, 10_000_000, base.vocab_size, key=f"{key}-vocab"),
+            "context": c[0].number_input("Context length", 1, 10_000_000, base.context, key=f"{key}-ctx"),
+            "ffn": c[1].selectbox("MLP", list(FFN_KINDS), index=list(FFN_KINDS).index(base.ffn), key=f"{key}-ffn",
+                                  help="swiglu: gated, three matrices; gelu: two"),
+            "tied_embeddings": c[0].checkbox("Tied input/output embeddings", base.tied_embeddings, key=f"{key}-tied"),
+        }
+        if base.is_moe:
+            edited["n_experts"] = c[0].number_input("Routed experts", 1, 100_000, base.n_experts, key=f"{key}-experts")
+            edited["top_k"] = c[1].number_input("Experts per token", 1, 100_000, base.top_k, key=f"{key}-topk")
+            edited["d_ff_expert"] = c[0].number_input("Expert FFN size", 1, 10_000_000, base.d_ff_expert, key=f"{key}-ffe")
+        data = {f.name: getattr(base, f.name) for f in fields(base) if f.init}
+        data.update({k: int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v for k, v in edited.items()})
+        data.update(head_dim=0 if not base.is_mla else base.head_dim, id="custom", name=f"{base.name} (edited)")
+        try:
+            spec = catalog.model_from_mapping(data, where="architecture")
+        except ValidationError as exc:
+            st.error(str(exc))
+            st.stop()
+        active = f", {format_count(spec.params_active)} active" if spec.is_moe else ""
+        st.caption(f"{format_count(spec.params_total, 4)} parameters{active}, counted from this shape")
+    return spec
 
 
 def gpu_picker(label: str = "GPU", key: str = "gpu", default: str = "h100-sxm") -> catalog.GPUSpec:

@@ -101,6 +101,9 @@ class ModelSpec:
             "qk_rope_head_dim", "v_head_dim",
         ):
             object.__setattr__(self, name, require_number(name, getattr(self, name), low=0, high=1e7, integer=True))
+        object.__setattr__(self, "train_tokens", require_number("train_tokens", self.train_tokens, low=0, high=1e17))
+        object.__setattr__(self, "published_gpu_hours",
+                           require_number("published_gpu_hours", self.published_gpu_hours, low=0, high=1e12))
         require_choice("ffn", self.ffn, FFN_KINDS)
         require_choice("position", self.position, POSITION_KINDS)
         require_choice("norm", self.norm, NORM_KINDS)

@@ -147,3 +147,17 @@ def test_serving_page_latency_assumptions_and_bad_tensor_parallel():
     at.number_input(key="serve-gpus").set_value(3).run()  # llama-3-8b has 32 heads
     assert not at.exception
     assert at.error and "tp must divide n_heads" in at.error[0].value
+
+
+def test_architecture_editor_recounts_and_rejects_bad_shapes():
+    at = run_page("views/serve.py")
+    at.toggle(key="serve-model-edit").set_value(True).run()
+    assert_clean(at)
+    weights_before = metrics(at)["Weights"]
+    at.number_input(key="serve-model-llama-3-8b-layers").set_value(64).run()
+    assert_clean(at)
+    assert metrics(at)["Weights"] != weights_before
+    assert any("parameters, counted from this shape" in c.value for c in at.caption)
+    at.number_input(key="serve-model-llama-3-8b-kv").set_value(5).run()  # 32 heads: 5 kv heads cannot group
+    assert not at.exception
+    assert at.error and "must divide" in at.error[0].value
