@@ -52,7 +52,8 @@ def architecture_editor(base: catalog.ModelSpec, key: str) -> catalog.ModelSpec:
             "context": c[0].number_input("Context length", 1, 10_000_000, base.context, key=f"{key}-ctx"),
             "ffn": c[1].selectbox("MLP", list(FFN_KINDS), index=list(FFN_KINDS).index(base.ffn), key=f"{key}-ffn",
                                   help="swiglu: gated, three matrices; gelu: two"),
-            "tied_embeddings": c[0].checkbox("Tied input/output embeddings", base.tied_embeddings, key=f"{key}-tied"),
+            "tied_embeddings": c[0].checkbox("Tied embeddings", base.tied_embeddings, key=f"{key}-tied",
+                                           help="the LM head reuses the input embedding matrix"),
         }
         if base.is_moe:
             edited["n_experts"] = c[0].number_input("Routed experts", 1, 100_000, base.n_experts, key=f"{key}-experts")
