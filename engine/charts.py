@@ -13,8 +13,18 @@ COMPONENT_COLORS = {
 _LAYOUT = dict(margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.2))
 
 
+def _empty(title: str, why: str) -> go.Figure:
+    """A figure that says why there is nothing to draw, instead of an empty or failing chart."""
+    fig = go.Figure()
+    fig.add_annotation(text=why, showarrow=False, font=dict(size=14), xref="paper", yref="paper", x=0.5, y=0.5)
+    fig.update_layout(title=title, xaxis_visible=False, yaxis_visible=False, **_LAYOUT)
+    return fig
+
+
 def cost_time_by_gpu(df: pd.DataFrame, highlight: str | None = None) -> go.Figure:
     """Cost and wall clock of one run per GPU type, side by side."""
+    if df.empty:
+        return _empty("The same run on each GPU type", "no GPU type can run this at the chosen precision and throughput")
     df = df.sort_values("cost_usd")
     colors = ["#2563eb" if g == highlight else "#94a3b8" for g in df["gpu"]]
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Cost (USD)", "Wall clock (days)"), horizontal_spacing=0.12)
@@ -28,6 +38,8 @@ def cost_time_by_gpu(df: pd.DataFrame, highlight: str | None = None) -> go.Figur
 
 def memory_breakdown(df: pd.DataFrame, capacity_bytes: float | None = None) -> go.Figure:
     """Per-GPU memory stacked by component, one bar per parallelism plan, with the GPU's capacity."""
+    if df.empty:
+        return _empty("Memory per GPU by parallelism plan", "no parallelism plan applies to this model")
     fig = go.Figure()
     for comp, color in COMPONENT_COLORS.items():
         if comp in df and (df[comp] > 0).any():
@@ -88,4 +100,21 @@ def serving_curve(df: pd.DataFrame) -> go.Figure:
     fig.update_yaxes(title_text="USD per million output tokens", type="log", tickprefix="$", tickformat=".2~g",
                      dtick="D2", secondary_y=True, showgrid=False)
     fig.update_layout(title="Throughput and cost vs concurrency", **_LAYOUT)
+    return fig
+
+
+def serving_cost_by_gpu(df: pd.DataFrame, highlight: str | None = None) -> go.Figure:
+    """$ per million output tokens on each GPU type, labelled with the GPUs per replica it needs."""
+    if df.empty:
+        return _empty("$ per million output tokens by GPU type", "no GPU type can hold this model and context")
+    df = df.sort_values("cost_per_million_output_tokens_usd")
+    colors = ["#2563eb" if g == highlight else "#94a3b8" for g in df["gpu"]]
+    fig = go.Figure()
+    fig.add_bar(x=df["gpu"], y=df["cost_per_million_output_tokens_usd"], marker_color=colors,
+                text=[f"×{n}" for n in df["gpus_per_replica"]], textposition="outside",
+                customdata=df[["gpus_per_replica", "time_per_output_token_ms"]].to_numpy(),
+                hovertemplate="%{x} ×%{customdata[0]}<br>$%{y:.3f} per M output tokens"
+                              "<br>%{customdata[1]:.1f} ms per token<extra></extra>")
+    fig.update_layout(title="$ per million output tokens, cheapest group per GPU type (×GPUs per replica)", yaxis_title="USD",
+                      showlegend=False, **_LAYOUT)
     return fig

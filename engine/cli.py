@@ -173,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--allreduce-us", type=_float("allreduce-us"), metavar="US",
                    help="latency of one tensor-parallel all-reduce, two per layer (default 15)")
     s.add_argument("--by-concurrency", action="store_true", help="add 'by_concurrency': latency, throughput, $ vs batch")
+    s.add_argument("--by-gpu", action="store_true", help="add 'by_gpu': each GPU type in the smallest group that holds the model")
 
     o = est_sub.add_parser("optimal", parents=[common], help="compute-optimal parameters and tokens (Chinchilla)")
     budget = o.add_mutually_exclusive_group(required=True)
@@ -226,6 +227,8 @@ def _run(args: argparse.Namespace) -> dict:
         out = estimate_serving(serve).to_dict()
         if args.by_concurrency:
             out["by_concurrency"] = _records(sweeps.serving_by_concurrency(serve))
+        if args.by_gpu:
+            out["by_gpu"] = _records(sweeps.serving_by_gpu(serve))
         return out
     if args.what == "optimal":
         out = estimate_optimal(OptimalInput(

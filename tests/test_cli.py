@@ -391,3 +391,11 @@ def test_optimal_frontier_table(capsys):
 def test_tables_are_opt_in(capsys):
     obj = cli_json(capsys, "estimate", "optimal", "--flops", "5.76e23")
     assert "frontier" not in obj
+
+
+def test_serve_by_gpu_table(capsys):
+    obj = cli_json(capsys, "estimate", "serve", "--model", "llama-3-70b", "--gpu", "h100-sxm", "--prompt-tokens", "1000",
+                   "--output-tokens", "250", "--by-gpu")
+    rows = {row["gpu"]: row for row in obj["by_gpu"]}
+    assert set(rows) == set(catalog.gpus())
+    assert all(64 % row["gpus_per_replica"] == 0 for row in rows.values())  # 64 heads

@@ -3,10 +3,10 @@
 import streamlit as st
 
 from engine.catalog import defaults
-from engine.charts import serving_curve
+from engine.charts import serving_cost_by_gpu, serving_curve
 from engine.estimate.dtypes import KV_DTYPES, WEIGHT_DTYPES
 from engine.estimate.serving import ServeInput, estimate_serving
-from engine.estimate.sweeps import serving_by_concurrency
+from engine.estimate.sweeps import serving_by_concurrency, serving_by_gpu
 from engine.units import format_bytes
 from ui.widgets import downloads, gpu_picker, model_picker, money, run_engine
 
@@ -73,7 +73,12 @@ m[2].metric("$ / M output tokens", money(est.cost_per_million_output_tokens_usd)
 m[3].metric("Weights", format_bytes(est.weights_bytes), help=f"KV cache per sequence: {format_bytes(est.kv_cache_bytes_per_sequence)}")
 
 curve = run_engine(serving_by_concurrency, inp)
-st.plotly_chart(serving_curve(curve), width="stretch")
-with st.expander("By concurrency (table)"):
+by_gpu = run_engine(serving_by_gpu, inp)
+left, right = st.columns(2)
+left.plotly_chart(serving_curve(curve), width="stretch")
+right.plotly_chart(serving_cost_by_gpu(by_gpu, gpu.id), width="stretch")
+with st.expander("By concurrency and by GPU type (tables)"):
     st.dataframe(curve, hide_index=True, width="stretch")
+    st.dataframe(by_gpu, hide_index=True, width="stretch")
 downloads("serving-estimate", est.to_dict(), curve)
+downloads("serving-by-gpu", None, by_gpu)

@@ -13,11 +13,21 @@ import numpy as np
 import pandas as pd
 
 from engine.catalog import gpus as gpu_catalog
+from engine.catalog import resolve_model
 from engine.errors import ValidationError
 from engine.estimate.memory import MemoryInput, estimate_memory
 from engine.estimate.scaling import get_fit
 from engine.estimate.serving import ServeInput, estimate_serving
 from engine.estimate.training import TrainingInput, estimate_training
+
+
+TRAINING_BY_GPU_COLUMNS = ["gpu", "name", "gpu_hours", "wall_clock_days", "cost_usd", "energy_kwh", "co2_kg", "mfu",
+                           "price_usd_per_hour"]
+MEMORY_BY_PLAN_COLUMNS = ["plan", "gpus", "weights", "gradients", "optimizer", "activations", "kv_cache", "overhead",
+                          "total", "fits"]
+SERVING_BY_GPU_COLUMNS = ["gpu", "gpus_per_replica", "cost_per_million_output_tokens_usd",
+                          "cost_per_million_input_tokens_usd", "time_per_output_token_ms", "prefill_ms",
+                          "decode_tokens_per_s", "concurrency", "gpus_needed", "price_usd_per_hour"]
 
 
 def training_by_gpu(inp: TrainingInput, gpu_ids: list[str] | None = None) -> pd.DataFrame:
@@ -40,7 +50,7 @@ def training_by_gpu(inp: TrainingInput, gpu_ids: list[str] | None = None) -> pd.
             "cost_usd": est.cost_usd, "energy_kwh": est.energy_kwh, "co2_kg": est.co2_kg, "mfu": est.mfu,
             "price_usd_per_hour": est.price_usd_per_hour,
         })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=TRAINING_BY_GPU_COLUMNS)
 
 
 DEFAULT_PLANS: tuple[dict, ...] = (
@@ -70,7 +80,7 @@ def memory_by_plan(base: MemoryInput, plans: tuple[dict, ...] = DEFAULT_PLANS) -
             "activations": est.activations_bytes, "kv_cache": est.kv_cache_bytes,
             "overhead": est.overhead_bytes, "total": est.total_bytes_per_gpu + est.overhead_bytes, "fits": est.fits,
         })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=MEMORY_BY_PLAN_COLUMNS)
 
 
 def cost_by_size(inp: TrainingInput, params: list[float], tokens_per_param: list[float]) -> pd.DataFrame:
@@ -119,3 +129,33 @@ def serving_by_concurrency(inp: ServeInput, levels: list[int] | None = None) -> 
                      "decode_tokens_per_s": est.decode_tokens_per_s, "decode_bound": est.decode_bound,
                      "cost_per_million_output_tokens_usd": est.cost_per_million_output_tokens_usd})
     return pd.DataFrame(rows)
+
+
+def serving_by_gpu(inp: ServeInput, gpu_ids: list[str] | None = None, node_size: int = 8) -> pd.DataFrame:
+    """The same model and traffic on each GPU type, each in its cheapest tensor-parallel group: of the
+    divisors of n_heads from the smallest group that holds the model (and at least ``inp.gpus``) up to
+    one ``node_size``-GPU node, the one with the lowest $ per million output tokens. (The smallest
+    group that fits is rarely the cheapest: it leaves little memory for KV caches, so few sequences
+    share each read of the weights.) GPUs where even n_heads ranks cannot hold the model are left out."""
+    spec = resolve_model(inp.model)
+    chosen = inp.gpu if isinstance(inp.gpu, str) else inp.gpu.id
+    divisors = [d for d in range(1, spec.n_heads + 1) if spec.n_heads % d == 0]
+    rows = []
+    for gpu_id in gpu_ids or list(gpu_catalog()):
+        price = inp.price_usd_per_hour if gpu_id == chosen else None  # others: catalog price
+        base = replace(inp, gpu=gpu_id, price_usd_per_hour=price)
+        smallest = max(inp.gpus, estimate_serving(replace(base, gpus=inp.gpus)).min_gpus_to_fit)
+        if smallest > spec.n_heads:
+            continue
+        sizes = [d for d in divisors if smallest <= d <= max(node_size, smallest)]
+        est = min((estimate_serving(replace(base, gpus=d)) for d in sizes),
+                  key=lambda e: (e.cost_per_million_output_tokens_usd, e.gpus))
+        rows.append({
+            "gpu": gpu_id, "gpus_per_replica": est.gpus,
+            "cost_per_million_output_tokens_usd": est.cost_per_million_output_tokens_usd,
+            "cost_per_million_input_tokens_usd": est.cost_per_million_input_tokens_usd,
+            "time_per_output_token_ms": est.time_per_output_token_s * 1e3, "prefill_ms": est.prefill_seconds * 1e3,
+            "decode_tokens_per_s": est.decode_tokens_per_s, "concurrency": est.concurrency,
+            "gpus_needed": est.gpus_needed, "price_usd_per_hour": est.price_usd_per_hour,
+        })
+    return pd.DataFrame(rows, columns=SERVING_BY_GPU_COLUMNS)

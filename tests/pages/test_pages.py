@@ -119,7 +119,7 @@ def test_serving_page_shows_the_engine_numbers_and_offers_downloads():
     from engine.estimate.serving import ServeInput, estimate_serving
 
     at = run_page("views/serve.py")
-    assert len(at.get("download_button")) == 2  # estimate JSON + table CSV (contents: see tests/e2e)
+    assert len(at.get("download_button")) == 3  # estimate JSON, by-concurrency CSV, by-GPU CSV (contents: tests/e2e)
     expected = estimate_serving(ServeInput(model="llama-3-8b", gpu="h100-sxm", prompt_tokens=1000, output_tokens=250,
                                            requests_per_s=10.0, price_usd_per_hour=2.99,
                                            prefill_efficiency=0.6, decode_efficiency=0.8))
@@ -161,3 +161,12 @@ def test_architecture_editor_recounts_and_rejects_bad_shapes():
     at.number_input(key="serve-model-llama-3-8b-kv").set_value(5).run()  # 32 heads: 5 kv heads cannot group
     assert not at.exception
     assert at.error and "must divide" in at.error[0].value
+
+
+def test_serving_page_survives_a_context_no_gpu_can_hold():
+    at = run_page("views/serve.py")
+    at.selectbox(key="serve-model").set_value("deepseek-v3").run()
+    at.number_input(key="prompt").set_value(10_000_000).run()
+    assert_clean(at)
+    assert at.warning and "does not fit" in at.warning[0].value
+    assert len(at.get("plotly_chart")) == 2
