@@ -115,6 +115,6 @@ def serving_cost_by_gpu(df: pd.DataFrame, highlight: str | None = None) -> go.Fi
                 customdata=df[["gpus_per_replica", "time_per_output_token_ms"]].to_numpy(),
                 hovertemplate="%{x} ×%{customdata[0]}<br>$%{y:.3f} per M output tokens"
                               "<br>%{customdata[1]:.1f} ms per token<extra></extra>")
-    fig.update_layout(title="$ per million output tokens, cheapest group per GPU type (×GPUs per replica)", yaxis_title="USD",
-                      showlegend=False, **_LAYOUT)
+    fig.update_layout(title="$ per million output tokens by GPU type", yaxis_title="USD",
+                      xaxis_title="×N: GPUs per replica, the cheapest group up to 8", showlegend=False, **_LAYOUT)
     return fig
