@@ -10,6 +10,7 @@ COMPONENT_COLORS = {
     "weights": "#2563eb", "gradients": "#7c3aed", "optimizer": "#db2777", "activations": "#ea580c",
     "kv_cache": "#16a34a", "overhead": "#94a3b8",
 }
+CHOSEN, OTHERS = "#2563eb", "#94a3b8"
 _LAYOUT = dict(margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.2))
 
 
@@ -21,12 +22,17 @@ def _empty(title: str, why: str) -> go.Figure:
     return fig
 
 
+def _highlight(gpu_ids, highlight: str | None) -> list[str]:
+    """Bar colours that pick out the user's chosen GPU among the catalog's."""
+    return [CHOSEN if g == highlight else OTHERS for g in gpu_ids]
+
+
 def cost_time_by_gpu(df: pd.DataFrame, highlight: str | None = None) -> go.Figure:
     """Cost and wall clock of one run per GPU type, side by side."""
     if df.empty:
         return _empty("The same run on each GPU type", "no GPU type can run this at the chosen precision and throughput")
     df = df.sort_values("cost_usd")
-    colors = ["#2563eb" if g == highlight else "#94a3b8" for g in df["gpu"]]
+    colors = _highlight(df["gpu"], highlight)
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Cost (USD)", "Wall clock (days)"), horizontal_spacing=0.12)
     fig.add_bar(x=df["gpu"], y=df["cost_usd"], marker_color=colors, name="cost",
                 hovertemplate="%{x}: $%{y:,.0f}<extra></extra>", row=1, col=1)
@@ -108,7 +114,7 @@ def serving_cost_by_gpu(df: pd.DataFrame, highlight: str | None = None) -> go.Fi
     if df.empty:
         return _empty("$ per million output tokens by GPU type", "no GPU type can hold this model and context")
     df = df.sort_values("cost_per_million_output_tokens_usd")
-    colors = ["#2563eb" if g == highlight else "#94a3b8" for g in df["gpu"]]
+    colors = _highlight(df["gpu"], highlight)
     fig = go.Figure()
     fig.add_bar(x=df["gpu"], y=df["cost_per_million_output_tokens_usd"], marker_color=colors,
                 text=[f"×{n}" for n in df["gpus_per_replica"]], textposition="outside",
