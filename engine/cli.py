@@ -8,6 +8,7 @@ traceback for bad input.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 import re
@@ -16,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 
 from engine import __version__, catalog
-from engine.errors import ValidationError
+from engine.errors import RunError, ValidationError
 from engine.estimate.dtypes import KV_DTYPES, WEIGHT_DTYPES
 from engine.estimate.memory import ATTENTION, OPTIMIZER_STATE_BYTES, RECOMPUTE, MemoryInput, estimate_memory
 from engine.estimate.scaling import DEFAULT_FIT, FITS, OptimalInput, estimate_optimal
@@ -25,7 +26,8 @@ from engine.estimate.serving import ServeInput, estimate_serving
 from engine.estimate.training import PRECISIONS, TrainingInput, estimate_training
 from engine.units import format_bytes, parse_quantity
 
-EXIT_USAGE = 2
+EXIT_USAGE = 2   # bad input: a ValidationError, one line on stderr
+EXIT_FAILED = 1  # a job that started and failed (diverged, out of memory, killed): a RunError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -92,11 +94,18 @@ def _model(args: argparse.Namespace) -> str | catalog.ModelSpec | None:
     return catalog.load_model_file(args.model_file) if args.model_file else args.model
 
 
+# Commands that live next to their capability. Each module exposes ``register(sub, common)``, which adds
+# its subparsers and sets ``handler`` (args -> dict) and optionally ``human`` (dict -> str) as parser
+# defaults. The modules import nothing heavy at import time (torch, pyarrow load inside the handler),
+# so ``preflight models`` stays instant.
+COMMAND_MODULES = ("engine.datacheck.cli", "engine.lab.cli")
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print one JSON object")
 
-    parser = _Parser(prog="preflight", description="Preflight: GPU cost & compute estimates for Transformers.")
+    parser = _Parser(prog="preflight", description="Preflight: GPU cost & compute estimates, data checks and a model lab.")
     parser.add_argument("--version", action="version", version=f"preflight {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -184,10 +193,16 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--price", type=_float("price"), metavar="USD")
     o.add_argument("--fit", type=_lower, choices=tuple(FITS), default=DEFAULT_FIT)
     o.add_argument("--frontier", action="store_true", help="add 'frontier': N_opt, D_opt and loss from 1e18 to 1e26 FLOPs")
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub, common)
     return parser
 
 
 def _run(args: argparse.Namespace) -> dict:
+    handler = getattr(args, "handler", None)
+    if handler is not None:
+        return handler(args)
     if args.command == "models":
         return {"models": [_model_row(spec) for spec in catalog.models().values()], "version": catalog.catalog_versions()["models"]}
     if args.command == "gpus":
@@ -287,7 +302,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    print(json.dumps(result, allow_nan=False) if args.json else _human(args.command, result))
+    except RunError as exc:
+        if args.json and exc.result is not None:
+            print(json.dumps(exc.result, allow_nan=False))
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    human = getattr(args, "human", None) or (lambda result: _human(args.command, result))
+    print(json.dumps(result, allow_nan=False) if args.json else human(result))
     return 0
 
 

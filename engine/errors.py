@@ -18,6 +18,16 @@ class ValidationError(ValueError):
         super().__init__(" ".join(str(message).split()))
 
 
+class RunError(RuntimeError):
+    """A job that started and then failed for a reason outside the input's validity: a diverged loss,
+    out of memory, a killed worker. One line, like ValidationError; the CLI exits 1 with it and, under
+    ``--json``, first prints ``result`` (what the job got done, e.g. the last checkpoint) when given."""
+
+    def __init__(self, message: str, result: dict | None = None):
+        super().__init__(" ".join(str(message).split()))
+        self.result = result
+
+
 def _show(value: object) -> str:
     """The bad value as a message shows it: quoted if text, cut short if long (one line, any input)."""
     try:

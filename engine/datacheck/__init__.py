@@ -1,0 +1,1 @@
+"""Data checks: is this dataset ready to train on? Findings with evidence, a score, a report."""
