@@ -1,0 +1,67 @@
+"""Model-lab presets (engine/catalog/lab_presets.toml): architecture plus a training recipe."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields
+from functools import cache
+from importlib import resources
+
+from engine.errors import ValidationError
+from engine.lab.model import ModelConfig
+
+
+@dataclass(frozen=True)
+class LabPreset:
+    id: str
+    name: str
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    d_model: int
+    d_ff: int
+    ffn: str
+    position: str
+    norm: str
+    bias: bool
+    dropout: float
+    context: int
+    batch_size: int
+    lr: float
+    max_steps: int
+    warmup_steps: int
+    eval_every: int
+    source: str
+    date: str
+
+    def config(self, vocab_size: int, n_classes: int = 0, **overrides) -> ModelConfig:
+        """The model this preset builds for a tokenizer's ``vocab_size`` (and ``n_classes`` labels)."""
+        shape = {k: getattr(self, k) for k in (
+            "n_layers", "n_heads", "n_kv_heads", "d_model", "d_ff", "ffn", "position", "norm", "bias",
+            "dropout", "context")}
+        shape.update(overrides)
+        return ModelConfig(vocab_size=vocab_size, n_classes=n_classes, **shape)
+
+
+@cache
+def _load() -> tuple[str, dict[str, LabPreset]]:
+    text = resources.files("engine.catalog").joinpath("lab_presets.toml").read_text(encoding="utf-8")
+    data = tomllib.loads(text)
+    names = {f.name for f in fields(LabPreset)}
+    presets = {row["id"]: LabPreset(**{k: row[k] for k in names}) for row in data["preset"]}
+    return data["version"], presets
+
+
+def presets() -> dict[str, LabPreset]:
+    return dict(_load()[1])
+
+
+PRESETS = presets()
+VERSION = _load()[0]
+
+
+def get_preset(name: str) -> LabPreset:
+    key = str(name).strip().lower()
+    if key not in PRESETS:
+        raise ValidationError(f"unknown lab preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    return PRESETS[key]
