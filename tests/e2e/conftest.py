@@ -118,6 +118,7 @@ class StreamlitServer:
     url: str
     log_path: Path
     proc: subprocess.Popen
+    home: Path  # the server's PREFLIGHT_HOME (uploads, runs, registry)
 
     def log_tail(self, chars: int = 8000) -> str:
         try:
@@ -168,11 +169,13 @@ def streamlit_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Strea
         # Other people edit files while the tests run: no watcher, no "source changed" reruns.
         "--server.fileWatcherType", "none",
     ]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # Uploads, runs and the run registry go to a fresh workspace, never the developer's .preflight/.
+    home = tmp_path_factory.mktemp("preflight-home")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PREFLIGHT_HOME": str(home)}
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, cwd=APP_DIR, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=env, start_new_session=True)
-    server = StreamlitServer(url=f"http://127.0.0.1:{port}", log_path=log_path, proc=proc)
+    server = StreamlitServer(url=f"http://127.0.0.1:{port}", log_path=log_path, proc=proc, home=home)
     try:
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         while True:
