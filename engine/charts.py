@@ -124,3 +124,51 @@ def serving_cost_by_gpu(df: pd.DataFrame, highlight: str | None = None) -> go.Fi
     fig.update_layout(title="$ per million output tokens by GPU type", yaxis_title="USD",
                       xaxis_title="×N: GPUs per replica, the cheapest group up to 8", showlegend=False, **_LAYOUT)
     return fig
+
+
+# ---- data checks -------------------------------------------------------------------------------------
+SEVERITY_COLORS = {"critical": "#7f1d1d", "high": "#dc2626", "medium": "#d97706", "low": "#2563eb", "info": "#6b7280"}
+
+
+def readiness_gauge(score: float) -> go.Figure:
+    """The readiness score as a gauge: red below 40 (not ready), amber to 75, green above."""
+    fig = go.Figure(go.Indicator(
+        mode="gauge+number", value=score, number=dict(suffix=" / 100"),
+        gauge=dict(axis=dict(range=[0, 100]), bar=dict(color="#111827", thickness=0.25),
+                   steps=[dict(range=[0, 40], color="#fecaca"), dict(range=[40, 75], color="#fde68a"),
+                          dict(range=[75, 100], color="#bbf7d0")]),
+    ))
+    fig.update_layout(height=230, margin=dict(l=20, r=20, t=30, b=10))
+    return fig
+
+
+def data_check_figures(report: dict) -> list[go.Figure]:
+    """The distribution charts of a data-check report (``report["charts"]``): missing cells by column,
+    label counts per split, text lengths. Only the charts that have something to show."""
+    charts = report.get("charts") or {}
+    figs = []
+    missing = {k: v for k, v in (charts.get("missing_by_column") or {}).items() if v}
+    if missing:
+        fig = go.Figure(go.Bar(x=list(missing), y=list(missing.values()), marker_color=SEVERITY_COLORS["medium"]))
+        fig.update_layout(title="Missing cells by column", xaxis_title="column", yaxis_title="missing cells")
+        figs.append(fig)
+    labels = charts.get("label_counts") or {}
+    if labels:
+        fig = go.Figure(go.Bar(name="train", x=list(labels), y=list(labels.values()), marker_color=CHOSEN))
+        test = charts.get("test_label_counts") or {}
+        if test:
+            fig.add_bar(name="test", x=list(test), y=list(test.values()), marker_color=OTHERS)
+        fig.update_layout(title=f"Label counts ({report.get('label_col')})", xaxis_title="label", yaxis_title="rows")
+        figs.append(fig)
+    hist = charts.get("text_length_hist")
+    if hist and sum(hist.get("counts", [])):
+        edges = hist["edges"]
+        names = [f"{edges[i]}–{edges[i + 1] - 1}" if edges[i + 1] is not None else f"{edges[i]}+"
+                 for i in range(len(edges) - 1)]
+        fig = go.Figure(go.Bar(x=names, y=hist["counts"], marker_color="#059669"))
+        fig.update_layout(title=f"Text length of '{report.get('text_col')}' (characters)", xaxis_title="characters",
+                          yaxis_title="rows")
+        figs.append(fig)
+    for fig in figs:
+        fig.update_layout(height=340, **_LAYOUT)
+    return figs

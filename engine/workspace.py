@@ -58,3 +58,23 @@ def safe_name(name: str, what: str = "name") -> str:
     if not text:
         raise ValidationError(f"{what} {name[:40]!r} has no usable characters (letters, digits, '.', '_', '-')")
     return text
+
+
+def save_upload(name: str, data: bytes) -> Path:
+    """Keep an uploaded file in ``uploads/`` under its sanitized name (a later upload of the same
+    name replaces it), written atomically; the model lab lists these files for reuse."""
+    import os
+
+    path = uploads_dir() / safe_name(name, "file name")
+    if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
+        return path  # the same upload again (every page rerun sees it): keep the file and its mtime
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return path
+
+
+def list_uploads() -> list[Path]:
+    """Uploaded files, newest first."""
+    files = [p for p in uploads_dir().iterdir() if p.is_file() and not p.name.startswith(".")]
+    return sorted(files, key=lambda p: p.stat().st_mtime, reverse=True)

@@ -28,6 +28,8 @@ PAGES: tuple[PageInfo, ...] = (
              "Latency, throughput, GPUs for a load, $ per M tokens", "Cost & compute"),
     PageInfo("views/scaling.py", "Compute-optimal", ":material/insights:", "scaling",
              "Chinchilla N and D for a FLOP or dollar budget", "Cost & compute"),
+    PageInfo("views/data.py", "Data checks", ":material/fact_check:", "data",
+             "Duplicates, PII, leakage, labels, drift: a readiness score and a report", "Data & models"),
     PageInfo("views/catalog.py", "Reference data", ":material/table:", "catalog",
              "GPU catalog, model presets, defaults, with sources", "Cost & compute"),
 )

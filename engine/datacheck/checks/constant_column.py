@@ -1,0 +1,64 @@
+"""constant_column: a column whose values are all the same, or all missing. One finding per column;
+``count`` = rows in the file. Text is compared trimmed and case-folded (" Yes" = "yes"). A column
+with one value and some gaps is not constant: the gaps themselves carry information."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from engine.datacheck import values
+from engine.datacheck.base import Check, Context, Finding
+
+_UNSET = object()
+
+
+class ConstantColumn(Check):
+    id = "constant_column"
+    title = "Columns with a single value"
+
+    def start(self, ctx: Context) -> None:
+        self.first: dict[str, object] = {}
+        self.raw: dict[str, object] = {}
+        self.has_missing: dict[str, bool] = {}
+        self.varies: set[str] = set()
+        self.seen = 0
+
+    def update(self, chunk: pd.DataFrame, ctx: Context) -> None:
+        for col in chunk.columns:
+            if col not in self.has_missing:
+                self.has_missing[col] = self.seen > 0   # a JSON key first seen now was absent before
+            if col in self.varies:
+                continue
+            s = chunk[col]
+            miss = values.missing_mask(s)
+            self.has_missing[col] |= bool(miss.any())
+            present = np.flatnonzero(~miss)
+            if not len(present):
+                continue
+            norm = values.normalized(s).to_numpy(zero_copy_only=False) if values.is_textual(s) else s.to_numpy()
+            if col not in self.first:
+                self.first[col] = norm[present[0]]
+                self.raw[col] = s.iloc[present[0]]
+            if not bool((norm[present] == self.first[col]).all()):
+                self.varies.add(col)
+        self.seen += len(chunk)
+
+    def finish(self, ctx: Context) -> list[Finding]:
+        if self.seen < 2:
+            return []
+        out = []
+        for col in self.has_missing:
+            if col in self.varies or (col in self.first and self.has_missing[col]):
+                continue
+            empty = col not in self.first
+            shown = values.show(self.raw.get(col))
+            title = (f"Column {col!r} is empty in every row" if empty
+                     else f"Column {col!r} has the same value {shown!r} in all {self.seen:,} rows")
+            out.append(Finding(
+                id=self.id, severity="medium" if col == ctx.label_col else "low", count=self.seen,
+                title=title, fix=f"Drop column {col!r}: it carries no information for a model",
+                column=col, split=ctx.split, examples=[{"column": col, "value": shown}],
+                details={"value": shown, "empty": empty, "share": 1.0},
+            ))
+        return out

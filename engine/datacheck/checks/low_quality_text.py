@@ -1,0 +1,208 @@
+"""``low_quality_text``: documents that fail Gopher-style quality rules.
+
+Rules from Rae et al. 2021, "Scaling Language Models: Methods, Analysis & Insights from Training
+Gopher", App. A.1.1 (MassiveText quality filters); words = whitespace-separated tokens:
+
+========================  ==========================================================================
+rule                      fires when
+========================  ==========================================================================
+``too_short``             long-document data: < 50 words (Gopher); short-text data: < 3 words
+``too_long``              > 100,000 words (Gopher)
+``mean_word_length``      mean word length outside [3, 10] characters (Gopher); docs >= 20 words
+``symbol_ratio``          ('#' + '...' + '…') / words > 0.1 (Gopher); docs >= 20 words
+``bullet_lines``          > 90% of lines start with a bullet (Gopher); docs >= 3 non-empty lines
+``ellipsis_lines``        > 30% of lines end with an ellipsis (Gopher); docs >= 3 non-empty lines
+``non_alpha_words``       < 80% of words hold a letter (Gopher), docs >= 50 words; docs of 10–49
+                          words only below 50% (prices, order numbers and dates are normal there)
+``duplicate_lines``       > 30% of lines repeat, or > 20% of line characters in repeated lines
+                          (Gopher); docs >= 5 non-empty lines
+``top_ngram``             the most frequent 2/3/4-gram covers > 20/18/16% of word characters
+                          (Gopher); docs >= 50 words
+``duplicate_ngrams``      characters in repeated 5..10-grams > 15/14/13/12/11/10% (Gopher);
+                          docs >= 50 words
+========================  ==========================================================================
+
+Adaptation to short-text data (tickets, tweets, reviews), which would all fail Gopher's 50-word
+minimum: the dataset is "long-document" when the median non-empty document has >= 50 words, else
+"short-text", and only ``too_short`` changes with it. Gopher's stop-word rule (>= 2 English stop
+words) is left out: it would flag every non-English document. Documents mostly in scripts without
+spaces between words (CJK, Thai, ...) skip the word-based rules. Empty texts are ``empty_text``'s.
+``count`` = rows flagged by at least one active rule; ``details["rows_by_rule"]`` per rule.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+
+from engine.datacheck.base import Check, Context, Finding, MAX_EXAMPLES, MAX_ROWS
+from engine.datacheck.text_utils import example_text, plural, share_severity
+
+RULES = ("too_short", "too_long", "mean_word_length", "symbol_ratio", "bullet_lines", "ellipsis_lines",
+         "non_alpha_words", "duplicate_lines", "top_ngram", "duplicate_ngrams")
+_BIT = {r: 1 << i for i, r in enumerate(RULES)}
+_SHORT_LONGMODE = 1 << len(RULES)        # < 50 words: counts as too_short in long-document data
+_SHORT_SHORTMODE = 1 << (len(RULES) + 1)  # < 3 words: counts as too_short in short-text data
+LONG_DOC_WORDS = 50
+
+_NO_LETTER_WORD = re.compile(r"(?<!\S)(?:[^\s\w]|[\d_])+(?!\S)")
+_NO_SPACE_SCRIPT = re.compile(r"[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_BULLETS = ("•", "-", "*", "·", "‣", "◦", "⁃", "▪", "●", "–", "→", "○", "■", "□")
+_TOP_NGRAM = {2: 0.20, 3: 0.18, 4: 0.16}
+_DUP_NGRAM = {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
+
+
+def _dup_ngram_fraction(words: list[str], n: int, total_chars: int) -> float:
+    """Share of word characters inside n-grams that occur more than once (each word counted once)."""
+    grams = list(zip(*(words[i:] for i in range(n))))
+    counts = Counter(grams)
+    covered = [False] * len(words)
+    for i, g in enumerate(grams):
+        if counts[g] > 1:
+            for k in range(i, i + n):
+                covered[k] = True
+    return sum(len(w) for w, c in zip(words, covered) if c) / total_chars
+
+
+def quality_flags(text: str) -> tuple[int, int]:
+    """``(words, bits)``: the word count and a bit set of the rules ``text`` fails (mode-dependent
+    ``too_short`` is reported by two private bits and resolved by the check)."""
+    words = text.split()
+    n = len(words)
+    bits = 0
+    no_spaces = len(_NO_SPACE_SCRIPT.findall(text)) > 0.3 * len(text) if not text.isascii() else False
+    if not no_spaces:
+        if n < 3:
+            bits |= _SHORT_SHORTMODE
+        if n < LONG_DOC_WORDS:
+            bits |= _SHORT_LONGMODE
+        if n > 100_000:
+            bits |= _BIT["too_long"]
+        if n >= 20:
+            mean = sum(map(len, words)) / n
+            if not 3 <= mean <= 10:
+                bits |= _BIT["mean_word_length"]
+            if (text.count("#") + text.count("...") + text.count("…")) / n > 0.1:
+                bits |= _BIT["symbol_ratio"]
+        if n >= 10:
+            alpha = 1 - len(_NO_LETTER_WORD.findall(text)) / n
+            if alpha < (0.8 if n >= LONG_DOC_WORDS else 0.5):
+                bits |= _BIT["non_alpha_words"]
+    if "\n" in text:
+        lines = [ln.strip() for ln in text.split("\n")]
+        lines = [ln for ln in lines if ln]
+        if len(lines) >= 3:
+            if sum(ln.startswith(_BULLETS) for ln in lines) > 0.9 * len(lines):
+                bits |= _BIT["bullet_lines"]
+            if sum(ln.endswith(("...", "…")) for ln in lines) > 0.3 * len(lines):
+                bits |= _BIT["ellipsis_lines"]
+        if len(lines) >= 5:
+            counts = Counter(lines)
+            dup = sum(c - 1 for c in counts.values())
+            dup_chars = sum(len(ln) * (c - 1) for ln, c in counts.items())
+            if dup > 0.3 * len(lines) or dup_chars > 0.2 * sum(map(len, lines)):
+                bits |= _BIT["duplicate_lines"]
+    if n >= LONG_DOC_WORDS and not no_spaces:
+        low = [w.lower() for w in words]
+        total = sum(map(len, low))
+        for k, limit in _TOP_NGRAM.items():
+            gram, count = Counter(zip(*(low[i:] for i in range(k)))).most_common(1)[0]
+            if count > 1 and count * sum(map(len, gram)) / total > limit:
+                bits |= _BIT["top_ngram"]
+                break
+        # repeated-n-gram coverage can only shrink as n grows, so n=5 at <= 10% clears all six rules
+        if _dup_ngram_fraction(low, 5, total) > 0.10:
+            for k, limit in _DUP_NGRAM.items():
+                if _dup_ngram_fraction(low, k, total) > limit:
+                    bits |= _BIT["duplicate_ngrams"]
+                    break
+    return n, bits
+
+
+def active_bits(mode: str) -> int:
+    """The bits that count as a failure for a dataset in ``mode`` ("long" or "short")."""
+    return sum(_BIT.values()) - _BIT["too_short"] | (_SHORT_LONGMODE if mode == "long" else _SHORT_SHORTMODE)
+
+
+def rules_of(bits: int, mode: str) -> list[str]:
+    """The rule names that ``bits`` fail in ``mode``."""
+    out = [r for r in RULES if bits & _BIT[r]]
+    if bits & (_SHORT_LONGMODE if mode == "long" else _SHORT_SHORTMODE):
+        out.insert(0, "too_short")
+    return out
+
+
+class LowQualityText(Check):
+    """Rows failing Gopher quality heuristics (length, symbols, bullets, repetition), adapted to
+    short-text datasets."""
+
+    id = "low_quality_text"
+    title = "Low-quality text (Gopher heuristics)"
+    needs = ("text",)
+
+    def start(self, ctx: Context) -> None:
+        self.words: list[np.ndarray] = []
+        self.rows: list[np.ndarray] = []   # rows with any bit set
+        self.bits: list[np.ndarray] = []
+        self.samples: dict[int, str] = {}  # first flagged texts, for examples
+        self.samples_long: dict[int, str] = {}
+
+    def update(self, chunk: pd.DataFrame, ctx: Context) -> None:
+        values = chunk[ctx.text_col].tolist() if ctx.text_col in chunk.columns else []
+        words, rows, bits = [], [], []
+        for row, v in zip(chunk.index.tolist(), values):
+            if not isinstance(v, str) or not v.strip():
+                continue
+            n, b = quality_flags(v)
+            words.append(n)
+            if b:
+                rows.append(row)
+                bits.append(b)
+                # rows under 50 words only matter for long-document data: keep a few of them apart
+                pool = self.samples if b & ~_SHORT_LONGMODE else self.samples_long
+                if len(pool) < 50:
+                    pool[int(row)] = v[:2000]
+        self.words.append(np.array(words, dtype=np.int64))
+        self.rows.append(np.array(rows, dtype=np.int64))
+        self.bits.append(np.array(bits, dtype=np.int64))
+
+    def finish(self, ctx: Context) -> list[Finding]:
+        words = np.concatenate(self.words) if self.words else np.empty(0, dtype=np.int64)
+        if not len(words):
+            return []
+        median = float(np.median(words))
+        mode = "long" if median >= LONG_DOC_WORDS else "short"
+        rows, bits = np.concatenate(self.rows), np.concatenate(self.bits)
+        hit = (bits & active_bits(mode)) != 0
+        rows, bits = rows[hit], bits[hit]
+        n = len(rows)
+        if not n:
+            return []
+        by_rule = {}
+        for r in RULES:
+            bit = _BIT[r] if r != "too_short" else (_SHORT_LONGMODE if mode == "long" else _SHORT_SHORTMODE)
+            c = int(((bits & bit) != 0).sum())
+            if c:
+                by_rule[r] = c
+        examples = []
+        samples = {**self.samples_long, **self.samples}
+        for row, b in zip(rows.tolist(), bits.tolist()):
+            if len(examples) >= MAX_EXAMPLES:
+                break
+            if row in samples:
+                examples.append({"row": row, "rules": rules_of(b, mode), "text": example_text(samples[row])})
+        share = n / max(len(words), 1)
+        top = ", ".join(f"{r.replace('_', ' ')} {c:,}" for r, c in sorted(by_rule.items(), key=lambda kv: -kv[1])[:3])
+        return [Finding(
+            id=self.id, severity=share_severity(share, high=0.5, medium=0.2), count=n,
+            title=f"{plural(n, 'row')} look like low-quality text ({top})",
+            fix="Review the flagged rows and drop or clean those that are boilerplate, lists, "
+                "repeated lines or fragments (Gopher quality filters, Rae et al. 2021)",
+            column=ctx.text_col, rows=rows[:MAX_ROWS].tolist(), rows_total=n, examples=examples,
+            details={"mode": mode, "median_words": median, "rows_by_rule": by_rule,
+                     "share_of_non_empty": round(share, 6),
+                     "too_short_below_words": LONG_DOC_WORDS if mode == "long" else 3},
+        )]

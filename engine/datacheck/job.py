@@ -1,0 +1,191 @@
+"""Data checks as a background job: the page starts one, then polls it; the check never runs inside
+the page's script.
+
+A job is a folder (under ``$PREFLIGHT_HOME/checks/``) and a worker process::
+
+    input.json      the CheckInput, as JSON
+    progress.json   {"fraction": 0.42, "message": "train: 420,000 rows checked", "time": ...}
+    report.json     the finished report (CheckReport.to_dict())
+    report.html     the standalone HTML report
+    cleaned.<ext>   the cleaned file (safe fixes), when any fix applied
+    error.txt       one line, when the input was bad (ValidationError) or the worker crashed
+
+Every file is written to a temporary name and renamed, so a reader never sees half a file.
+Started with ``python -m engine.datacheck.job DIR``; a worker that dies without writing a report or an
+error is reported as failed once its pid is gone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import traceback
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from engine import workspace
+from engine.errors import ValidationError
+
+
+def jobs_dir() -> Path:
+    path = workspace.home() / "checks"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (our own child that exited) counts as gone
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """What the page shows while polling: state is running | done | failed."""
+
+    job_id: str
+    state: str
+    fraction: float
+    message: str
+    report: dict | None = None
+    error: str | None = None
+    directory: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def start_check(inp_fields: dict[str, Any], *, inline: bool = False) -> str:
+    """Start checking a file; returns the job id. ``inp_fields`` are CheckInput's fields (paths as
+    text). ``inline`` runs the check in this process (small files, tests) and returns when done.
+    Bad fields are caught here, before any process starts."""
+    from engine.datacheck.runner import CheckInput
+
+    try:
+        CheckInput(**inp_fields)
+    except TypeError as exc:
+        raise ValidationError(f"bad check input: {exc}") from None
+    job_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
+    directory = jobs_dir() / job_id
+    directory.mkdir(parents=True)
+    fields = dict(inp_fields)
+    fields.setdefault("fix_out", None)
+    _write_atomic(directory / "input.json", json.dumps(fields, default=str))
+    if inline:
+        run_job(directory)
+        return job_id
+    log = open(directory / "worker.log", "wb")  # noqa: SIM115 - the child owns it
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine.datacheck.job", str(directory)], stdout=log, stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL, start_new_session=True, cwd=os.getcwd(),
+    )
+    log.close()
+    _write_atomic(directory / "pid", str(proc.pid))
+    return job_id
+
+
+def poll(job_id: str) -> JobStatus:
+    """The job's state now (never raises for a missing or broken job: it reports it as failed)."""
+    directory = jobs_dir() / workspace.safe_name(job_id, "job id")
+    if not directory.is_dir():
+        return JobStatus(job_id, "failed", 0.0, "", error=f"no data-check job {job_id!r}")
+    error = directory / "error.txt"
+    if error.exists():
+        return JobStatus(job_id, "failed", 1.0, "", error=error.read_text(encoding="utf-8").strip()[:500],
+                         directory=str(directory))
+    report = _read_json(directory / "report.json")
+    if report is not None:
+        return JobStatus(job_id, "done", 1.0, "done", report=report, directory=str(directory))
+    progress = _read_json(directory / "progress.json") or {}
+    pid_text = (directory / "pid").read_text().strip() if (directory / "pid").exists() else ""
+    if pid_text.isdigit() and not _pid_alive(int(pid_text)):
+        # One last look: the worker may have finished between the reads above.
+        if (directory / "report.json").exists() or (directory / "error.txt").exists():
+            return poll(job_id)
+        return JobStatus(job_id, "failed", float(progress.get("fraction", 0.0)), "",
+                         error=f"the check worker (pid {pid_text}) stopped without a report; see {directory / 'worker.log'}",
+                         directory=str(directory))
+    return JobStatus(job_id, "running", float(progress.get("fraction", 0.0)), str(progress.get("message", "starting")),
+                     directory=str(directory))
+
+
+def cancel(job_id: str) -> None:
+    """Stop a running job's worker (the page starts a new job when its inputs change)."""
+    import signal
+
+    directory = jobs_dir() / workspace.safe_name(job_id, "job id")
+    pid_file = directory / "pid"
+    if not pid_file.exists() or (directory / "report.json").exists() or (directory / "error.txt").exists():
+        return
+    pid = pid_file.read_text().strip()
+    if pid.isdigit() and _pid_alive(int(pid)):
+        try:
+            os.killpg(int(pid), signal.SIGTERM)  # the worker leads its own session
+        except OSError:
+            pass
+        _write_atomic(directory / "error.txt", "cancelled: the inputs changed before the check finished")
+
+
+def artifact(job_id: str, name: str) -> Path | None:
+    """A finished job's file (report.html, the cleaned file...), or None."""
+    directory = jobs_dir() / workspace.safe_name(job_id, "job id")
+    path = directory / workspace.safe_name(name, "file name")
+    return path if path.is_file() else None
+
+
+def run_job(directory: Path) -> None:
+    """The worker: run the checks described by ``directory/input.json``, write the results."""
+    from engine.datacheck.report_html import render_html
+    from engine.datacheck.runner import CheckInput, run_checks
+
+    last = [0.0]
+
+    def progress(fraction: float, message: str) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 0.2 or fraction >= 1.0:
+            last[0] = now
+            _write_atomic(directory / "progress.json",
+                          json.dumps({"fraction": round(float(fraction), 4), "message": message, "time": time.time()}))
+
+    try:
+        fields = json.loads((directory / "input.json").read_text(encoding="utf-8"))
+        source = Path(fields["path"])
+        fields["fix_out"] = str(directory / f"cleaned{''.join(source.suffixes[-2:]) or '.csv'}")
+        report = run_checks(CheckInput(**fields), progress=progress).to_dict()
+        _write_atomic(directory / "report.html", render_html(report))
+        _write_atomic(directory / "report.json", json.dumps(report, allow_nan=False))
+    except ValidationError as exc:
+        _write_atomic(directory / "error.txt", str(exc))
+    except Exception as exc:  # noqa: BLE001 - the page must get one line, the log the rest
+        traceback.print_exc()
+        _write_atomic(directory / "error.txt", f"the data check failed unexpectedly: {type(exc).__name__}: {exc}")
+
+
+if __name__ == "__main__":
+    run_job(Path(sys.argv[1]))

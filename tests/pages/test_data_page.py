@@ -1,0 +1,84 @@
+"""The data-checks page in AppTest: samples, uploads (small: checked inline; large: a background
+worker the page polls), bad files answered with st.error, and reuse of earlier uploads."""
+
+from __future__ import annotations
+
+import time
+
+from streamlit.testing.v1 import AppTest
+
+from tests.pages.conftest import ROOT, assert_clean, metrics
+
+PAGE = str(ROOT / "views/data.py")
+
+
+def _page() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.run()
+    assert_clean(at)
+    return at
+
+
+def _finding_titles(at: AppTest) -> list[str]:
+    return [e.label for e in at.expander if "·" in e.label]
+
+
+def test_default_sample_shows_score_findings_charts_and_downloads():
+    at = _page()
+    shown = metrics(at)
+    assert shown["Rows"].startswith("499") and "test" in shown["Rows"]
+    score = int(shown["Readiness"].split("/")[0])
+    assert 0 <= score < 90  # the sample is planted with problems
+    titles = " ".join(_finding_titles(at))
+    for planted in ("personal data", "repeat an earlier row", "empty", "also appear in train"):
+        assert planted in titles, (planted, titles)
+    assert len(at.get("plotly_chart")) >= 3  # gauge + distributions
+    labels = [b.label for b in at.get("download_button")]
+    assert any("JSON" in x for x in labels) and any("HTML" in x for x in labels) and any("Cleaned" in x for x in labels)
+
+
+def test_clean_sample_scores_100_with_no_problem_findings():
+    at = _page()
+    at.selectbox(key="dc_sample").set_value("clean_reviews").run()
+    assert_clean(at)
+    assert metrics(at)["Readiness"] == "100 / 100"
+    assert not [t for t in _finding_titles(at) if not t.startswith("**INFO**")]
+
+
+def test_upload_is_checked_and_kept_for_reuse():
+    at = _page()
+    at.radio(key="dc_source").set_value("Upload a file").run()
+    rows = ["id,age,city"] + [f"{i},{20 + i % 50},Lyon" if i % 10 else "1,21,Lyon" for i in range(1, 200)]
+    at.file_uploader(key="dc_upload").set_value(("people.csv", "\n".join(rows).encode(), "text/csv")).run()
+    assert_clean(at)
+    assert metrics(at)["Rows"] == "199"
+    assert any("repeat an earlier row" in t for t in _finding_titles(at))
+    at.radio(key="dc_source").set_value("Uploaded earlier").run()
+    assert_clean(at)
+    assert "people.csv" in at.selectbox(key="dc_previous").options
+
+
+def test_binary_file_named_csv_is_one_clear_error():
+    at = _page()
+    at.radio(key="dc_source").set_value("Upload a file").run()
+    at.file_uploader(key="dc_upload").set_value(("image.csv", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 50, "text/csv")).run()
+    assert not at.exception
+    assert len(at.error) == 1 and "binary" in at.error[0].value.lower(), [e.value for e in at.error]
+
+
+def test_large_upload_runs_in_a_worker_process_and_the_page_polls_it():
+    at = _page()
+    at.radio(key="dc_source").set_value("Upload a file").run()
+    body = "id,text,label\n" + "".join(f"{i},customer message number {i} about order {i * 7},{'ab'[i % 2]}\n"
+                                       for i in range(40_000))
+    assert len(body) > 1_000_000  # over the inline limit: a background job
+    at.file_uploader(key="dc_upload").set_value(("big.csv", body.encode(), "text/csv")).run()
+    assert not at.exception
+    deadline = time.monotonic() + 120
+    while "Readiness" not in metrics(at):
+        assert time.monotonic() < deadline, "the background check never finished"
+        assert not at.error, [e.value for e in at.error]
+        time.sleep(0.5)
+        at.run()
+    assert_clean(at)
+    assert metrics(at)["Rows"] == "40,000"

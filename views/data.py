@@ -1,0 +1,188 @@
+"""Data checks: upload a dataset (or pick a built-in sample), get findings with row evidence, a
+readiness score, charts, an HTML/JSON report and a cleaned file. The checks run in their own process
+(engine.datacheck.job); this page starts the job and polls it."""
+
+import json
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from engine import workspace
+from engine.charts import SEVERITY_COLORS, data_check_figures, readiness_gauge
+from engine.datacheck import job
+from engine.datacheck.samples import SAMPLES, write_sample
+from ui.navigation import PAGES, link
+from ui.widgets import run_engine
+
+UPLOAD_TYPES = ["csv", "tsv", "jsonl", "json", "ndjson", "parquet", "txt", "text", "md", "gz"]
+INLINE_BYTES = 1_000_000  # smaller files are checked in this process (well under a second)
+SEVERITY_ICONS = {"critical": ":material/dangerous:", "high": ":material/error:", "medium": ":material/warning:",
+                  "low": ":material/info:", "info": ":material/check_circle:"}
+
+st.title("Data checks")
+st.caption("Is this dataset ready to train on? Duplicates, near-duplicates, PII, leakage, label problems, "
+           "drift and more: each finding with its rows, masked examples and a fix.")
+
+
+@st.cache_data(show_spinner=False)
+def _sample_dir() -> str:
+    return tempfile.mkdtemp(prefix="preflight-samples-")
+
+
+def _sample_paths(name: str) -> tuple[str, str | None]:
+    directory = _sample_dir()
+    info = SAMPLES[name]
+    train = write_sample(name, directory)
+    test = write_sample(info["test"], directory) if info.get("test") else None
+    return str(train), (str(test) if test else None)
+
+
+# ---- input -------------------------------------------------------------------------------------------
+source = st.radio("Dataset", ["Built-in sample", "Upload a file", "Uploaded earlier"], horizontal=True,
+                  key="dc_source")
+train_path = test_path = None
+if source == "Built-in sample":
+    names = [n for n in SAMPLES if not n.endswith("_test")]
+    name = st.selectbox("Sample", names, key="dc_sample",
+                        format_func=lambda n: n.replace("_", " ") + (" (with a test split)" if SAMPLES[n].get("test") else ""))
+    st.caption(SAMPLES[name]["description"])
+    train_path, test_path = _sample_paths(name)
+elif source == "Upload a file":
+    c1, c2 = st.columns(2)
+    up = c1.file_uploader("Training file", type=UPLOAD_TYPES, key="dc_upload",
+                          help="CSV, TSV, JSONL/JSON, Parquet or plain text, gzip-compressed too")
+    up_test = c2.file_uploader("Test / validation split (optional)", type=UPLOAD_TYPES, key="dc_upload_test")
+    if up is not None:
+        train_path = str(run_engine(workspace.save_upload, up.name, up.getvalue()))
+    if up_test is not None:
+        test_path = str(run_engine(workspace.save_upload, up_test.name, up_test.getvalue()))
+else:
+    uploads = workspace.list_uploads()
+    if not uploads:
+        st.info("Nothing uploaded yet: upload a file, or start with a built-in sample.")
+    else:
+        c1, c2 = st.columns(2)
+        chosen = c1.selectbox("Training file", uploads, format_func=lambda p: p.name, key="dc_previous")
+        chosen_test = c2.selectbox("Test / validation split (optional)", [None, *uploads],
+                                   format_func=lambda p: "none" if p is None else p.name, key="dc_previous_test")
+        train_path = str(chosen)
+        test_path = str(chosen_test) if chosen_test is not None else None
+
+with st.expander("Options"):
+    o1, o2, o3 = st.columns(3)
+    text_col = o1.text_input("Text column", "", key="dc_text", help="blank: inferred (the longest free-text column)")
+    label_col = o2.text_input("Label column", "", key="dc_label", help="blank: inferred (label, target, class...)")
+    threshold = o3.slider("Near-duplicate Jaccard threshold", 0.5, 1.0, 0.8, 0.05, key="dc_threshold",
+                          help="MinHash LSH on character 5-grams; pairs at or above this similarity are near-duplicates")
+
+if train_path is None:
+    st.stop()
+
+fields = {"path": train_path, "test_path": test_path, "text_col": text_col.strip() or None,
+          "label_col": label_col.strip() or None, "near_dup_threshold": float(threshold)}
+fingerprint = json.dumps({**fields, "mtime": [Path(p).stat().st_mtime_ns for p in (train_path, test_path) if p]},
+                         sort_keys=True)
+if st.session_state.get("dc_fingerprint") != fingerprint:
+    size = sum(Path(p).stat().st_size for p in (train_path, test_path) if p)
+    if st.session_state.get("dc_job"):
+        job.cancel(st.session_state["dc_job"])
+    st.session_state["dc_job"] = run_engine(job.start_check, fields, inline=size < INLINE_BYTES)
+    st.session_state["dc_fingerprint"] = fingerprint
+
+
+@st.fragment(run_every=0.5)
+def _progress(job_id: str) -> None:
+    status = job.poll(job_id)
+    if status.state == "running":
+        st.progress(min(1.0, status.fraction), text=f"Checking: {status.message}")
+    else:
+        st.rerun()  # the whole page draws the result
+
+
+status = job.poll(st.session_state["dc_job"])
+if status.state == "running":
+    _progress(status.job_id)
+    st.stop()
+if status.state == "failed":
+    st.error(status.error)
+    st.stop()
+
+# ---- the report --------------------------------------------------------------------------------------
+report = status.report
+findings = report["findings"]
+problems = [f for f in findings if f["severity"] != "info"]
+g1, g2 = st.columns([1, 2])
+with g1:
+    st.plotly_chart(readiness_gauge(report["score"]), width="stretch", config={"displayModeBar": False})
+with g2:
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Readiness", f"{report['score']} / 100")
+    m2.metric("Rows", f"{report['rows']:,}" + (f" + {report['test_rows']:,} test" if report.get("test_rows") else ""))
+    m3.metric("Columns", report["columns"])
+    tokens = report.get("tokens") or {}
+    m4.metric("Tokens", f"{tokens['total']:,}" if tokens.get("total") else "n/a",
+              help=tokens.get("tokenizer") or "no text column")
+    st.caption(f"{report['file']} ({report['format']}); text column: {report.get('text_col') or 'none'}; "
+               f"label column: {report.get('label_col') or 'none'}; checked in {report['elapsed_s']:.2f} s. "
+               f"{len(problems)} problem(s) found.")
+    estimate = report.get("estimate")
+    if estimate:
+        st.info(estimate["sentence"])
+        link(next(p for p in PAGES if p.url_path == "train"))
+
+st.subheader("Findings")
+if not findings:
+    st.success("No findings: nothing in this file needs fixing before training.")
+for i, f in enumerate(findings):
+    where = f" · column `{f['column']}`" if f.get("column") else ""
+    split = " · test split" if f.get("split") == "test" else ""
+    with st.expander(f"**{f['severity'].upper()}** · {f['title']}{where}{split}", icon=SEVERITY_ICONS[f["severity"]],
+                     expanded=i < 3 and f["severity"] in ("critical", "high")):
+        st.markdown(f"`{f['id']}` · count **{f['count']:,}** · rows involved {f['rows_total']:,}")
+        st.markdown(f"**Fix:** {f['fix']}" + (f" (automatic: `{f['safe_fix']}` in the cleaned file)" if f.get("safe_fix") else ""))
+        if f["rows"]:
+            shown = ", ".join(str(r) for r in f["rows"][:30])
+            more = f" … and {f['rows_total'] - 30:,} more" if f["rows_total"] > 30 else ""
+            st.caption(f"Rows (0-based data rows): {shown}{more}")
+        if f["examples"]:
+            st.dataframe(pd.DataFrame(f["examples"]).astype(str), hide_index=True, width="stretch")
+        if f.get("details"):
+            with st.popover("Details"):
+                st.json(f["details"])
+
+figs = data_check_figures(report)
+if figs:
+    st.subheader("Distributions")
+    cols = st.columns(min(2, len(figs)))
+    for i, fig in enumerate(figs):
+        cols[i % len(cols)].plotly_chart(fig, width="stretch")
+
+with st.expander("Checks run and the score's weights"):
+    st.dataframe(pd.DataFrame(report["checks_run"]), hide_index=True, width="stretch")
+    st.caption(report["weights"]["formula"])
+    if report.get("penalties"):
+        st.dataframe(pd.DataFrame(report["penalties"]), hide_index=True, width="stretch")
+
+st.subheader("Downloads")
+d1, d2, d3, d4 = st.columns(4)
+stem = Path(report["file"]).name.split(".")[0] or "dataset"
+d1.download_button("Report (JSON)", json.dumps(report, indent=2), file_name=f"{stem}-report.json",
+                   mime="application/json", on_click="ignore", key="dc_dl_json")
+html_path = job.artifact(status.job_id, "report.html")
+if html_path:
+    d2.download_button("Report (HTML)", html_path.read_bytes(), file_name=f"{stem}-report.html", mime="text/html",
+                       on_click="ignore", key="dc_dl_html")
+findings_csv = pd.DataFrame([{k: (v if not isinstance(v, (list, dict)) else json.dumps(v)) for k, v in f.items()}
+                             for f in findings]).to_csv(index=False)
+d3.download_button("Findings (CSV)", findings_csv, file_name=f"{stem}-findings.csv", mime="text/csv",
+                   on_click="ignore", key="dc_dl_csv")
+fix = report.get("fix") or {}
+cleaned = Path(fix["path"]) if fix.get("path") else None
+if cleaned is not None and cleaned.is_file():
+    d4.download_button(f"Cleaned file ({fix.get('rows_out', '?'):,} rows)", cleaned.read_bytes(),
+                       file_name=f"{stem}-cleaned{''.join(cleaned.suffixes)}", on_click="ignore", key="dc_dl_clean",
+                       help="; ".join(f"{a.get('action')}: {a.get('count')}" for a in fix.get("actions", [])) or None)
+else:
+    d4.caption("No safe automatic fix applies: the cleaned file would equal the input.")
