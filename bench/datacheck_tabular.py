@@ -1,6 +1,6 @@
 """Benchmark: data checks end to end on a generated 1,000,000-row x 10-column CSV.
 
-    .venv/bin/python bench/datacheck_tabular.py [--rows N] [--ydata] [--keep DIR]
+    .venv/bin/python bench/datacheck_tabular.py [--rows N] [--ydata [--ydata-python PY]] [--keep DIR]
 
 Generates the CSV (numbers, categories, dates, booleans, short text; planted duplicates, missing
 values, 'unknown' ages and outliers) in a temporary folder, then runs ``run_checks`` on it in a fresh
@@ -79,8 +79,8 @@ def generate(path: Path, rows: int, seed: int = 0) -> None:
         first = False
 
 
-def measure(code: str) -> dict:
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+def measure(code: str, python: str = sys.executable) -> dict:
+    p = subprocess.run([python, "-c", code], capture_output=True, text=True, cwd=REPO)
     if p.returncode != 0:
         return {"error": p.stderr.strip().splitlines()[-1] if p.stderr.strip() else f"exit {p.returncode}"}
     return json.loads(p.stdout.strip().splitlines()[-1])
@@ -90,6 +90,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--ydata", action="store_true", help="also run ydata-profiling minimal mode, if installed")
+    ap.add_argument("--ydata-python", metavar="PYTHON", default=sys.executable,
+                    help="interpreter that has ydata-profiling (a separate venv keeps it out of Preflight's)")
     ap.add_argument("--keep", metavar="DIR", help="write the CSV here and keep it")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -108,7 +110,7 @@ def main() -> None:
             for f in res["findings"]:
                 print("  finding:", f)
         if args.ydata:
-            y = measure(_YDATA.format(path=str(path)))
+            y = measure(_YDATA.format(path=str(path)), args.ydata_python)
             if "error" in y:
                 print("ydata-profiling minimal: not run:", y["error"])
             else:

@@ -331,7 +331,8 @@ SERVE = ["estimate", "serve", "--model", "llama-3-8b", "--gpu", "h100-sxm", "--p
     (["estimate", "optimal"], "--flops"),
     (["estimate"], "what"),
     ([], "command"),
-    (["train"], "train"),
+    (["train"], "--data"),              # the model lab's train command needs data
+    (["trian"], "trian"),               # an unknown command is named
     (TRAIN + ["--bogus"], "--bogus"),
 ])
 def test_bad_input_exits_2_with_one_line(capsys, argv, named):
