@@ -1,9 +1,190 @@
-"""CLI commands of engine.lab (registered by engine/cli.py). Heavy imports stay inside handlers."""
+"""CLI commands of engine.lab (registered by engine/cli.py). Heavy imports stay inside handlers.
+
+    preflight train --sample stories --preset tiny --max-steps 300 --out runs/tiny-1 --json
+    preflight train --resume runs/tiny-1 --max-steps 600 --json
+    preflight calibrate --preset gpt2-small --device cuda --json
+    preflight runs --json
+    preflight generate --run runs/tiny-1 --prompt "Once upon" --json
+    torchrun --nproc-per-node 2 -m engine train --sample stories --preset tiny --device cpu --out runs/ddp
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+
+
+def _helpers():
+    from engine.cli import _float, _int
+
+    return _int, _float
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add this package's commands to the top-level parser."""
+    _int, _float = _helpers()
+
+    t = sub.add_parser("train", parents=[common], help="train a small Transformer (model lab)")
+    src = t.add_mutually_exclusive_group()
+    src.add_argument("--data", metavar="PATH", help="a text/CSV/TSV/JSONL/Parquet file, or an upload's name")
+    src.add_argument("--sample", metavar="NAME", help="a built-in corpus: arithmetic, stories, sentiment")
+    t.add_argument("--task", type=str.lower, choices=("lm", "classify"), default="lm")
+    t.add_argument("--text-col", metavar="C")
+    t.add_argument("--label-col", metavar="L")
+    t.add_argument("--tokenizer", type=str.lower, choices=("byte", "char", "bpe"), default="byte")
+    t.add_argument("--bpe-vocab", type=_int("bpe-vocab"), default=4096, metavar="V")
+    t.add_argument("--preset", default="tiny", metavar="NAME", help="tiny, small, shakespeare-char, gpt2-small")
+    for flag in ("n-layers", "n-heads", "n-kv-heads", "d-model", "d-ff", "context"):
+        t.add_argument(f"--{flag}", type=_int(flag), metavar="N", help=argparse.SUPPRESS)
+    t.add_argument("--dropout", type=_float("dropout"), metavar="P", help=argparse.SUPPRESS)
+    t.add_argument("--max-steps", type=_int("max-steps"), metavar="N")
+    t.add_argument("--batch-size", type=_int("batch-size"), metavar="B", help="global batch (sequences per step)")
+    t.add_argument("--grad-accum", type=_int("grad-accum"), default=1, metavar="K", help="micro-batches per step")
+    t.add_argument("--lr", type=_float("lr"), metavar="LR")
+    t.add_argument("--warmup", type=_int("warmup"), metavar="N", help="warmup steps")
+    t.add_argument("--eval-every", type=_int("eval-every"), metavar="N")
+    t.add_argument("--eval-batches", type=_int("eval-batches"), default=10, metavar="N")
+    t.add_argument("--early-stop", type=_int("early-stop"), default=0, metavar="N",
+                   help="stop after N evaluations without improvement (0: off)")
+    t.add_argument("--checkpoint-every", type=_int("checkpoint-every"), metavar="N")
+    t.add_argument("--sample-every", type=_int("sample-every"), default=0, metavar="N")
+    t.add_argument("--stop-at", type=_int("stop-at"), metavar="N", help=argparse.SUPPRESS)
+    t.add_argument("--device", type=str.lower, choices=("auto", "cpu", "cuda"), default="auto")
+    t.add_argument("--dtype", type=str.lower, choices=("auto", "fp32", "bf16", "fp16"), default="auto")
+    t.add_argument("--seed", type=_int("seed"), default=0, metavar="S")
+    t.add_argument("--compile", action="store_true", help="torch.compile the model (compile time reported apart)")
+    t.add_argument("--fsdp", action="store_true", help="shard the model over torchrun processes (FSDP2)")
+    t.add_argument("--threads", type=_int("threads"), metavar="N", help="CPU threads (default: one per core)")
+    t.add_argument("--out", metavar="DIR", help="the run folder (created; must be new or empty)")
+    t.add_argument("--name", metavar="NAME", help="run name in the registry (default: the folder's name)")
+    t.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its latest checkpoint")
+    t.add_argument("--registry", metavar="PATH", help="registry database (default: $PREFLIGHT_HOME/registry.sqlite)")
+    t.add_argument("--config-json", metavar="JSON", help=argparse.SUPPRESS)  # a whole TrainConfig (the page's launcher)
+    t.set_defaults(handler=_train, human=_train_human)
+
+    c = sub.add_parser("calibrate", parents=[common], help="measure tokens/s, FLOP/s, MFU and memory of a preset")
+    c.add_argument("--preset", required=True, metavar="NAME")
+    c.add_argument("--device", type=str.lower, choices=("auto", "cpu", "cuda"), default="auto")
+    c.add_argument("--batch-size", type=_int("batch-size"), metavar="B")
+    c.add_argument("--steps", type=_int("steps"), default=10, metavar="N")
+    c.add_argument("--warmup", type=_int("warmup"), default=3, metavar="N")
+    c.add_argument("--dtype", type=str.lower, choices=("auto", "fp32", "bf16", "fp16"), default="auto")
+    c.add_argument("--context", type=_int("context"), metavar="T", help="sequence length (default: preset's)")
+    c.add_argument("--compile", action="store_true")
+    c.set_defaults(handler=_calibrate)
+
+    r = sub.add_parser("runs", parents=[common], help="list training runs in the registry")
+    r.add_argument("--registry", metavar="PATH")
+    r.set_defaults(handler=_runs, human=_runs_human)
+
+    g = sub.add_parser("generate", parents=[common], help="sample text from a trained language model")
+    g.add_argument("--run", required=True, metavar="DIR", help="run folder")
+    g.add_argument("--prompt", default="", metavar="TEXT")
+    g.add_argument("--max-new-tokens", type=_int("max-new-tokens"), default=200, metavar="N")
+    g.add_argument("--temperature", type=_float("temperature"), default=0.8, metavar="T")
+    g.add_argument("--top-k", type=_int("top-k"), default=40, metavar="K")
+    g.add_argument("--seed", type=_int("seed"), default=0, metavar="S")
+    g.add_argument("--best", action="store_true", help="use the best checkpoint instead of the latest")
+    g.set_defaults(handler=_generate, human=lambda d: d["text"])
+
+
+def _train(args: argparse.Namespace) -> dict:
+    from engine.errors import ValidationError
+    from engine.lab.trainer import TrainConfig, train
+
+    rank = int(os.environ.get("RANK", "0") or 0)
+    quiet = args.json or rank != 0
+    if rank != 0:  # under torchrun only rank 0 answers; the others' results are the same run
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives until the process exits
+    if args.config_json:
+        import json
+        from dataclasses import replace
+
+        try:
+            cfg = TrainConfig.from_dict(json.loads(args.config_json))
+        except (ValueError, TypeError) as exc:
+            raise ValidationError(f"--config-json is not a valid training config ({exc})") from None
+        cfg = replace(cfg, out=args.out or cfg.out, name=args.name or cfg.name, registry=args.registry or cfg.registry)
+        return train(cfg, progress=None if quiet else _print_progress).to_dict()
+    if not args.resume and not (args.data or args.sample):
+        raise ValidationError("give --data PATH or --sample NAME (or --resume DIR)")
+    if not args.resume and not args.out:
+        raise ValidationError("--out DIR is required (the run folder)")
+    if args.resume and args.out and os.path.realpath(args.out) != os.path.realpath(args.resume):
+        raise ValidationError("--out and --resume name different folders; a resumed run continues in its own folder")
+    cfg = TrainConfig(
+        data=args.data, sample=args.sample, task=args.task, text_col=args.text_col, label_col=args.label_col,
+        tokenizer=args.tokenizer, bpe_vocab=args.bpe_vocab, preset=args.preset, n_layers=args.n_layers,
+        n_heads=args.n_heads, n_kv_heads=args.n_kv_heads, d_model=args.d_model, d_ff=args.d_ff,
+        context=args.context, dropout=args.dropout, max_steps=args.max_steps, batch_size=args.batch_size,
+        grad_accum=args.grad_accum, lr=args.lr, warmup_steps=args.warmup, eval_every=args.eval_every,
+        eval_batches=args.eval_batches, early_stop_patience=args.early_stop, checkpoint_every=args.checkpoint_every,
+        sample_every=args.sample_every, stop_at=args.stop_at, device=args.device, dtype=args.dtype, seed=args.seed,
+        compile=args.compile, threads=args.threads, fsdp=args.fsdp, out=args.out, name=args.name, resume=args.resume, registry=args.registry,
+    )
+    return train(cfg, progress=None if quiet else _print_progress).to_dict()
+
+
+def _print_progress(event: dict) -> None:
+    if event.get("event") == "eval":
+        extra = f" acc {event['val_acc']:.3f} f1 {event['val_f1']:.3f}" if "val_acc" in event else ""
+        print(f"step {event['step']}: val loss {event['val_loss']:.4f} ppl {event['val_ppl']:.2f}{extra}",
+              file=sys.stderr, flush=True)
+    elif event.get("train_loss") is not None:
+        rate = f" {event['tokens_per_s']:,.0f} tok/s" if event.get("tokens_per_s") else ""
+        print(f"step {event['step']}/{event['max_steps']}: loss {event['train_loss']:.4f}{rate}",
+              file=sys.stderr, flush=True)
+
+
+def _train_human(d: dict) -> str:
+    lines = [f"run {d['name']} {d['status']} after {d['steps']} steps ({d['stopped_reason']})",
+             f"  params {d['params']:,}, train loss {d['train_loss']}, val loss {d['val_loss']}"]
+    if "val_accuracy" in d:
+        lines.append(f"  val accuracy {d['val_accuracy']}, macro-F1 {d['val_f1']}")
+    if d.get("tokens_per_s"):
+        lines.append(f"  {d['tokens_per_s']:,.0f} tokens/s, MFU {d['mfu'] or 0:.1%} ({d['mfu_basis']})")
+    lines.append(f"  checkpoint {d['checkpoint']}")
+    for s in d.get("samples") or []:
+        lines.append("  sample: " + s.replace("\n", "\\n")[:200])
+    return "\n".join(lines)
+
+
+def _calibrate(args: argparse.Namespace) -> dict:
+    from engine.lab.calibrate import CalibrateInput, calibrate
+
+    return calibrate(CalibrateInput(preset=args.preset, device=args.device, batch_size=args.batch_size,
+                                    steps=args.steps, warmup=args.warmup, dtype=args.dtype, compile=args.compile,
+                                    context=args.context)).to_dict()
+
+
+def _runs(args: argparse.Namespace) -> dict:
+    import json
+
+    from engine.store import Registry
+
+    reg = Registry(args.registry)
+    reg.mark_dead()
+    frame = reg.list_runs()
+    rows = []
+    for rec in frame.to_dict(orient="records"):
+        summary = rec.get("summary") or {}
+        rows.append({"name": rec["name"], "status": rec["status"], "kind": rec["kind"], "run_dir": rec["run_dir"],
+                     "steps": summary.get("steps"), "val_loss": summary.get("val_loss"),
+                     "tokens_per_s": summary.get("tokens_per_s"), "error": rec["error"],
+                     "created": rec["created"], "ended": rec["ended"] if rec["ended"] == rec["ended"] else None})
+    return {"runs": json.loads(json.dumps(rows, default=str))}
+
+
+def _runs_human(d: dict) -> str:
+    if not d["runs"]:
+        return "no runs yet"
+    return "\n".join(f"{r['name']:<24} {r['status']:<9} steps {r['steps'] or 0:<6} val {r['val_loss']}  {r['run_dir']}"
+                     + (f"  ({r['error']})" if r["error"] else "") for r in d["runs"])
+
+
+def _generate(args: argparse.Namespace) -> dict:
+    from engine.lab.jobs import generate
+
+    return generate(args.run, args.prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                    top_k=args.top_k, seed=args.seed, which="best" if args.best else "latest")

@@ -1,0 +1,221 @@
+"""Calibration: a few real training steps of a preset on this machine, measured.
+
+Random tokens (the data does not change the cost of a step), the trainer's model, optimizer and
+precision (AdamW, fused on CUDA; bf16 autocast on CUDA, fp32 on the CPU). The first ``warmup``
+steps (allocator warmup, cuDNN/cuBLAS heuristics, ``torch.compile``) are timed apart; the next
+``steps`` give tokens/s, achieved model FLOP/s (PaLM's 6N + 12·L·H·Q·T per token, Chowdhery et al.
+2022, App. B) and MFU against the GPU's datasheet peak (engine/catalog/gpus.toml), or on a CPU against
+the measured fp32 matmul peak (CPUs publish no dense-matmul peak to look up). Peak memory is
+``torch.cuda.max_memory_allocated`` on CUDA and, on the CPU, how far the process's peak RSS rose
+above its size before the model was built (``process_peak_rss_bytes`` is the absolute peak); the memory
+estimator's prediction for the same model, batch and precision is reported beside it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+from engine.errors import RunError, ValidationError, require_number
+
+# Vocabulary used for each preset's synthetic tokens: the byte tokenizer's 258, except GPT-2 small's
+# 50304 (GPT-2's 50257 padded to a multiple of 64, as nanoGPT does) so the shapes match nanoGPT.
+CALIBRATION_VOCAB = {"gpt2-small": 50304}
+BYTE_VOCAB = 258
+CPU_TOKENS_PER_STEP = 2048  # default CPU batch: about this many tokens per step, so a step takes seconds, not minutes
+
+
+@dataclass(frozen=True)
+class CalibrateInput:
+    preset: str
+    device: str = "auto"
+    batch_size: int | None = None
+    steps: int = 10
+    warmup: int = 3
+    dtype: str = "auto"
+    compile: bool = False
+    context: int | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class CalibrateResult:
+    preset: str
+    device: str
+    device_name: str
+    dtype: str
+    batch_size: int
+    context: int
+    vocab_size: int
+    params: int
+    steps: int
+    tokens_per_s: float
+    step_s: float
+    warmup_s: float
+    achieved_tflops: float
+    flops_per_token: float
+    peak_tflops_used: float | None
+    mfu: float | None
+    mfu_basis: str
+    peak_memory_bytes: int | None
+    process_peak_rss_bytes: int | None
+    predicted_memory_bytes: float | None
+    memory_basis: str
+    compiled: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def calibrate(inp: CalibrateInput, registry=None) -> CalibrateResult:
+    """Run and time ``inp.warmup + inp.steps`` training steps; optionally record a 'calibrate' run."""
+    import torch
+
+    from engine.lab.model import Transformer, configure_optimizer, lm_loss
+    from engine.lab.presets import get_preset
+    from engine.lab.trainer import (
+        cpu_matmul_peak, device_name, gpu_peak_flops, is_oom, oom_message, peak_rss_bytes, resolve_device,
+        resolve_dtype,
+    )
+
+    preset = get_preset(inp.preset)
+    device = resolve_device(inp.device)
+    dtype = resolve_dtype(inp.dtype, device)
+    steps = int(require_number("steps", inp.steps, low=1, high=10_000, integer=True))
+    warmup = int(require_number("warmup", inp.warmup, low=1, high=10_000, integer=True))
+    context = int(require_number("context", inp.context if inp.context is not None else preset.context,
+                                 low=1, high=1e6, integer=True))
+    vocab = CALIBRATION_VOCAB.get(preset.id, BYTE_VOCAB)
+    if inp.batch_size is not None:
+        batch = int(require_number("batch_size", inp.batch_size, low=1, high=1e6, integer=True))
+    elif device == "cuda":
+        batch = preset.batch_size
+    else:
+        batch = max(1, min(preset.batch_size, CPU_TOKENS_PER_STEP // context))
+    cfg = preset.config(vocab, context=context)
+    dev = "cuda" if device == "cuda" else "cpu"
+    if device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    torch.manual_seed(inp.seed)
+    amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(dtype)
+
+    def autocast():
+        from contextlib import nullcontext
+
+        return torch.autocast(device_type=dev, dtype=amp) if amp else nullcontext()
+
+    name = None
+    if registry is not None:
+        from engine.workspace import runs_dir
+
+        label = f"calibrate-{preset.id}-{device}"
+        name = registry.create_run(label, asdict(inp), runs_dir() / label, kind="calibrate", status="running")
+    rss_before = _rss()
+    try:
+        model = Transformer(cfg).to(dev)
+        params = model.num_params()
+        opt = configure_optimizer(model, preset.lr, 0.1, (0.9, 0.95), dev)
+        scaler = torch.amp.GradScaler("cuda") if dtype == "fp16" else None
+        run_model = torch.compile(model) if inp.compile else model
+        gen = torch.Generator().manual_seed(inp.seed)
+        batches = [torch.randint(0, vocab, (batch, context + 1), generator=gen) for _ in range(2)]
+        batches = [b.pin_memory().to(dev, non_blocking=True) if dev == "cuda" else b for b in batches]
+        if dev == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+
+        def one_step(i: int) -> None:
+            b = batches[i % 2]
+            with autocast():
+                loss = lm_loss(run_model(b[:, :-1]), b[:, 1:])
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(opt)
+            else:
+                loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            if scaler is not None:
+                scaler.step(opt)
+                scaler.update()
+            else:
+                opt.step()
+            opt.zero_grad(set_to_none=True)
+
+        def sync() -> None:
+            if dev == "cuda":
+                torch.cuda.synchronize()
+
+        t0 = time.perf_counter()
+        for i in range(warmup):
+            one_step(i)
+        sync()
+        warmup_s = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        for i in range(steps):
+            one_step(i)
+        sync()
+        elapsed = time.perf_counter() - t1
+    except Exception as exc:  # noqa: BLE001
+        if is_oom(exc):
+            msg = oom_message(batch, 1, context, dev, 1)
+        elif isinstance(exc, (ValidationError, RunError)):
+            raise
+        else:
+            msg = f"calibration crashed: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+        if registry is not None and name:
+            registry.set_status(name, "failed", error=msg)
+        raise RunError(msg) from None
+
+    tokens_per_s = batch * context * steps / elapsed
+    flops_per_token = cfg.model_spec().training_flops_per_token(context)
+    achieved = flops_per_token * tokens_per_s
+    if dev == "cuda":
+        dname = device_name("cuda")
+        peak, gid = gpu_peak_flops(dname, dtype)
+        basis = (f"datasheet {'fp32' if dtype == 'fp32' else 'bf16'} peak of {gid}" if peak
+                 else f"no catalog peak for {dname}")
+        mem = int(torch.cuda.max_memory_allocated())
+    else:
+        dname = device_name("cpu")
+        peak = cpu_matmul_peak()
+        basis = "measured fp32 matmul peak of this CPU (1024×1024 torch.mm), not a datasheet figure"
+        rss_peak = peak_rss_bytes()
+        # what the model, optimizer and activations added to the process (the interpreter and PyTorch's
+        # libraries take a few hundred MB before the model exists), comparable to the estimator
+        mem = max(0, rss_peak - rss_before) if rss_peak and rss_before else rss_peak
+    predicted, mbasis = _predicted_memory(cfg, batch, context, dtype)
+    result = CalibrateResult(
+        preset=preset.id, device=dev, device_name=dname, dtype=dtype, batch_size=batch, context=context,
+        vocab_size=vocab, params=params, steps=steps, tokens_per_s=tokens_per_s, step_s=elapsed / steps,
+        warmup_s=warmup_s, achieved_tflops=achieved / 1e12, flops_per_token=flops_per_token,
+        peak_tflops_used=peak / 1e12 if peak else None, mfu=achieved / peak if peak else None, mfu_basis=basis,
+        peak_memory_bytes=mem, process_peak_rss_bytes=peak_rss_bytes(), predicted_memory_bytes=predicted, memory_basis=mbasis, compiled=bool(inp.compile),
+    )
+    if registry is not None and name:
+        registry.set_status(name, "finished", summary=result.to_dict())
+    return result
+
+
+def _rss() -> int | None:
+    try:
+        import psutil
+
+        return int(psutil.Process().memory_info().rss)
+    except Exception:  # noqa: BLE001 - psutil missing
+        return None
+
+
+def _predicted_memory(cfg, batch: int, context: int, dtype: str) -> tuple[float | None, str]:
+    """The memory estimator's training total for this model and batch (no fixed overhead: PyTorch's
+    allocator counter does not see the CUDA context). Mixed precision there is 2+2+12 bytes per
+    parameter, which equals autocast's fp32 weights, gradients and two Adam moments (16 B)."""
+    from engine.estimate.memory import MemoryInput, estimate_memory
+
+    try:
+        est = estimate_memory(MemoryInput(model=cfg.model_spec(), mode="train", batch=batch, seq_len=context,
+                                          dtype="fp32" if dtype == "fp32" else "bf16", attention="flash",
+                                          overhead_gib=0))
+    except ValidationError as exc:
+        return None, f"estimator refused: {exc}"
+    return est.total_bytes_per_gpu, "engine.estimate.memory (weights + gradients + AdamW + activations, flash attention)"
