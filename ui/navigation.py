@@ -30,6 +30,8 @@ PAGES: tuple[PageInfo, ...] = (
              "Chinchilla N and D for a FLOP or dollar budget", "Cost & compute"),
     PageInfo("views/data.py", "Data checks", ":material/fact_check:", "data",
              "Duplicates, PII, leakage, labels, drift: a readiness score and a report", "Data & models"),
+    PageInfo("views/lab.py", "Model lab", ":material/model_training:", "lab",
+             "Train a small Transformer live: curves, checkpoints, resume, samples", "Data & models"),
     PageInfo("views/catalog.py", "Reference data", ":material/table:", "catalog",
              "GPU catalog, model presets, defaults, with sources", "Cost & compute"),
 )

@@ -1,8 +1,10 @@
-"""Overview: what Preflight answers, with a one-glance estimate and links into each tool."""
+"""Overview: budget, data, model and serving in one place: a one-glance estimate for a model on a GPU
+fleet, then what this workspace has checked, trained and measured, with links into each tool."""
 
 import streamlit as st
 
 from engine.estimate.memory import MemoryInput, estimate_memory
+from engine.readiness import readiness
 from engine.estimate.serving import ServeInput, estimate_serving
 from engine.estimate.training import TrainingInput, estimate_training
 from engine.units import format_bytes, format_count, format_duration_hours
@@ -42,10 +44,57 @@ m[3].metric("Serve: $ / M output tokens", money(serve.cost_per_million_output_to
             help=f"{serve.gpus} GPU(s) per replica, {serve.concurrency} concurrent sequences, 1000 in / 250 out")
 
 st.divider()
+st.subheader("Readiness")
+pages = {info.url_path: info for info in PAGES}
+ready = readiness()
+r1, r2, r3 = st.columns(3)
+with r1, st.container(border=True):
+    st.markdown("**Data**")
+    data = ready.data
+    if data:
+        st.metric(f"Readiness of {data['file']}", f"{data['score']} / 100",
+                  help=f"{data['rows']:,} rows, {data['problems']} problem(s) found")
+        for f in data["top_findings"]:
+            st.caption(f"{f['severity'].upper()}: {f['title']}")
+        if data.get("estimate"):
+            st.caption(data["estimate"]["sentence"])
+    else:
+        st.caption("No dataset checked yet: upload one, or try a built-in sample.")
+    link(pages["data"])
+with r2, st.container(border=True):
+    st.markdown("**Model**")
+    run = ready.training
+    if run:
+        loss = run.get("best_val_loss") or run.get("val_loss")
+        st.metric(f"Run {run['name']} ({run['status']})", f"{loss:.3f}" if loss is not None else "–",
+                  help="best validation loss (nats/token)")
+        if run.get("tokens_per_s"):
+            st.caption(f"{format_count(run['tokens_per_s'])} tokens/s on {run.get('device_name') or 'this machine'}, "
+                       f"{run.get('steps') or 0:,} steps of the {run['preset']} preset")
+        if run.get("error"):
+            st.caption(f"Error: {run['error']}")
+    else:
+        st.caption("No model trained yet: the tiny preset learns a built-in corpus in about a minute.")
+    link(pages["lab"])
+with r3, st.container(border=True):
+    st.markdown("**Measured efficiency**")
+    cal = ready.calibration
+    if cal:
+        st.metric(f"{cal['preset']} on {cal['device_name']}", f"{cal['mfu']:.1%} MFU" if cal.get("mfu") else "–",
+                  help=cal.get("mfu_basis"))
+        st.caption(f"{format_count(cal['tokens_per_s'])} tokens/s, {cal['achieved_tflops']:.3g} TFLOP/s achieved")
+    else:
+        st.caption(f"Not calibrated yet: the lab measures tokens/s and MFU on this machine "
+                   f"(assumed here: {train.mfu:.0%} on {gpu.name}).")
+    link(pages["train"])
+
+st.divider()
 st.subheader("Tools")
 tools = [info for info in PAGES if info.url_path]
-for col, info in zip(st.columns(len(tools)), tools):
-    with col:
-        link(info)
-        st.caption(info.blurb)
+per_row = 4
+for start in range(0, len(tools), per_row):
+    for col, info in zip(st.columns(per_row), tools[start:start + per_row]):
+        with col:
+            link(info)
+            st.caption(info.blurb)
 st.caption("Also on the command line: `python -m engine estimate train --model llama-3-8b --tokens 15T --gpu h100-sxm --gpus 1024 --json`")

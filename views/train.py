@@ -6,6 +6,7 @@ from engine.catalog import defaults
 from engine.charts import cost_time_by_gpu, cost_vs_size
 from engine.estimate.sweeps import cost_by_size, training_by_gpu
 from engine.estimate.training import PRECISIONS, RECOMPUTE, TrainingInput, estimate_training
+from engine.readiness import latest_calibration
 from engine.units import format_count, format_duration_hours, format_sci
 from ui.widgets import downloads, gpu_picker, model_picker, money, quantity_input, run_engine
 
@@ -38,9 +39,17 @@ with c2:
                              help="full recompute runs the forward pass twice: hardware FLOPs 8·N·D instead of 6·N·D")
 with c3:
     st.subheader("Efficiency & prices")
-    basis = st.radio("Throughput from", ["MFU", "Achieved TFLOP/s", "Published GPU-hours"], horizontal=True, key="basis")
+    calibration = latest_calibration()
+    bases = ["MFU", "Achieved TFLOP/s", "Published GPU-hours"] + (["Measured MFU"] if calibration and calibration.get("mfu") else [])
+    basis = st.radio("Throughput from", bases, horizontal=True, key="basis",
+                     help="Measured MFU: the model lab's latest calibration on this machine")
     mfu = achieved = gpu_hours = None
-    if basis == "MFU":
+    if basis == "Measured MFU":
+        mfu = float(calibration["mfu"])
+        st.caption(f"{mfu:.1%} measured by `calibrate` ({calibration['preset']} preset, {calibration['dtype']}) on "
+                   f"{calibration['device_name']}; {calibration['mfu_basis']}. On another GPU type or a larger model "
+                   "it is an assumption.")
+    elif basis == "MFU":
         mfu = st.slider("MFU (model FLOPs utilization)", 0.05, 0.80, float(gpu.typical_mfu_for(precision)), 0.01,
                         key=f"mfu-{gpu.id}-{precision}", help="of the dense peak at the chosen precision")
     elif basis == "Achieved TFLOP/s":

@@ -1,0 +1,112 @@
+"""Readiness: the latest data check, training run and calibration in this workspace, side by side with
+a budget, so one overview can say whether the data, the model and the money line up.
+
+Reads only what the other rooms wrote ($PREFLIGHT_HOME: the data-check jobs' report.json files and
+the run registry); computes nothing new except the cost of training on the checked tokens, which is
+the data-check report's own link to the estimator.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from engine import workspace
+
+
+@dataclass(frozen=True)
+class Readiness:
+    data: dict[str, Any] | None         # latest finished data check: score, file, rows, tokens, top findings
+    training: dict[str, Any] | None     # latest training run: status, preset, steps, losses, tokens/s, MFU
+    calibration: dict[str, Any] | None  # latest finished calibration: device, tokens/s, TFLOP/s, MFU
+    home: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def latest_data_check() -> dict[str, Any] | None:
+    """The newest finished data-check report in the workspace, summarised."""
+    folder = workspace.home() / "checks"
+    if not folder.is_dir():
+        return None
+    for job in sorted((p for p in folder.iterdir() if (p / "report.json").is_file()), reverse=True):
+        try:
+            report = json.loads((job / "report.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        problems = [f for f in report.get("findings", []) if f.get("severity") != "info"]
+        return {
+            "job_id": job.name, "file": report.get("file"), "score": report.get("score"), "rows": report.get("rows"),
+            "test_rows": report.get("test_rows"), "tokens": (report.get("tokens") or {}).get("total"),
+            "problems": len(problems),
+            "top_findings": [{"id": f["id"], "severity": f["severity"], "title": f["title"]} for f in problems[:3]],
+            "estimate": report.get("estimate"),
+        }
+    return None
+
+
+def _runs(kind: str):
+    from engine.store import Registry
+
+    if not workspace.registry_path().exists():
+        return None
+    return Registry().list_runs(kind=kind)
+
+
+def latest_training_run() -> dict[str, Any] | None:
+    runs = _runs("train")
+    if runs is None or runs.empty:
+        return None
+    run = runs.iloc[0]
+    summary, config = run["summary"] or {}, run["config"] or {}
+    return {
+        "name": run["name"], "status": run["status"], "preset": config.get("preset"),
+        "params": summary.get("params"), "steps": summary.get("steps"),
+        "max_steps": (config.get("resolved") or {}).get("max_steps"), "train_loss": summary.get("train_loss"),
+        "val_loss": summary.get("val_loss"), "best_val_loss": summary.get("best_val_loss"),
+        "val_accuracy": summary.get("val_accuracy"), "tokens_per_s": summary.get("tokens_per_s"),
+        "mfu": summary.get("mfu"), "device_name": summary.get("device_name"), "error": run["error"],
+    }
+
+
+def latest_calibration() -> dict[str, Any] | None:
+    runs = _runs("calibrate")
+    if runs is None or runs.empty:
+        return None
+    done = runs[runs["status"] == "finished"]
+    if done.empty:
+        return None
+    s = done.iloc[0]["summary"] or {}
+    keys = ("preset", "device", "device_name", "dtype", "batch_size", "context", "tokens_per_s", "achieved_tflops",
+            "mfu", "mfu_basis", "peak_memory_bytes", "predicted_memory_bytes")
+    return {"name": done.iloc[0]["name"], **{k: s.get(k) for k in keys}}
+
+
+def readiness() -> Readiness:
+    """What this workspace knows now (each part None until its room has produced something)."""
+    return Readiness(data=latest_data_check(), training=latest_training_run(), calibration=latest_calibration(),
+                     home=str(workspace.home()))
+
+
+def human(result: dict[str, Any]) -> str:
+    """Readiness as a few lines for the terminal."""
+    lines = [f"workspace    {result['home']}"]
+    data = result.get("data")
+    lines.append(f"data         {data['file']}: score {data['score']}/100, {data['rows']:,} rows, "
+                 f"{data['problems']} problem(s)" + (f", {data['tokens']:,} tokens" if data.get("tokens") else "")
+                 if data else "data         no data check yet (preflight check PATH)")
+    run = result.get("training")
+    if run:
+        loss = run.get("best_val_loss") or run.get("val_loss")
+        lines.append(f"training     {run['name']} ({run['preset']}): {run['status']}, step {run.get('steps') or 0}"
+                     + (f", val loss {loss:.3f}" if loss is not None else "")
+                     + (f", {run['tokens_per_s']:,.0f} tokens/s" if run.get("tokens_per_s") else ""))
+    else:
+        lines.append("training     no training run yet (preflight train --sample stories --out DIR)")
+    cal = result.get("calibration")
+    lines.append(f"calibration  {cal['preset']} on {cal['device_name']}: {cal['tokens_per_s']:,.0f} tokens/s, "
+                 f"{cal['achieved_tflops']:.3g} TFLOP/s" + (f", MFU {cal['mfu']:.1%}" if cal.get("mfu") else "")
+                 if cal else "calibration  none yet (preflight calibrate --preset tiny)")
+    return "\n".join(lines)

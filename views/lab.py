@@ -1,0 +1,240 @@
+"""Model lab: train a small Transformer on a built-in corpus or your own data, live. Training runs in
+its own process (engine.lab.jobs); this page starts it, polls the run registry, and draws the curves."""
+
+import json
+import time
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from engine import workspace
+from engine.errors import ValidationError
+from engine.lab import jobs
+from engine.lab.corpora import CORPORA
+from engine.lab.data import list_uploads
+from engine.lab.presets import PRESETS
+from engine.lab.tokenizer import TOKENIZER_KINDS
+from engine.lab.trainer import TrainConfig
+from engine.store import ACTIVE, Registry
+from engine.units import format_bytes, format_count
+from ui.widgets import run_engine
+
+UPLOAD_TYPES = ["txt", "md", "csv", "tsv", "jsonl", "json", "parquet", "gz"]
+STATUS_ICONS = {"queued": "⏳", "running": "🟢", "stopping": "🟡", "finished": "✅", "stopped": "⏸️",
+                "failed": "❌", "diverged": "💥"}
+
+st.title("Model lab")
+st.caption("Train a small Transformer on your data, on this machine, with live curves. Runs keep going in "
+           "their own process when you switch pages or close the tab; stop, resume, compare and delete them here.")
+
+registry = Registry()
+jobs.refresh(registry)
+
+# ---- start a run -------------------------------------------------------------------------------------
+with st.expander("Start a training run", expanded=not st.session_state.get("lab_run")):
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        st.markdown("**Data**")
+        source = st.radio("Data source", ["Built-in corpus", "Uploaded dataset", "Upload a file"], key="lab_source")
+        data = sample = None
+        task = "lm"
+        if source == "Built-in corpus":
+            sample = st.selectbox("Corpus", list(CORPORA), key="lab_sample",
+                                  format_func=lambda n: f"{n} ({'classification' if CORPORA[n].task == 'classify' else 'language model'})")
+            st.caption(CORPORA[sample].description)
+            task = CORPORA[sample].task
+        else:
+            if source == "Upload a file":
+                up = st.file_uploader("Dataset", type=UPLOAD_TYPES, key="lab_upload",
+                                      help="text, JSONL, CSV/TSV or Parquet; also listed on the data-checks page")
+                if up is not None:
+                    data = str(run_engine(workspace.save_upload, up.name, up.getvalue()))
+            else:
+                uploads = list_uploads()
+                if uploads:
+                    data = str(st.selectbox("Dataset", uploads, format_func=lambda p: p.name, key="lab_upload_pick",
+                                            help="files uploaded here or on the data-checks page"))
+                else:
+                    st.info("No uploads yet: upload one here or on the data-checks page.")
+            task = st.radio("Task", ["lm", "classify"], horizontal=True, key="lab_task",
+                            format_func=lambda t: "language model" if t == "lm" else "classification")
+            text_col = st.text_input("Text column", "", key="lab_text", help="blank: inferred") or None
+            label_col = (st.text_input("Label column", "", key="lab_label", help="blank: inferred") or None
+                         if task == "classify" else None)
+    with c2:
+        st.markdown("**Model**")
+        preset_id = st.selectbox("Preset", list(PRESETS), key="lab_preset", format_func=lambda p: PRESETS[p].name)
+        preset = PRESETS[preset_id]
+        tokenizer = st.selectbox("Tokenizer", TOKENIZER_KINDS, key="lab_tokenizer",
+                                 help="byte: 256 bytes, no training; char: the characters seen; bpe: trained "
+                                      "locally on your data with the tokenizers library")
+        params = preset.config(258).expected_params()
+        st.caption(f"{preset.n_layers} layers · {preset.n_heads} heads ({preset.n_kv_heads} KV) · "
+                   f"{preset.d_model} wide · context {preset.context} · {preset.ffn} · {preset.position} · "
+                   f"≈{format_count(params)} parameters with the byte vocabulary")
+    with c3:
+        st.markdown("**Training**")
+        max_steps = st.number_input("Steps", 1, 1_000_000, preset.max_steps, key=f"lab_steps_{preset_id}")
+        batch = st.number_input("Batch size (sequences)", 1, 4096, preset.batch_size, key=f"lab_batch_{preset_id}")
+        lr = st.number_input("Peak learning rate", 1e-6, 1.0, preset.lr, format="%.1e", key=f"lab_lr_{preset_id}")
+        device = st.selectbox("Device", ["auto", "cpu", "cuda"], key="lab_device")
+        seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="lab_seed")
+        name = st.text_input("Run name", "", key="lab_name", help="blank: the preset's name")
+    if st.button("Start training", type="primary", key="lab_start", disabled=source != "Built-in corpus" and not data):
+        cfg = TrainConfig(
+            data=data, sample=sample, task=task,
+            text_col=None if sample else text_col, label_col=None if sample else label_col,
+            tokenizer=tokenizer, preset=preset_id, max_steps=int(max_steps), batch_size=int(batch), lr=float(lr),
+            device=device, seed=int(seed),
+        )
+        st.session_state["lab_run"] = run_engine(jobs.start_training, cfg, name.strip() or None, registry=registry)
+        st.rerun()
+
+
+# ---- the selected run, live --------------------------------------------------------------------------
+def _curves(frames: dict[str, pd.DataFrame], metric: str = "loss") -> go.Figure:
+    fig = go.Figure()
+    for name, df in frames.items():
+        train = df.dropna(subset=["train_loss"])
+        val = df.dropna(subset=["val_loss"])
+        label = f"{name} " if len(frames) > 1 else ""
+        if metric == "loss" and not train.empty:
+            fig.add_scatter(x=train["step"], y=train["train_loss"], mode="lines", name=f"{label}train",
+                            opacity=0.6 if len(frames) == 1 else 0.35)
+        if not val.empty:
+            fig.add_scatter(x=val["step"], y=val["val_loss"], mode="lines+markers", name=f"{label}validation")
+    fig.update_layout(xaxis_title="step", yaxis_title="loss (nats/token)", height=380,
+                      margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def _run_view(name: str) -> None:
+    try:
+        run = registry.get_run(name)
+    except ValidationError:
+        st.session_state.pop("lab_run", None)
+        return
+    metrics = registry.metrics(name)
+    resolved = (run.get("config") or {}).get("resolved") or {}
+    summary = run.get("summary") or {}
+    max_steps = resolved.get("max_steps") or 0
+    step = int(metrics["step"].max()) if not metrics.empty else 0
+    status = run["status"]
+    st.subheader(f"{STATUS_ICONS.get(status, '')} {name}: {status}")
+    if status in ("failed", "diverged") and run.get("error"):
+        st.error(run["error"])
+    if max_steps:
+        st.progress(min(1.0, step / max_steps), text=f"step {step:,} of {max_steps:,}")
+    last = metrics.ffill().iloc[-1] if not metrics.empty else None
+    m = st.columns(6)
+    m[0].metric("Train loss", f"{last['train_loss']:.3f}" if last is not None and pd.notna(last["train_loss"]) else "–")
+    m[1].metric("Validation loss", f"{last['val_loss']:.3f}" if last is not None and pd.notna(last["val_loss"]) else "–")
+    tps = last["tokens_per_s"] if last is not None and pd.notna(last["tokens_per_s"]) else None
+    m[2].metric("Tokens/s", format_count(tps) if tps else "–")
+    eta = None
+    if status == "running" and last is not None and step and max_steps and pd.notna(last["elapsed_s"]):
+        eta = last["elapsed_s"] / step * (max_steps - step)
+    m[3].metric("ETA", f"{eta / 60:.1f} min" if eta is not None else "–")
+    m[4].metric("Memory", format_bytes(last["mem_bytes"]) if last is not None and pd.notna(last["mem_bytes"]) else "–")
+    if last is not None and pd.notna(last.get("val_acc")):
+        m[5].metric("Val accuracy", f"{last['val_acc']:.1%}")
+    else:
+        m[5].metric("MFU", f"{last['mfu']:.1%}" if last is not None and pd.notna(last["mfu"]) else "–")
+    if not metrics.empty:
+        st.plotly_chart(_curves({name: metrics}), width="stretch", key=f"lab_curve_{name}")
+    if status in ACTIVE:
+        if st.button("Stop (checkpoint and end)", key=f"lab_stop_{name}"):
+            jobs.stop_run(name, registry=registry)
+            st.toast("Stop requested: the run checkpoints and ends after this step.")
+    samples = registry.samples(name, limit=3)
+    if samples:
+        with st.expander("Samples from the model", expanded=True):
+            for s in samples:
+                st.caption(f"step {s['step']}")
+                st.code(s["text"], language=None, wrap_lines=True)
+    if summary.get("stopped_reason"):
+        st.caption(f"Ended: {summary['stopped_reason']}")
+
+
+@st.fragment(run_every=1.0)
+def _live(name: str) -> None:
+    _run_view(name)
+    try:
+        if registry.get_run(name)["status"] not in ACTIVE:
+            st.rerun()  # finished: redraw the whole page once, and stop polling
+    except ValidationError:
+        pass
+
+
+selected = st.session_state.get("lab_run")
+if selected:
+    try:
+        active = registry.get_run(selected)["status"] in ACTIVE
+    except ValidationError:
+        active, selected = False, None
+        st.session_state.pop("lab_run", None)
+    if selected and active:
+        _live(selected)
+    elif selected:
+        _run_view(selected)
+
+# ---- all runs: compare, resume, delete, generate -----------------------------------------------------
+runs = registry.list_runs(kind="train")
+st.subheader("Runs")
+if runs.empty:
+    st.info("No runs yet. Start one above: the tiny preset on the arithmetic corpus learns in about a minute.")
+    st.stop()
+
+
+def _row(r) -> dict:
+    s, c = r["summary"] or {}, r["config"] or {}
+    return {"run": r["name"], "status": r["status"], "preset": c.get("preset"), "steps": s.get("steps"),
+            "train loss": s.get("train_loss"), "val loss": s.get("val_loss"), "best val": s.get("best_val_loss"),
+            "val acc": s.get("val_accuracy"), "tokens/s": s.get("tokens_per_s"), "params": s.get("params"),
+            "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created"]))}
+
+
+table = pd.DataFrame([_row(r) for _, r in runs.iterrows()])
+st.dataframe(table, hide_index=True, width="stretch")
+st.download_button("Runs (CSV)", table.to_csv(index=False), file_name="runs.csv", mime="text/csv",
+                   on_click="ignore", key="lab_dl_runs")
+
+compare = st.multiselect("Compare runs", list(runs["name"]), default=list(runs["name"][:2]), key="lab_compare")
+if compare:
+    frames = {n: registry.metrics(n) for n in compare}
+    frames = {n: f for n, f in frames.items() if not f.empty}
+    if frames:
+        st.plotly_chart(_curves(frames), width="stretch", key="lab_compare_chart")
+        st.download_button("Curves (CSV)", pd.concat([f.assign(run=n) for n, f in frames.items()]).to_csv(index=False),
+                           file_name="curves.csv", mime="text/csv", on_click="ignore", key="lab_dl_curves")
+
+a1, a2 = st.columns(2)
+with a1:
+    target = st.selectbox("Run", list(runs["name"]), key="lab_target")
+    target_run = registry.get_run(target)
+    b1, b2, b3 = st.columns(3)
+    if b1.button("Show", key="lab_show"):
+        st.session_state["lab_run"] = target
+        st.rerun()
+    more = b2.number_input("Resume to step", 1, 1_000_000,
+                           int(((target_run.get("config") or {}).get("resolved") or {}).get("max_steps") or 100),
+                           key=f"lab_resume_to_{target}")
+    if b2.button("Resume", key="lab_resume", disabled=target_run["status"] in ACTIVE):
+        st.session_state["lab_run"] = run_engine(jobs.resume_run, target, max_steps=int(more), registry=registry)
+        st.rerun()
+    if b3.button("Delete", key="lab_delete", disabled=target_run["status"] in ACTIVE,
+                 help="removes the run's folder (checkpoints) and its registry rows"):
+        run_engine(jobs.delete_run, target, registry=registry)
+        if st.session_state.get("lab_run") == target:
+            st.session_state.pop("lab_run")
+        st.rerun()
+with a2:
+    is_lm = ((target_run.get("config") or {}).get("model") or {}).get("n_classes", 0) == 0
+    if is_lm and target_run["status"] not in ("queued",):
+        prompt = st.text_input("Prompt", "", key="lab_prompt", help="blank: sample from nothing")
+        temperature = st.slider("Temperature", 0.0, 2.0, 0.8, 0.1, key="lab_temp")
+        if st.button("Generate", key="lab_generate"):
+            with st.spinner("Sampling from the latest checkpoint"):
+                out = run_engine(jobs.generate, target, prompt, max_new_tokens=300, temperature=temperature)
+            st.code(out.get("text", json.dumps(out)), language=None, wrap_lines=True)
