@@ -66,7 +66,8 @@ with st.expander("Start a training run", expanded=not st.session_state.get("lab_
         st.markdown("**Model**")
         preset_id = st.selectbox("Preset", list(PRESETS), key="lab_preset", format_func=lambda p: PRESETS[p].name)
         preset = PRESETS[preset_id]
-        tokenizer = st.selectbox("Tokenizer", TOKENIZER_KINDS, key="lab_tokenizer",
+        tokenizer = st.selectbox("Tokenizer", TOKENIZER_KINDS, key=f"lab_tokenizer_{task}",
+                                 index=TOKENIZER_KINDS.index("bpe" if task == "classify" else "byte"),
                                  help="byte: 256 bytes, no training; char: the characters seen; bpe: trained "
                                       "locally on your data with the tokenizers library")
         params = preset.config(258).expected_params()
@@ -178,6 +179,36 @@ if selected:
         _live(selected)
     elif selected:
         _run_view(selected)
+
+# ---- calibration: measured tokens/s, FLOP/s, MFU and memory on this machine --------------------------
+with st.expander("Calibrate this machine (measured MFU for the cost estimator)"):
+    k1, k2, k3 = st.columns(3)
+    cal_preset = k1.selectbox("Preset", list(PRESETS), key="lab_cal_preset", format_func=lambda p: PRESETS[p].name)
+    cal_device = k2.selectbox("Device", ["auto", "cpu", "cuda"], key="lab_cal_device")
+    k3.write("")
+    if k3.button("Run calibration", key="lab_cal_start",
+                 help="a few timed training steps on random tokens, in their own process"):
+        run_engine(jobs.start_calibration, cal_preset, cal_device, registry=registry)
+        st.toast("Calibration started: a few training steps, then the result appears here.")
+        time.sleep(0.5)
+    calibrations = registry.list_runs(kind="calibrate")
+    if not calibrations.empty:
+        rows = []
+        for _, r in calibrations.iterrows():
+            s = r["summary"] or {}
+            rows.append({"when": time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created"])), "status": r["status"],
+                         "preset": s.get("preset") or (r["config"] or {}).get("preset"), "device": s.get("device_name"),
+                         "dtype": s.get("dtype"), "batch": s.get("batch_size"), "tokens/s": s.get("tokens_per_s"),
+                         "achieved TFLOP/s": s.get("achieved_tflops"), "MFU": s.get("mfu"),
+                         "measured memory": format_bytes(s["peak_memory_bytes"]) if s.get("peak_memory_bytes") else None,
+                         "predicted memory": format_bytes(s["predicted_memory_bytes"]) if s.get("predicted_memory_bytes") else None,
+                         "error": r["error"]})
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        st.caption("MFU on a GPU is against its datasheet peak (engine/catalog/gpus.toml); on a CPU against a measured "
+                   "fp32 matmul peak. Predicted memory is the memory estimator's figure for the same model and batch. "
+                   "The Training cost page offers the latest measured MFU.")
+        if (calibrations["status"].isin(ACTIVE)).any():
+            st.button("Refresh", key="lab_cal_refresh")
 
 # ---- all runs: compare, resume, delete, generate -----------------------------------------------------
 runs = registry.list_runs(kind="train")

@@ -111,6 +111,9 @@ def calibrate(inp: CalibrateInput, registry=None) -> CalibrateResult:
 
         label = f"calibrate-{preset.id}-{device}"
         name = registry.create_run(label, asdict(inp), runs_dir() / label, kind="calibrate", status="running")
+        import os
+
+        registry.set_pid(name, os.getpid())  # a killed calibration is marked failed like a killed run
     rss_before = _rss()
     try:
         model = Transformer(cfg).to(dev)

@@ -72,6 +72,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     c.add_argument("--dtype", type=str.lower, choices=("auto", "fp32", "bf16", "fp16"), default="auto")
     c.add_argument("--context", type=_int("context"), metavar="T", help="sequence length (default: preset's)")
     c.add_argument("--compile", action="store_true")
+    c.add_argument("--registry", metavar="PATH", help="registry database (default: $PREFLIGHT_HOME/registry.sqlite)")
+    c.add_argument("--no-record", action="store_true",
+                   help="do not record the result in the registry (where the estimator pages read measured MFU)")
     c.set_defaults(handler=_calibrate)
 
     r = sub.add_parser("runs", parents=[common], help="list training runs in the registry")
@@ -152,10 +155,12 @@ def _train_human(d: dict) -> str:
 
 def _calibrate(args: argparse.Namespace) -> dict:
     from engine.lab.calibrate import CalibrateInput, calibrate
+    from engine.store import Registry
 
+    registry = None if args.no_record else Registry(args.registry)
     return calibrate(CalibrateInput(preset=args.preset, device=args.device, batch_size=args.batch_size,
                                     steps=args.steps, warmup=args.warmup, dtype=args.dtype, compile=args.compile,
-                                    context=args.context)).to_dict()
+                                    context=args.context), registry=registry).to_dict()
 
 
 def _runs(args: argparse.Namespace) -> dict:

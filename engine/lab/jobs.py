@@ -22,7 +22,7 @@ from engine.errors import ValidationError
 from engine.store import Registry, is_alive
 from engine.workspace import runs_dir, safe_name
 
-__all__ = ["start_training", "stop_run", "resume_run", "delete_run", "is_alive", "refresh", "generate", "train_args"]
+__all__ = ["start_calibration", "start_training", "stop_run", "resume_run", "delete_run", "is_alive", "refresh", "generate", "train_args"]
 
 _FLAG = {
     "data": "--data", "sample": "--sample", "task": "--task", "text_col": "--text-col", "label_col": "--label-col",
@@ -56,7 +56,7 @@ def train_args(cfg) -> list[str]:
     return out
 
 
-def _spawn(args: list[str], run_dir: Path, env: dict | None = None) -> subprocess.Popen:
+def _spawn(args: list[str], run_dir: Path, env: dict | None = None, command: str = "train") -> subprocess.Popen:
     run_dir.mkdir(parents=True, exist_ok=True)
     log = open(run_dir / "log.txt", "ab")  # noqa: SIM115 - handed to the child, closed below
     try:
@@ -67,7 +67,7 @@ def _spawn(args: list[str], run_dir: Path, env: dict | None = None) -> subproces
         if env:
             child_env.update(env)
         return subprocess.Popen(
-            [sys.executable, "-m", "engine", "train", *args], stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "engine", command, *args], stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True, cwd=os.getcwd(), env=child_env,
         )
     finally:
@@ -120,6 +120,23 @@ def start_training(cfg, name: str | None = None, *, registry: Registry | None = 
     proc = _spawn(args, run_dir, env)
     reg.set_pid(run_name, proc.pid)
     return run_name
+
+
+def start_calibration(preset: str, device: str = "auto", batch_size: int | None = None, *,
+                      registry: Registry | None = None, env: dict | None = None) -> int:
+    """Start ``calibrate`` in its own process; it records a 'calibrate' run in the registry when it
+    starts and its result (or error) when it ends. Returns the process id."""
+    from engine.lab.presets import get_preset
+
+    get_preset(preset)  # a bad preset is refused here, not in a process nobody watches
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValidationError(f"device must be auto, cpu or cuda, got {device!r}")
+    reg = registry or Registry()
+    args = ["--preset", preset, "--device", device, "--json", "--registry", str(reg.path)]
+    if batch_size is not None:
+        args += ["--batch-size", str(int(batch_size))]
+    folder = runs_dir() / "calibrations"
+    return _spawn(args, folder, env, command="calibrate").pid
 
 
 def stop_run(name: str, *, grace_s: float = 30.0, registry: Registry | None = None, wait: bool = False) -> None:
