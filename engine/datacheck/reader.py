@@ -41,6 +41,7 @@ MAX_COLUMNS = 10_000
 MAX_LINE_BYTES = 32 << 20
 HEAD_BYTES = 4 << 20          # the first bytes read to sniff the format and parse the header
 BLOCK_BYTES = 16 << 20        # pyarrow CSV block; one CSV row must fit in it
+HEAD_BLOCK_BYTES = 1 << 20    # the block for the first rows only (the threaded reader reads blocks ahead)
 DEFAULT_CHUNK_ROWS = 200_000
 SNIFF_BYTES = 8192
 
@@ -81,6 +82,7 @@ class Dataset:
     _raw_names: list[str] = field(default_factory=list)
     _read: int = 0                        # bytes of the file consumed so far (progress)
     _bom: bool = False
+    _block: int = BLOCK_BYTES
 
     @property
     def name(self) -> str:
@@ -137,7 +139,7 @@ class Dataset:
         try:
             reader = pcsv.open_csv(
                 stream,
-                read_options=pcsv.ReadOptions(block_size=BLOCK_BYTES, use_threads=True),
+                read_options=pcsv.ReadOptions(block_size=self._block, use_threads=True),
                 parse_options=pcsv.ParseOptions(delimiter=self.delimiter, newlines_in_values=True),
                 convert_options=pcsv.ConvertOptions(
                     column_types={n: pa.string() for n in names}, strings_can_be_null=False,
@@ -769,6 +771,20 @@ def open_dataset(path: str | os.PathLike, *, max_bytes: int | None = None, fmt: 
 
 
 def _first_chunk(ds: Dataset) -> pd.DataFrame | None:
+    if ds.format in ("csv", "tsv"):
+        # small blocks, so the threaded reader does not parse megabytes ahead for 2,000 rows; any
+        # error is re-raised (or resolved) by the normal block size, so the result cannot differ
+        ds._block = HEAD_BLOCK_BYTES
+        try:
+            return _next_chunk(ds)
+        except ValidationError:
+            pass
+        finally:
+            ds._block = BLOCK_BYTES
+    return _next_chunk(ds)
+
+
+def _next_chunk(ds: Dataset) -> pd.DataFrame | None:
     it = ds.chunks(2000)
     try:
         return next(it, None)

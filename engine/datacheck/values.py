@@ -4,7 +4,8 @@ Readers keep CSV, TSV, JSON and text values as the raw strings of the file (pand
 JSON values as NA) so that a check can tell ``"unknown"`` in an age column from a number; Parquet
 columns keep their native types. These helpers accept both, vectorized (pyarrow compute), and memoize
 per chunk: the runner calls :func:`clear_cache` before every chunk, so two checks that need the same
-column's numbers parse them once.
+column's numbers parse them once. A string column that repeats its values is dictionary-encoded once
+per chunk (:func:`encoded`) and every per-value result is computed on its distinct values only.
 
 Missing means: NA/null, or a string that is empty or whitespace only, or (case-insensitive, trimmed)
 one of :data:`MISSING_TOKENS` -- the spellings pandas, R and spreadsheets write for "no value".
@@ -59,7 +60,9 @@ def to_arrow_str(series: pd.Series) -> pa.Array:
     arr = series.array
     if isinstance(arr, pd.arrays.ArrowStringArray):
         data = arr._pa_array  # noqa: SLF001 - zero-copy access, falls back below if it ever moves
-        return data.combine_chunks() if isinstance(data, pa.ChunkedArray) else data
+        if isinstance(data, pa.ChunkedArray):
+            return data.chunk(0) if data.num_chunks == 1 else _memo(series, "arrow", lambda s: data.combine_chunks())
+        return data
     if series.dtype == object:
         return pa.array([None if _isna(v) else str(v) for v in series.tolist()], type=pa.string())
     return pa.array(series.astype("str"), type=pa.string()) if len(series) else pa.array([], pa.string())
@@ -69,9 +72,66 @@ def _isna(v: Any) -> bool:
     return v is None or (isinstance(v, float) and v != v) or v is pd.NA
 
 
+def _norm(arr: pa.Array) -> pa.Array:
+    return pc.utf8_lower(pc.utf8_trim_whitespace(arr))
+
+
 def normalized(series: pd.Series) -> pa.Array:
     """Trimmed, lower-cased strings (memoized per chunk)."""
-    return _memo(series, "norm", lambda s: pc.utf8_lower(pc.utf8_trim_whitespace(to_arrow_str(s))))
+    return _memo(series, "norm", lambda s: _norm(to_arrow_str(s)))
+
+
+class Encoded:
+    """A string column as its distinct values (``dictionary``) and, per row, an index into them.
+
+    Every per-value function (missing, type, number, hash, prefilter) is computed once per distinct
+    value and gathered with ``indices``: the same result as per row, at a fraction of the cost when
+    a column repeats its values (categories, dates, small integers)."""
+
+    __slots__ = ("dictionary", "indices", "_norm", "_miss")
+
+    def __init__(self, dictionary: pa.Array, indices: np.ndarray) -> None:
+        self.dictionary, self.indices = dictionary, indices
+        self._norm: pa.Array | None = None
+        self._miss: np.ndarray | None = None
+
+    @property
+    def norm(self) -> pa.Array:
+        if self._norm is None:
+            self._norm = _norm(self.dictionary)
+        return self._norm
+
+    @property
+    def miss(self) -> np.ndarray:
+        if self._miss is None:
+            self._miss = _missing_of(self.norm)
+        return self._miss
+
+
+_SAMPLE = 16384
+_ENCODE_SHARE = 0.75    # encode when at most this share of the first values are distinct
+
+
+def encoded(series: pd.Series) -> Encoded | None:
+    """The column dictionary-encoded (memoized per chunk), or None when it is not a pyarrow-backed
+    string column or more than 75% of its first 16,384 values are distinct (ids, prices: encoding
+    would not pay)."""
+    def compute(s: pd.Series) -> Encoded | None:
+        if not isinstance(s.array, pd.arrays.ArrowStringArray) or not len(s):
+            return None
+        arr = to_arrow_str(s)
+        head = arr.slice(0, _SAMPLE)
+        if pc.count_distinct(head, mode="all").as_py() > _ENCODE_SHARE * len(head):
+            return None
+        enc = pc.dictionary_encode(arr, null_encoding="encode")
+        return Encoded(enc.dictionary, enc.indices.to_numpy(zero_copy_only=False))
+    return _memo(series, "encoded", compute)
+
+
+def _missing_of(t: pa.Array) -> np.ndarray:
+    """Missing per value of a normalized string array."""
+    m = pc.or_kleene(pc.is_null(t), pc.is_in(t, value_set=_MISSING))
+    return pc.fill_null(m, True).to_numpy(zero_copy_only=False)
 
 
 def missing_mask(series: pd.Series) -> np.ndarray:
@@ -79,9 +139,10 @@ def missing_mask(series: pd.Series) -> np.ndarray:
     def compute(s: pd.Series) -> np.ndarray:
         if not is_textual(s):
             return s.isna().to_numpy()
-        t = normalized(s)
-        m = pc.or_kleene(pc.is_null(t), pc.is_in(t, value_set=_MISSING))
-        return pc.fill_null(m, True).to_numpy(zero_copy_only=False)
+        enc = encoded(s)
+        if enc is not None:
+            return enc.miss[enc.indices]
+        return _missing_of(normalized(s))
     return _memo(series, "missing", compute)
 
 
@@ -91,11 +152,30 @@ def blank_mask(series: pd.Series) -> np.ndarray:
     return pc.fill_null(pc.equal(t, ""), True).to_numpy(zero_copy_only=False)
 
 
+def _string_codes(t: pa.Array, miss: np.ndarray) -> np.ndarray:
+    """Type codes (see :func:`type_codes`) of a normalized string array with its missing mask."""
+    code = np.full(len(t), TYPES.index("string"), np.int8)
+    num = pc.fill_null(pc.match_substring_regex(t, _NUMBER), False).to_numpy(zero_copy_only=False)
+    if num.any():
+        frac = pc.fill_null(pc.or_(pc.match_substring(t, "."), pc.match_substring(t, "e")), False)
+        frac = frac.to_numpy(zero_copy_only=False)
+        code[num] = np.where(frac[num], TYPES.index("float"), TYPES.index("int"))
+    rest = ~num & ~miss
+    if rest.any():
+        boo = pc.fill_null(pc.is_in(t, value_set=_BOOLS), False).to_numpy(zero_copy_only=False)
+        code[rest & boo] = TYPES.index("bool")
+        may_date = rest & ~boo
+        if may_date.any():
+            dat = pc.fill_null(pc.match_substring_regex(t, _DATE), False).to_numpy(zero_copy_only=False)
+            code[may_date & dat] = TYPES.index("date")
+    code[miss] = -1
+    return code
+
+
 def type_codes(series: pd.Series) -> np.ndarray:
     """Per value: index into :data:`TYPES`, or -1 when missing (int8)."""
     def compute(s: pd.Series) -> np.ndarray:
         n = len(s)
-        miss = missing_mask(s)
         if pd.api.types.is_bool_dtype(s.dtype):
             code = np.full(n, TYPES.index("bool"), np.int8)
         elif pd.api.types.is_integer_dtype(s.dtype):
@@ -107,24 +187,36 @@ def type_codes(series: pd.Series) -> np.ndarray:
         elif not is_textual(s):
             code = np.full(n, TYPES.index("date"), np.int8)
         else:
-            t = normalized(s)
-            code = np.full(n, TYPES.index("string"), np.int8)
-            num = pc.fill_null(pc.match_substring_regex(t, _NUMBER), False).to_numpy(zero_copy_only=False)
-            if num.any():
-                frac = pc.fill_null(pc.or_(pc.match_substring(t, "."), pc.match_substring(t, "e")), False)
-                frac = frac.to_numpy(zero_copy_only=False)
-                code[num] = np.where(frac[num], TYPES.index("float"), TYPES.index("int"))
-            rest = ~num & ~miss
-            if rest.any():
-                boo = pc.fill_null(pc.is_in(t, value_set=_BOOLS), False).to_numpy(zero_copy_only=False)
-                code[rest & boo] = TYPES.index("bool")
-                may_date = rest & ~boo
-                if may_date.any():
-                    dat = pc.fill_null(pc.match_substring_regex(t, _DATE), False).to_numpy(zero_copy_only=False)
-                    code[may_date & dat] = TYPES.index("date")
-        code[miss] = -1
+            enc = encoded(s)
+            if enc is not None:
+                return _encoded_codes(enc)[enc.indices]
+            return _string_codes(normalized(s), missing_mask(s))
+        code[missing_mask(s)] = -1
         return code
     return _memo(series, "types", compute)
+
+
+def _encoded_codes(enc: Encoded) -> np.ndarray:
+    key = (id(enc), "dict_types")
+    hit = _cache.get(key)
+    if hit is None or hit[0] is not enc:
+        hit = (enc, _string_codes(enc.norm, enc.miss))
+        _cache[key] = hit
+    return hit[1]
+
+
+def _string_numbers(t: pa.Array, codes: np.ndarray) -> np.ndarray:
+    """float64 per value of a (raw) string array: NaN unless its type code is int or float."""
+    isnum = (codes == TYPES.index("int")) | (codes == TYPES.index("float"))
+    out = np.full(len(t), np.nan)
+    if isnum.any():
+        t = pc.utf8_trim_whitespace(t)
+        picked = t if isnum.all() else pc.if_else(pa.array(isnum), t, pa.scalar(None, t.type))
+        try:
+            out = pc.cast(picked, pa.float64()).to_numpy(zero_copy_only=False).astype(float)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            out = pd.to_numeric(pd.Series(picked.to_pylist()), errors="coerce").to_numpy(dtype=float)
+    return out
 
 
 def numeric(series: pd.Series) -> np.ndarray:
@@ -136,25 +228,100 @@ def numeric(series: pd.Series) -> np.ndarray:
             return s.to_numpy(dtype=float, na_value=np.nan)
         if not is_textual(s):
             return np.full(len(s), np.nan)
-        codes = type_codes(s)
-        isnum = (codes == TYPES.index("int")) | (codes == TYPES.index("float"))
-        out = np.full(len(s), np.nan)
-        if isnum.any():
-            t = pc.utf8_trim_whitespace(to_arrow_str(s))
-            picked = pc.if_else(pa.array(isnum), t, pa.scalar(None, pa.string()))
-            try:
-                out = pc.cast(picked, pa.float64()).to_numpy(zero_copy_only=False).astype(float)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                out = pd.to_numeric(pd.Series(picked.to_pylist()), errors="coerce").to_numpy(dtype=float)
-        return out
+        enc = encoded(s)
+        if enc is not None:
+            return _string_numbers(enc.dictionary, _encoded_codes(enc))[enc.indices]
+        return _string_numbers(to_arrow_str(s), type_codes(s))
     return _memo(series, "numeric", compute)
+
+
+_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_GOLD = np.uint64(0x9E3779B97F4A7C15)
+_NULL_HASH = np.uint64(0x6A09E667F3BCC909)
+_SHORT = 64          # strings up to this many bytes are hashed by the vectorized path below
+
+
+def _mix(h: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer (Steele et al. 2014): a bijection of uint64 with full avalanche."""
+    h = h ^ (h >> np.uint64(30))
+    h = h * _M1
+    h = h ^ (h >> np.uint64(27))
+    h = h * _M2
+    return h ^ (h >> np.uint64(31))
+
+
+def _hash_arrow_strings(arr: pa.Array) -> np.ndarray:
+    """A 64-bit hash per string of a pyarrow string array, equal exactly when the strings are equal
+    (up to collisions); nulls hash apart from every string. Strings of at most 64 bytes are read
+    8 bytes at a time straight from the Arrow buffers (length-seeded splitmix64 chain); longer ones
+    use pandas' SipHash. Bytes are read little-endian whatever the machine, so hashes are portable."""
+    n = len(arr)
+    if not n:
+        return np.zeros(0, np.uint64)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        arr = pc.cast(arr, pa.large_string())
+    bufs = arr.buffers()
+    off_type = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+    offsets = np.frombuffer(bufs[1], off_type)[arr.offset: arr.offset + n + 1].astype(np.int64)
+    data = np.frombuffer(bufs[2], np.uint8) if bufs[2] is not None and bufs[2].size else np.zeros(0, np.uint8)
+    starts, lens = offsets[:-1], np.diff(offsets)
+    out = np.empty(n, np.uint64)
+    short = lens <= _SHORT
+    if short.any():
+        rows = np.flatnonzero(short) if not short.all() else None
+        s_starts = starts if rows is None else starts[rows]
+        s_lens = lens if rows is None else lens[rows]
+        words = max(1, int(-(-int(s_lens.max()) // 8)))
+        padded = np.concatenate([data, np.zeros(8 * words + 8, np.uint8)])
+        # every byte offset read as a little-endian uint64 (an unaligned, overlapping view)
+        at = np.ndarray(shape=(len(padded) - 7,), dtype="<u8", buffer=padded, strides=(1,))
+        h = _mix(s_lens.astype(np.uint64) * _GOLD + np.uint64(0x243F6A8885A308D3))
+        for w in range(words):
+            word = at[s_starts + 8 * w].astype(np.uint64)
+            keep = np.clip(s_lens - 8 * w, 0, 8)          # bytes of this word inside the string
+            part = keep < 8
+            if part.any():                                # zero the bytes past the string's end
+                mask = (np.uint64(1) << (keep[part].astype(np.uint64) * np.uint64(8))) - np.uint64(1)
+                word[part] &= mask
+            h = _mix(h ^ word)
+        if rows is None:
+            out[:] = h
+        else:
+            out[rows] = h
+    if not short.all():
+        rows = np.flatnonzero(~short)
+        longs = pd.Series(arr.take(pa.array(rows)).to_pylist(), dtype=object)
+        out[rows] = pd.util.hash_pandas_object(longs, index=False).to_numpy(np.uint64)
+    if arr.null_count:
+        out[~arr.is_valid().to_numpy(zero_copy_only=False)] = _NULL_HASH
+    return out
+
+
+def column_hashes(series: pd.Series) -> np.ndarray:
+    """One 64-bit hash per value of a column (memoized per chunk); equal values, equal hashes.
+
+    pyarrow-backed string columns (what the CSV/JSON readers produce) are hashed from their Arrow
+    buffers, once per distinct value when the column repeats values; other dtypes by pandas."""
+    def compute(s: pd.Series) -> np.ndarray:
+        if isinstance(s.array, pd.arrays.ArrowStringArray):
+            enc = encoded(s)
+            if enc is not None:
+                return _hash_arrow_strings(enc.dictionary)[enc.indices]
+            return _hash_arrow_strings(to_arrow_str(s))
+        return pd.util.hash_pandas_object(s, index=False).to_numpy(np.uint64)
+    return _memo(series, "hash", compute)
 
 
 def row_hashes(frame: pd.DataFrame) -> np.ndarray:
     """One 64-bit hash per row over all columns (collisions: ~n²/2⁶⁵, 3e-8 at a million rows)."""
     if frame.shape[1] == 0:
         return np.zeros(len(frame), np.uint64)
-    return pd.util.hash_pandas_object(frame, index=False).to_numpy(np.uint64)
+    h = np.full(len(frame), np.uint64(0x13198A2E03707344))
+    for i in range(frame.shape[1]):
+        h = _mix(h * _GOLD ^ column_hashes(frame.iloc[:, i]))
+    return h
 
 
 def normalized_text(series: pd.Series) -> pa.Array:
@@ -255,10 +422,14 @@ class HashIndex:
         """Insert; returns (repeats an earlier row, that earlier row or -1) per input."""
         hashes = np.asarray(hashes, np.uint64)
         rows = np.asarray(rows, np.int64)
-        found, first = self.lookup(hashes)
         # the first row of each key within this chunk (rows are increasing)
         order = np.argsort(hashes, kind="stable")
         hs = hashes[order]
+        found_sorted, first_sorted = self.lookup(hs)   # sorted queries: searchsorted stays in cache
+        found = np.empty(len(hs), bool)
+        found[order] = found_sorted
+        first = np.empty(len(hs), np.int64)
+        first[order] = first_sorted
         starts = np.ones(len(hs), bool)
         starts[1:] = hs[1:] != hs[:-1]
         group_first = rows[order][np.maximum.accumulate(np.where(starts, np.arange(len(hs)), 0))]
@@ -266,7 +437,7 @@ class HashIndex:
         within_first[order] = group_first
         within = (within_first != rows) & ~found
         first = np.where(within, within_first, first)
-        new = starts & ~found[order]
+        new = starts & ~found_sorted
         new_keys, new_rows = hs[new], rows[order][new]
         if len(new_keys):
             pos = np.searchsorted(self.keys, new_keys)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from engine.datacheck import values
 from engine.datacheck.base import Check, Context, Finding
@@ -36,13 +38,36 @@ class ConstantColumn(Check):
             present = np.flatnonzero(~miss)
             if not len(present):
                 continue
-            norm = values.normalized(s).to_numpy(zero_copy_only=False) if values.is_textual(s) else s.to_numpy()
+            if col not in self.first:
+                self.raw[col] = s.iloc[present[0]]
+            if values.is_textual(s):
+                if not self._same_text(col, s, present):
+                    self.varies.add(col)
+                continue
+            norm = s.to_numpy()
             if col not in self.first:
                 self.first[col] = norm[present[0]]
-                self.raw[col] = s.iloc[present[0]]
             if not bool((norm[present] == self.first[col]).all()):
                 self.varies.add(col)
         self.seen += len(chunk)
+
+    def _same_text(self, col: str, s: pd.Series, present: np.ndarray) -> bool:
+        """Whether every present value of a text column equals the column's first one (normalized),
+        compared in Arrow: per distinct value when the column is dictionary-encoded."""
+        enc = values.encoded(s)
+        if enc is not None:
+            norm = enc.norm
+            if col not in self.first:
+                self.first[col] = norm[int(enc.indices[present[0]])].as_py()
+            cand = norm.filter(pa.array(~enc.miss))   # every distinct present value occurs in the chunk
+        else:
+            norm = values.normalized(s)
+            if col not in self.first:
+                self.first[col] = norm[int(present[0])].as_py()
+            cand = norm.take(pa.array(present))
+        if not len(cand):
+            return True
+        return bool(pc.all(pc.equal(cand, pa.scalar(self.first[col], cand.type))).as_py())
 
     def finish(self, ctx: Context) -> list[Finding]:
         if self.seen < 2:

@@ -40,6 +40,15 @@ def robust_center_scale(v: np.ndarray) -> tuple[float, float] | None:
     return None
 
 
+def has_distinct(v: np.ndarray, k: int = MIN_DISTINCT) -> bool:
+    """Whether ``v`` holds at least ``k`` distinct values (a short prefix usually settles it)."""
+    if len(v) < k:
+        return False
+    if len(v) > 4096 and len(np.unique(v[:4096])) >= k:
+        return True
+    return len(np.unique(v)) >= k
+
+
 class Outliers(Check):
     id = "outliers"
     title = "Outliers in numeric columns (robust modified z-score)"
@@ -77,7 +86,7 @@ class Outliers(Check):
         for col, parts in self.sample.items():
             v = np.concatenate(parts) if parts else np.empty(0)
             v = v[np.isfinite(v)]
-            cs = robust_center_scale(v) if len(np.unique(v[:SAMPLE])) >= MIN_DISTINCT else None
+            cs = robust_center_scale(v) if has_distinct(v[:SAMPLE]) else None
             if cs is not None:
                 self.bounds[col] = cs
                 self.keepers[col] = RowKeeper()
@@ -146,7 +155,7 @@ class Outliers(Check):
             for col in numeric_cols:
                 x = np.concatenate(self.store[col])
                 v = x[np.isfinite(x)]
-                if len(v) < MIN_DISTINCT or len(np.unique(v)) < MIN_DISTINCT:
+                if not has_distinct(v):
                     continue
                 cs = robust_center_scale(v)
                 if cs is None:

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine.datacheck import values as _values
 from engine.datacheck.base import Check, Context, Finding, MAX_EXAMPLES, MAX_ROWS
 from engine.datacheck.text_utils import plural, truncate
 
@@ -209,10 +210,13 @@ class PII(Check):
         self.examples: list[dict[str, Any]] = []
 
     def update(self, chunk: pd.DataFrame, ctx: Context) -> None:
-        index = chunk.index.tolist()
+        index = chunk.index
         for col in string_columns(chunk, ctx.text_col):
-            values = chunk[col].tolist()
-            hits = _candidates(chunk[col], values)
+            series = chunk[col]
+            hits = _candidates(series)
+            if not hits:
+                continue
+            values = dict(zip(hits, series.iloc[hits].tolist()))
             col_hits = 0
             for i in hits:
                 spans = find_pii(values[i])
@@ -254,19 +258,30 @@ class PII(Check):
         )]
 
 
-def _candidates(series: pd.Series, values: list) -> list[int]:
-    """Positions of the cells that pass the prefilter: pyarrow (RE2, vectorized) when the column
-    converts to Arrow strings, else a Python loop (mixed types, unpaired surrogates)."""
+def _candidates(series: pd.Series) -> list[int]:
+    """Positions of the cells that pass the prefilter: pyarrow (RE2, vectorized; once per distinct
+    value when the column repeats values) when the column converts to Arrow strings, else a Python
+    loop (mixed types, unpaired surrogates)."""
     try:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        arr = pa.array(series, type=pa.large_string(), from_pandas=True)
+        enc = _values.encoded(series)
+        if enc is not None:
+            hit = pc.fill_null(pc.match_substring_regex(enc.dictionary, _PREFILTER_RE), False)
+            hit = hit.to_numpy(zero_copy_only=False)
+            if not hit.any():
+                return []
+            return np.flatnonzero(hit[enc.indices]).tolist()
+        if isinstance(series.array, pd.arrays.ArrowStringArray):
+            arr = _values.to_arrow_str(series)
+        else:
+            arr = pa.array(series, type=pa.large_string(), from_pandas=True)
         mask = pc.fill_null(pc.match_substring_regex(arr, _PREFILTER_RE), False)
         return np.flatnonzero(mask.to_numpy(zero_copy_only=False)).tolist()
     except Exception:  # noqa: BLE001 - any conversion problem: the exact same test in Python
         search = _PREFILTER.search
-        return [i for i, v in enumerate(values) if isinstance(v, str) and search(v)]
+        return [i for i, v in enumerate(series.tolist()) if isinstance(v, str) and search(v)]
 
 
 def _window(text: str, spans: list[tuple[str, int, int]], width: int = 200) -> str:
