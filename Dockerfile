@@ -3,7 +3,9 @@
 #   docker build -t preflight . && docker run --gpus all -p 8501:8501 preflight
 # `docker build` sees no GPU, so setup.sh's nvidia-smi probe would pick CPU PyTorch and skip the `gpu`
 # extra; the two build args below ask for what the container will have at run time instead.
-#   --build-arg PREFLIGHT_TORCH=skip      no PyTorch at all (the estimator does not need it)
+#   --build-arg PREFLIGHT_TORCH=skip      no PyTorch (the estimator and data checks work; the model lab does not)
+# Uploads, training runs and the run registry live in $PREFLIGHT_HOME: mount a volume there to keep them,
+#   docker run --gpus all -p 8501:8501 -v preflight-data:/data preflight
 #   --build-arg PREFLIGHT_EXTRAS=         without onnxruntime-gpu / tensorrt
 FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
 
@@ -21,7 +23,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin preflight \
- && mkdir /app && chown preflight:preflight /app
+ && mkdir /app /data && chown preflight:preflight /app /data
 USER preflight
 WORKDIR /app
 
@@ -37,7 +39,9 @@ COPY --chown=preflight:preflight views/ views/
 COPY --chown=preflight:preflight assets/ assets/
 COPY --chown=preflight:preflight app.py ./
 
-ENV PATH="/app/.venv/bin:$PATH"
+ENV PATH="/app/.venv/bin:$PATH" \
+    PREFLIGHT_HOME=/data
+VOLUME ["/data"]
 EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
   CMD ["/app/.venv/bin/python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://localhost:8501/_stcore/health', timeout=4).read() != b'ok')"]
