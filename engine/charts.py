@@ -133,7 +133,7 @@ SEVERITY_COLORS = {"critical": "#7f1d1d", "high": "#dc2626", "medium": "#d97706"
 def readiness_gauge(score: float) -> go.Figure:
     """The readiness score as a gauge: red below 40 (not ready), amber to 75, green above."""
     fig = go.Figure(go.Indicator(
-        mode="gauge+number", value=score, number=dict(suffix=" / 100"),
+        mode="gauge+number", value=score,
         gauge=dict(axis=dict(range=[0, 100]), bar=dict(color="#111827", thickness=0.25),
                    steps=[dict(range=[0, 40], color="#fecaca"), dict(range=[40, 75], color="#fde68a"),
                           dict(range=[75, 100], color="#bbf7d0")]),

@@ -119,12 +119,14 @@ with g1:
 with g2:
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Readiness", f"{report['score']} / 100")
-    m2.metric("Rows", f"{report['rows']:,}" + (f" + {report['test_rows']:,} test" if report.get("test_rows") else ""))
+    m2.metric("Rows", f"{report['rows']:,}",
+              help=f"plus {report['test_rows']:,} rows in the test split" if report.get("test_rows") else None)
     m3.metric("Columns", report["columns"])
     tokens = report.get("tokens") or {}
     m4.metric("Tokens", f"{tokens['total']:,}" if tokens.get("total") else "n/a",
               help=tokens.get("tokenizer") or "no text column")
-    st.caption(f"{report['file']} ({report['format']}); text column: {report.get('text_col') or 'none'}; "
+    test = f" + {report['test_file']} ({report['test_rows']:,} test rows)" if report.get("test_file") else ""
+    st.caption(f"{report['file']} ({report['format']}){test}; text column: {report.get('text_col') or 'none'}; "
                f"label column: {report.get('label_col') or 'none'}; checked in {report['elapsed_s']:.2f} s. "
                f"{len(problems)} problem(s) found.")
     estimate = report.get("estimate")

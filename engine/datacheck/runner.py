@@ -168,7 +168,7 @@ def estimate_for_tokens(tokens: float | None) -> dict[str, Any] | None:
     cost = est.cost_usd
     shown_cost = "under $0.01" if cost < 0.01 else f"about ${cost:,.2f}" if cost < 100 else f"about ${cost:,.0f}"
     hours = est.gpu_hours
-    shown_hours = (f"{hours * 3600:.2g} GPU-seconds" if hours < 1 / 60 else f"{hours * 60:.1f} GPU-minutes" if hours < 1
+    shown_hours = ("under one GPU-second" if hours < 1 / 3600 else f"{hours * 3600:.2g} GPU-seconds" if hours < 1 / 60 else f"{hours * 60:.1f} GPU-minutes" if hours < 1
                    else f"{hours:,.1f} GPU-hours")
     sentence = (f"Training a compute-optimal model on these {_si(tokens)} tokens (about {_si(params)} parameters at "
                 f"Chinchilla's ~20 tokens per parameter) takes {est.flops_total:.2g} FLOPs: {shown_hours} on an "
