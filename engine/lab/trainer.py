@@ -213,7 +213,14 @@ def device_name(device: str) -> str:
 
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(torch.cuda.current_device())
-    return platform.processor() or platform.machine() or "cpu"
+    model = ""
+    try:  # Linux names the CPU model here; platform.processor() is often just the architecture
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            model = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), "")
+    except OSError:
+        pass
+    name = model or platform.processor() or platform.machine() or "CPU"
+    return f"{name} ({torch.get_num_threads()} threads)"
 
 
 def gpu_peak_flops(name: str, dtype: str) -> tuple[float | None, str]:
