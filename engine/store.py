@@ -267,7 +267,9 @@ class Registry:
             rows = [self._row(r) for r in conn.execute(query, (kind,) if kind else ())]
         columns = ["id", "name", "run_dir", "kind", "status", "config", "summary", "error", "pid", "pid_started",
                    "host", "stop_requested", "created", "updated", "started", "ended"]
-        return pd.DataFrame(rows, columns=columns)
+        # object dtype throughout: pandas would turn SQL NULL into NaN (not JSON) in a numeric or
+        # string column; a missing error, pid or end time stays None.
+        return pd.DataFrame(rows, columns=columns, dtype=object)
 
     def set_status(self, name: str, status: str, *, error: str | None = None, pid: int | None = None,
                    summary: Mapping | None = None, config: Mapping | None = None) -> None:

@@ -80,8 +80,11 @@ with st.expander("Options"):
 if train_path is None:
     st.stop()
 
+# The browser uploader enforces server.maxUploadSize; the engine enforces it again for every path
+# (files picked from earlier uploads included).
+max_bytes = int(st.get_option("server.maxUploadSize")) * 1024 * 1024
 fields = {"path": train_path, "test_path": test_path, "text_col": text_col.strip() or None,
-          "label_col": label_col.strip() or None, "near_dup_threshold": float(threshold)}
+          "label_col": label_col.strip() or None, "near_dup_threshold": float(threshold), "max_bytes": max_bytes}
 fingerprint = json.dumps({**fields, "mtime": [Path(p).stat().st_mtime_ns for p in (train_path, test_path) if p]},
                          sort_keys=True)
 if st.session_state.get("dc_fingerprint") != fingerprint:
@@ -185,6 +188,6 @@ cleaned = Path(fix["path"]) if fix.get("path") else None
 if cleaned is not None and cleaned.is_file():
     d4.download_button(f"Cleaned file ({fix.get('rows_out', '?'):,} rows)", cleaned.read_bytes(),
                        file_name=f"{stem}-cleaned{''.join(cleaned.suffixes)}", on_click="ignore", key="dc_dl_clean",
-                       help="; ".join(f"{a.get('action')}: {a.get('count')}" for a in fix.get("actions", [])) or None)
+                       help="; ".join(f"{a.get('id')}: {a.get('count')}" for a in fix.get("actions", [])) or None)
 else:
     d4.caption("No safe automatic fix applies: the cleaned file would equal the input.")

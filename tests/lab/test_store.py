@@ -153,3 +153,17 @@ def test_schema_version_recorded_and_newer_refused(reg):
     conn.close()
     with pytest.raises(ValidationError, match="newer"):
         Registry(reg.path)
+
+
+def test_list_runs_keeps_missing_values_as_none_not_nan(tmp_path):
+    """A run without an error, pid or end time must list as None: NaN breaks JSON (runs --json,
+    readiness --json) and shows as 'nan' on the pages."""
+    import json
+
+    from engine.store import Registry
+
+    reg = Registry(tmp_path / "r.sqlite")
+    reg.create_run("ok-run", {"a": 1}, tmp_path / "runs" / "ok-run")
+    row = reg.list_runs().iloc[0]
+    assert row["error"] is None and row["ended"] is None and row["pid"] is None
+    json.dumps(reg.list_runs().to_dict(orient="records"), allow_nan=False)
