@@ -27,6 +27,8 @@ def _megabytes(text: str) -> float:
         raise argparse.ArgumentTypeError(f"max-mb must be a number of megabytes, got {text!r}") from None
     if not (value > 0) or value != value or value == float("inf"):
         raise argparse.ArgumentTypeError(f"max-mb must be > 0, got {text!r}")
+    if value * 1e6 < 1:
+        raise argparse.ArgumentTypeError(f"max-mb must be at least 0.000001 (one byte), got {text!r}")
     return value
 
 
@@ -70,8 +72,10 @@ def _check(args: argparse.Namespace) -> dict:
 
 
 def _human(r: dict) -> str:
-    lines = [f"{r['file']}: readiness {r['score']}/100 ({r['rows']:,} rows x {r['columns']} columns"
-             + (f", test {r['test_rows']:,} rows" if r.get("test_rows") is not None else "") + ")"]
+    from engine.datacheck.text_utils import plural
+
+    lines = [f"{r['file']}: readiness {r['score']}/100 ({plural(r['rows'], 'row')} x {plural(r['columns'], 'column')}"
+             + (f", test {plural(r['test_rows'], 'row')}" if r.get("test_rows") is not None else "") + ")"]
     if r.get("text_col") or r.get("label_col"):
         lines.append(f"text column: {r.get('text_col')}, label column: {r.get('label_col')}")
     if r.get("tokens"):
@@ -88,7 +92,7 @@ def _human(r: dict) -> str:
         if c["status"] in ("skipped", "error"):
             lines.append(f"  {c['status']}: {c['id']} ({c['reason']})")
     if r.get("fix"):
-        lines.append(f"cleaned file: {r['fix']['path']} ({r['fix']['rows_out']:,} of {r['fix']['rows_in']:,} rows kept)")
+        lines.append(f"cleaned file: {r['fix']['path']} ({r['fix']['rows_out']:,} of {plural(r['fix']['rows_in'], 'row')} kept)")
     if r.get("html"):
         lines.append(f"HTML report: {r['html']}")
     if r.get("schema_saved"):

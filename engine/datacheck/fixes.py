@@ -1,9 +1,11 @@
 """Safe automatic fixes: a cleaned copy of the file, never a change in place.
 
 Applied only when the matching finding exists: drop exact duplicate rows (keep the first), drop rows
-with an empty text, mask PII in the text column (and the columns the pii finding names) with
-``engine.datacheck.checks.pii.mask_text``, and drop test rows leaked from train. The cleaned train
-file goes to ``out``; a cleaned test file, when there is one, next to it as ``<stem>.test<ext>``
+whose text repeats an earlier row's (duplicate_text; keep the first), drop rows with an empty text,
+mask PII in the text column and in every column the pii finding names (its ``column`` and each column
+of ``details["rows_by_column"]``) with ``engine.datacheck.checks.pii.mask_text``, and drop test rows
+leaked from train (the test split's own duplicates stay: see duplicate_rows). The cleaned train file
+goes to ``out``; a cleaned test file, when there is one, next to it as ``<stem>.test<ext>``
 (``clean.csv.gz`` -> ``clean.test.csv.gz``). The format follows ``out``'s extension (csv, tsv, jsonl,
 json, parquet, txt; ``.gz`` compresses), else the input's. JSON records are copied as parsed, so their
 numbers stay numbers. Each file is written to a temporary name and renamed when complete.
@@ -67,12 +69,16 @@ def _pii_masker() -> Callable[[str], str] | None:
 
 
 class _Plan:
-    def __init__(self, drop: np.ndarray, drop_empty: str | None, mask_cols: list[str], masker) -> None:
+    def __init__(self, drop: np.ndarray, drop_empty: str | None, mask_cols: list[str], masker,
+                 drop_text: np.ndarray | None = None) -> None:
         self.drop = np.unique(np.asarray(drop, np.int64))
+        # rows duplicate_text reports (same text, other fields differ); disjoint from duplicate_rows'
+        self.drop_text = np.setdiff1d(np.asarray(drop_text if drop_text is not None else [], np.int64), self.drop)
         self.drop_empty = drop_empty
         self.mask_cols = mask_cols
         self.masker = masker
-        self.counts = {"drop_duplicates": 0, "drop_empty_text": 0, "mask_pii": 0, "drop_leaked_test": 0}
+        self.counts = {"drop_duplicates": 0, "drop_duplicate_text": 0, "drop_empty_text": 0, "mask_pii": 0,
+                       "drop_leaked_test": 0}
 
 
 def _open_out(tmp: Path, gz: bool, binary: bool = False):
@@ -87,8 +93,13 @@ def _mask_value(masker, v: Any) -> Any:
 
 
 def _filter_chunk(chunk: pd.DataFrame, plan: _Plan, dup_key: str) -> pd.DataFrame:
-    keep = ~np.isin(chunk.index.to_numpy(), plan.drop)
+    idx = chunk.index.to_numpy()
+    keep = ~np.isin(idx, plan.drop)
     plan.counts[dup_key] += int((~keep).sum())
+    if len(plan.drop_text):
+        same_text = np.isin(idx, plan.drop_text) & keep
+        plan.counts["drop_duplicate_text"] += int(same_text.sum())
+        keep &= ~same_text
     if plan.drop_empty is not None and plan.drop_empty in chunk.columns:
         empty = values.blank_mask(chunk[plan.drop_empty]) & keep
         plan.counts["drop_empty_text"] += int(empty.sum())
@@ -116,11 +127,14 @@ def _write(ds: Dataset, out: Path, plan: _Plan, chunk_rows: int, dup_key: str) -
                 if fmt == "json":
                     f.write("[\n")
                 first = True
-                dropset = _DropSet(plan.drop)
+                dropset, textset = _DropSet(plan.drop), _DropSet(plan.drop_text)
                 for i, obj in enumerate(ds.records()):
                     rows_in += 1
                     if i in dropset:
                         plan.counts[dup_key] += 1
+                        continue
+                    if i in textset:
+                        plan.counts["drop_duplicate_text"] += 1
                         continue
                     if plan.drop_empty is not None and _is_empty(obj.get(plan.drop_empty)):
                         plan.counts["drop_empty_text"] += 1
@@ -212,6 +226,20 @@ def _is_empty(v: Any) -> bool:
     return v is None or (isinstance(v, str) and not v.strip())
 
 
+def _pii_columns(findings: list[Finding]) -> set[str]:
+    """Every column a pii finding names: its ``column`` and each key of ``details["rows_by_column"]``
+    (``column`` is None when PII sits in more than one column)."""
+    cols: set[str] = set()
+    for f in findings:
+        if f.id != "pii":
+            continue
+        if f.column:
+            cols.add(f.column)
+        by_col = f.details.get("rows_by_column") if isinstance(f.details, dict) else None
+        cols.update(str(c) for c in (by_col or {}))
+    return cols
+
+
 def apply_fixes(train: Dataset, test: Dataset | None, ctx: Context, findings: list[Finding], out: str | Path,
                 chunk_rows: int = 200_000) -> FixResult:
     """Write the cleaned file(s); see the module docstring."""
@@ -230,8 +258,9 @@ def apply_fixes(train: Dataset, test: Dataset | None, ctx: Context, findings: li
     masker = _pii_masker() if "pii" in ids else None
     mask_cols: list[str] = []
     if masker is not None:
-        mask_cols = sorted({f.column for f in findings if f.id == "pii" and f.column} | ({ctx.text_col} if ctx.text_col else set()))
-    plan = _Plan(drop, drop_empty, mask_cols, masker)
+        mask_cols = sorted(_pii_columns(findings) | ({ctx.text_col} if ctx.text_col else set()))
+    drop_text = shared.get("drop_duplicate_text") if "duplicate_text" in ids else None
+    plan = _Plan(drop, drop_empty, mask_cols, masker, drop_text)
     rows_in, rows_out, fmt = _write(train, out, plan, chunk_rows, "drop_duplicates")
     result = FixResult(path=str(out), rows_in=rows_in, rows_out=rows_out, format=fmt)
     if test is not None and test_out is not None:
@@ -241,7 +270,8 @@ def apply_fixes(train: Dataset, test: Dataset | None, ctx: Context, findings: li
         plan.counts["drop_leaked_test"] = tplan.counts["drop_leaked_test"]
         plan.counts["mask_pii"] += tplan.counts["mask_pii"]
         result.test_path, result.test_rows_in, result.test_rows_out = str(test_out), t_in, t_out
-    what = {"drop_duplicates": "rows dropped (exact duplicates)", "drop_empty_text": "rows dropped (empty text)",
+    what = {"drop_duplicates": "rows dropped (exact duplicates)",
+            "drop_duplicate_text": "rows dropped (text repeats an earlier row's)", "drop_empty_text": "rows dropped (empty text)",
             "mask_pii": "values with PII masked", "drop_leaked_test": "test rows dropped (leaked from train)"}
     result.actions = [{"id": k, "count": v, "what": what[k]} for k, v in plan.counts.items() if v]
     return result

@@ -39,6 +39,9 @@ NUM_PERM = 128
 SEED = 1
 CHAR_K = 5
 MAX_BYTES = 10_000
+# only this many characters of a text are normalized (8x MAX_BYTES: enough for 10 kB of words unless
+# the text is mostly punctuation), so a 20 MB document costs no more than an 80 kB one
+PREFIX_CHARS = 8 * MAX_BYTES
 BATCH_BYTES = 4_000_000
 BUCKET_CAP = 50
 RECALL_AT_THRESHOLD = 0.99
@@ -64,7 +67,7 @@ def prepare(text: object) -> bytes:
     ``MAX_BYTES`` (``b""`` for empty or non-string text)."""
     if not isinstance(text, str) or not text:
         return b""
-    return prepare_normalized(normalize(text))
+    return prepare_normalized(normalize(text[:PREFIX_CHARS]))
 
 
 def prepare_normalized(norm: str) -> bytes:

@@ -52,7 +52,14 @@ _EXT = {
 
 
 def _mb(n: float) -> str:
-    return f"{n / 1e6:,.1f} MB"
+    """A byte count for a message: '16.8 MB', '10 kB', '512 bytes' (3 significant digits below 10 MB)."""
+    if n >= 10e6:
+        return f"{n / 1e6:,.1f} MB"
+    if n >= 1e6:
+        return f"{n / 1e6:.3g} MB"
+    if n >= 1e3:
+        return f"{n / 1e3:.3g} kB"
+    return f"{int(n)} bytes"
 
 
 def split_ext(path: Path) -> tuple[str, str, bool]:
@@ -83,6 +90,7 @@ class Dataset:
     _read: int = 0                        # bytes of the file consumed so far (progress)
     _bom: bool = False
     _block: int = BLOCK_BYTES
+    _quotes_checked: bool = False         # an odd quote count was already scanned and found harmless
 
     @property
     def name(self) -> str:
@@ -136,9 +144,10 @@ class Dataset:
 
         names = self._raw_names
         stream = self._open()
+        quotes = _QuoteCount(stream)
         try:
             reader = pcsv.open_csv(
-                stream,
+                quotes,
                 read_options=pcsv.ReadOptions(block_size=self._block, use_threads=True),
                 parse_options=pcsv.ParseOptions(delimiter=self.delimiter, newlines_in_values=True),
                 convert_options=pcsv.ConvertOptions(
@@ -163,6 +172,13 @@ class Dataset:
                     pending, pending_rows = rest.to_batches(), rest.num_rows
             if pending_rows:
                 yield self._csv_frame(pa.Table.from_batches(pending), start)
+            if quotes.odd and not self._quotes_checked:
+                # pyarrow closes a quoted field still open at the end of the file silently
+                stream.close()
+                problem = self._unclosed_quote()
+                if problem is not None:
+                    raise problem
+                self._quotes_checked = True
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
             stream.close()
             if "Empty CSV file" in str(exc):
@@ -186,10 +202,56 @@ class Dataset:
         frame.index = pd.RangeIndex(start, start + len(frame))
         return frame
 
+    def _lines(self, stream: BinaryIO) -> Iterator[str]:
+        lines = _checked_lines(stream, self.name, delimiter=self.delimiter)
+        return _strip_bom(lines) if self._bom else lines
+
+    def _unclosed_quote(self) -> ValidationError | None:
+        """A streaming scan (run only when the file holds an odd number of ``"``): the error for a quoted
+        field that is still open at the end of the file, or None (the odd quote sits inside an unquoted
+        field, which is allowed). A sentinel line after the last one shows whether the reader ends
+        inside quotes: it is then swallowed into the last field instead of forming its own row."""
+        sentinel = "\x00preflight-end-of-file\x00"
+        stream = self._open()
+        old = csv.field_size_limit()
+        csv.field_size_limit(MAX_LINE_BYTES)
+        try:
+            lines = self._lines(stream)
+
+            def with_sentinel() -> Iterator[str]:
+                last = ""
+                for last in lines:
+                    yield last
+                yield ("" if last.endswith(("\n", "\r")) or not last else "\n") + sentinel + "\n"
+
+            reader = csv.reader(with_sentinel(), delimiter=self.delimiter or ",")
+            prev, start = 0, 1
+            row: list[str] = []
+            try:
+                for row in reader:
+                    start, prev = prev + 1, reader.line_num
+            except csv.Error as exc:
+                return self._quote_error(prev + 1, str(exc))
+            if row and row[-1].rstrip("\r\n").endswith(sentinel) and row != [sentinel]:
+                return ValidationError(f"{self.name}: line {start}: a quoted field is never closed "
+                                       "(unbalanced quote); close it or remove the stray quote")
+            return None
+        finally:
+            csv.field_size_limit(old)
+            stream.close()
+
+    def _quote_error(self, line: int, message: str) -> ValidationError:
+        if "end of data" in message or "field larger than field limit" in message:
+            return ValidationError(f"{self.name}: line {line}: a quoted field is never closed "
+                                   "(unbalanced quote); close it or remove the stray quote")
+        return ValidationError(f"{self.name}: malformed CSV at line {line}: {message.split(' - ')[0]}")
+
     def _diagnose_csv(self, arrow_message: str) -> ValidationError:
         """pyarrow says *that* a CSV is malformed; find *where* with a streaming Python scan."""
         expected = len(self._raw_names)
         stream = self._open()
+        old_limit = csv.field_size_limit()
+        csv.field_size_limit(MAX_LINE_BYTES)  # a long field is an unclosed quote, not Python's 128 kB limit
         try:
             lines = _checked_lines(stream, self.name, delimiter=self.delimiter)
             if self._bom:
@@ -208,23 +270,21 @@ class Dataset:
                             header = False
                             continue
                         if len(row) != expected:
+                            if end > start and next(reader, None) is None:  # the row ran to the end
+                                return self._quote_error(start, "end of data")
                             if end > start:
                                 return ValidationError(
                                     f"{self.name}: line {start} opens a quoted field that is not closed until line "
-                                    f"{end} (unbalanced quote?); that row has {len(row)} fields, header has {expected}")
+                                    f"{end} (unbalanced quote?); that row has {len(row)} {'field' if len(row) == 1 else 'fields'}, header has {expected}")
                             return ValidationError(
-                                f"{self.name}: line {start} has {len(row)} fields, header has {expected}; "
+                                f"{self.name}: line {start} has {len(row)} {'field' if len(row) == 1 else 'fields'}, header has {expected}; "
                                 "fix the quoting or the delimiters on that line")
                         if end - start > 100_000:
                             return ValidationError(
                                 f"{self.name}: line {start} opens a quoted field that runs over 100,000 lines "
                                 "(unbalanced quote?)")
                 except csv.Error as exc:
-                    where = prev + 1
-                    if "end of data" in str(exc):
-                        return ValidationError(
-                            f"{self.name}: line {where} opens a quoted field that is never closed (unbalanced quote)")
-                    return ValidationError(f"{self.name}: malformed CSV at line {where}: {str(exc).split(' - ')[0]}")
+                    return self._quote_error(prev + 1, str(exc))
                 if not strict:
                     stream.close()
                     stream = self._open()
@@ -234,6 +294,7 @@ class Dataset:
         except ValidationError as exc:
             return exc
         finally:
+            csv.field_size_limit(old_limit)
             stream.close()
         if "straddling" in arrow_message or "block" in arrow_message:
             return ValidationError(f"{self.name}: a row is longer than {_mb(BLOCK_BYTES)} (an unclosed quote?)")
@@ -311,6 +372,29 @@ class Dataset:
                 batch = []
         if batch:
             yield _text_frame(batch, start)
+
+
+class _QuoteCount(io.RawIOBase):
+    """A pass-through stream that keeps the parity of the ``"`` bytes read: a well-formed CSV has an
+    even number (each quoted field opens and closes, inner quotes are doubled), so an odd count at the
+    end is the one case worth a second look for a quote left open (see ``Dataset._unclosed_quote``)."""
+
+    def __init__(self, f: BinaryIO):
+        self._f = f
+        self.odd = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        n = self._f.readinto(b)
+        if n and bytes(memoryview(b)[:n]).count(b'"') % 2:
+            self.odd = not self.odd
+        return n
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
 
 
 class _Counting(io.RawIOBase):
@@ -727,7 +811,7 @@ def open_dataset(path: str | os.PathLike, *, max_bytes: int | None = None, fmt: 
     if head.startswith(codecs.BOM_UTF8):
         ds._bom = True
         head = head[3:]
-    if not head.strip():
+    if not head.strip(b" \r\n\f\v" if fmt == "tsv" else None):  # in a TSV a tab separates fields
         raise ValidationError(f"{name} is empty (no data, only whitespace)")
 
     if fmt in ("csv", "tsv"):

@@ -53,3 +53,8 @@ def share_severity(share: float, *, high: float, medium: float) -> str:
 def plural(n: int, word: str, words: str | None = None) -> str:
     """``"1 row"`` / ``"1,204 rows"``."""
     return f"{n:,} {word if n == 1 else (words or word + 's')}"
+
+
+def agree(n: int, one: str, many: str) -> str:
+    """The verb form for a count: ``agree(1, "has", "have")`` -> ``"has"``."""
+    return one if n == 1 else many

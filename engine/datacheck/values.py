@@ -328,7 +328,7 @@ def normalized_text(series: pd.Series) -> pa.Array:
     """Lower-cased, whitespace-collapsed, trimmed text (memoized): what "the same input" means."""
     def compute(s: pd.Series) -> pa.Array:
         t = pc.utf8_lower(to_arrow_str(s))
-        return pc.utf8_trim_whitespace(pc.replace_substring_regex(t, r"\s+", " "))
+        return pc.utf8_trim_whitespace(_collapse_space(t))
     return _memo(series, "normtext", compute)
 
 
@@ -340,6 +340,27 @@ def hash_strings(arr: pa.Array) -> np.ndarray:
 
 def text_hashes(series: pd.Series) -> np.ndarray:
     return _memo(series, "texthash", lambda s: hash_strings(normalized_text(s)))
+
+
+def _collapse_space(t: pa.Array) -> pa.Array:
+    """Whitespace runs -> one space. Same result as replacing ``\\s+``, ~10x faster: only runs of two
+    or more and single non-space whitespace are rewritten, not every single space."""
+    return pc.replace_substring_regex(t, r"\s{2,}|[\t\n\f\r]", " ")
+
+
+def same_text_hashes(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(64-bit hash per cell of its comparison form, blank mask), memoized per chunk. The comparison
+    form is NFKC, lower-cased, whitespace runs collapsed, trimmed: what duplicate_text calls "the same
+    text" and near_duplicates leaves out as an exact copy. Blank = missing, empty or whitespace only."""
+    def compute(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+        t = to_arrow_str(s)
+        if pc.all(pc.string_is_ascii(t)).as_py() is not False:  # ASCII: NFKC is the identity, 30x faster
+            t = pc.ascii_trim_whitespace(_collapse_space(pc.ascii_lower(t)))
+        else:
+            t = pc.utf8_trim_whitespace(_collapse_space(pc.utf8_lower(pc.utf8_normalize(t, "NFKC"))))
+        blank = pc.fill_null(pc.equal(t, ""), True).to_numpy(zero_copy_only=False)
+        return hash_strings(t), np.asarray(blank, bool)
+    return _memo(series, "sametext", compute)
 
 
 def input_hashes(chunk: pd.DataFrame, text_col: str | None, label_col: str | None) -> np.ndarray:

@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow.compute as pc
 
 from engine.datacheck import values
+from engine.datacheck.text_utils import agree, plural
 from engine.datacheck.base import MAX_EXAMPLES, MAX_ROWS, Check, Context, Finding
 from engine.datacheck.checks._util import pct
 
@@ -70,7 +71,7 @@ class ConflictingLabels(Check):
         share = count / max(1, ctx.rows)
         return [Finding(
             id=self.id, severity="high" if share >= 0.05 else "medium", count=count,
-            title=f"{len(bad):,} inputs appear with different labels ({count:,} rows, {pct(share)})",
+            title=f"{plural(len(bad), 'input')} {agree(len(bad), 'appears', 'appear')} with different labels ({plural(count, 'row')}, {pct(share)})",
             fix=("Review these rows and keep one correct label per input (or drop them); contradictory labels "
                  "teach the model nothing and cap its accuracy"),
             column=ctx.label_col, split=ctx.split, rows=np.sort(involved)[:MAX_ROWS].tolist(), rows_total=count,

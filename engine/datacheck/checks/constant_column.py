@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from engine.datacheck import values
+from engine.datacheck.text_utils import plural
 from engine.datacheck.base import Check, Context, Finding
 
 _UNSET = object()
@@ -79,7 +80,7 @@ class ConstantColumn(Check):
             empty = col not in self.first
             shown = values.show(self.raw.get(col))
             title = (f"Column {col!r} is empty in every row" if empty
-                     else f"Column {col!r} has the same value {shown!r} in all {self.seen:,} rows")
+                     else f"Column {col!r} has the same value {shown!r} in all {plural(self.seen, 'row')}")
             out.append(Finding(
                 id=self.id, severity="medium" if col == ctx.label_col else "low", count=self.seen,
                 title=title, fix=f"Drop column {col!r}: it carries no information for a model",

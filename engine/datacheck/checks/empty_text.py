@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from engine.datacheck.base import Check, Context, Finding, MAX_ROWS
-from engine.datacheck.text_utils import plural, share_severity
+from engine.datacheck.text_utils import agree, plural, share_severity
 
 
 class EmptyText(Check):
@@ -43,7 +43,7 @@ class EmptyText(Check):
         share = n / max(ctx.rows, n)
         return [Finding(
             id=self.id, severity=share_severity(share, high=0.10, medium=0.01), count=n,
-            title=f"{plural(n, 'row')} have empty or whitespace-only text",
+            title=f"{plural(n, 'row')} {agree(n, 'has', 'have')} empty or whitespace-only text",
             fix="Drop these rows (safe fix: drop_rows); if many are missing, check the export step",
             column=ctx.text_col, rows=self.rows, rows_total=n,
             examples=[{"row": r} for r in self.rows[:5]],

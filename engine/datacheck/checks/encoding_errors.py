@@ -19,7 +19,7 @@ import re
 import pandas as pd
 
 from engine.datacheck.base import Check, Context, Finding, MAX_EXAMPLES, MAX_ROWS
-from engine.datacheck.text_utils import example_text, plural, share_severity
+from engine.datacheck.text_utils import agree, example_text, plural, share_severity
 
 KINDS = ("mojibake", "replacement_char", "control_chars", "surrogates")
 _ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -100,7 +100,7 @@ class EncodingErrors(Check):
             fix += "; rows with U+FFFD lost characters at decoding: re-export them from the source as UTF-8"
         return [Finding(
             id=self.id, severity=share_severity(share, high=0.05, medium=0.005), count=n,
-            title=f"{plural(n, 'row')} have broken encoding ({', '.join(k.replace('_', ' ') for k in kinds)})",
+            title=f"{plural(n, 'row')} {agree(n, 'has', 'have')} broken encoding ({', '.join(k.replace('_', ' ') for k in kinds)})",
             fix=fix, column=ctx.text_col, rows=self.rows, rows_total=n, examples=self.examples,
             details={"rows_by_kind": {k: self.kinds[k] for k in kinds}, "share": round(share, 6)},
             safe_fix="fix_encoding" if fixable else None,

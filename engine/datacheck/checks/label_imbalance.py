@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from engine.datacheck import values
+from engine.datacheck.text_utils import plural
 from engine.datacheck.base import MAX_ROWS, Check, Context, Finding
 
 MAX_CLASSES = 1000
@@ -85,7 +86,7 @@ class LabelImbalance(Check):
         rare = ", ".join(f"{k!r} ({v:,})" for k, v in under[:3])
         return [Finding(
             id=self.id, severity=severity, count=count,
-            title=(f"Labels are imbalanced {ratio:,.0f}:1 — {ordered[0][0]!r} has {major:,} rows, "
+            title=(f"Labels are imbalanced {ratio:,.0f}:1 — {ordered[0][0]!r} has {plural(major, 'row')}, "
                    f"the rarest: {rare}"),
             fix=("Collect more examples of the rare classes, or over-sample them / use class weights, and judge the "
                  "model by per-class recall or macro-F1 rather than accuracy"),

@@ -106,7 +106,7 @@ class Language(Check):
         others = [k for k in shares if k != dominant]
         examples = [{"row": r, "language": lang, "text": example_text(t)}
                     for r, lang, t in zip(rows, langs, texts) if lang not in ("unknown", dominant)][:MAX_EXAMPLES]
-        note = f" (in a sample of {len(rows):,} of {self.seen:,} rows)" if sampled else ""
+        note = f" (in a sample of {len(rows):,} of {plural(self.seen, 'row')})" if sampled else ""
         return [Finding(
             id=self.id, severity="medium" if share >= 0.15 else "low", count=len(minority),
             title=f"{share:.0%} of the text is not in {dominant} ({', '.join(others[:5])}){note}",

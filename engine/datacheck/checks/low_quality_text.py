@@ -28,6 +28,11 @@ minimum: the dataset is "long-document" when the median non-empty document has >
 words) is left out: it would flag every non-English document. Documents mostly in scripts without
 spaces between words (CJK, Thai, ...) skip the word-based rules. Empty texts are ``empty_text``'s.
 ``count`` = rows flagged by at least one active rule; ``details["rows_by_rule"]`` per rule.
+
+Per-document cap: the statistics are computed over a document's first 100,000 words (and at most
+2,000,000 characters): a longer document already fails ``too_long`` — Gopher drops it whatever the
+other rules say — and the cap keeps one 20 MB single-line file from costing seconds and a gigabyte
+(word lists and n-gram tuples grow with the document). A capped document counts as 100,001 words.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from engine.datacheck.base import Check, Context, Finding, MAX_EXAMPLES, MAX_ROWS
-from engine.datacheck.text_utils import example_text, plural, share_severity
+from engine.datacheck.text_utils import agree, example_text, plural, share_severity
 
 RULES = ("too_short", "too_long", "mean_word_length", "symbol_ratio", "bullet_lines", "ellipsis_lines",
          "non_alpha_words", "duplicate_lines", "top_ngram", "duplicate_ngrams")
@@ -53,6 +58,8 @@ _NO_SPACE_SCRIPT = re.compile(r"[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\
 _BULLETS = ("•", "-", "*", "·", "‣", "◦", "⁃", "▪", "●", "–", "→", "○", "■", "□")
 _TOP_NGRAM = {2: 0.20, 3: 0.18, 4: 0.16}
 _DUP_NGRAM = {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
+MAX_WORDS = 100_000        # Gopher's too_long limit: the rules look at this many words of a document
+MAX_CHARS = 2_000_000      # ... and at most this many characters (a document with few, huge "words")
 
 
 def _dup_ngram_fraction(words: list[str], n: int, total_chars: int) -> float:
@@ -67,19 +74,52 @@ def _dup_ngram_fraction(words: list[str], n: int, total_chars: int) -> float:
     return sum(len(w) for w, c in zip(words, covered) if c) / total_chars
 
 
+def _count_words(text: str, block: int = 1 << 22) -> int:
+    """Whitespace-separated words of a long text without building the word list (numpy, 4 MB blocks;
+    ASCII whitespace, which is what separates words in practice)."""
+    import numpy as np
+
+    total, prev_space = 0, True
+    for i in range(0, len(text), block):
+        b = np.frombuffer(text[i:i + block].encode("utf-8", "surrogatepass"), np.uint8)
+        space = (b == 32) | ((b >= 9) & (b <= 13))
+        starts = ~space
+        starts[1:] &= space[:-1]
+        starts[0] &= prev_space
+        total += int(starts.sum())
+        prev_space = bool(space[-1]) if len(space) else prev_space
+    return total
+
+
+def _rules_on_head(head: str) -> int:
+    """The rule bits (too_short/too_long aside) of a document judged by its first words."""
+    return quality_flags(head)[1] & ~(_SHORT_LONGMODE | _SHORT_SHORTMODE | _BIT["too_long"])
+
+
 def quality_flags(text: str) -> tuple[int, int]:
     """``(words, bits)``: the word count and a bit set of the rules ``text`` fails (mode-dependent
     ``too_short`` is reported by two private bits and resolved by the check)."""
-    words = text.split()
+    capped = len(text) > MAX_CHARS
+    total_words = None
+    if capped:
+        total_words = _count_words(text)
+        if total_words > MAX_WORDS:
+            return MAX_WORDS + 1, _BIT["too_long"] | _rules_on_head(text[:MAX_CHARS])
+        text = text[:MAX_CHARS]
+    words = text.split(maxsplit=MAX_WORDS)
+    if len(words) > MAX_WORDS:  # cut at the 100,001st word: the rules see the first 100,000
+        rest = words.pop()
+        text = text[: len(text) - len(rest)]
+        capped = True
     n = len(words)
-    bits = 0
+    bits = _BIT["too_long"] if capped and n >= MAX_WORDS else 0
     no_spaces = len(_NO_SPACE_SCRIPT.findall(text)) > 0.3 * len(text) if not text.isascii() else False
     if not no_spaces:
         if n < 3:
             bits |= _SHORT_SHORTMODE
         if n < LONG_DOC_WORDS:
             bits |= _SHORT_LONGMODE
-        if n > 100_000:
+        if n > MAX_WORDS:
             bits |= _BIT["too_long"]
         if n >= 20:
             mean = sum(map(len, words)) / n
@@ -119,7 +159,9 @@ def quality_flags(text: str) -> tuple[int, int]:
                 if _dup_ngram_fraction(low, k, total) > limit:
                     bits |= _BIT["duplicate_ngrams"]
                     break
-    return n, bits
+    if total_words is not None:  # few, huge words: the rules saw the first 2M characters
+        return total_words, bits
+    return (n + 1 if capped and n >= MAX_WORDS else n), bits
 
 
 def active_bits(mode: str) -> int:
@@ -198,7 +240,7 @@ class LowQualityText(Check):
         top = ", ".join(f"{r.replace('_', ' ')} {c:,}" for r, c in sorted(by_rule.items(), key=lambda kv: -kv[1])[:3])
         return [Finding(
             id=self.id, severity=share_severity(share, high=0.5, medium=0.2), count=n,
-            title=f"{plural(n, 'row')} look like low-quality text ({top})",
+            title=f"{plural(n, 'row')} {agree(n, 'looks', 'look')} like low-quality text ({top})",
             fix="Review the flagged rows and drop or clean those that are boilerplate, lists, "
                 "repeated lines or fragments (Gopher quality filters, Rae et al. 2021)",
             column=ctx.text_col, rows=rows[:MAX_ROWS].tolist(), rows_total=n, examples=examples,

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from engine.datacheck import values
+from engine.datacheck.text_utils import plural
 from engine.datacheck.base import MAX_EXAMPLES, Check, Context, Finding
 from engine.datacheck.checks._util import RowKeeper, pct, severity_by_share
 
@@ -60,7 +61,7 @@ class MissingValues(Check):
             fix = f"Drop the mostly-empty column(s) {', '.join(repr(c) for c in mostly[:5])}; " + fix[0].lower() + fix[1:]
         return [Finding(
             id=self.id, severity=severity, count=cells,
-            title=f"{cells:,} missing cells in {len(per)} column(s); worst: {worst!r} is {pct(share)} missing",
+            title=f"{plural(cells, 'missing cell')} in {plural(len(per), 'column')}; worst: {worst!r} is {pct(share)} missing",
             fix=fix, column=worst if len(per) == 1 else None, split=ctx.split,
             rows=self.keeper.rows(), rows_total=self.keeper.total, examples=self.examples,
             details={"per_column": {c: {"missing": n, "share": n / rows} for c, n in per.items()},

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from engine.datacheck import values
+from engine.datacheck.text_utils import agree, plural
 from engine.datacheck.base import MAX_EXAMPLES, MAX_ROWS, Check, Context, Finding
 from engine.datacheck.checks._util import pct
 
@@ -47,7 +48,7 @@ class MixedTypes(Check):
             odd = sorted({str(e[col]) for e in examples})[:3]
             out.append(Finding(
                 id=self.id, severity="medium", count=count,
-                title=f"{count:,} values in {col!r} are not {_WORD[kind]} (e.g. {', '.join(repr(o) for o in odd)})",
+                title=f"{plural(count, 'value')} in {col!r} {agree(count, 'is', 'are')} not {_WORD[kind]} (e.g. {', '.join(repr(o) for o in odd)})",
                 fix=(f"Correct them or replace them with an empty value, so {col!r} parses as {kind} "
                      f"({pct(share)} of its values already do)"),
                 column=col, split=ctx.split, rows=rows.tolist(), rows_total=count, examples=examples,

@@ -6,8 +6,9 @@ pairs are clustered with union-find. ``count`` = rows that near-duplicate an ear
 cluster, its members except the first. The threshold is ``ctx.options["near_dup_threshold"]``
 (default 0.8, allowed 0.5–1.0).
 
-Exact duplicates are not reported here: rows whose normalized text (NFKC, casefold, collapsed
-whitespace) equals an earlier row's are left out (``duplicate_text`` reports them), so only the first
+Exact duplicates are not reported here: rows whose normalized text (NFKC, lower-cased, collapsed
+whitespace; :func:`engine.datacheck.values.same_text_hashes`) equals an earlier row's are left out
+(``duplicate_text`` reports them, or ``duplicate_rows`` when the whole row repeats), so only the first
 copy of a text can take part in a near-duplicate cluster. Empty texts are left out too.
 
 Two passes keep memory at ~180 bytes per row: pass 1 keeps 21 band hashes and one text hash per row;
@@ -20,9 +21,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from engine.datacheck import minhash
+from engine.datacheck import minhash, values
 from engine.datacheck.base import Check, Context, Finding, MAX_EXAMPLES, MAX_ROWS
-from engine.datacheck.text_utils import example_text, normalize, plural, share_severity, texts_of
+from engine.datacheck.text_utils import agree, example_text, normalize, plural, share_severity, texts_of
 
 
 class NearDuplicates(Check):
@@ -50,13 +51,15 @@ class NearDuplicates(Check):
         rows, texts = texts_of(chunk, ctx.text_col)
         if self.pass_no == 1:
             keep_rows, hashes, encoded = [], [], []
-            for row, t in zip(rows, texts):
-                norm = normalize(t) if t else ""
+            # the same comparison hash as duplicate_text, so every exact copy left out here is reported there
+            same = values.same_text_hashes(chunk[ctx.text_col])[0] if ctx.text_col in chunk.columns else None
+            for p, (row, t) in enumerate(zip(rows, texts)):
+                norm = normalize(t[: minhash.PREFIX_CHARS]) if t else ""  # what minhash.prepare cuts to
                 enc = minhash.prepare_normalized(norm) if norm else b""
                 if not enc:
                     continue
                 keep_rows.append(row)
-                hashes.append(minhash.text_hash(norm))
+                hashes.append(same[p] if same is not None else minhash.text_hash(norm))
                 encoded.append(enc)
             self.texts_seen += len(keep_rows)
             if keep_rows:
@@ -123,7 +126,7 @@ class NearDuplicates(Check):
         clusters = len(uf.groups())
         return [Finding(
             id=self.id, severity=share_severity(share, high=0.30, medium=0.05), count=n,
-            title=f"{plural(n, 'row')} nearly repeat an earlier row "
+            title=f"{plural(n, 'row')} nearly {agree(n, 'repeats', 'repeat')} an earlier row "
                   f"(Jaccard >= {self.threshold:g}, {plural(clusters, 'cluster')})",
             fix="Keep one row per near-duplicate cluster (check that the kept rows' labels agree); "
                 "near copies overweight their content and leak between train and test splits",

@@ -6,14 +6,23 @@ with fewer than 10 distinct numbers (codes, flags) is not checked.
 Numbers are kept per column (8 bytes per value) up to 16 million values in all; beyond that the
 check keeps a random sample of 200,000 per column for the median and MAD and counts in a second pass
 over the file. One finding per column; ``count`` = values flagged.
+
+On normally distributed data the rule itself flags ``NORMAL_TAIL`` = 2·(1 − Φ(3.5)) ≈ 0.047% of the
+values (MAD/0.6745 estimates σ). A column whose flagged count stays within what a normal sample of its
+size produces (expected + 3 binomial standard deviations) gets severity ``info``: nothing unusual.
+The typical range shown is the rule's bounds clipped to the column's observed min and max, so a
+strictly positive column never shows a negative lower bound (``details`` keep the raw bounds).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
 
 from engine.datacheck import values
+from engine.datacheck.text_utils import plural
 from engine.datacheck.base import MAX_EXAMPLES, MAX_ROWS, Check, Context, Finding
 from engine.datacheck.checks._util import RowKeeper, pct
 
@@ -21,6 +30,14 @@ THRESHOLD = 3.5
 MIN_DISTINCT = 10
 BUDGET_VALUES = 16_000_000
 SAMPLE = 200_000
+NORMAL_TAIL = math.erfc(THRESHOLD / math.sqrt(2))  # P(|Z| > 3.5) for a normal: 4.65e-4
+
+
+def within_normal_tail(flagged: int, n: int) -> bool:
+    """Whether ``flagged`` of ``n`` values is no more than a normal sample's tail beyond |M| > 3.5
+    produces: at most n·p + 3·sqrt(n·p·(1 − p)) (binomial), p = NORMAL_TAIL."""
+    mean = n * NORMAL_TAIL
+    return flagged <= mean + 3 * math.sqrt(mean * (1 - NORMAL_TAIL))
 
 
 def robust_z(x: np.ndarray, median: float, scale: float) -> np.ndarray:
@@ -65,6 +82,9 @@ class Outliers(Check):
         self.bounds: dict[str, tuple[float, float]] = {}
         self.keepers: dict[str, RowKeeper] = {}
         self.top: dict[str, list[tuple[float, int, float]]] = {}
+        self.lo: dict[str, float] = {}     # observed min / max / count of finite values, per column
+        self.hi: dict[str, float] = {}
+        self.n: dict[str, int] = {}
 
     def _candidates(self, chunk: pd.DataFrame, ctx: Context) -> list[str]:
         out = []
@@ -104,6 +124,11 @@ class Outliers(Check):
         cols.update(dict.fromkeys(c for c in (self.store if self.full else self.sample) if c in chunk.columns))
         for col in cols:
             x = values.numeric(chunk[col])
+            fin = x[np.isfinite(x)]
+            if len(fin):
+                self.lo[col] = min(self.lo.get(col, math.inf), float(fin.min()))
+                self.hi[col] = max(self.hi.get(col, -math.inf), float(fin.max()))
+                self.n[col] = self.n.get(col, 0) + len(fin)
             if self.full:
                 if col not in self.store:
                     self.store[col] = [np.full(start, np.nan)] if start else []
@@ -171,18 +196,23 @@ class Outliers(Check):
                 continue
             med, scale = self.bounds[col]
             lo, hi = med - THRESHOLD * scale, med + THRESHOLD * scale
+            show_lo, show_hi = max(lo, self.lo.get(col, lo)), min(hi, self.hi.get(col, hi))
             share = keeper.total / max(1, self.seen)
+            normal = within_normal_tail(keeper.total, self.n.get(col, self.seen))
             ex = [{"row": r, col: v, "modified_z": round(z, 1)} for z, r, v in self.top[col]]
             worst = ", ".join(f"{e[col]:g}" for e in ex[:3])
             out.append(Finding(
-                id=self.id, severity="medium" if share >= 0.05 else "low", count=keeper.total,
-                title=f"{keeper.total:,} outliers in {col!r} ({pct(share)}), e.g. {worst}; typical range {lo:.4g} to {hi:.4g}",
+                id=self.id, severity="info" if normal else "medium" if share >= 0.05 else "low", count=keeper.total,
+                title=(f"{plural(keeper.total, 'outlier')} in {col!r} ({pct(share)}), e.g. {worst}; typical range "
+                       f"{show_lo:.4g} to {show_hi:.4g}" + ("; no more than a normal distribution's tails" if normal else "")),
                 fix=(f"Check these values of {col!r}: correct data-entry errors, clip to the range, or keep them if "
                      "they are real (then consider a log transform)"),
                 column=col, split=ctx.split, rows=sorted(keeper.rows())[:MAX_ROWS], rows_total=keeper.total,
                 examples=ex,
                 details={"median": med, "scale": scale, "low": lo, "high": hi, "threshold": THRESHOLD,
                          "share": share, "method": "modified z-score, Iglewicz & Hoaglin 1993",
+                         "range_shown": [show_lo, show_hi], "within_normal_tail": normal,
+                         "normal_tail_share": NORMAL_TAIL,
                          "sampled": not self.full},
             ))
         return out

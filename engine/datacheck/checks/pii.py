@@ -122,10 +122,48 @@ def _ipv6(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+LONG_TEXT = 1 << 16   # longer texts are scanned in blocks of this many characters
+BLOCK_PAD = 512       # ... each seen with this much context either side (PII spans are shorter)
+
+
 def find_pii(text: str) -> list[tuple[str, int, int]]:
     """``(kind, start, end)`` of every PII span in ``text``, sorted, non-overlapping (an email beats a
     card beats an IPv6 address beats an IPv4 address beats a phone number where they overlap)."""
-    if not isinstance(text, str) or not _PREFILTER.search(text):
+    if not isinstance(text, str):
+        return []
+    if len(text) > LONG_TEXT:
+        return _find_pii_long(text)
+    return _find_pii_short(text)
+
+
+def _find_pii_long(text: str) -> list[tuple[str, int, int]]:
+    """:func:`find_pii` for a long text: cut into 64k-character blocks (with 512 characters of context
+    either side), the prefilter run over all blocks at once by RE2, the Python patterns only in the
+    blocks it selects. A 20 MB document with one email costs ~0.1 s instead of ~6 s. A span belongs to
+    the block its start falls in, so overlapping context never reports it twice."""
+    starts = range(0, len(text), LONG_TEXT)
+    blocks = [text[max(0, s - BLOCK_PAD): s + LONG_TEXT + BLOCK_PAD] for s in starts]
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        arr = pa.array(blocks, type=pa.large_string())
+        hits = pc.fill_null(pc.match_substring_regex(arr, _PREFILTER_RE), False).to_numpy(zero_copy_only=False)
+    except Exception:  # noqa: BLE001 - unpaired surrogates and the like: Python's prefilter
+        hits = [bool(_PREFILTER.search(b)) for b in blocks]
+    found: list[tuple[str, int, int]] = []
+    for s, block, hit in zip(starts, blocks, hits):
+        if not hit:
+            continue
+        off = max(0, s - BLOCK_PAD)
+        for kind, a, b in _find_pii_short(block):
+            if s <= off + a < s + LONG_TEXT and (not found or off + a >= found[-1][2]):
+                found.append((kind, off + a, off + b))
+    return found
+
+
+def _find_pii_short(text: str) -> list[tuple[str, int, int]]:
+    if not _PREFILTER.search(text):
         return []
     found: list[tuple[str, int, int]] = []
     for kind, spans in (

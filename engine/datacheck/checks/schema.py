@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from engine.datacheck import values
+from engine.datacheck.text_utils import agree, plural
 from engine.datacheck.base import MAX_EXAMPLES, MAX_ROWS, Check, Context, Finding
 from engine.errors import ValidationError
 
@@ -87,7 +88,7 @@ class Schema(Check):
         summary = ", ".join(f"{n} {k}" for k, n in kinds.items())
         out = [Finding(
             id=self.id, severity="info", count=len(schema["columns"]),
-            title=f"Inferred schema: {len(schema['columns'])} columns ({summary})",
+            title=f"Inferred schema: {plural(len(schema['columns']), 'column')} ({summary})",
             fix="Save it (--save-schema schema.json) and validate later files against it (--schema schema.json)",
             split=ctx.split, details={"columns": schema["columns"]},
         )]
@@ -121,14 +122,14 @@ class Schema(Check):
         if missing:
             out.append(Finding(
                 id=self.id, severity="high", count=len(missing),
-                title=f"{len(missing)} column(s) of the saved schema are missing: {', '.join(repr(c) for c in missing[:10])}",
+                title=f"{plural(len(missing), 'column')} of the saved schema {agree(len(missing), 'is', 'are')} missing: {', '.join(repr(c) for c in missing[:10])}",
                 fix="Restore the columns, or save a new schema if the change is intended",
                 split=ctx.split, details={"missing_columns": missing, "share": 1.0},
             ))
         if extra:
             out.append(Finding(
                 id=self.id, severity="low", count=len(extra),
-                title=f"{len(extra)} column(s) are not in the saved schema: {', '.join(repr(c) for c in extra[:10])}",
+                title=f"{plural(len(extra), 'column')} {agree(len(extra), 'is', 'are')} not in the saved schema: {', '.join(repr(c) for c in extra[:10])}",
                 fix="Drop them, or save a new schema if they are intended",
                 split=ctx.split, details={"extra_columns": extra, "share": len(extra) / max(1, len(now))},
             ))
@@ -153,7 +154,7 @@ class Schema(Check):
                       for t in bad for r, v in prof.examples.get((name, t), [])]
                 out.append(Finding(
                     id=self.id, severity="medium", count=count,
-                    title=(f"{count:,} values of {name!r} do not fit its saved type {kind} "
+                    title=(f"{plural(count, 'value')} of {name!r} {agree(count, 'does', 'do')} not fit its saved type {kind} "
                            f"(the column now reads as {now[name]['type']})"),
                     fix=f"Correct the values of {name!r} so they parse as {kind}, or save a new schema",
                     column=name, split=ctx.split, rows=rows_bad.tolist(), rows_total=count,
@@ -164,7 +165,7 @@ class Schema(Check):
                 n = now[name]["missing"]
                 out.append(Finding(
                     id=self.id, severity="medium", count=n,
-                    title=f"Column {name!r} has {n:,} missing values; the saved schema has none",
+                    title=f"Column {name!r} has {plural(n, 'missing value')}; the saved schema has none",
                     fix=f"Fill or drop the rows with an empty {name!r}",
                     column=name, split=ctx.split, details={"share": n / rows},
                 ))

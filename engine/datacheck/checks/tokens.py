@@ -14,6 +14,9 @@ Speed: texts are split with GPT-2's pre-tokenization pattern (Python ``re``; ``\
 text the rest is extrapolated from bytes with the measured tokens-per-byte ratio (``method`` says so).
 
 The finding is ``info``: ``count`` = non-empty rows counted; totals and percentiles in ``details``;
+A text over ``DOC_CHARS`` (1M characters) is counted exactly on its first 1M characters and the rest
+extrapolated at that text's own tokens per byte, so one huge document costs no more than 1 MB of work.
+
 ``rows`` = rows longer than ``LONG_TOKENS`` = 2,048 tokens (a common context length), which training
 would truncate. ``ctx.shared["tokens"]`` carries the totals for the cost estimator and charts.
 """
@@ -26,13 +29,15 @@ import numpy as np
 import pandas as pd
 
 from engine.datacheck.base import Check, Context, Finding, MAX_ROWS
-from engine.datacheck.text_utils import plural
+from engine.datacheck.text_utils import agree, plural
 
 TRAIN_DOCS = 5_000
 VOCAB = 8_000
 MIN_TRAIN_BYTES = 200_000
 EXACT_BYTES = 256_000_000
 LONG_TOKENS = 2_048
+SAMPLE_CHARS = 20_000     # the BPE trains on the first this-many characters of each sampled text
+DOC_CHARS = 1_000_000     # a longer text: its first 1M characters counted, the rest extrapolated
 _GPT2 = re.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?[^\W\d_]+| ?\d+| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+""")
 
 
@@ -88,6 +93,9 @@ class Tokens(Check):
         self.tokens: list[np.ndarray] = []
         self.bytes: list[np.ndarray] = []
         self.exact = True
+        self.extrapolated_docs = 0
+        self.sample_bytes = 0
+        self.sample_cut = False
 
     def update(self, chunk: pd.DataFrame, ctx: Context) -> None:
         values = chunk[ctx.text_col].tolist() if ctx.text_col in chunk.columns else []
@@ -107,9 +115,11 @@ class Tokens(Check):
         self._count(rows, texts)
 
     def _train(self) -> None:
-        sample = [t[:20_000] for t in self.pending_texts[:TRAIN_DOCS]]
+        sample = [t[:SAMPLE_CHARS] for t in self.pending_texts[:TRAIN_DOCS]]
         self.train_docs = len(sample)
-        if sum(len(t.encode("utf-8", "surrogatepass")) for t in sample) >= MIN_TRAIN_BYTES:
+        self.sample_bytes = sum(len(t.encode("utf-8", "surrogatepass")) for t in sample)
+        self.sample_cut = any(len(t) > SAMPLE_CHARS for t in self.pending_texts[:TRAIN_DOCS])
+        if self.sample_bytes >= MIN_TRAIN_BYTES:
             self.tokenizer = train_bpe([t.encode("utf-8", "replace").decode("utf-8") for t in sample])
             self.cache = _PieceCounts(self.tokenizer)
         else:
@@ -122,8 +132,14 @@ class Tokens(Check):
         if self.tokenizer == "bytes":
             toks = np.ceil(nbytes / 4).astype(np.int64)
         elif self.counted_bytes + int(nbytes.sum()) <= EXACT_BYTES or not self.counted_bytes:
-            clean = [t.encode("utf-8", "replace").decode("utf-8") if not t.isascii() else t for t in texts]
+            clean = [t[:DOC_CHARS] for t in texts]
+            clean = [t.encode("utf-8", "replace").decode("utf-8") if not t.isascii() else t for t in clean]
             toks = np.array(count_tokens(clean, self.tokenizer, self.cache), dtype=np.int64)
+            for i, t in enumerate(texts):
+                if len(t) > DOC_CHARS:  # extrapolate the rest of a huge text at its own ratio
+                    self.extrapolated_docs += 1
+                    head = len(clean[i].encode("utf-8"))
+                    toks[i] = max(1, round(int(toks[i]) * int(nbytes[i]) / max(head, 1)))
             self.counted_bytes += int(nbytes.sum())
             self.counted_tokens += int(toks.sum())
         else:
@@ -147,13 +163,22 @@ class Tokens(Check):
         total = int(toks.sum())
         if self.tokenizer == "bytes":
             name = "bytes/4"
-            method = (f"fewer than {MIN_TRAIN_BYTES // 1000} kB of text to train a BPE on: "
-                      "tokens ~ UTF-8 bytes / 4 (rule of thumb for English)")
+            if self.sample_cut:
+                method = (f"the training sample (the first {SAMPLE_CHARS:,} characters of each text, "
+                          f"{plural(self.train_docs, 'text')}) holds {self.sample_bytes / 1000:,.3g} kB, fewer than "
+                          f"{MIN_TRAIN_BYTES // 1000} kB to train a BPE on: tokens ~ UTF-8 bytes / 4 "
+                          "(rule of thumb for English)")
+            else:
+                method = (f"fewer than {MIN_TRAIN_BYTES // 1000} kB of text to train a BPE on: "
+                          "tokens ~ UTF-8 bytes / 4 (rule of thumb for English)")
         else:
             name = f"bpe-{VOCAB // 1000}k trained on {self.train_docs:,} docs"
             method = ("exact count with the trained BPE" if self.exact else
                       f"exact for the first {self.counted_bytes / 1e6:,.0f} MB of text, the rest extrapolated "
                       f"at {self.counted_tokens / max(self.counted_bytes, 1):.3f} tokens per byte")
+            if self.extrapolated_docs:
+                method += (f"; {plural(self.extrapolated_docs, 'text')} over {DOC_CHARS:,} characters counted on "
+                           "their first 1M characters and extrapolated")
         long_rows = rows[toks > LONG_TOKENS]
         info = {"total": total, "per_row_mean": round(total / len(toks), 3), "rows": int(len(toks)),
                 "tokenizer": name, "method": method, "bytes": int(nbytes.sum()),
@@ -163,7 +188,7 @@ class Tokens(Check):
         ctx.shared["tokens"] = info
         fix = "Nothing to fix: use the total to budget training (cost estimator)"
         if len(long_rows):
-            fix = (f"{plural(len(long_rows), 'row')} exceed {LONG_TOKENS:,} tokens and would be truncated "
+            fix = (f"{plural(len(long_rows), 'row')} {agree(len(long_rows), 'exceeds', 'exceed')} {LONG_TOKENS:,} tokens and would be truncated "
                    "at that context length: split them into chunks or raise the context length")
         return [Finding(
             id=self.id, severity="info", count=int(len(toks)),

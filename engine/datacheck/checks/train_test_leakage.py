@@ -5,6 +5,7 @@ Exact: the normalized text (lower-cased, whitespace collapsed) or, without a tex
 but the label. Nearly (text only): MinHash LSH candidates (engine.datacheck.minhash: character
 5-gram shingles, 128 permutations, bands tuned for the near-dup threshold) verified by the exact
 Jaccard similarity of the shingle sets >= the threshold (default 0.8), on up to 1,000,000 train rows.
+``details["train_rows_matched"]`` = distinct train rows involved (all copies of a matched input).
 Severity: >= 10% of the test split critical (the test score is not to be trusted), else high.
 """
 
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from engine.datacheck import values
+from engine.datacheck.text_utils import agree, plural
 from engine.datacheck.base import MAX_EXAMPLES, MAX_ROWS, Check, Context, Finding
 from engine.datacheck.checks._util import pct
 
@@ -33,6 +35,7 @@ class TrainTestLeakage(Check):
 
     def start(self, ctx: Context) -> None:
         self.index = values.HashIndex()
+        self.train_copies: dict[int, int] = {}  # first train row -> later train rows with the same input
         self.exact_rows: list[np.ndarray] = []
         self.exact_train: list[np.ndarray] = []
         self.examples: list[dict] = []
@@ -81,7 +84,9 @@ class TrainTestLeakage(Check):
             return
         rows = chunk.index.to_numpy()
         if ctx.split == "train":
-            self.index.add(h, rows)
+            dup, first = self.index.add(h, rows)
+            for f in first[dup].tolist():
+                self.train_copies[f] = self.train_copies.get(f, 0) + 1
             self.train_rows = int(rows[-1]) + 1
             if self.near and self.train_rows <= NEAR_MAX_TRAIN:
                 texts = chunk[ctx.text_col].fillna("").astype("str").tolist()
@@ -130,6 +135,13 @@ class TrainTestLeakage(Check):
         self._want = np.array(sorted({r for s in self.candidates.values() for r in s}), np.int64)
         self._collect = True
 
+    def _train_rows_matched(self, exact_train: np.ndarray, near: dict[int, tuple[int, float]]) -> int:
+        """Distinct train rows a test row matched: every copy of an exactly matched train input (the
+        index keeps only the first, ``train_copies`` counts the rest), plus the near matches' rows."""
+        firsts = np.unique(exact_train).tolist()
+        n = sum(1 + self.train_copies.get(f, 0) for f in firsts)
+        return n + len({r for r, _ in near.values()} - set(firsts))
+
     def finish(self, ctx: Context) -> list[Finding]:
         exact = np.concatenate(self.exact_rows) if self.exact_rows else np.empty(0, np.int64)
         exact_train = np.concatenate(self.exact_train) if self.exact_train else np.empty(0, np.int64)
@@ -158,7 +170,7 @@ class TrainTestLeakage(Check):
         how = "the same normalized text" if ctx.text_col else "identical values in every column but the label"
         return [Finding(
             id=self.id, severity="critical" if share >= 0.10 else "high", count=count,
-            title=(f"{count:,} test rows ({pct(share)} of the test split) also appear in train"
+            title=(f"{plural(count, 'test row')} ({pct(share)} of the test split) also {agree(count, 'appears', 'appear')} in train"
                    + (f" ({len(exact):,} exactly, {len(near):,} nearly)" if self.near else "")),
             fix=("Drop them from the test split (safe fix: --fix writes <stem>.test<ext>), or split by a group "
                  "key (user, document) so copies cannot straddle the split"),
@@ -167,6 +179,6 @@ class TrainTestLeakage(Check):
             details={"exact": int(len(exact)), "near": len(near), "share": share, "match": how,
                      "near_threshold": self.threshold if self.near else None,
                      "near_checked": bool(self.near) and self.train_rows <= NEAR_MAX_TRAIN,
-                     "train_rows_matched": int(len(np.unique(exact_train)))},
+                     "train_rows_matched": self._train_rows_matched(exact_train, near)},
             safe_fix="drop_leaked_test",
         )]
