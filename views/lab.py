@@ -1,6 +1,7 @@
 """Model lab: train a small Transformer on a built-in corpus or your own data, live. Training runs in
 its own process (engine.lab.jobs); this page starts it, polls the run registry, and draws the curves."""
 
+import importlib.util
 import json
 import time
 
@@ -8,17 +9,22 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from engine import workspace
-from engine.errors import ValidationError
-from engine.lab import jobs
-from engine.lab.corpora import CORPORA
-from engine.lab.data import list_uploads
-from engine.lab.presets import PRESETS
-from engine.lab.tokenizer import TOKENIZER_KINDS
-from engine.lab.trainer import TrainConfig
-from engine.store import ACTIVE, Registry
-from engine.units import format_bytes, format_count
-from ui.widgets import run_engine
+if importlib.util.find_spec("torch") is None:  # set up with PREFLIGHT_TORCH=skip: estimator and data checks only
+    st.title("Model lab")
+    st.error("PyTorch is not installed in this environment: run `bash scripts/setup.sh` (without PREFLIGHT_TORCH=skip).")
+    st.stop()
+
+from engine import workspace  # noqa: E402 - after the torch check
+from engine.errors import ValidationError  # noqa: E402
+from engine.lab import jobs  # noqa: E402
+from engine.lab.corpora import CORPORA  # noqa: E402
+from engine.lab.data import list_uploads  # noqa: E402
+from engine.lab.presets import PRESETS  # noqa: E402
+from engine.lab.tokenizer import TOKENIZER_KINDS  # noqa: E402
+from engine.lab.trainer import TrainConfig, resolve_device  # noqa: E402
+from engine.store import ACTIVE, Registry  # noqa: E402
+from engine.units import format_bytes, format_count  # noqa: E402
+from ui.widgets import run_engine  # noqa: E402
 
 UPLOAD_TYPES = ["txt", "md", "csv", "tsv", "jsonl", "json", "parquet", "gz"]
 STATUS_ICONS = {"queued": "⏳", "running": "🟢", "stopping": "🟡", "finished": "✅", "stopped": "⏸️",
@@ -83,6 +89,7 @@ with st.expander("Start a training run", expanded=not st.session_state.get("lab_
         seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="lab_seed")
         name = st.text_input("Run name", "", key="lab_name", help="blank: the preset's name")
     if st.button("Start training", type="primary", key="lab_start", disabled=source != "Built-in corpus" and not data):
+        run_engine(resolve_device, device)  # no CUDA here: one error line now, not a run that fails later
         cfg = TrainConfig(
             data=data, sample=sample, task=task,
             text_col=None if sample else text_col, label_col=None if sample else label_col,
@@ -181,6 +188,17 @@ if selected:
         _run_view(selected)
 
 # ---- calibration: measured tokens/s, FLOP/s, MFU and memory on this machine --------------------------
+@st.fragment(run_every=1.0)
+def _calibration_watch() -> None:
+    """Poll while a calibration process lives (it registers itself only once torch has loaded)."""
+    alive = jobs.is_alive(st.session_state.get("lab_cal_pid"))
+    if alive or registry.list_runs(kind="calibrate")["status"].isin(ACTIVE).any():
+        st.caption("Calibrating: timed training steps in their own process…")
+    else:
+        st.session_state.pop("lab_cal_pid", None)
+        st.rerun()  # done: redraw the whole page (the table) once, and stop polling
+
+
 with st.expander("Calibrate this machine (measured MFU for the cost estimator)"):
     k1, k2, k3 = st.columns(3)
     cal_preset = k1.selectbox("Preset", list(PRESETS), key="lab_cal_preset", format_func=lambda p: PRESETS[p].name)
@@ -188,10 +206,13 @@ with st.expander("Calibrate this machine (measured MFU for the cost estimator)")
     k3.write("")
     if k3.button("Run calibration", key="lab_cal_start",
                  help="a few timed training steps on random tokens, in their own process"):
-        run_engine(jobs.start_calibration, cal_preset, cal_device, registry=registry)
+        run_engine(resolve_device, cal_device)  # no CUDA here: one error line now, not a silent child exit
+        st.session_state["lab_cal_pid"] = run_engine(jobs.start_calibration, cal_preset, cal_device, registry=registry)
         st.toast("Calibration started: a few training steps, then the result appears here.")
-        time.sleep(0.5)
     calibrations = registry.list_runs(kind="calibrate")
+    busy = jobs.is_alive(st.session_state.get("lab_cal_pid")) or calibrations["status"].isin(ACTIVE).any()
+    if busy:
+        _calibration_watch()
     if not calibrations.empty:
         rows = []
         for _, r in calibrations.iterrows():
@@ -207,8 +228,6 @@ with st.expander("Calibrate this machine (measured MFU for the cost estimator)")
         st.caption("MFU on a GPU is against its datasheet peak (engine/catalog/gpus.toml); on a CPU against a measured "
                    "fp32 matmul peak. Predicted memory is the memory estimator's figure for the same model and batch. "
                    "The Training cost page offers the latest measured MFU.")
-        if (calibrations["status"].isin(ACTIVE)).any():
-            st.button("Refresh", key="lab_cal_refresh")
 
 # ---- all runs: compare, resume, delete, generate -----------------------------------------------------
 runs = registry.list_runs(kind="train")

@@ -128,9 +128,10 @@ def start_calibration(preset: str, device: str = "auto", batch_size: int | None 
     starts and its result (or error) when it ends. Returns the process id."""
     from engine.lab.presets import get_preset
 
-    get_preset(preset)  # a bad preset is refused here, not in a process nobody watches
-    if device not in ("auto", "cpu", "cuda"):
-        raise ValidationError(f"device must be auto, cpu or cuda, got {device!r}")
+    from engine.lab.trainer import resolve_device
+
+    get_preset(preset)  # a bad preset or a missing GPU is refused here, not in a process nobody watches
+    resolve_device(device)
     reg = registry or Registry()
     args = ["--preset", preset, "--device", device, "--json", "--registry", str(reg.path)]
     if batch_size is not None:

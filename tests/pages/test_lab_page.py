@@ -1,0 +1,206 @@
+"""The model-lab page in AppTest: an empty workspace, a real (short) training run started from the page
+and polled to the end, its metrics, curves, runs table, comparison, generation and deletion; bad data
+answered with one st.error (never an exception); calibration recorded in the registry.
+
+AppTest runs the page in this process, so the suite's PREFLIGHT_HOME (tests/conftest.py) is the
+workspace of both the page and the Registry() the tests read. Training and calibration run in child
+processes, which are ended at teardown if a test fails before they finish."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+
+import psutil
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from engine import workspace
+from engine.store import Registry
+from engine.units import parse_quantity
+from tests.pages.conftest import ROOT, assert_clean, metrics
+
+PAGE = str(ROOT / "views/lab.py")
+RUN_TIMEOUT_S = 150  # 20 tiny steps of 8 sequences: ~10 s on 2 idle cores, ~40 s on 2 busy ones
+
+
+@pytest.fixture(autouse=True)
+def _end_children() -> Iterator[None]:
+    """Training and calibration processes this test started (our children, by pid) never outlive it."""
+    yield
+    children = psutil.Process().children(recursive=True)
+    for child in children:
+        try:
+            child.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(children, timeout=10)
+
+
+def _page() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=90)
+    at.run()
+    assert_clean(at)
+    return at
+
+
+def _status(at: AppTest) -> str:
+    """The selected run's status from its subheader ('✅ tiny: finished' -> 'finished'), or ''."""
+    heads = [s.value for s in at.subheader if ": " in s.value]
+    return heads[0].rsplit(": ", 1)[1] if heads else ""
+
+
+def _poll(at: AppTest, done: Callable[[AppTest], bool], timeout_s: float, what: str,
+          errors_allowed: bool = False) -> None:
+    """Rerun the page (as its fragments would) until ``done``; no exception on any run."""
+    deadline = time.monotonic() + timeout_s
+    while not done(at):
+        assert time.monotonic() < deadline, f"{what} within {timeout_s:.0f} s; status {_status(at)!r}"
+        time.sleep(1.0)
+        at.run()
+        assert_clean(at, errors_allowed=errors_allowed)
+
+
+def _number(text: str) -> float:
+    value = parse_quantity(text, "metric")
+    assert math.isfinite(value), text
+    return value
+
+
+def _start_tiny(at: AppTest, steps: int) -> None:
+    at.selectbox(key="lab_preset").set_value("tiny")
+    at.number_input(key="lab_steps_tiny").set_value(steps)
+    at.number_input(key="lab_batch_tiny").set_value(8)  # 8 x 128 tokens a step: cheap on 2 shared cores
+    at.selectbox(key="lab_device").set_value("cpu")
+    at.button(key="lab_start").click().run()
+
+
+def test_empty_workspace_shows_the_form_and_an_info():
+    at = _page()
+    assert any("No runs yet" in i.value for i in at.info), [i.value for i in at.info]
+    assert at.button(key="lab_start").disabled is False  # the built-in corpus needs no upload
+    assert at.selectbox(key="lab_sample").value == "arithmetic"
+    assert not at.get("plotly_chart")
+    assert Registry().list_runs().empty
+
+
+def test_short_run_trains_live_then_is_listed_compared_sampled_and_deleted():
+    at = _page()
+    _start_tiny(at, steps=20)
+    assert_clean(at)
+    reg = Registry()
+    runs = reg.list_runs(kind="train")
+    assert len(runs) == 1
+    name = runs["name"].iloc[0]
+    assert _status(at) in ("queued", "running", "finished")
+    assert at.session_state["lab_run"] == name
+
+    _poll(at, lambda a: _status(a) not in ("queued", "running", "stopping"), RUN_TIMEOUT_S, "the run did not end")
+    assert _status(at) == "finished", [e.value for e in at.error]
+
+    shown = metrics(at)
+    train_loss, val_loss = _number(shown["Train loss"]), _number(shown["Validation loss"])
+    assert 0 < train_loss < math.log(258) + 0.5  # below a uniform guess over the byte vocabulary
+    assert 0 < val_loss < math.log(258) + 0.5
+    assert _number(shown["Tokens/s"]) > 0
+    assert shown["ETA"] == "–"  # finished
+    progress = at.get("progress")
+    assert progress and progress[0].proto.text == "step 20 of 20", [p.proto.text for p in progress]
+    assert len(at.get("plotly_chart")) == 2, "the run's curve and the comparison chart"
+    assert any(e.label == "Samples from the model" for e in at.expander)
+
+    table = at.dataframe[0].value
+    row = table[table["run"] == name].iloc[0]
+    assert row["status"] == "finished" and row["steps"] == 20 and row["preset"] == "tiny"
+    assert row["val loss"] == pytest.approx(val_loss, abs=1e-3)
+    assert at.multiselect(key="lab_compare").value == [name]
+
+    at.text_input(key="lab_prompt").set_value("12+7=")
+    at.button(key="lab_generate").click().run()
+    assert_clean(at)
+    generated = [c.value for c in at.code if c.value.startswith("12+7=")]
+    assert generated and len(generated[0]) > len("12+7="), [c.value for c in at.code]
+
+    run_dir = reg.get_run(name)["run_dir"]
+    assert at.selectbox(key="lab_target").value == name
+    at.button(key="lab_delete").click().run()
+    assert_clean(at)
+    assert reg.list_runs().empty
+    assert not (workspace.runs_dir() / name).exists() and not os.path.exists(run_dir)
+    assert "lab_run" not in at.session_state
+    assert any("No runs yet" in i.value for i in at.info)
+    assert not at.get("plotly_chart")
+
+
+def _single_label_csv() -> bytes:
+    return ("text,label\n" + "".join(f"message number {i} about the order,spam\n" for i in range(60))).encode()
+
+
+@pytest.mark.parametrize(("source", "task", "file", "expected"), [
+    ("Uploaded dataset", "lm", ("short.txt", b"hello world\n", "text/plain"), "context"),
+    ("Upload a file", "classify", ("one-label.csv", _single_label_csv(), "text/csv"), "single value"),
+], ids=["too-short-for-the-context", "classify-with-one-label"])
+def test_bad_data_ends_as_one_error_not_an_exception(source, task, file, expected):
+    if source == "Uploaded dataset":  # uploaded earlier (here or on the data-checks page)
+        workspace.save_upload(file[0], file[1])
+    at = _page()
+    at.radio(key="lab_source").set_value(source).run()
+    assert_clean(at)
+    if source == "Upload a file":
+        assert at.button(key="lab_start").disabled, "Start needs a file first"
+        at.file_uploader(key="lab_upload").set_value(file).run()
+    else:
+        assert at.selectbox(key="lab_upload_pick").value.name == file[0]
+    at.radio(key="lab_task").set_value(task).run()
+    assert_clean(at)
+    _start_tiny(at, steps=5)
+    assert not at.exception
+    _poll(at, lambda a: _status(a) not in ("queued", "running"), 60, "the bad run did not fail", errors_allowed=True)
+    assert _status(at) == "failed"
+    assert len(at.error) == 1 and expected in at.error[0].value, [e.value for e in at.error]
+    assert "Traceback" not in at.error[0].value
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_a_gpu_is_refused_on_the_page():
+    at = _page()
+    at.selectbox(key="lab_device").set_value("cuda")
+    at.button(key="lab_start").click().run()
+    assert not at.exception
+    assert len(at.error) == 1 and "cuda" in at.error[0].value.lower(), [e.value for e in at.error]
+    at = _page()
+    at.selectbox(key="lab_cal_device").set_value("cuda")
+    at.button(key="lab_cal_start").click().run()
+    assert not at.exception
+    assert len(at.error) == 1 and "cuda" in at.error[0].value.lower(), [e.value for e in at.error]
+    assert Registry().list_runs().empty, "nothing was started"
+    assert not psutil.Process().children(recursive=True)
+
+
+def test_calibration_is_recorded_and_shown_when_done():
+    at = _page()
+    at.selectbox(key="lab_cal_preset").set_value("tiny")
+    at.selectbox(key="lab_cal_device").set_value("cpu")
+    at.button(key="lab_cal_start").click().run()
+    assert_clean(at)
+    # the process registers itself only after importing torch: the page polls meanwhile, not waits
+    assert any("Calibrating" in c.value for c in at.caption), [c.value for c in at.caption]
+    reg = Registry()
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while True:
+        cal = reg.list_runs(kind="calibrate")
+        if not cal.empty and cal["status"].iloc[0] not in ("queued", "running", "stopping"):
+            break
+        assert time.monotonic() < deadline, f"calibration not done within {RUN_TIMEOUT_S} s: {cal.values.tolist()}"
+        time.sleep(1.0)
+    assert len(cal) == 1 and cal["status"].iloc[0] == "finished", cal[["name", "status", "error"]].values.tolist()
+    summary = cal["summary"].iloc[0]
+    assert summary["preset"] == "tiny" and summary["device"] == "cpu" and summary["tokens_per_s"] > 0
+    # the process exits just after recording its result; the page stops polling once it has
+    _poll(at, lambda a: not any("Calibrating" in c.value for c in a.caption), 30, "the page kept polling")
+    shown = at.dataframe[0].value
+    assert shown["status"].tolist() == ["finished"] and shown["preset"].tolist() == ["tiny"]
+    assert shown["tokens/s"].iloc[0] == pytest.approx(summary["tokens_per_s"])
+    assert reg.list_runs(kind="train").empty  # a calibration is not a training run
