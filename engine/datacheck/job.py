@@ -52,17 +52,9 @@ def _read_json(path: Path) -> Any:
 
 
 def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (our own child that exited) counts as gone
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return True
+    from engine.store import is_alive  # psutil-based, zombie-aware: the same rule as training runs
+
+    return is_alive(pid)
 
 
 @dataclass(frozen=True)

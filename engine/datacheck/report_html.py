@@ -12,7 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-_COLORS = {"critical": "#7f1d1d", "high": "#dc2626", "medium": "#d97706", "low": "#2563eb", "info": "#6b7280"}
+from engine.charts import SEVERITY_COLORS as _COLORS  # one palette for the page and the report
+
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#111827;padding:0 1rem}
 h1{margin-bottom:.2rem} .muted{color:#6b7280} .score{font-size:3rem;font-weight:700}
@@ -39,39 +40,15 @@ def _sev(s: str) -> str:
 
 
 def _charts(report: dict[str, Any]) -> list[str]:
-    charts = report.get("charts") or {}
-    figs = []
-    try:
-        import plotly.graph_objects as go
-        import plotly.io as pio
-    except ImportError:  # pragma: no cover - plotly is a dependency
-        return []
+    """The page's distribution charts (engine.charts.data_check_figures), as HTML fragments with
+    plotly.js inlined once, so the report works offline."""
+    import plotly.io as pio
 
-    def layout(fig, title: str, x: str, y: str):
-        fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, height=340, margin=dict(l=50, r=20, t=50, b=60),
-                          template="plotly_white")
-        return fig
+    from engine.charts import data_check_figures
 
-    missing = {k: v for k, v in (charts.get("missing_by_column") or {}).items() if v}
-    if missing:
-        fig = go.Figure(go.Bar(x=list(missing), y=list(missing.values()), marker_color="#d97706"))
-        figs.append(layout(fig, "Missing cells by column", "column", "missing cells"))
-    labels = charts.get("label_counts") or {}
-    if labels:
-        fig = go.Figure(go.Bar(name="train", x=list(labels), y=list(labels.values()), marker_color="#2563eb"))
-        test = charts.get("test_label_counts") or {}
-        if test:
-            fig.add_bar(name="test", x=list(test), y=list(test.values()), marker_color="#9ca3af")
-        figs.append(layout(fig, f"Label counts ({report.get('label_col')})", "label", "rows"))
-    hist = charts.get("text_length_hist")
-    if hist and sum(hist.get("counts", [])):
-        edges = hist["edges"]
-        names = [f"{edges[i]}–{edges[i + 1] - 1}" if edges[i + 1] is not None else f"{edges[i]}+"
-                 for i in range(len(edges) - 1)]
-        fig = go.Figure(go.Bar(x=names, y=hist["counts"], marker_color="#059669"))
-        figs.append(layout(fig, f"Text length ({report.get('text_col')}), characters", "characters", "rows"))
     out = []
-    for i, fig in enumerate(figs):
+    for i, fig in enumerate(data_check_figures(report)):
+        fig.update_layout(template="plotly_white")
         out.append(pio.to_html(fig, include_plotlyjs=(i == 0), full_html=False, div_id=f"chart-{i}",
                                config={"displaylogo": False}))
     return out
