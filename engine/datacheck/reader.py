@@ -145,6 +145,7 @@ class Dataset:
         names = self._raw_names
         stream = self._open()
         quotes = _QuoteCount(stream)
+        reader = None
         try:
             reader = pcsv.open_csv(
                 quotes,
@@ -180,11 +181,15 @@ class Dataset:
                     raise problem
                 self._quotes_checked = True
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            _close_reader(reader)
             stream.close()
             if "Empty CSV file" in str(exc):
                 return  # a header without a line ending, no rows
             raise self._diagnose_csv(str(exc)) from None
         finally:
+            # The threaded reader reads ahead from the Python stream on its own thread: stop it before
+            # the stream closes, or a read in flight at interpreter exit aborts the process.
+            _close_reader(reader)
             stream.close()
 
     def _csv_frame(self, table, start: int) -> pd.DataFrame:
@@ -475,6 +480,14 @@ def _decompressed_copy(ds: Dataset) -> str:
 
     atexit.register(lambda p=tmp.name: os.path.exists(p) and os.unlink(p))
     return tmp.name
+
+
+def _close_reader(reader) -> None:
+    if reader is not None:
+        try:
+            reader.close()
+        except Exception:  # noqa: BLE001 - already closed or failed: nothing left to stop
+            pass
 
 
 # ---- line streams --------------------------------------------------------------------------------
