@@ -317,5 +317,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def entry() -> None:
+    """The console script and ``python -m engine``: :func:`main`, then exit without interpreter
+    teardown once the output is flushed. pyarrow's I/O threads can still be finishing a read-ahead
+    after a refused file, and tearing the interpreter down under them aborts the process
+    ("terminate called without an active exception") instead of exiting with the code we chose."""
+    import os
+
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:  # `preflight models | head`: the reader left; not an error of ours
+        code = 0
+    try:
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    entry()

@@ -181,16 +181,25 @@ class Dataset:
                     raise problem
                 self._quotes_checked = True
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            _close_reader(reader)
-            stream.close()
-            if "Empty CSV file" in str(exc):
-                return  # a header without a line ending, no rows
-            raise self._diagnose_csv(str(exc)) from None
+            problem = str(exc)
+        else:
+            problem = None
         finally:
-            # The threaded reader reads ahead from the Python stream on its own thread: stop it before
-            # the stream closes, or a read in flight at interpreter exit aborts the process.
+            # pyarrow's reader reads ahead on its own I/O thread (which takes the GIL to read this Python
+            # stream). Close it and drop the last reference here, on this thread: left to a later garbage
+            # collection (an exception's traceback keeps this frame alive), it can be collected on that
+            # I/O thread, whose destructor then joins itself and aborts the process ("terminate called
+            # without an active exception").
             _close_reader(reader)
+            reader = None
             stream.close()
+        if problem is not None:
+            import gc
+
+            gc.collect()  # see above: collect what the failed read left in cycles here, on this thread
+            if "Empty CSV file" in problem:
+                return  # a header without a line ending, no rows
+            raise self._diagnose_csv(problem)  # outside the except: no chained Arrow traceback
 
     def _csv_frame(self, table, start: int) -> pd.DataFrame:
         import pyarrow as pa
