@@ -7,6 +7,7 @@ from engine.charts import memory_breakdown
 from engine.estimate.dtypes import KV_DTYPES, TRAIN_DTYPES, WEIGHT_DTYPES
 from engine.estimate.memory import ATTENTION, OPTIMIZER_STATE_BYTES, RECOMPUTE, MemoryInput, estimate_memory
 from engine.estimate.sweeps import DEFAULT_PLANS, memory_by_plan
+from engine.readiness import latest_calibration
 from engine.units import format_bytes
 from ui.widgets import downloads, gpu_picker, model_picker, run_engine
 
@@ -84,3 +85,16 @@ st.plotly_chart(memory_breakdown(table, gpu.memory_bytes), width="stretch")
 with st.expander("Breakdown by plan (table, bytes)"):
     st.dataframe(table, hide_index=True, width="stretch")
 downloads("memory-estimate", est.to_dict(), table)
+
+calibration = latest_calibration()
+if calibration and calibration.get("peak_memory_bytes") and calibration.get("predicted_memory_bytes"):
+    with st.expander("Predicted vs measured on this machine (the model lab's latest calibration)"):
+        ratio = calibration["peak_memory_bytes"] / calibration["predicted_memory_bytes"]
+        c = st.columns(3)
+        c[0].metric("Predicted (this estimator)", format_bytes(calibration["predicted_memory_bytes"]))
+        c[1].metric("Measured", format_bytes(calibration["peak_memory_bytes"]))
+        c[2].metric("Measured / predicted", f"{ratio:.2f}×")
+        st.caption(f"{calibration['preset']} preset, batch {calibration['batch_size']} × {calibration['context']} tokens, "
+                   f"{calibration['dtype']} on {calibration['device_name']}. On CUDA the measurement is "
+                   "torch.cuda.max_memory_allocated; on a CPU it is the growth of the process's peak RSS, which also "
+                   "holds allocator slack and autograd buffers the estimator does not model.")
