@@ -501,23 +501,28 @@ def _close_reader(reader) -> None:
 
 # ---- line streams --------------------------------------------------------------------------------
 
+def _capped_lines(stream: BinaryIO, name: str) -> Iterator[tuple[int, int, bytes]]:
+    """(1-based line number, byte offset, raw line with its ending), refusing a line over the cap
+    before it is read whole."""
+    number = offset = 0
+    while True:
+        raw = stream.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        number += 1
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            raise ValidationError(f"{name}: line {number} is longer than {_mb(MAX_LINE_BYTES)}")
+        yield number, offset, raw
+        offset += len(raw)
+
+
 def _raw_lines(ds: Dataset) -> Iterator[tuple[int, bytes]]:
     """(1-based line number, bytes without the line ending) with a length cap, from the decompressed file."""
     with ds._open() as stream:
-        number = 0
-        offset = 0
-        while True:
-            raw = stream.readline(MAX_LINE_BYTES + 1)
-            if not raw:
-                return
-            number += 1
-            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
-                raise ValidationError(f"{ds.name}: line {number} is longer than {_mb(MAX_LINE_BYTES)}")
+        for number, _, raw in _capped_lines(stream, ds.name):
             if number == 1 and raw.startswith(codecs.BOM_UTF8):
                 raw = raw[3:]
-                offset += 3
             yield number, raw.rstrip(b"\r\n")
-            offset += len(raw)
 
 
 def _decode(ds: Dataset, number: int, raw: bytes) -> str:
@@ -531,16 +536,8 @@ def _decode(ds: Dataset, number: int, raw: bytes) -> str:
 
 def _checked_lines(stream: BinaryIO, name: str, delimiter: str | None = None) -> Iterator[str]:
     """Decoded lines (endings kept, for csv.reader) that raise on bad UTF-8, over-long lines, too many fields."""
-    number = 0
-    offset = 0
     sep = (delimiter or ",").encode()
-    while True:
-        raw = stream.readline(MAX_LINE_BYTES + 1)
-        if not raw:
-            return
-        number += 1
-        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
-            raise ValidationError(f"{name}: line {number} is longer than {_mb(MAX_LINE_BYTES)}")
+    for number, offset, raw in _capped_lines(stream, name):
         if raw.count(sep) >= MAX_COLUMNS:
             raise ValidationError(f"{name}: line {number} has more than {MAX_COLUMNS:,} fields")
         try:
@@ -549,7 +546,6 @@ def _checked_lines(stream: BinaryIO, name: str, delimiter: str | None = None) ->
             raise ValidationError(
                 f"{name} is not valid UTF-8: byte 0x{raw[exc.start]:02x} at line {number} "
                 f"(byte offset {offset + exc.start}); re-save the file as UTF-8") from None
-        offset += len(raw)
         yield text
 
 
