@@ -109,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from engine.lab.trainer import TrainConfig, resolve_device, train
+    from engine.lab.device import resolve_device
+    from engine.lab.trainer import TrainConfig, train
     from engine.store import Registry
 
     device = resolve_device(args.device)

@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from engine.lab.presets import get_preset
-    from engine.lab.trainer import cpu_matmul_peak, device_name, gpu_peak_flops
+    from engine.lab.device import cpu_matmul_peak, device_name, gpu_peak_flops
 
     cuda = args.device == "cuda"
     if cuda and not torch.cuda.is_available():

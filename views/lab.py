@@ -21,7 +21,8 @@ from engine.lab.corpora import CORPORA  # noqa: E402
 from engine.lab.data import list_uploads  # noqa: E402
 from engine.lab.presets import PRESETS  # noqa: E402
 from engine.lab.tokenizer import TOKENIZER_KINDS  # noqa: E402
-from engine.lab.trainer import TrainConfig, resolve_device  # noqa: E402
+from engine.lab.device import resolve_device  # noqa: E402
+from engine.lab.trainer import TrainConfig  # noqa: E402
 from engine.store import ACTIVE, Registry  # noqa: E402
 from engine.units import format_bytes, format_count  # noqa: E402
 from ui.widgets import run_engine  # noqa: E402

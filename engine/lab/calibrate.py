@@ -73,7 +73,7 @@ def calibrate(inp: CalibrateInput, registry=None) -> CalibrateResult:
 
     from engine.lab.model import Transformer, configure_optimizer, lm_loss
     from engine.lab.presets import get_preset
-    from engine.lab.trainer import (
+    from engine.lab.device import (
         cpu_matmul_peak, device_name, gpu_peak_flops, is_oom, oom_message, peak_rss_bytes, resolve_device,
         resolve_dtype,
     )

@@ -128,7 +128,7 @@ def start_calibration(preset: str, device: str = "auto", batch_size: int | None 
     starts and its result (or error) when it ends. Returns the process id."""
     from engine.lab.presets import get_preset
 
-    from engine.lab.trainer import resolve_device
+    from engine.lab.device import resolve_device
 
     get_preset(preset)  # a bad preset or a missing GPU is refused here, not in a process nobody watches
     resolve_device(device)

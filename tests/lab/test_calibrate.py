@@ -6,7 +6,7 @@ import pytest
 
 from engine.errors import ValidationError
 from engine.lab.calibrate import CalibrateInput, calibrate
-from engine.lab.trainer import gpu_peak_flops
+from engine.lab.device import gpu_peak_flops
 
 
 def test_calibrate_tiny_on_cpu(tmp_path, monkeypatch):
