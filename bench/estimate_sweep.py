@@ -22,6 +22,7 @@ import sys
 import time
 
 from engine import catalog
+from engine.estimate import models as model_specs
 from engine.estimate.memory import MemoryInput, estimate_memory
 from engine.estimate.serving import ServeInput, estimate_serving
 from engine.estimate.training import TrainingInput, estimate_training
@@ -32,12 +33,12 @@ POOL = 2_000  # distinct random input sets, cycled through
 
 def make_inputs(rng: random.Random, n: int) -> list[tuple[TrainingInput, MemoryInput, ServeInput]]:
     """n random (training, memory, serving) inputs over every preset and GPU, all valid."""
-    models = sorted(catalog.models())
+    models = sorted(model_specs.models())
     gpus = sorted(catalog.gpus())
     out = []
     for _ in range(n):
         model, gpu = rng.choice(models), rng.choice(gpus)
-        spec = catalog.models()[model]
+        spec = model_specs.models()[model]
         seq = rng.choice([None, 512, 1024, 2048, 4096])
         seq = None if seq is not None and seq > spec.context else seq
         train = TrainingInput(

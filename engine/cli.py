@@ -10,73 +10,23 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import math
-import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 
 from engine import __version__, catalog
+from engine.estimate import models as model_specs
 from engine.errors import RunError, ValidationError
+from engine.estimate.architecture import ModelSpec
 from engine.estimate.dtypes import KV_DTYPES, WEIGHT_DTYPES
 from engine.estimate.memory import ATTENTION, OPTIMIZER_STATE_BYTES, RECOMPUTE, MemoryInput, estimate_memory
 from engine.estimate.scaling import DEFAULT_FIT, FITS, OptimalInput, estimate_optimal
 from engine.estimate import sweeps
 from engine.estimate.serving import ServeInput, estimate_serving
 from engine.estimate.training import PRECISIONS, TrainingInput, estimate_training
-from engine.units import format_bytes, parse_quantity
+from engine.cliargs import EXIT_FAILED, EXIT_USAGE, Parser, finite, quantity, whole
+from engine.units import format_bytes
 
-EXIT_USAGE = 2   # bad input: a ValidationError, one line on stderr
-EXIT_FAILED = 1  # a job that started and failed (diverged, out of memory, killed): a RunError
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors and exit code 2 (argparse prints usage blocks by default)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        # argparse only takes '-5' and '-.5' as negative numbers; '-7e9' or '-2T' would read as an
-        # unknown option ("expected one argument") instead of reaching the type check that names it.
-        self._negative_number_matcher = re.compile(r"^-(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?\s*[kmbgtp]?$", re.IGNORECASE)
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
-
-
-def _quantity(name: str) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            return parse_quantity(text, name)
-        except ValidationError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    parse.__name__ = name  # argparse names the type in its message
-    return parse
-
-
-def _int(name: str) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        value = _quantity(name)(text)
-        if value != int(value):
-            raise argparse.ArgumentTypeError(f"{name} must be a whole number, got {text!r}")
-        return int(value)
-
-    parse.__name__ = name
-    return parse
-
-
-def _float(name: str) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
-        if not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"{name} must be finite, got {text!r}")
-        return value
-
-    parse.__name__ = name
-    return parse
 
 
 def _lower(text: str) -> str:
@@ -89,9 +39,9 @@ def _model_args(parser: argparse.ArgumentParser, models: list[str]) -> None:
     who.add_argument("--model-file", metavar="PATH", help="a custom architecture (TOML or JSON, fields as in models.toml)")
 
 
-def _model(args: argparse.Namespace) -> str | catalog.ModelSpec | None:
+def _model(args: argparse.Namespace) -> str | ModelSpec | None:
     """The preset id, or the architecture read from --model-file (a bad file is a ValidationError)."""
-    return catalog.load_model_file(args.model_file) if args.model_file else args.model
+    return model_specs.load_model_file(args.model_file) if args.model_file else args.model
 
 
 # Commands that live next to their capability. Each module exposes ``register(sub, common)``, which adds
@@ -105,92 +55,92 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print one JSON object")
 
-    parser = _Parser(prog="preflight", description="Preflight: GPU cost & compute estimates, data checks and a model lab.")
+    parser = Parser(prog="preflight", description="Preflight: GPU cost & compute estimates, data checks and a model lab.")
     parser.add_argument("--version", action="version", version=f"preflight {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     sub.add_parser("models", parents=[common], help="list the model presets")
     sub.add_parser("gpus", parents=[common], help="list the GPU catalog")
 
     est = sub.add_parser("estimate", help="training, memory, serving and compute-optimal estimates")
-    est_sub = est.add_subparsers(dest="what", required=True, parser_class=_Parser)
+    est_sub = est.add_subparsers(dest="what", required=True, parser_class=Parser)
 
-    models = sorted(catalog.models())
+    models = sorted(model_specs.models())
     gpus = list(catalog.gpus())
 
     t = est_sub.add_parser("train", parents=[common], help="training FLOPs, GPU-hours, wall clock, dollars, energy")
     who = t.add_mutually_exclusive_group(required=True)
     who.add_argument("--model", type=_lower, choices=models, metavar="NAME", help=f"preset: {', '.join(models)}")
-    who.add_argument("--params", type=_quantity("params"), metavar="N", help="parameter count, e.g. 7e9 or 7B")
+    who.add_argument("--params", type=quantity("params"), metavar="N", help="parameter count, e.g. 7e9 or 7B")
     who.add_argument("--model-file", metavar="PATH", help="a custom architecture (TOML or JSON, fields as in models.toml)")
-    t.add_argument("--tokens", type=_quantity("tokens"), required=True, metavar="T", help="training tokens, e.g. 2T")
+    t.add_argument("--tokens", type=quantity("tokens"), required=True, metavar="T", help="training tokens, e.g. 2T")
     t.add_argument("--gpu", type=_lower, choices=gpus, required=True, metavar="ID", help=f"one of: {', '.join(gpus)}")
-    t.add_argument("--gpus", type=_int("gpus"), default=1, metavar="N", help="number of GPUs (default 1)")
-    t.add_argument("--seq-len", type=_int("seq-len"), metavar="S", help="sequence length (default: preset context)")
+    t.add_argument("--gpus", type=whole("gpus"), default=1, metavar="N", help="number of GPUs (default 1)")
+    t.add_argument("--seq-len", type=whole("seq-len"), metavar="S", help="sequence length (default: preset context)")
     how = t.add_mutually_exclusive_group()
-    how.add_argument("--mfu", type=_float("mfu"), metavar="F", help="model FLOPs utilization 0-1 (default: GPU's typical)")
-    how.add_argument("--achieved-tflops", type=_float("achieved-tflops"), metavar="X", help="hardware TFLOP/s per GPU actually sustained")
-    how.add_argument("--gpu-hours", type=_quantity("gpu-hours"), metavar="H", help="published GPU-hours: report the implied MFU")
-    t.add_argument("--price", type=_float("price"), metavar="USD", help="USD per GPU-hour (default: catalog)")
+    how.add_argument("--mfu", type=finite("mfu"), metavar="F", help="model FLOPs utilization 0-1 (default: GPU's typical)")
+    how.add_argument("--achieved-tflops", type=finite("achieved-tflops"), metavar="X", help="hardware TFLOP/s per GPU actually sustained")
+    how.add_argument("--gpu-hours", type=quantity("gpu-hours"), metavar="H", help="published GPU-hours: report the implied MFU")
+    t.add_argument("--price", type=finite("price"), metavar="USD", help="USD per GPU-hour (default: catalog)")
     t.add_argument("--precision", type=_lower, choices=PRECISIONS, default="bf16")
     t.add_argument("--recompute", type=_lower, choices=RECOMPUTE, default="none", help="activation recompute (adds hardware FLOPs)")
-    t.add_argument("--pue", type=_float("pue"), metavar="X", help="data-centre PUE (default 1.2)")
-    t.add_argument("--grid", type=_float("grid"), metavar="KG", help="grid intensity, kg CO2e per kWh (default 0.37)")
+    t.add_argument("--pue", type=finite("pue"), metavar="X", help="data-centre PUE (default 1.2)")
+    t.add_argument("--grid", type=finite("grid"), metavar="KG", help="grid intensity, kg CO2e per kWh (default 0.37)")
     t.add_argument("--by-gpu", action="store_true", help="add 'by_gpu': the same run on every catalog GPU")
 
     m = est_sub.add_parser("memory", parents=[common], help="memory per GPU for training or inference")
     _model_args(m, models)
     m.add_argument("--mode", type=_lower, choices=("train", "infer"), default="train")
-    m.add_argument("--batch", type=_int("batch"), default=1, metavar="B", help="micro-batch per GPU (train) or concurrent sequences (infer)")
-    m.add_argument("--seq-len", type=_int("seq-len"), metavar="S", help="tokens per sequence (default: preset context)")
+    m.add_argument("--batch", type=whole("batch"), default=1, metavar="B", help="micro-batch per GPU (train) or concurrent sequences (infer)")
+    m.add_argument("--seq-len", type=whole("seq-len"), metavar="S", help="tokens per sequence (default: preset context)")
     m.add_argument("--dtype", type=_lower, choices=WEIGHT_DTYPES, default="bf16")
     m.add_argument("--kv-dtype", type=_lower, choices=KV_DTYPES, help="KV-cache dtype (default: follows --dtype)")
-    m.add_argument("--dp", type=_int("dp"), default=1, metavar="N", help="data-parallel degree")
-    m.add_argument("--zero", type=_int("zero"), default=0, choices=(0, 1, 2, 3), help="ZeRO stage")
-    m.add_argument("--tp", type=_int("tp"), default=1, metavar="N", help="tensor-parallel degree")
-    m.add_argument("--pp", type=_int("pp"), default=1, metavar="N", help="pipeline-parallel degree")
+    m.add_argument("--dp", type=whole("dp"), default=1, metavar="N", help="data-parallel degree")
+    m.add_argument("--zero", type=whole("zero"), default=0, choices=(0, 1, 2, 3), help="ZeRO stage")
+    m.add_argument("--tp", type=whole("tp"), default=1, metavar="N", help="tensor-parallel degree")
+    m.add_argument("--pp", type=whole("pp"), default=1, metavar="N", help="pipeline-parallel degree")
     m.add_argument("--recompute", type=_lower, choices=RECOMPUTE, default="none")
     m.add_argument("--no-sequence-parallel", action="store_true", help="tensor parallelism without sequence parallelism")
     m.add_argument("--optimizer", type=_lower, choices=tuple(OPTIMIZER_STATE_BYTES), default="adamw")
-    m.add_argument("--microbatches", type=_int("microbatches"), metavar="M", help="pipeline micro-batches in flight (default: pp)")
+    m.add_argument("--microbatches", type=whole("microbatches"), metavar="M", help="pipeline micro-batches in flight (default: pp)")
     m.add_argument("--gpu", type=_lower, choices=gpus, metavar="ID", help="say whether it fits this GPU")
-    m.add_argument("--overhead-gib", type=_float("overhead-gib"), metavar="GIB", help="CUDA context and workspaces, GiB (default 1)")
+    m.add_argument("--overhead-gib", type=finite("overhead-gib"), metavar="GIB", help="CUDA context and workspaces, GiB (default 1)")
     m.add_argument("--attention", type=_lower, choices=ATTENTION, default="flash",
                    help="flash keeps no attention scores; eager stores them (Korthikanti et al.'s 5·a·s²·b)")
-    m.add_argument("--prefill-chunk-tokens", type=_int("prefill-chunk-tokens"), metavar="T",
+    m.add_argument("--prefill-chunk-tokens", type=whole("prefill-chunk-tokens"), metavar="T",
                    help="inference: tokens prefilled per step (default 8192)")
     m.add_argument("--by-plan", action="store_true", help="add 'by_plan': the breakdown under standard parallelism plans")
 
     s = est_sub.add_parser("serve", parents=[common], help="serving latency, throughput, GPUs needed and $ per million tokens")
     _model_args(s, models)
     s.add_argument("--gpu", type=_lower, choices=gpus, required=True, metavar="ID", help=f"one of: {', '.join(gpus)}")
-    s.add_argument("--gpus", type=_int("gpus"), default=1, metavar="N", help="GPUs per replica (tensor parallel)")
+    s.add_argument("--gpus", type=whole("gpus"), default=1, metavar="N", help="GPUs per replica (tensor parallel)")
     s.add_argument("--dtype", type=_lower, choices=WEIGHT_DTYPES, default="bf16")
     s.add_argument("--kv-dtype", type=_lower, choices=KV_DTYPES)
-    s.add_argument("--prompt-tokens", type=_int("prompt-tokens"), required=True, metavar="P")
-    s.add_argument("--output-tokens", type=_int("output-tokens"), required=True, metavar="O")
-    s.add_argument("--concurrency", type=_int("concurrency"), metavar="C", help="concurrent sequences (default: the most that fit, up to 256)")
-    s.add_argument("--requests-per-s", type=_float("requests-per-s"), default=1.0, metavar="R", help="target load (default 1)")
-    s.add_argument("--price", type=_float("price"), metavar="USD", help="USD per GPU-hour (default: catalog)")
-    s.add_argument("--prefill-efficiency", type=_float("prefill-efficiency"), metavar="F")
-    s.add_argument("--decode-efficiency", type=_float("decode-efficiency"), metavar="F")
-    s.add_argument("--overhead-gib", type=_float("overhead-gib"), metavar="GIB", help="per-GPU fixed overhead, GiB (default 1)")
-    s.add_argument("--max-batch", type=_int("max-batch"), metavar="N", help="scheduler limit on sequences (default 256)")
-    s.add_argument("--prefill-chunk-tokens", type=_int("prefill-chunk-tokens"), metavar="T", help="default 8192")
-    s.add_argument("--layer-overhead-us", type=_float("layer-overhead-us"), metavar="US",
+    s.add_argument("--prompt-tokens", type=whole("prompt-tokens"), required=True, metavar="P")
+    s.add_argument("--output-tokens", type=whole("output-tokens"), required=True, metavar="O")
+    s.add_argument("--concurrency", type=whole("concurrency"), metavar="C", help="concurrent sequences (default: the most that fit, up to 256)")
+    s.add_argument("--requests-per-s", type=finite("requests-per-s"), default=1.0, metavar="R", help="target load (default 1)")
+    s.add_argument("--price", type=finite("price"), metavar="USD", help="USD per GPU-hour (default: catalog)")
+    s.add_argument("--prefill-efficiency", type=finite("prefill-efficiency"), metavar="F")
+    s.add_argument("--decode-efficiency", type=finite("decode-efficiency"), metavar="F")
+    s.add_argument("--overhead-gib", type=finite("overhead-gib"), metavar="GIB", help="per-GPU fixed overhead, GiB (default 1)")
+    s.add_argument("--max-batch", type=whole("max-batch"), metavar="N", help="scheduler limit on sequences (default 256)")
+    s.add_argument("--prefill-chunk-tokens", type=whole("prefill-chunk-tokens"), metavar="T", help="default 8192")
+    s.add_argument("--layer-overhead-us", type=finite("layer-overhead-us"), metavar="US",
                    help="fixed latency per layer per forward pass (default 20)")
-    s.add_argument("--allreduce-us", type=_float("allreduce-us"), metavar="US",
+    s.add_argument("--allreduce-us", type=finite("allreduce-us"), metavar="US",
                    help="latency of one tensor-parallel all-reduce, two per layer (default 15)")
     s.add_argument("--by-concurrency", action="store_true", help="add 'by_concurrency': latency, throughput, $ vs batch")
     s.add_argument("--by-gpu", action="store_true", help="add 'by_gpu': each GPU type in the smallest group that holds the model")
 
     o = est_sub.add_parser("optimal", parents=[common], help="compute-optimal parameters and tokens (Chinchilla)")
     budget = o.add_mutually_exclusive_group(required=True)
-    budget.add_argument("--flops", type=_quantity("flops"), metavar="C", help="compute budget in FLOPs, e.g. 5.76e23")
-    budget.add_argument("--budget-usd", type=_quantity("budget-usd"), metavar="B", help="dollar budget (needs --gpu)")
+    budget.add_argument("--flops", type=quantity("flops"), metavar="C", help="compute budget in FLOPs, e.g. 5.76e23")
+    budget.add_argument("--budget-usd", type=quantity("budget-usd"), metavar="B", help="dollar budget (needs --gpu)")
     o.add_argument("--gpu", type=_lower, choices=gpus, metavar="ID")
-    o.add_argument("--mfu", type=_float("mfu"), metavar="F")
-    o.add_argument("--price", type=_float("price"), metavar="USD")
+    o.add_argument("--mfu", type=finite("mfu"), metavar="F")
+    o.add_argument("--price", type=finite("price"), metavar="USD")
     o.add_argument("--fit", type=_lower, choices=tuple(FITS), default=DEFAULT_FIT)
     o.add_argument("--frontier", action="store_true", help="add 'frontier': N_opt, D_opt and loss from 1e18 to 1e26 FLOPs")
 
@@ -209,7 +159,7 @@ def _run(args: argparse.Namespace) -> dict:
     if handler is not None:
         return handler(args)
     if args.command == "models":
-        return {"models": [_model_row(spec) for spec in catalog.models().values()], "version": catalog.catalog_versions()["models"]}
+        return {"models": [_model_row(spec) for spec in model_specs.models().values()], "version": catalog.catalog_versions()["models"]}
     if args.command == "gpus":
         return {"gpus": [asdict(gpu) for gpu in catalog.gpus().values()], "version": catalog.catalog_versions()["gpus"]}
     if args.what == "train":

@@ -43,3 +43,41 @@ def test_catalog_rows_carry_source_and_date():
         for row in data[key]:
             assert row.get("source"), f"{name}: row without source: {row}"
             assert len(row.get("date", "")) == 10, f"{name}: row without ISO date: {row}"
+
+
+def _from_imports(path: Path) -> list[tuple[str, str]]:
+    """(module, name) for every ``from module import name`` in a file, absolute modules only."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    return [(node.module, alias.name) for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 for alias in node.names]
+
+
+def _room(dotted: str) -> str:
+    """engine.lab.cli -> engine.lab; engine.cli -> engine.cli; views.lab -> views."""
+    parts = dotted.split(".")
+    return ".".join(parts[:2]) if parts[0] == "engine" else parts[0]
+
+
+def test_no_room_imports_another_rooms_private_names():
+    """Rooms talk through public names: ``from engine.cli import _int`` in engine/lab reaches into a room."""
+    offenders = []
+    for path in [*(ROOT / "engine").rglob("*.py"), *(ROOT / "views").glob("*.py"), *(ROOT / "ui").glob("*.py")]:
+        here = _room(".".join(path.relative_to(ROOT).with_suffix("").parts))
+        for module, name in _from_imports(path):
+            if (module.startswith(("engine", "ui", "views")) and _room(module) != here
+                    and name.startswith("_") and not name.startswith("__")):
+                offenders.append(f"{path.relative_to(ROOT)}: from {module} import {name}")
+    assert not offenders, offenders
+
+
+def test_lower_layers_never_import_higher_ones():
+    """Reference data (catalog), units and errors sit at the bottom: they import no other engine room."""
+    allowed = {"engine.catalog": {"engine.errors", "engine.units"}, "engine.units": {"engine.errors"},
+               "engine.errors": set()}
+    for package, ok in allowed.items():
+        base = ROOT / Path(*package.split("."))
+        paths = list(base.rglob("*.py")) if base.is_dir() else [base.with_suffix(".py")]
+        for path in paths:
+            for module, _ in _from_imports(path):
+                if module.startswith("engine") and not module.startswith(package):
+                    assert module in ok, f"{path.relative_to(ROOT)} (a lower layer) imports {module}"

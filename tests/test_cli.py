@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from engine import __version__, catalog
+from engine.estimate.models import models
 from engine.catalog import get_gpu
 from engine.cli import main
 
@@ -55,7 +56,7 @@ def finite_numbers(obj: dict) -> None:
 def test_models(capsys):
     obj = cli_json(capsys, "models")
     ids = [row["id"] for row in obj["models"]]
-    assert ids == list(catalog.models())
+    assert ids == list(models())
     row = next(r for r in obj["models"] if r["id"] == "llama-2-7b")
     assert row["params_total"] == 6_738_415_616 and row["attention"] == "mha"
     assert obj["version"] == catalog.catalog_versions()["models"]

@@ -16,6 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from engine import catalog
+from engine.estimate import models as model_specs
 from engine.errors import ValidationError
 from engine.estimate.architecture import FFN_KINDS
 from engine.units import format_count, parse_quantity
@@ -25,7 +26,7 @@ T = TypeVar("T")
 
 def model_picker(label: str = "Model preset", key: str = "model", default: str = "llama-3-8b") -> catalog.ModelSpec:
     """A preset, optionally edited into a custom architecture (any shape the engine knows)."""
-    models = catalog.models()
+    models = model_specs.models()
     ids = list(models)
     choice = st.selectbox(label, ids, index=ids.index(default), key=key,
                           format_func=lambda i: f"{models[i].name} · {format_count(models[i].params_total)}")
@@ -63,7 +64,7 @@ def architecture_editor(base: catalog.ModelSpec, key: str) -> catalog.ModelSpec:
         data.update({k: int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v for k, v in edited.items()})
         data.update(head_dim=0 if not base.is_mla else base.head_dim, id="custom", name=f"{base.name} (edited)")
         try:
-            spec = catalog.model_from_mapping(data, where="architecture")
+            spec = model_specs.model_from_mapping(data, where="architecture")
         except ValidationError as exc:
             st.error(str(exc))
             st.stop()

@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from engine import catalog
+from engine.estimate import models as model_specs
 
 st.title("Reference data")
 versions = catalog.catalog_versions()
@@ -17,7 +18,7 @@ st.download_button("Download GPUs (CSV)", gpus.to_csv(index=False), "gpus.csv", 
 
 st.subheader("Model presets")
 rows = []
-for spec in catalog.models().values():
+for spec in model_specs.models().values():
     s = spec.summary()
     rows.append({k: s[k] for k in ("id", "name", "params_total", "params_active", "n_layers", "d_model", "n_heads",
                                    "n_kv_heads", "d_ff", "ffn", "vocab_size", "context", "attention", "n_experts",

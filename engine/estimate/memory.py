@@ -30,7 +30,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from engine.catalog import GPUSpec, ModelSpec, defaults, resolve_gpu, resolve_model
+from engine.catalog import GPUSpec, defaults, resolve_gpu
+from engine.estimate.architecture import ModelSpec
+from engine.estimate.models import resolve_model
 from engine.errors import ValidationError, require_choice, require_number
 from engine.estimate.dtypes import (
     BYTES_PER_VALUE, QUANTIZED, TRAIN_DTYPES, bytes_per_weight, kv_dtype, weight_dtype,

@@ -23,7 +23,9 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
-from engine.catalog import GPUSpec, ModelSpec, defaults, resolve_gpu, resolve_model
+from engine.catalog import GPUSpec, defaults, resolve_gpu
+from engine.estimate.architecture import ModelSpec
+from engine.estimate.models import resolve_model
 from engine.errors import ValidationError, require_finite_result, require_number
 from engine.estimate.memory import check_tensor_parallel, default_kv_dtype, inference_activation_bytes
 from engine.estimate.dtypes import BYTES_PER_VALUE, QUANTIZED, bytes_per_weight, compute_precision, kv_dtype, weight_dtype

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from engine.catalog import gpus as gpu_catalog
-from engine.catalog import resolve_model
+from engine.estimate.models import resolve_model
 from engine.errors import ValidationError
 from engine.estimate.memory import MemoryInput, estimate_memory
 from engine.estimate.scaling import get_fit

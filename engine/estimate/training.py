@@ -14,7 +14,9 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from engine.catalog import GPUSpec, ModelSpec, defaults, resolve_gpu, resolve_model
+from engine.catalog import GPUSpec, defaults, resolve_gpu
+from engine.estimate.architecture import ModelSpec
+from engine.estimate.models import resolve_model
 from engine.errors import ValidationError, require_choice, require_finite_result, require_number
 
 RECOMPUTE = ("none", "selective", "full")

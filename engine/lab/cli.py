@@ -14,17 +14,12 @@ import argparse
 import os
 import sys
 
-
-def _helpers():
-    from engine.cli import _float, _int
-
-    return _int, _float
+from engine.cliargs import finite as _float
+from engine.cliargs import whole as _int
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add this package's commands to the top-level parser."""
-    _int, _float = _helpers()
-
     t = sub.add_parser("train", parents=[common], help="train a small Transformer (model lab)")
     src = t.add_mutually_exclusive_group()
     src.add_argument("--data", metavar="PATH", help="a text/CSV/TSV/JSONL/Parquet file, or an upload's name")

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from engine.catalog import get_model
+from engine.estimate.models import get_model
 from engine.errors import ValidationError
 from engine.estimate.architecture import ModelSpec
 from engine.estimate.memory import MemoryInput, estimate_memory

@@ -7,7 +7,9 @@ import math
 import pytest
 
 from engine import catalog
-from engine.catalog import GPUSpec, get_gpu, get_model, resolve_gpu, resolve_model
+from engine.estimate import models as model_specs
+from engine.catalog import GPUSpec, get_gpu, resolve_gpu
+from engine.estimate.models import get_model, resolve_model
 from engine.errors import ValidationError
 from engine.estimate.architecture import ModelSpec
 
@@ -161,7 +163,7 @@ def test_a10g_row():
 
 
 def test_every_model_row_is_sane():
-    rows = catalog.models()
+    rows = model_specs.models()
     assert set(EXACT_PARAMS) <= set(rows)
     for model_id, spec in rows.items():
         assert isinstance(spec, ModelSpec)

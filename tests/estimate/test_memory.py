@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.catalog import get_gpu, get_model, models
+from engine.catalog import get_gpu
+from engine.estimate.models import get_model, models
 from engine.errors import ValidationError
 from engine.estimate.architecture import ModelSpec
 from engine.estimate.dtypes import QUANTIZED, WEIGHT_DTYPES, bytes_per_weight

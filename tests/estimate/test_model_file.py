@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.catalog import get_model, load_model_file, model_from_mapping
+from engine.estimate.models import get_model, load_model_file, model_from_mapping
 from engine.cli import main
 from engine.errors import ValidationError
 

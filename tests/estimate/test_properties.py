@@ -9,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from engine.catalog import GPUSpec, gpus, models
+from engine.catalog import GPUSpec, gpus
+from engine.estimate.models import models
 from engine.errors import ValidationError
 from engine.estimate.architecture import ModelSpec
 from engine.estimate.memory import MemoryInput, estimate_memory, inference_activation_bytes

@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from engine.catalog import defaults, get_gpu, get_model
+from engine.catalog import defaults, get_gpu
+from engine.estimate.models import get_model
 from engine.errors import ValidationError
 from engine.estimate.serving import ServeInput, _weight_bytes, decode_weight_bytes_read, estimate_serving, prefill_flops
 

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from engine.catalog import get_model
+from engine.estimate.models import get_model
 from engine.estimate.serving import ServeInput, estimate_serving
 from engine.estimate.sweeps import serving_by_gpu
 

@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from engine.catalog import defaults, get_gpu, get_model
+from engine.catalog import defaults, get_gpu
+from engine.estimate.models import get_model
 from engine.errors import ValidationError
 from engine.estimate.training import TrainingInput, estimate_training, mfu_from_throughput
 
