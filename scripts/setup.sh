@@ -3,7 +3,7 @@
 #   scripts/setup.sh          app dependencies
 #   scripts/setup.sh --test   app + test dependencies + Debian's Chromium for the browser tests
 # PyTorch: the CPU build where no NVIDIA GPU is visible, the CUDA build plus the `gpu` extra
-# (onnxruntime-gpu, tensorrt) where `nvidia-smi -L` lists one. PREFLIGHT_TORCH overrides the
+# (onnxruntime-gpu, tensorrt) where `nvidia-smi -L` lists one; the `cpu` extra (onnxruntime) otherwise. PREFLIGHT_TORCH overrides the
 # requirement (e.g. PREFLIGHT_TORCH='torch==2.11.0'); PREFLIGHT_TORCH=skip installs no torch.
 # PREFLIGHT_EXTRAS adds extras (comma-separated, e.g. PREFLIGHT_EXTRAS=gpu) for builds where no GPU is
 # visible but one will be at run time, as inside `docker build`.
@@ -53,6 +53,9 @@ fi
 
 extras=${PREFLIGHT_EXTRAS:-}
 [ "$has_gpu" = 1 ] && [[ ",$extras," != *,gpu,* ]] && extras="${extras:+$extras,}gpu"
+# onnxruntime and onnxruntime-gpu install the same Python module: exactly one of them, by the GPU probe.
+[[ ",$extras," != *,gpu,* ]] && [[ ",$extras," != *,cpu,* ]] && extras="${extras:+$extras,}cpu"
+[ "$torch_req" != skip ] && extras="${extras:+$extras,}lab"   # peft needs torch
 [ "$want_test" = 1 ] && extras="${extras:+$extras,}test"
 pip_install -e ".${extras:+[$extras]}"
 
