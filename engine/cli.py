@@ -119,13 +119,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--kv-dtype", type=_lower, choices=KV_DTYPES)
     s.add_argument("--prompt-tokens", type=whole("prompt-tokens"), required=True, metavar="P")
     s.add_argument("--output-tokens", type=whole("output-tokens"), required=True, metavar="O")
-    s.add_argument("--concurrency", type=whole("concurrency"), metavar="C", help="concurrent sequences (default: the most that fit, up to 256)")
+    s.add_argument("--concurrency", type=whole("concurrency"), metavar="C",
+                   help="concurrent sequences (default: the smaller of max_concurrency, what the memory holds, "
+                        "and --max-num-seqs)")
     s.add_argument("--requests-per-s", type=finite("requests-per-s"), default=1.0, metavar="R", help="target load (default 1)")
     s.add_argument("--price", type=finite("price"), metavar="USD", help="USD per GPU-hour (default: catalog)")
     s.add_argument("--prefill-efficiency", type=finite("prefill-efficiency"), metavar="F")
     s.add_argument("--decode-efficiency", type=finite("decode-efficiency"), metavar="F")
     s.add_argument("--overhead-gib", type=finite("overhead-gib"), metavar="GIB", help="per-GPU fixed overhead, GiB (default 1)")
-    s.add_argument("--max-batch", type=whole("max-batch"), metavar="N", help="scheduler limit on sequences (default 256)")
+    s.add_argument("--max-num-seqs", "--max-batch", dest="max_batch", type=whole("max-num-seqs"), metavar="N",
+                   help="scheduler limit on concurrent sequences, like vLLM's max_num_seqs (default 256); "
+                        "reported as max_batch_sequences, apart from the memory bound max_concurrency")
     s.add_argument("--prefill-chunk-tokens", type=whole("prefill-chunk-tokens"), metavar="T", help="default 8192")
     s.add_argument("--layer-overhead-us", type=finite("layer-overhead-us"), metavar="US",
                    help="fixed latency per layer per forward pass (default 20)")

@@ -513,7 +513,7 @@ SERVE_FIELDS = {
     "output_tokens": ("output-tokens", False, True), "concurrency": ("concurrency", False, True),
     "requests_per_s": ("requests-per-s", False, False), "price_usd_per_hour": ("price", True, False),
     "prefill_efficiency": ("prefill-efficiency", False, False), "decode_efficiency": ("decode-efficiency", False, False),
-    "overhead_gib": ("overhead-gib", True, False), "max_batch": ("max-batch", False, True),
+    "overhead_gib": ("overhead-gib", True, False), "max_batch": ("max-num-seqs", False, True),
     "prefill_chunk_tokens": ("prefill-chunk-tokens", False, True),
     "layer_overhead_us": ("layer-overhead-us", True, False), "allreduce_us": ("allreduce-us", True, False),
 }
