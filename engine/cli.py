@@ -236,7 +236,7 @@ def _human(command: str, result: dict) -> str:
                 lines.append(f"{row['id']:<16} {row['params_total'] / 1e9:>9.2f}B  {row['name']}")
             else:
                 lines.append(f"{row['id']:<11} {row['bf16_tflops']:>7.0f} TFLOP/s bf16  {row['memory_gib']:>5.0f} GiB  "
-                             f"${row['price_usd_per_hour']:.2f}/h  {row['name']}")
+                             f"${row['price_usd_per_hour']:.2f}/h  {row['platform']:<4}  {row['name']}")
         return "\n".join(lines)
     width = max(len(k) for k in result)
     for key, value in result.items():

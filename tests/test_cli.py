@@ -408,3 +408,19 @@ def test_serve_by_gpu_table(capsys):
     rows = {row["gpu"]: row for row in obj["by_gpu"]}
     assert set(rows) == set(catalog.gpus())
     assert all(64 % row["gpus_per_replica"] == 0 for row in rows.values())  # 64 heads
+
+
+def test_deepseek_v3_published_cost_on_h800(capsys):
+    """Issue 11 item 9: the number founders quote most, DeepSeek-V3's $5.576M (2.788M H800 GPU-hours
+    at $2; DeepSeek-V3 technical report, Table 1), reproduced from the command line."""
+    obj = cli_json(capsys, "estimate", "train", "--model", "deepseek-v3", "--tokens", "14.8T", "--gpu", "h800",
+                   "--gpus", "2048", "--gpu-hours", "2.788M", "--price", "2")
+    assert obj["cost_usd"] == pytest.approx(5.576e6, rel=1e-12) and obj["gpu"] == "h800"
+    assert obj["gpu_hours"] == 2.788e6
+
+
+def test_gpus_json_says_which_are_not_cuda(capsys):
+    rows = {row["id"]: row for row in cli_json(capsys, "gpus")["gpus"]}
+    assert {"h800", "a800-80gb", "h20", "l20", "ascend-910b"} <= set(rows)
+    assert rows["ascend-910b"]["cuda"] is False and rows["ascend-910b"]["platform"] == "CANN"
+    assert rows["h20"]["cuda"] is True and rows["h800"]["platform"] == "CUDA"

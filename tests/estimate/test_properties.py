@@ -204,7 +204,7 @@ def training_inputs(draw):
     if rate == "mfu":
         kw["mfu"] = draw(good(TINY, 1))
     elif rate == "achieved_tflops":
-        kw["achieved_tflops"] = draw(good(TINY, peak))
+        kw["achieved_tflops"] = draw(good(TINY, peak or 1.0))  # peak 0: no published rate (Ascend fp32), refused
     elif rate == "gpu_hours":
         kw["gpu_hours"] = draw(good(TINY, 1e12))
     kw.update(price_usd_per_hour=draw(optional(good(0, 1e4))), pue=draw(optional(good(1, 5))),
