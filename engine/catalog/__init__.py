@@ -108,8 +108,15 @@ def default_rows() -> tuple[dict, ...]:
     return tuple(_load("defaults.toml")["default"])
 
 
+@cache
+def currency_rows() -> tuple[dict, ...]:
+    """The currencies money can be shown in: code, symbol, name, per_usd (units per US dollar),
+    source and date, in file order (``engine.money`` builds on these)."""
+    return tuple(_load("currencies.toml")["currency"])
+
+
 def catalog_versions() -> dict[str, str]:
-    return {n: _load(f"{n}.toml")["version"] for n in ("gpus", "models", "defaults")}
+    return {n: _load(f"{n}.toml")["version"] for n in ("gpus", "models", "defaults", "currencies")}
 
 
 def get_gpu(gpu_id: object) -> GPUSpec:

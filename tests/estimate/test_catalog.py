@@ -202,7 +202,7 @@ def test_defaults():
 
 def test_catalog_versions():
     versions = catalog.catalog_versions()
-    assert set(versions) == {"gpus", "models", "defaults"}
+    assert set(versions) == {"gpus", "models", "defaults", "currencies"}
     assert all(isinstance(v, str) and v for v in versions.values())
 
 
