@@ -40,7 +40,7 @@ m[2].metric("Training memory / GPU", format_bytes(mem.total_bytes_per_gpu),
             help="ZeRO-3, flash attention, micro-batch 1 at the preset's context",
             delta="fits" if mem.fits else "does not fit", delta_color="normal" if mem.fits else "inverse",
             delta_arrow="off")
-m[3].metric("Serve: $ / M output tokens", money(serve.cost_per_million_output_tokens_usd),
+m[3].metric("Serve: cost / M output tokens", money(serve.cost_per_million_output_tokens_usd),
             help=f"{serve.gpus} GPU(s) per replica, {serve.concurrency} concurrent sequences, 1000 in / 250 out")
 
 st.divider()

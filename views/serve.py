@@ -8,6 +8,7 @@ from engine.estimate.dtypes import KV_DTYPES, WEIGHT_DTYPES
 from engine.estimate.serving import ServeInput, estimate_serving
 from engine.estimate.sweeps import serving_by_concurrency, serving_by_gpu
 from engine.units import format_bytes
+from ui.currency import current_currency, money_table, price_input
 from ui.widgets import downloads, gpu_picker, model_picker, money, run_engine
 
 st.title("Serving")
@@ -31,8 +32,7 @@ with c3:
     st.subheader("Hardware")
     gpu = gpu_picker(key="serve-gpu")
     n = st.number_input("GPUs per replica (tensor parallel)", 1, 4096, 1, key="serve-gpus")
-    price = st.number_input("Price per GPU-hour (USD)", 0.0, 1000.0, float(gpu.price_usd_per_hour), 0.05,
-                            key=f"serve-price-{gpu.id}")
+    price = price_input("Price per GPU-hour", gpu.price_usd_per_hour, key=f"serve-price-{gpu.id}")
 with st.expander("Assumptions (editable; sources on the Reference data page)"):
     d = defaults()
     e = st.columns(4)
@@ -77,16 +77,18 @@ m[1].metric("Scheduler limit", f"{est.max_batch_sequences:,}", help="max_num_seq
 m[2].metric("GPUs needed", f"{est.gpus_needed:,}", help=f"{est.replicas} replica(s) of {est.gpus} for {rps:g} req/s")
 m[3].metric("Weights", format_bytes(est.weights_bytes), help=f"KV cache per sequence: {format_bytes(est.kv_cache_bytes_per_sequence)}")
 m = st.columns(4)
-m[0].metric("$ / M input tokens", money(est.cost_per_million_input_tokens_usd))
-m[1].metric("$ / M output tokens", money(est.cost_per_million_output_tokens_usd))
+m[0].metric("Cost / M input tokens", money(est.cost_per_million_input_tokens_usd),
+            help="GPU time per input token when a busy server fills whole prefill chunks")
+m[1].metric("Cost / M output tokens", money(est.cost_per_million_output_tokens_usd),
+            help=f"{est.gpus} GPU(s) at {money(est.price_usd_per_hour)} per GPU-hour, shared by {est.concurrency} sequences")
 
 curve = run_engine(serving_by_concurrency, inp)
 by_gpu = run_engine(serving_by_gpu, inp)
 left, right = st.columns(2)
-left.plotly_chart(serving_curve(curve), width="stretch")
-right.plotly_chart(serving_cost_by_gpu(by_gpu, gpu.id), width="stretch")
+left.plotly_chart(serving_curve(curve, current_currency()), width="stretch")
+right.plotly_chart(serving_cost_by_gpu(by_gpu, gpu.id, current_currency()), width="stretch")
 with st.expander("By concurrency and by GPU type (tables)"):
-    st.dataframe(curve, hide_index=True, width="stretch")
-    st.dataframe(by_gpu, hide_index=True, width="stretch")
+    st.dataframe(money_table(curve), hide_index=True, width="stretch")
+    st.dataframe(money_table(by_gpu), hide_index=True, width="stretch")
 downloads("serving-estimate", est.to_dict(), curve)
 downloads("serving-by-gpu", None, by_gpu)
