@@ -220,3 +220,16 @@ def test_money_module_has_no_streamlit():
     names = {a.name for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
     mods = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert "streamlit" not in names and "streamlit" not in mods
+
+
+def test_readiness_in_the_currency(tmp_path, capsys):
+    """readiness --currency: the latest check's estimator link gets its converted cost and sentence."""
+    from engine.datacheck import job
+
+    csv = tmp_path / "d.csv"
+    csv.write_text("text,label\n" + "".join(f"review number {i} was fine,{i % 2}\n" for i in range(40)))
+    job.start_check({"path": str(csv)}, inline=True)
+    r = cli_json(capsys, "readiness", "--currency", "CNY", "--exchange-rate", "7")
+    est = r["data"]["estimate"]
+    assert est["cost_cny"] == pytest.approx(est["cost_usd"] * 7) and "¥" in est["sentence"]
+    assert r["currency"]["per_usd"] == 7.0

@@ -8,6 +8,8 @@ from engine.readiness import readiness
 from engine.estimate.serving import ServeInput, estimate_serving
 from engine.estimate.training import TrainingInput, estimate_training
 from engine.units import format_bytes, format_count, format_duration_hours
+from engine.datacheck.runner import estimate_sentence
+from ui.currency import current_currency
 from ui.navigation import PAGES, link
 from ui.widgets import gpu_picker, model_picker, money, run_engine
 
@@ -57,7 +59,7 @@ with r1, st.container(border=True):
         for f in data["top_findings"]:
             st.caption(f"{f['severity'].upper()}: {f['title']}")
         if data.get("estimate"):
-            st.caption(data["estimate"]["sentence"])
+            st.caption(estimate_sentence(data["estimate"], current_currency()))
     else:
         st.caption("No dataset checked yet: upload one, or try a built-in sample.")
     link(pages["data"])
