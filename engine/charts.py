@@ -6,6 +6,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from engine.money import Currency, get_currency
+
 COMPONENT_COLORS = {
     "weights": "#2563eb", "gradients": "#7c3aed", "optimizer": "#db2777", "activations": "#ea580c",
     "kv_cache": "#16a34a", "overhead": "#94a3b8",
@@ -22,20 +24,26 @@ def _empty(title: str, why: str) -> go.Figure:
     return fig
 
 
+def _cur(currency: Currency | None) -> Currency:
+    """Money charts take USD columns and show them in ``currency`` (default USD)."""
+    return currency or get_currency()
+
+
 def _highlight(gpu_ids, highlight: str | None) -> list[str]:
     """Bar colours that pick out the user's chosen GPU among the catalog's."""
     return [CHOSEN if g == highlight else OTHERS for g in gpu_ids]
 
 
-def cost_time_by_gpu(df: pd.DataFrame, highlight: str | None = None) -> go.Figure:
+def cost_time_by_gpu(df: pd.DataFrame, highlight: str | None = None, currency: Currency | None = None) -> go.Figure:
     """Cost and wall clock of one run per GPU type, side by side."""
     if df.empty:
         return _empty("The same run on each GPU type", "no GPU type can run this at the chosen precision and throughput")
+    cur = _cur(currency)
     df = df.sort_values("cost_usd")
     colors = _highlight(df["gpu"], highlight)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Cost (USD)", "Wall clock (days)"), horizontal_spacing=0.12)
-    fig.add_bar(x=df["gpu"], y=df["cost_usd"], marker_color=colors, name="cost",
-                hovertemplate="%{x}: $%{y:,.0f}<extra></extra>", row=1, col=1)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(f"Cost ({cur.code})", "Wall clock (days)"), horizontal_spacing=0.12)
+    fig.add_bar(x=df["gpu"], y=df["cost_usd"] * cur.per_usd, marker_color=colors, name="cost",
+                hovertemplate=f"%{{x}}: {cur.symbol}%{{y:,.0f}}<extra></extra>", row=1, col=1)
     fig.add_bar(x=df["gpu"], y=df["wall_clock_days"], marker_color=colors, name="days",
                 hovertemplate="%{x}: %{y:,.1f} days<extra></extra>", row=1, col=2)
     fig.update_layout(title="The same run on each GPU type", showlegend=False, **_LAYOUT)
@@ -58,19 +66,21 @@ def memory_breakdown(df: pd.DataFrame, capacity_bytes: float | None = None) -> g
     return fig
 
 
-def cost_vs_size(df: pd.DataFrame, point: dict | None = None) -> go.Figure:
+def cost_vs_size(df: pd.DataFrame, point: dict | None = None, currency: Currency | None = None) -> go.Figure:
     """Training cost against model size, one line per tokens-per-parameter ratio (log-log), with the
     user's own run (``point``: params, cost_usd) marked."""
+    cur = _cur(currency)
     fig = go.Figure()
     for ratio, part in df.groupby("tokens_per_param", sort=True):
-        fig.add_scatter(x=part["params"], y=part["cost_usd"], mode="lines+markers", name=f"{ratio:g} tokens/param",
-                        hovertemplate="%{x:.3s} params<br>$%{y:,.0f}<extra></extra>")
+        fig.add_scatter(x=part["params"], y=part["cost_usd"] * cur.per_usd, mode="lines+markers",
+                        name=f"{ratio:g} tokens/param",
+                        hovertemplate=f"%{{x:.3s}} params<br>{cur.symbol}%{{y:,.0f}}<extra></extra>")
     if point:
-        fig.add_scatter(x=[point["params"]], y=[point["cost_usd"]], mode="markers", name="this run",
+        fig.add_scatter(x=[point["params"]], y=[point["cost_usd"] * cur.per_usd], mode="markers", name="this run",
                         marker=dict(size=14, color="#111827", symbol="star"),
-                        hovertemplate="this run<br>%{x:.3s} params<br>$%{y:,.0f}<extra></extra>")
+                        hovertemplate=f"this run<br>%{{x:.3s}} params<br>{cur.symbol}%{{y:,.0f}}<extra></extra>")
     fig.update_layout(title="Training cost vs model size and tokens", xaxis_title="parameters",
-                      yaxis_title="USD", xaxis_type="log", yaxis_type="log", **_LAYOUT)
+                      yaxis_title=cur.code, xaxis_type="log", yaxis_type="log", **_LAYOUT)
     return fig
 
 
@@ -93,35 +103,38 @@ def loss_vs_compute(frontier: pd.DataFrame, iso: pd.DataFrame, point: dict | Non
     return fig
 
 
-def serving_curve(df: pd.DataFrame) -> go.Figure:
-    """Decode throughput and $/M output tokens as concurrency grows."""
+def serving_curve(df: pd.DataFrame, currency: Currency | None = None) -> go.Figure:
+    """Decode throughput and cost per M output tokens as concurrency grows."""
+    cur = _cur(currency)
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_scatter(x=df["concurrency"], y=df["decode_tokens_per_s"], mode="lines+markers", name="tokens/s (all sequences)")
-    fig.add_scatter(x=df["concurrency"], y=df["cost_per_million_output_tokens_usd"], mode="lines+markers",
-                    name="$ per M output tokens", secondary_y=True)
+    fig.add_scatter(x=df["concurrency"], y=df["cost_per_million_output_tokens_usd"] * cur.per_usd, mode="lines+markers",
+                    name=f"{cur.symbol} per M output tokens", secondary_y=True)
     levels = [int(c) for c in df["concurrency"]]
     fig.update_xaxes(type="log", title="concurrent sequences", tickvals=levels, ticktext=[str(c) for c in levels],
                      minor=dict(showgrid=False), showgrid=True)
     fig.update_yaxes(title_text="tokens/s", secondary_y=False, rangemode="tozero")
-    fig.update_yaxes(title_text="USD per million output tokens", type="log", tickprefix="$", tickformat=".2~g",
+    fig.update_yaxes(title_text=f"{cur.code} per million output tokens", type="log", tickprefix=cur.symbol, tickformat=".2~g",
                      dtick="D2", secondary_y=True, showgrid=False)
     fig.update_layout(title="Throughput and cost vs concurrency", **_LAYOUT)
     return fig
 
 
-def serving_cost_by_gpu(df: pd.DataFrame, highlight: str | None = None) -> go.Figure:
-    """$ per million output tokens on each GPU type, labelled with the GPUs per replica it needs."""
+def serving_cost_by_gpu(df: pd.DataFrame, highlight: str | None = None, currency: Currency | None = None) -> go.Figure:
+    """Cost per million output tokens on each GPU type, labelled with the GPUs per replica it needs."""
+    cur = _cur(currency)
+    title = f"{cur.symbol} per million output tokens by GPU type"
     if df.empty:
-        return _empty("$ per million output tokens by GPU type", "no GPU type can hold this model and context")
+        return _empty(title, "no GPU type can hold this model and context")
     df = df.sort_values("cost_per_million_output_tokens_usd")
     colors = _highlight(df["gpu"], highlight)
     fig = go.Figure()
-    fig.add_bar(x=df["gpu"], y=df["cost_per_million_output_tokens_usd"], marker_color=colors,
+    fig.add_bar(x=df["gpu"], y=df["cost_per_million_output_tokens_usd"] * cur.per_usd, marker_color=colors,
                 text=[f"×{n}" for n in df["gpus_per_replica"]], textposition="outside",
                 customdata=df[["gpus_per_replica", "time_per_output_token_ms"]].to_numpy(),
-                hovertemplate="%{x} ×%{customdata[0]}<br>$%{y:.3f} per M output tokens"
+                hovertemplate=f"%{{x}} ×%{{customdata[0]}}<br>{cur.symbol}%{{y:.3f}} per M output tokens"
                               "<br>%{customdata[1]:.1f} ms per token<extra></extra>")
-    fig.update_layout(title="$ per million output tokens by GPU type", yaxis_title="USD",
+    fig.update_layout(title=title, yaxis_title=cur.code,
                       xaxis_title="×N: GPUs per replica, the cheapest group up to 8", showlegend=False, **_LAYOUT)
     return fig
 

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 
-from engine import __version__, catalog
+from engine import __version__, catalog, money
 from engine.estimate import models as model_specs
 from engine.errors import RunError, ValidationError
 from engine.estimate.architecture import ModelSpec
@@ -24,9 +24,14 @@ from engine.estimate.scaling import DEFAULT_FIT, FITS, OptimalInput, estimate_op
 from engine.estimate import sweeps
 from engine.estimate.serving import ServeInput, estimate_serving
 from engine.estimate.training import PRECISIONS, TrainingInput, estimate_training
-from engine.cliargs import EXIT_FAILED, EXIT_USAGE, Parser, finite, quantity, whole
+from engine.cliargs import EXIT_FAILED, EXIT_USAGE, Parser, currency_args, currency_from_args, finite, quantity, whole
 from engine.units import format_bytes
 
+
+
+PRICE_HELP = ("price per GPU-hour in the --currency (default USD): a founder in China types yuan with "
+              "--currency CNY, converted to USD at --exchange-rate (default: the catalog's dated rate); "
+              "default: the catalog's USD price")
 
 
 def _lower(text: str) -> str:
@@ -54,6 +59,7 @@ COMMAND_MODULES = ("engine.datacheck.cli", "engine.lab.cli")
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print one JSON object")
+    currency_args(common)
 
     parser = Parser(prog="preflight", description="Preflight: GPU cost & compute estimates, data checks and a model lab.")
     parser.add_argument("--version", action="version", version=f"preflight {__version__}")
@@ -81,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--mfu", type=finite("mfu"), metavar="F", help="model FLOPs utilization 0-1 (default: GPU's typical)")
     how.add_argument("--achieved-tflops", type=finite("achieved-tflops"), metavar="X", help="hardware TFLOP/s per GPU actually sustained")
     how.add_argument("--gpu-hours", type=quantity("gpu-hours"), metavar="H", help="published GPU-hours: report the implied MFU")
-    t.add_argument("--price", type=finite("price"), metavar="USD", help="USD per GPU-hour (default: catalog)")
+    t.add_argument("--price", type=finite("price"), metavar="P", help=PRICE_HELP)
     t.add_argument("--precision", type=_lower, choices=PRECISIONS, default="bf16")
     t.add_argument("--recompute", type=_lower, choices=RECOMPUTE, default="none", help="activation recompute (adds hardware FLOPs)")
     t.add_argument("--pue", type=finite("pue"), metavar="X", help="data-centre PUE (default 1.2)")
@@ -119,13 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--kv-dtype", type=_lower, choices=KV_DTYPES)
     s.add_argument("--prompt-tokens", type=whole("prompt-tokens"), required=True, metavar="P")
     s.add_argument("--output-tokens", type=whole("output-tokens"), required=True, metavar="O")
-    s.add_argument("--concurrency", type=whole("concurrency"), metavar="C", help="concurrent sequences (default: the most that fit, up to 256)")
+    s.add_argument("--concurrency", type=whole("concurrency"), metavar="C",
+                   help="concurrent sequences (default: the smaller of max_concurrency, what the memory holds, "
+                        "and --max-num-seqs)")
     s.add_argument("--requests-per-s", type=finite("requests-per-s"), default=1.0, metavar="R", help="target load (default 1)")
-    s.add_argument("--price", type=finite("price"), metavar="USD", help="USD per GPU-hour (default: catalog)")
+    s.add_argument("--price", type=finite("price"), metavar="P", help=PRICE_HELP)
     s.add_argument("--prefill-efficiency", type=finite("prefill-efficiency"), metavar="F")
     s.add_argument("--decode-efficiency", type=finite("decode-efficiency"), metavar="F")
     s.add_argument("--overhead-gib", type=finite("overhead-gib"), metavar="GIB", help="per-GPU fixed overhead, GiB (default 1)")
-    s.add_argument("--max-batch", type=whole("max-batch"), metavar="N", help="scheduler limit on sequences (default 256)")
+    s.add_argument("--max-num-seqs", "--max-batch", dest="max_batch", type=whole("max-num-seqs"), metavar="N",
+                   help="scheduler limit on concurrent sequences, like vLLM's max_num_seqs (default 256); "
+                        "reported as max_batch_sequences, apart from the memory bound max_concurrency")
     s.add_argument("--prefill-chunk-tokens", type=whole("prefill-chunk-tokens"), metavar="T", help="default 8192")
     s.add_argument("--layer-overhead-us", type=finite("layer-overhead-us"), metavar="US",
                    help="fixed latency per layer per forward pass (default 20)")
@@ -137,10 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     o = est_sub.add_parser("optimal", parents=[common], help="compute-optimal parameters and tokens (Chinchilla)")
     budget = o.add_mutually_exclusive_group(required=True)
     budget.add_argument("--flops", type=quantity("flops"), metavar="C", help="compute budget in FLOPs, e.g. 5.76e23")
-    budget.add_argument("--budget-usd", type=quantity("budget-usd"), metavar="B", help="dollar budget (needs --gpu)")
+    budget.add_argument("--budget-usd", type=quantity("budget-usd"), metavar="B", help="budget in US dollars (needs --gpu)")
+    budget.add_argument("--budget", type=quantity("budget"), metavar="B",
+                        help="budget in the --currency (default USD), e.g. 7M with --currency CNY (needs --gpu)")
     o.add_argument("--gpu", type=_lower, choices=gpus, metavar="ID")
     o.add_argument("--mfu", type=finite("mfu"), metavar="F")
-    o.add_argument("--price", type=finite("price"), metavar="USD")
+    o.add_argument("--price", type=finite("price"), metavar="P", help=PRICE_HELP)
     o.add_argument("--fit", type=_lower, choices=tuple(FITS), default=DEFAULT_FIT)
     o.add_argument("--frontier", action="store_true", help="add 'frontier': N_opt, D_opt and loss from 1e18 to 1e26 FLOPs")
 
@@ -152,6 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub, common)
     return parser
+
+
+def _price(args: argparse.Namespace, value: float | None) -> float | None:
+    """A price or budget typed in the chosen currency, in USD for the engine."""
+    return None if value is None else args.money.to_usd(value)
 
 
 def _run(args: argparse.Namespace) -> dict:
@@ -166,7 +183,7 @@ def _run(args: argparse.Namespace) -> dict:
         train = TrainingInput(
             model=_model(args), params=args.params, tokens=args.tokens, gpu=args.gpu, gpus=args.gpus,
             seq_len=args.seq_len, mfu=args.mfu, achieved_tflops=args.achieved_tflops, gpu_hours=args.gpu_hours,
-            price_usd_per_hour=args.price, precision=args.precision, recompute=args.recompute,
+            price_usd_per_hour=_price(args, args.price), precision=args.precision, recompute=args.recompute,
             pue=args.pue, grid_kg_per_kwh=args.grid,
         )
         out = estimate_training(train).to_dict()
@@ -189,7 +206,7 @@ def _run(args: argparse.Namespace) -> dict:
         serve = ServeInput(
             model=_model(args), gpu=args.gpu, gpus=args.gpus, dtype=args.dtype, kv_dtype=args.kv_dtype,
             prompt_tokens=args.prompt_tokens, output_tokens=args.output_tokens, concurrency=args.concurrency,
-            requests_per_s=args.requests_per_s, price_usd_per_hour=args.price,
+            requests_per_s=args.requests_per_s, price_usd_per_hour=_price(args, args.price),
             prefill_efficiency=args.prefill_efficiency, decode_efficiency=args.decode_efficiency,
             overhead_gib=args.overhead_gib, max_batch=args.max_batch, prefill_chunk_tokens=args.prefill_chunk_tokens,
             layer_overhead_us=args.layer_overhead_us, allreduce_us=args.allreduce_us,
@@ -202,8 +219,8 @@ def _run(args: argparse.Namespace) -> dict:
         return out
     if args.what == "optimal":
         out = estimate_optimal(OptimalInput(
-            flops=args.flops, budget_usd=args.budget_usd, gpu=args.gpu, mfu=args.mfu,
-            price_usd_per_hour=args.price, fit=args.fit,
+            flops=args.flops, budget_usd=args.budget_usd if args.budget is None else _price(args, args.budget),
+            gpu=args.gpu, mfu=args.mfu, price_usd_per_hour=_price(args, args.price), fit=args.fit,
         )).to_dict()
         if args.frontier:
             out["frontier"] = _records(sweeps.loss_frontier(args.fit))
@@ -226,16 +243,27 @@ def _model_row(spec: catalog.ModelSpec) -> dict:
 
 def _human(command: str, result: dict) -> str:
     lines = []
+    cur = money.get_currency(result["currency"]["code"], result["currency"]["per_usd"]) if "currency" in result else None
     if command in ("models", "gpus"):
         for row in result[command]:
             if command == "models":
                 lines.append(f"{row['id']:<16} {row['params_total'] / 1e9:>9.2f}B  {row['name']}")
             else:
+                price = money.format_money(row["price_usd_per_hour"], cur, compact=False)
                 lines.append(f"{row['id']:<11} {row['bf16_tflops']:>7.0f} TFLOP/s bf16  {row['memory_gib']:>5.0f} GiB  "
-                             f"${row['price_usd_per_hour']:.2f}/h  {row['name']}")
+                             f"{price}/h  {row['platform']:<4}  {row['name']}")
+        if cur is not None:
+            lines.append(_rate_line(result["currency"]))
         return "\n".join(lines)
     width = max(len(k) for k in result)
     for key, value in result.items():
+        if key == "currency" and isinstance(value, dict):
+            lines.append(f"{key:<{width}}  {_rate_line(value)}")
+            continue
+        amount_in = _money_key(key, cur)
+        if amount_in is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+            lines.append(f"{key:<{width}}  {money.format_amount(value, amount_in, compact=False)}")
+            continue
         if isinstance(value, list):  # a sweep table: one compact line per row
             lines.append(f"{key}:")
             lines.extend("  " + ", ".join(f"{k}={v:,.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
@@ -249,11 +277,49 @@ def _human(command: str, result: dict) -> str:
     return "\n".join(lines)
 
 
+def _rate_line(block: dict) -> str:
+    return f"{block['code']}: {block['per_usd']:g} per USD ({block['date']}; {block['source']})"
+
+
+def _money_key(key: str, cur: money.Currency | None) -> money.Currency | None:
+    """The currency a field's number is in: USD for ``*_usd``, the chosen one for its twin."""
+    parts = key.split("_")
+    if "usd" in parts:
+        return money.get_currency()
+    if cur is not None and cur.code.lower() in parts:
+        return cur
+    return None
+
+
+def _localize(result: dict, currency: money.Currency) -> dict:
+    """``--currency``: every ``*_usd`` number gets its converted twin and the result a ``currency``
+    block; the data-check estimator sentence (in check and readiness) is rebuilt in the currency."""
+    out = money.convert_result(result, currency)
+
+    def sentences(value) -> None:
+        if isinstance(value, dict):
+            if {"sentence", "cost_usd", "gpu_hours", "tokens", "params", "flops"} <= value.keys():
+                from engine.datacheck.runner import estimate_sentence
+
+                value["sentence"] = estimate_sentence(value, currency)
+            for item in value.values():
+                sentences(item)
+        elif isinstance(value, list):
+            for item in value:
+                sentences(item)
+
+    sentences(out)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        args.money = currency_from_args(args)
         result = _run(args)
+        if args.currency is not None or args.exchange_rate is not None:
+            result = _localize(result, args.money)
     except ValidationError as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

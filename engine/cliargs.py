@@ -64,3 +64,29 @@ def finite(name: str) -> Callable[[str], float]:
 
     parse.__name__ = name
     return parse
+
+
+def currency_args(parser: argparse.ArgumentParser) -> None:
+    """--currency and --exchange-rate: money shown (and prices typed) in USD, CNY or EUR."""
+    from engine.money import codes
+
+    parser.add_argument("--currency", type=lambda text: text.strip().upper(), choices=codes(), metavar="CODE",
+                        help=f"one of {', '.join(codes())}: --json keeps every *_usd field and adds its twin "
+                             "(cost_usd -> cost_cny) and a 'currency' block with the rate and its date; the text "
+                             "output shows money in it; prices and budgets you type (--price, --budget) are read "
+                             "in it (default USD)")
+    parser.add_argument("--exchange-rate", "--usd-rate", dest="exchange_rate", type=finite("exchange-rate"),
+                        metavar="RATE", help="units of --currency per US dollar, e.g. 7.2 for CNY "
+                                             "(default: the catalog's rate, engine/catalog/currencies.toml)")
+
+
+def currency_from_args(args: argparse.Namespace):
+    """The chosen :class:`engine.money.Currency` (USD when none was chosen); a ValidationError for an
+    exchange rate without a currency, or a bad rate."""
+    from engine.money import BASE, get_currency
+
+    code = getattr(args, "currency", None)
+    rate = getattr(args, "exchange_rate", None)
+    if code is None and rate is not None:
+        raise ValidationError("--exchange-rate needs --currency CNY or EUR")
+    return get_currency(code or BASE, rate)

@@ -184,8 +184,14 @@ def test_estimate_serve_new_options(capsys):
                       "--prefill-chunk-tokens", "5000")
     assert custom["time_per_output_token_s"] - bare["time_per_output_token_s"] == pytest.approx(80 * 210e-6, rel=1e-9)
     assert custom["prefill_seconds"] - bare["prefill_seconds"] == pytest.approx(4 * 80 * 210e-6, rel=1e-9)
-    capped = cli_json(capsys, *base, "--max-batch", "3", "--overhead-gib", "2")
-    assert capped["max_concurrency"] == 3
+    capped = cli_json(capsys, "estimate", "serve", "--model", "llama-3-70b", "--gpu", "h100-sxm", "--gpus", "4",
+                      "--prompt-tokens", "20000", "--output-tokens", "256", "--max-num-seqs", "3", "--overhead-gib", "2")
+    assert capped["max_batch_sequences"] == 3 and capped["concurrency"] == 3 and capped["max_concurrency"] > 3
+    llama = cli_json(capsys, "estimate", "serve", "--model", "llama-3-8b", "--gpu", "h100-sxm",
+                     "--prompt-tokens", "512", "--output-tokens", "256")
+    # issue 11 item 1: what the memory holds (674, worked by hand in tests/estimate/test_serving.py), not
+    # the scheduler's 256
+    assert (llama["max_concurrency"], llama["max_batch_sequences"], llama["concurrency"]) == (674, 256, 256)
     roomy, tight = (cli_json(capsys, "estimate", "serve", "--model", "llama-3-70b", "--gpu", "h100-sxm", "--gpus", "4",
                              "--prompt-tokens", "100000", "--output-tokens", "1000", "--overhead-gib", gib)
                     for gib in ("0", "20"))
@@ -312,7 +318,8 @@ SERVE = ["estimate", "serve", "--model", "llama-3-8b", "--gpu", "h100-sxm", "--p
     (SERVE + ["--requests-per-s", "-2"], "-2"),
     (SERVE + ["--decode-efficiency", "2"], "2"),
     (SERVE + ["--overhead-gib", "-1"], "-1"),
-    (SERVE + ["--max-batch", "0"], "max-batch"),
+    (SERVE + ["--max-num-seqs", "0"], "max-num-seqs"),
+    (SERVE + ["--max-batch", "0"], "max-num-seqs"),  # the older name of the same option
     (SERVE + ["--prefill-chunk-tokens", "1.5"], "1.5"),
     (SERVE + ["--layer-overhead-us", "nan"], "nan"),
     (SERVE + ["--allreduce-us", "-3"], "-3"),
@@ -401,3 +408,19 @@ def test_serve_by_gpu_table(capsys):
     rows = {row["gpu"]: row for row in obj["by_gpu"]}
     assert set(rows) == set(catalog.gpus())
     assert all(64 % row["gpus_per_replica"] == 0 for row in rows.values())  # 64 heads
+
+
+def test_deepseek_v3_published_cost_on_h800(capsys):
+    """Issue 11 item 9: the number founders quote most, DeepSeek-V3's $5.576M (2.788M H800 GPU-hours
+    at $2; DeepSeek-V3 technical report, Table 1), reproduced from the command line."""
+    obj = cli_json(capsys, "estimate", "train", "--model", "deepseek-v3", "--tokens", "14.8T", "--gpu", "h800",
+                   "--gpus", "2048", "--gpu-hours", "2.788M", "--price", "2")
+    assert obj["cost_usd"] == pytest.approx(5.576e6, rel=1e-12) and obj["gpu"] == "h800"
+    assert obj["gpu_hours"] == 2.788e6
+
+
+def test_gpus_json_says_which_are_not_cuda(capsys):
+    rows = {row["id"]: row for row in cli_json(capsys, "gpus")["gpus"]}
+    assert {"h800", "a800-80gb", "h20", "l20", "ascend-910b"} <= set(rows)
+    assert rows["ascend-910b"]["cuda"] is False and rows["ascend-910b"]["platform"] == "CANN"
+    assert rows["h20"]["cuda"] is True and rows["h800"]["platform"] == "CUDA"

@@ -25,7 +25,7 @@ PAGES: tuple[PageInfo, ...] = (
     PageInfo("views/memory.py", "Memory", ":material/memory:", "memory",
              "ZeRO, tensor / pipeline parallelism, recompute, KV cache", "Cost & compute"),
     PageInfo("views/serve.py", "Serving", ":material/speed:", "serve",
-             "Latency, throughput, GPUs for a load, $ per M tokens", "Cost & compute"),
+             "Latency, throughput, GPUs for a load, cost per M tokens", "Cost & compute"),
     PageInfo("views/scaling.py", "Compute-optimal", ":material/insights:", "scaling",
              "Chinchilla N and D for a FLOP or dollar budget", "Cost & compute"),
     PageInfo("views/data.py", "Data checks", ":material/fact_check:", "data",

@@ -20,6 +20,7 @@ from engine.estimate import models as model_specs
 from engine.errors import ValidationError
 from engine.estimate.architecture import FFN_KINDS
 from engine.units import format_count, parse_quantity
+from ui.currency import current_currency, money_result, money_table
 
 T = TypeVar("T")
 
@@ -105,7 +106,9 @@ def run_engine(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 def downloads(name: str, result: dict | None = None, table: pd.DataFrame | None = None, key: str = "") -> None:
-    """JSON of the headline estimate and CSV of the table behind the chart, side by side."""
+    """JSON of the headline estimate and CSV of the table behind the chart, side by side. In another
+    currency than USD both keep their *_usd fields and add the converted ones (JSON: a currency block)."""
+    result, table = money_result(result), money_table(table) if table is not None else None
     cols = st.columns(2)
     if result is not None:
         cols[0].download_button("Download estimate (JSON)", json.dumps(result, indent=2, allow_nan=False),
@@ -117,12 +120,6 @@ def downloads(name: str, result: dict | None = None, table: pd.DataFrame | None 
 
 
 def money(value: float) -> str:
-    if value >= 1e9:
-        return f"${value / 1e9:,.2f}B"
-    if value >= 1e6:
-        return f"${value / 1e6:,.2f}M"
-    if value >= 1e3:
-        return f"${value / 1e3:,.1f}K"
-    if value >= 1:
-        return f"${value:,.2f}"
-    return f"${value:.4f}"
+    """A USD amount in the user's currency (the sidebar setting, ui/currency.py): ``$5.58M``,
+    ``¥39.75M``, ``€2.57``. The one way pages show money."""
+    return current_currency().format(value)

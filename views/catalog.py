@@ -5,14 +5,16 @@ import streamlit as st
 
 from engine import catalog
 from engine.estimate import models as model_specs
+from ui.currency import money_table
 
 st.title("Reference data")
 versions = catalog.catalog_versions()
 st.caption(f"Versioned data files in engine/catalog/ — GPUs {versions['gpus']}, models {versions['models']}, "
-           f"defaults {versions['defaults']}. Every row carries its source and date; prices are meant to be edited.")
+           f"defaults {versions['defaults']}, currencies {versions['currencies']}. Every row carries its source and "
+           "date; prices are meant to be edited. `platform` is the software stack: only CUDA rows get CUDA paths.")
 
 st.subheader("GPUs")
-gpus = pd.DataFrame([{f: getattr(g, f) for f in g.__dataclass_fields__} for g in catalog.gpus().values()])
+gpus = money_table(pd.DataFrame([{f: getattr(g, f) for f in g.__dataclass_fields__} for g in catalog.gpus().values()]))
 st.dataframe(gpus, hide_index=True, width="stretch")
 st.download_button("Download GPUs (CSV)", gpus.to_csv(index=False), "gpus.csv", "text/csv", on_click="ignore")
 
@@ -31,3 +33,8 @@ st.download_button("Download models (CSV)", models.to_csv(index=False), "models.
 
 st.subheader("Default assumptions")
 st.dataframe(pd.DataFrame(catalog.default_rows()), hide_index=True, width="stretch")
+
+st.subheader("Currencies")
+st.caption("Rates per US dollar, each with its source and date; the sidebar setting can override them. Catalog "
+           "prices are USD list prices converted at the rate, not local quotes: type your own in your currency.")
+st.dataframe(pd.DataFrame(catalog.currency_rows()), hide_index=True, width="stretch")

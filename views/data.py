@@ -12,7 +12,10 @@ import streamlit as st
 from engine import workspace
 from engine.charts import SEVERITY_COLORS, data_check_figures, readiness_gauge
 from engine.datacheck import job
+from engine.datacheck.report_html import render_html
+from engine.datacheck.runner import estimate_sentence
 from engine.datacheck.samples import SAMPLES, write_sample
+from ui.currency import current_currency, money_result
 from ui.navigation import PAGES, link
 from ui.widgets import run_engine
 
@@ -134,7 +137,7 @@ with g2:
                f"{len(problems)} problem(s) found.")
     estimate = report.get("estimate")
     if estimate:
-        st.info(estimate["sentence"])
+        st.info(estimate_sentence(estimate, current_currency()))
         link(next(p for p in PAGES if p.url_path == "train"))
 
 st.subheader("Findings")
@@ -173,11 +176,14 @@ with st.expander("Checks run and the score's weights"):
 st.subheader("Downloads")
 d1, d2, d3, d4 = st.columns(4)
 stem = Path(report["file"]).name.split(".")[0] or "dataset"
-d1.download_button("Report (JSON)", json.dumps(report, indent=2), file_name=f"{stem}-report.json",
+d1.download_button("Report (JSON)", json.dumps(money_result(report), indent=2), file_name=f"{stem}-report.json",
                    mime="application/json", on_click="ignore", key="dc_dl_json")
 html_path = job.artifact(status.job_id, "report.html")
 if html_path:
-    d2.download_button("Report (HTML)", html_path.read_bytes(), file_name=f"{stem}-report.html", mime="text/html",
+    # the stored report is in USD; another currency re-renders it (its estimator sentence) from the JSON
+    cur = current_currency()
+    page = html_path.read_bytes() if cur.code == "USD" else render_html(report, cur).encode("utf-8")
+    d2.download_button("Report (HTML)", page, file_name=f"{stem}-report.html", mime="text/html",
                        on_click="ignore", key="dc_dl_html")
 findings_csv = pd.DataFrame([{k: (v if not isinstance(v, (list, dict)) else json.dumps(v)) for k, v in f.items()}
                              for f in findings]).to_csv(index=False)

@@ -8,6 +8,8 @@ from engine.readiness import readiness
 from engine.estimate.serving import ServeInput, estimate_serving
 from engine.estimate.training import TrainingInput, estimate_training
 from engine.units import format_bytes, format_count, format_duration_hours
+from engine.datacheck.runner import estimate_sentence
+from ui.currency import current_currency
 from ui.navigation import PAGES, link
 from ui.widgets import gpu_picker, model_picker, money, run_engine
 
@@ -40,7 +42,7 @@ m[2].metric("Training memory / GPU", format_bytes(mem.total_bytes_per_gpu),
             help="ZeRO-3, flash attention, micro-batch 1 at the preset's context",
             delta="fits" if mem.fits else "does not fit", delta_color="normal" if mem.fits else "inverse",
             delta_arrow="off")
-m[3].metric("Serve: $ / M output tokens", money(serve.cost_per_million_output_tokens_usd),
+m[3].metric("Serve: cost / M output tokens", money(serve.cost_per_million_output_tokens_usd),
             help=f"{serve.gpus} GPU(s) per replica, {serve.concurrency} concurrent sequences, 1000 in / 250 out")
 
 st.divider()
@@ -57,7 +59,7 @@ with r1, st.container(border=True):
         for f in data["top_findings"]:
             st.caption(f"{f['severity'].upper()}: {f['title']}")
         if data.get("estimate"):
-            st.caption(data["estimate"]["sentence"])
+            st.caption(estimate_sentence(data["estimate"], current_currency()))
     else:
         st.caption("No dataset checked yet: upload one, or try a built-in sample.")
     link(pages["data"])

@@ -6,6 +6,7 @@ from engine.charts import loss_vs_compute
 from engine.estimate.scaling import DEFAULT_FIT, FITS, OptimalInput, estimate_optimal
 from engine.estimate.sweeps import loss_frontier, loss_iso_params
 from engine.units import format_count, format_sci
+from ui.currency import current_currency, price_input
 from ui.widgets import downloads, gpu_picker, money, quantity_input, run_engine
 
 st.title("Compute-optimal")
@@ -20,15 +21,18 @@ with c1:
 with c2:
     gpu = gpu_picker(key="opt-gpu")
     if kind == "Dollars":
-        budget = quantity_input("Budget (USD)", "1M", key="budget-usd")
+        cur = current_currency()
+        budget = quantity_input(f"Budget ({cur.code})", format_count(cur.from_usd(1e6)), key=f"budget-{cur.code}",
+                                help=f"in {cur.name}, e.g. 1M or 2.5e6")
+        budget = cur.to_usd(budget) if budget is not None else None
         flops = None
     else:
         flops = quantity_input("Compute budget (FLOPs)", "5.76e23", key="budget-flops")
         budget = None
     g1, g2 = st.columns(2)
     mfu = g1.slider("MFU", 0.05, 0.8, float(gpu.typical_mfu), 0.01, key=f"opt-mfu-{gpu.id}")
-    price = g2.number_input("Price per GPU-hour (USD)", 0.01, 1000.0, float(gpu.price_usd_per_hour), 0.05,
-                            key=f"opt-price-{gpu.id}")
+    price = price_input("Price per GPU-hour", gpu.price_usd_per_hour, key=f"opt-price-{gpu.id}", container=g2,
+                        min_usd=0.01)
 if budget is None and flops is None:
     st.stop()
 

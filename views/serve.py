@@ -8,6 +8,7 @@ from engine.estimate.dtypes import KV_DTYPES, WEIGHT_DTYPES
 from engine.estimate.serving import ServeInput, estimate_serving
 from engine.estimate.sweeps import serving_by_concurrency, serving_by_gpu
 from engine.units import format_bytes
+from ui.currency import current_currency, money_table, price_input
 from ui.widgets import downloads, gpu_picker, model_picker, money, run_engine
 
 st.title("Serving")
@@ -25,13 +26,13 @@ with c2:
     prompt = st.number_input("Prompt tokens", 1, 10_000_000, 1000, key="prompt")
     output = st.number_input("Output tokens", 1, 10_000_000, 250, key="output")
     rps = st.number_input("Requests per second", 0.001, 1e7, 10.0, key="rps")
-    conc = st.number_input("Concurrent sequences (0 = as many as fit)", 0, 1_000_000, 0, key="conc")
+    conc = st.number_input("Concurrent sequences (0 = as many as fit, up to the scheduler limit)", 0, 1_000_000, 0,
+                           key="conc")
 with c3:
     st.subheader("Hardware")
     gpu = gpu_picker(key="serve-gpu")
     n = st.number_input("GPUs per replica (tensor parallel)", 1, 4096, 1, key="serve-gpus")
-    price = st.number_input("Price per GPU-hour (USD)", 0.0, 1000.0, float(gpu.price_usd_per_hour), 0.05,
-                            key=f"serve-price-{gpu.id}")
+    price = price_input("Price per GPU-hour", gpu.price_usd_per_hour, key=f"serve-price-{gpu.id}")
 with st.expander("Assumptions (editable; sources on the Reference data page)"):
     d = defaults()
     e = st.columns(4)
@@ -41,7 +42,8 @@ with st.expander("Assumptions (editable; sources on the Reference data page)"):
                               help="fraction of the datasheet memory bandwidth that decode reaches")
     overhead = e[2].number_input("Fixed overhead per GPU (GiB)", 0.0, 100.0, d["overhead_gib"], 0.25, key="serve-overhead")
     max_batch = e[3].number_input("Scheduler limit (sequences)", 1, 100_000, int(d["max_batch_sequences"]), key="max-batch",
-                                  help="like vLLM's max_num_seqs")
+                                  help="like vLLM's max_num_seqs: the most sequences the server batches, "
+                                       "whatever the memory holds")
     chunk = e[0].number_input("Prefill chunk (tokens)", 1, 10_000_000, int(d["prefill_chunk_tokens"]), key="chunk",
                               help="tokens prefilled per step; bounds activation memory, amortizes the weight read")
     layer_us = e[1].number_input("Per-layer latency (µs)", 0.0, 10_000.0, d["decode_layer_overhead_us"], 5.0, key="layer-us",
@@ -65,20 +67,28 @@ m[0].metric("Prefill latency", f"{est.prefill_seconds * 1e3:,.1f} ms", help=f"{e
 m[1].metric("Time per output token", f"{est.time_per_output_token_s * 1e3:,.1f} ms",
             help=f"{est.decode_bound}-bound at {est.concurrency} concurrent sequences")
 m[2].metric("Decode throughput", f"{est.decode_tokens_per_s:,.0f} tok/s", help="all sequences of one replica")
-m[3].metric("Max concurrency", f"{est.max_concurrency:,}", help="sequences whose KV cache fits beside the weights")
+m[3].metric("Concurrency used", f"{est.concurrency:,}",
+            help="the figures here are at this many concurrent sequences: yours, or the smaller of the two bounds below")
 m = st.columns(4)
-m[0].metric("GPUs needed", f"{est.gpus_needed:,}", help=f"{est.replicas} replica(s) of {est.gpus} for {rps:g} req/s")
-m[1].metric("$ / M input tokens", money(est.cost_per_million_input_tokens_usd))
-m[2].metric("$ / M output tokens", money(est.cost_per_million_output_tokens_usd))
+m[0].metric("Max concurrency (memory)", f"{est.max_concurrency:,}",
+            help=f"sequences of {int(prompt) + int(output):,} tokens whose KV cache fits after the weights and "
+                 "activations: what vLLM prints as 'maximum concurrency' at start-up")
+m[1].metric("Scheduler limit", f"{est.max_batch_sequences:,}", help="max_num_seqs: the server batches at most this many")
+m[2].metric("GPUs needed", f"{est.gpus_needed:,}", help=f"{est.replicas} replica(s) of {est.gpus} for {rps:g} req/s")
 m[3].metric("Weights", format_bytes(est.weights_bytes), help=f"KV cache per sequence: {format_bytes(est.kv_cache_bytes_per_sequence)}")
+m = st.columns(4)
+m[0].metric("Cost / M input tokens", money(est.cost_per_million_input_tokens_usd),
+            help="GPU time per input token when a busy server fills whole prefill chunks")
+m[1].metric("Cost / M output tokens", money(est.cost_per_million_output_tokens_usd),
+            help=f"{est.gpus} GPU(s) at {money(est.price_usd_per_hour)} per GPU-hour, shared by {est.concurrency} sequences")
 
 curve = run_engine(serving_by_concurrency, inp)
 by_gpu = run_engine(serving_by_gpu, inp)
 left, right = st.columns(2)
-left.plotly_chart(serving_curve(curve), width="stretch")
-right.plotly_chart(serving_cost_by_gpu(by_gpu, gpu.id), width="stretch")
+left.plotly_chart(serving_curve(curve, current_currency()), width="stretch")
+right.plotly_chart(serving_cost_by_gpu(by_gpu, gpu.id, current_currency()), width="stretch")
 with st.expander("By concurrency and by GPU type (tables)"):
-    st.dataframe(curve, hide_index=True, width="stretch")
-    st.dataframe(by_gpu, hide_index=True, width="stretch")
+    st.dataframe(money_table(curve), hide_index=True, width="stretch")
+    st.dataframe(money_table(by_gpu), hide_index=True, width="stretch")
 downloads("serving-estimate", est.to_dict(), curve)
 downloads("serving-by-gpu", None, by_gpu)

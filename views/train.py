@@ -8,6 +8,7 @@ from engine.estimate.sweeps import cost_by_size, training_by_gpu
 from engine.estimate.training import PRECISIONS, RECOMPUTE, TrainingInput, estimate_training
 from engine.readiness import latest_calibration
 from engine.units import format_count, format_duration_hours, format_sci
+from ui.currency import current_currency, money_table, price_input
 from ui.widgets import downloads, gpu_picker, model_picker, money, quantity_input, run_engine
 
 st.title("Training cost")
@@ -58,8 +59,7 @@ with c3:
     else:
         gpu_hours = quantity_input("Published GPU-hours", format_count(spec.published_gpu_hours, 4)
                                    if spec and spec.published_gpu_hours else "100K", key="gpu-hours")
-    price = st.number_input("Price per GPU-hour (USD)", 0.0, 1000.0, float(gpu.price_usd_per_hour), 0.05,
-                            key=f"price-{gpu.id}")
+    price = price_input("Price per GPU-hour", gpu.price_usd_per_hour, key=f"price-{gpu.id}")
     pue = st.number_input("PUE", 1.0, 3.0, defaults()["pue"], 0.05, key="pue",
                           help="data-centre power usage effectiveness: energy = GPU-hours × TDP × PUE")
     grid = st.number_input("Grid intensity (kg CO₂e/kWh)", 0.0, 2.0, defaults()["grid_kg_co2_per_kwh"], 0.01, key="grid")
@@ -74,7 +74,7 @@ est = run_engine(estimate_training, inp)
 
 st.divider()
 m = st.columns(4)
-m[0].metric("Cost", money(est.cost_usd), help=f"{format_count(est.gpu_hours)} GPU-hours × ${est.price_usd_per_hour:,.2f}")
+m[0].metric("Cost", money(est.cost_usd), help=f"{format_count(est.gpu_hours)} GPU-hours × {money(est.price_usd_per_hour)}")
 m[1].metric("Wall clock", format_duration_hours(est.wall_clock_hours), help=f"on {est.gpus:,} × {gpu.name}")
 m[2].metric("GPU-hours", format_count(est.gpu_hours))
 m[3].metric("Total FLOPs", format_sci(est.flops_total), help=f"{format_sci(est.flops_per_token)} FLOPs per token")
@@ -86,10 +86,11 @@ m[3].metric("CO₂e", f"{est.co2_kg / 1e3:,.1f} t", help=f"{est.grid_kg_per_kwh:
 
 by_gpu = run_engine(training_by_gpu, inp)
 left, right = st.columns(2)
-left.plotly_chart(cost_time_by_gpu(by_gpu, gpu.id), width="stretch")
+left.plotly_chart(cost_time_by_gpu(by_gpu, gpu.id, current_currency()), width="stretch")
 sizes = [1e8, 3e8, 1e9, 3e9, 1e10, 3e10, 1e11, 3e11, 1e12]
 by_size = run_engine(cost_by_size, inp, sizes, [20.0, 100.0, 1000.0])
-right.plotly_chart(cost_vs_size(by_size, {"params": est.params, "cost_usd": est.cost_usd}), width="stretch")
+right.plotly_chart(cost_vs_size(by_size, {"params": est.params, "cost_usd": est.cost_usd}, current_currency()),
+                   width="stretch")
 with st.expander("Cost by GPU type (table)"):
-    st.dataframe(by_gpu, hide_index=True, width="stretch")
+    st.dataframe(money_table(by_gpu), hide_index=True, width="stretch")
 downloads("training-estimate", est.to_dict(), by_gpu)

@@ -10,19 +10,23 @@ cached; lookups by id raise :class:`~engine.errors.ValidationError` naming the a
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from functools import cache
 from pathlib import Path
 
 from engine.errors import require_choice, require_number
 
 _HERE = Path(__file__).parent
+# The software stack an accelerator runs. Only CUDA parts get CUDA paths (the lab's device choice,
+# CUDA-only inference engines); ROCm runs PyTorch's HIP build, CANN Huawei's torch_npu / MindSpore.
+PLATFORMS = ("CUDA", "ROCm", "CANN")
 
 
 @dataclass(frozen=True, slots=True)
 class GPUSpec:
     """One accelerator: dense tensor peaks (TFLOP/s), memory (GiB, as vendors size HBM/GDDR), bandwidth
-    (decimal GB/s), board power (W), on-demand price (USD per GPU-hour) and typical training MFU."""
+    (decimal GB/s), board power (W), on-demand price (USD per GPU-hour), typical training MFU, and the
+    software ``platform`` it runs (CUDA, ROCm, CANN); ``cuda`` says whether CUDA paths apply to it."""
 
     id: str
     name: str
@@ -36,10 +40,14 @@ class GPUSpec:
     price_usd_per_hour: float
     typical_mfu: float
     typical_mfu_fp8: float = 0.0
+    platform: str = "CUDA"
     source: str = ""
     date: str = ""
+    cuda: bool = field(init=False, default=True)  # derived from platform: offer CUDA paths or not
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "platform", require_choice("gpu platform", self.platform, PLATFORMS))
+        object.__setattr__(self, "cuda", self.platform == "CUDA")
         # (field, low, low allowed, high): a custom GPU is checked like any other input.
         for name, low, low_inclusive, high in (
             ("bf16_tflops", 0, False, 1e6), ("fp8_tflops", 0, True, 1e6), ("fp32_tflops", 0, True, 1e6),
@@ -77,7 +85,7 @@ def _load(name: str) -> dict:
 @cache
 def gpus() -> dict[str, GPUSpec]:
     """The GPU catalog, keyed by id, in file order."""
-    names = {f.name for f in fields(GPUSpec)}
+    names = {f.name for f in fields(GPUSpec) if f.init}
     return {row["id"]: GPUSpec(**{k: v for k, v in row.items() if k in names}) for row in _load("gpus.toml")["gpu"]}
 
 
@@ -100,8 +108,15 @@ def default_rows() -> tuple[dict, ...]:
     return tuple(_load("defaults.toml")["default"])
 
 
+@cache
+def currency_rows() -> tuple[dict, ...]:
+    """The currencies money can be shown in: code, symbol, name, per_usd (units per US dollar),
+    source and date, in file order (``engine.money`` builds on these)."""
+    return tuple(_load("currencies.toml")["currency"])
+
+
 def catalog_versions() -> dict[str, str]:
-    return {n: _load(f"{n}.toml")["version"] for n in ("gpus", "models", "defaults")}
+    return {n: _load(f"{n}.toml")["version"] for n in ("gpus", "models", "defaults", "currencies")}
 
 
 def get_gpu(gpu_id: object) -> GPUSpec:

@@ -67,7 +67,7 @@ def _check(args: argparse.Namespace) -> dict:
     if args.html:
         from engine.datacheck.report_html import write_html
 
-        out["html"] = str(write_html(report, args.html))
+        out["html"] = str(write_html(report, args.html, currency=getattr(args, "money", None)))
     return out
 
 

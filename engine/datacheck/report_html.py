@@ -54,8 +54,9 @@ def _charts(report: dict[str, Any]) -> list[str]:
     return out
 
 
-def render_html(report: Any) -> str:
-    """The report (a CheckReport or its to_dict()) as a standalone HTML document."""
+def render_html(report: Any, currency: Any = None) -> str:
+    """The report (a CheckReport or its to_dict()) as a standalone HTML document; money (the
+    estimator link) in ``currency`` (an ``engine.money.Currency``, default USD)."""
     r = report.to_dict() if hasattr(report, "to_dict") else report
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Preflight data check: {_e(r.get('file'))}</title>",
              f"<style>{_CSS}</style></head><body>"]
@@ -71,7 +72,12 @@ def render_html(report: Any) -> str:
         total = tokens.get("total") or 0
         parts.append(f"<p><b>Tokens:</b> {total:,} ({_e(tokens.get('tokenizer'))})</p>")
     if r.get("estimate"):
-        parts.append(f"<p>{_e(r['estimate'].get('sentence'))}</p>")
+        sentence = r["estimate"].get("sentence")
+        if currency is not None:
+            from engine.datacheck.runner import estimate_sentence
+
+            sentence = estimate_sentence(r["estimate"], currency)
+        parts.append(f"<p>{_e(sentence)}</p>")
 
     findings = r.get("findings") or []
     parts.append(f"<h2>Findings ({len(findings)})</h2>")
@@ -128,10 +134,10 @@ def render_html(report: Any) -> str:
     return "\n".join(parts)
 
 
-def write_html(report: Any, path: str | Path) -> Path:
+def write_html(report: Any, path: str | Path, currency: Any = None) -> Path:
     """Write the standalone report to ``path`` (via a temporary file) and return it."""
     out = Path(path)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    tmp.write_text(render_html(report), encoding="utf-8")
+    tmp.write_text(render_html(report, currency), encoding="utf-8")
     tmp.replace(out)
     return out

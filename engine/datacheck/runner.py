@@ -165,17 +165,29 @@ def estimate_for_tokens(tokens: float | None) -> dict[str, Any] | None:
         est = estimate_training(TrainingInput(tokens=float(tokens), gpu=ESTIMATE_GPU, params=params))
     except ValidationError:
         return None
-    cost = est.cost_usd
-    shown_cost = "under $0.01" if cost < 0.01 else f"about ${cost:,.2f}" if cost < 100 else f"about ${cost:,.0f}"
-    hours = est.gpu_hours
+    out = {"tokens": float(tokens), "params": params, "tokens_per_param": TOKENS_PER_PARAM, "gpu": est.gpu,
+           "flops": est.flops_total, "gpu_hours": est.gpu_hours, "cost_usd": est.cost_usd, "mfu": est.mfu}
+    out["sentence"] = estimate_sentence(out)
+    out["source"] = "Hoffmann et al. 2022 (Chinchilla), ~20 tokens per parameter; engine.estimate.training"
+    return out
+
+
+def estimate_sentence(estimate: dict[str, Any], currency: Any = None) -> str:
+    """The estimator link as one sentence, its cost in ``currency`` (an ``engine.money.Currency``;
+    default USD). Rebuilt from the stored figures, so a saved report reads in any currency."""
+    from engine.money import format_amount, get_currency
+
+    cur = currency or get_currency()
+    cost = cur.from_usd(estimate["cost_usd"])
+    s = cur.symbol
+    shown_cost = (f"under {s}0.01" if cost < 0.01 else f"about {format_amount(cost, cur, compact=False)}" if cost < 100
+                  else f"about {s}{cost:,.0f}")
+    hours = estimate["gpu_hours"]
     shown_hours = ("under one GPU-second" if hours < 1 / 3600 else f"{hours * 3600:.2g} GPU-seconds" if hours < 1 / 60 else f"{hours * 60:.1f} GPU-minutes" if hours < 1
                    else f"{hours:,.1f} GPU-hours")
-    sentence = (f"Training a compute-optimal model on these {_si(tokens)} tokens (about {_si(params)} parameters at "
-                f"Chinchilla's ~20 tokens per parameter) takes {est.flops_total:.2g} FLOPs: {shown_hours} on an "
-                f"H100 SXM, {shown_cost}.")
-    return {"tokens": float(tokens), "params": params, "tokens_per_param": TOKENS_PER_PARAM, "gpu": est.gpu,
-            "flops": est.flops_total, "gpu_hours": hours, "cost_usd": cost, "mfu": est.mfu, "sentence": sentence,
-            "source": "Hoffmann et al. 2022 (Chinchilla), ~20 tokens per parameter; engine.estimate.training"}
+    return (f"Training a compute-optimal model on these {_si(estimate['tokens'])} tokens (about {_si(estimate['params'])} "
+            f"parameters at Chinchilla's ~20 tokens per parameter) takes {estimate['flops']:.2g} FLOPs: {shown_hours} on an "
+            f"H100 SXM, {shown_cost}.")
 
 
 def _si(x: float) -> str:
@@ -382,4 +394,5 @@ def run_checks(inp: CheckInput, progress: Progress | None = None) -> CheckReport
     )
 
 
-__all__ = ["CheckInput", "CheckReport", "run_checks", "score_findings", "estimate_for_tokens", "SEVERITIES"]
+__all__ = ["CheckInput", "CheckReport", "run_checks", "score_findings", "estimate_for_tokens", "estimate_sentence",
+           "SEVERITIES"]

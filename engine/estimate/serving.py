@@ -12,7 +12,11 @@ per forward pass (per layer, and two all-reduces per layer under tensor parallel
 - A decode step at concurrency C reads the rank's weights once (MoE: the experts that C tokens touch,
   E·(1 − (1 − k/E)^C) per layer under uniform routing) plus its share of C sequences' KV caches (KV
   heads fewer than ranks, and MLA's latent, are replicated); it is bandwidth-bound until C is large.
-- Memory per rank holds weights/n, one prefill chunk's activations and the KV caches.
+- Memory per rank holds weights/n, one prefill chunk's activations and the KV caches. What is left
+  after the weights and activations, in whole sequences of KV cache, is ``max_concurrency`` (the figure
+  vLLM prints at start-up as "maximum concurrency for N tokens per request"); the scheduler's own cap
+  (vLLM's ``max_num_seqs``, default 256) is a separate input, ``max_batch_sequences``, and the default
+  ``concurrency`` is the smaller of the two.
 - Rates are datasheet peaks times efficiency factors (engine/catalog/defaults.toml, editable).
 A replica is ``gpus`` GPUs in one tensor-parallel group holding one copy of the weights.
 """
@@ -61,6 +65,7 @@ class ServeEstimate:
     weights_bytes: float
     kv_cache_bytes_per_sequence: float
     max_concurrency: int
+    max_batch_sequences: int
     concurrency: int
     prefill_seconds: float
     prefill_bound: str
@@ -159,7 +164,7 @@ def _estimate(inp: ServeInput, spec: ModelSpec, n: int) -> ServeEstimate:
     eff_c = require_number("prefill-efficiency", dflt["prefill_compute_efficiency"] if inp.prefill_efficiency is None else inp.prefill_efficiency, low=0, low_inclusive=False, high=1)
     eff_b = require_number("decode-efficiency", dflt["decode_bandwidth_efficiency"] if inp.decode_efficiency is None else inp.decode_efficiency, low=0, low_inclusive=False, high=1)
     overhead = require_number("overhead-gib", dflt["overhead_gib"] if inp.overhead_gib is None else inp.overhead_gib, low=0, high=1e4) * 2**30
-    max_batch = require_number("max-batch", dflt["max_batch_sequences"] if inp.max_batch is None else inp.max_batch, low=1, high=1e6, integer=True)
+    max_batch = require_number("max-num-seqs", dflt["max_batch_sequences"] if inp.max_batch is None else inp.max_batch, low=1, high=1e6, integer=True)
 
     chunk = require_number("prefill-chunk-tokens", dflt["prefill_chunk_tokens"] if inp.prefill_chunk_tokens is None
                            else inp.prefill_chunk_tokens, low=1, high=1e8, integer=True)
@@ -182,12 +187,14 @@ def _estimate(inp: ServeInput, spec: ModelSpec, n: int) -> ServeEstimate:
     reserve = inference_activation_bytes(spec, chunk, max_batch, n, act_bytes)
     kv_seq_rank = kv_per_seq * spec.kv_fraction_per_rank(n)
     free = usable - weights / n - reserve
-    max_conc = int(min(max_batch, max(0.0, free) // kv_seq_rank)) if kv_seq_rank > 0 else int(max_batch)
+    # The memory bound: whole sequences of KV cache in what the weights and activations leave. (A model
+    # that caches nothing is bounded by the scheduler alone.)
+    max_conc = int(max(0.0, free) // kv_seq_rank) if kv_seq_rank > 0 else int(max_batch)
     fits = max_conc >= 1
     min_gpus = min_gpus_to_fit(spec, weights, kv_per_seq, usable,
                                lambda d: inference_activation_bytes(spec, chunk, max_batch, d, act_bytes))
-    if inp.concurrency is None:
-        conc = max(1, max_conc)
+    if inp.concurrency is None:  # as many as both the memory and the scheduler allow
+        conc = max(1, min(max_conc, int(max_batch)))
     else:
         conc = require_number("concurrency", inp.concurrency, low=1, high=1e6, integer=True)
     # Fixed latency of one forward pass: kernel gaps per layer, and two all-reduces per layer under TP.
@@ -223,7 +230,8 @@ def _estimate(inp: ServeInput, spec: ModelSpec, n: int) -> ServeEstimate:
     dollars_per_s = n * price / 3600.0
     est = ServeEstimate(
         gpu=gpu.id, gpus=int(n), fits=fits, min_gpus_to_fit=min_gpus, weights_bytes=weights,
-        kv_cache_bytes_per_sequence=kv_per_seq, max_concurrency=max_conc, concurrency=int(conc),
+        kv_cache_bytes_per_sequence=kv_per_seq, max_concurrency=max_conc,
+        max_batch_sequences=int(max_batch), concurrency=int(conc),
         prefill_seconds=prefill_s, prefill_bound="compute" if pf_compute >= pf_memory else "memory",
         time_per_output_token_s=step, decode_tokens_per_s=conc / step,
         decode_tokens_per_s_per_sequence=1.0 / step, decode_bound="memory" if t_mem >= t_cmp else "compute",

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from engine.catalog import gpus as gpu_catalog
+from engine.estimate.dtypes import compute_precision, weight_dtype
 from engine.estimate.models import resolve_model
 from engine.errors import ValidationError
 from engine.estimate.memory import MemoryInput, estimate_memory
@@ -39,8 +40,8 @@ def training_by_gpu(inp: TrainingInput, gpu_ids: list[str] | None = None) -> pd.
     rows = []
     for gpu_id in gpu_ids or list(gpu_catalog()):
         gpu = gpu_catalog()[gpu_id]
-        if inp.precision == "fp8" and gpu.fp8_tflops <= 0:
-            continue
+        if (inp.precision == "fp8" and gpu.fp8_tflops <= 0) or gpu.peak_flops(inp.precision) <= 0:
+            continue  # no FP8 units, or no published rate at this precision (the Ascend's fp32)
         if inp.achieved_tflops is not None and inp.achieved_tflops * 1e12 > gpu.peak_flops(inp.precision):
             continue  # this GPU cannot sustain that throughput
         price = inp.price_usd_per_hour if gpu_id == chosen else None  # others: catalog price
@@ -141,7 +142,10 @@ def serving_by_gpu(inp: ServeInput, gpu_ids: list[str] | None = None, node_size:
     chosen = inp.gpu if isinstance(inp.gpu, str) else inp.gpu.id
     divisors = [d for d in range(1, spec.n_heads + 1) if spec.n_heads % d == 0]
     rows = []
+    precision = compute_precision(weight_dtype(inp.dtype))
     for gpu_id in gpu_ids or list(gpu_catalog()):
+        if gpu_catalog()[gpu_id].peak_flops(precision) <= 0:
+            continue  # no published rate at this precision (the Ascend's fp32)
         price = inp.price_usd_per_hour if gpu_id == chosen else None  # others: catalog price
         base = replace(inp, gpu=gpu_id, price_usd_per_hour=price)
         smallest = max(inp.gpus, estimate_serving(replace(base, gpus=inp.gpus)).min_gpus_to_fit)

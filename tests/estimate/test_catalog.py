@@ -100,7 +100,14 @@ def test_every_gpu_row_is_sane():
         assert gpu.name and gpu.vendor and gpu.source and gpu.date
         for field in ("bf16_tflops", "fp32_tflops", "memory_gib", "bandwidth_gbs", "tdp_w", "price_usd_per_hour"):
             value = getattr(gpu, field)
+            if field == "fp32_tflops" and value == 0:  # not published: the row must say so
+                assert "FP32 not published" in gpu.source, gpu_id
+                continue
             assert math.isfinite(value) and value > 0, (gpu_id, field)
+        assert gpu.platform in catalog.PLATFORMS and gpu.cuda == (gpu.platform == "CUDA")
+        assert gpu.cuda == (gpu.vendor == "nvidia"), gpu_id  # AMD runs ROCm, Huawei CANN
+        # a price with no list behind it says so
+        assert "price:" in gpu.source.lower(), gpu_id
         assert gpu.fp8_tflops == 0 or gpu.fp8_tflops > gpu.bf16_tflops
         assert gpu.bf16_tflops > gpu.fp32_tflops
         assert 0 < gpu.typical_mfu <= 0.7
@@ -195,5 +202,58 @@ def test_defaults():
 
 def test_catalog_versions():
     versions = catalog.catalog_versions()
-    assert set(versions) == {"gpus", "models", "defaults"}
+    assert set(versions) == {"gpus", "models", "defaults", "currencies"}
     assert all(isinstance(v, str) and v for v in versions.values())
+
+
+# ---- China-market accelerators (issue 11 item 9) ---------------------------------------------------
+
+def test_china_market_gpus_are_in_the_catalog():
+    """H800 (H100 SXM compute, NVLink 400 GB/s), A800 80GB (A100 80GB with NVLink 400 GB/s), H20 (96 GB
+    HBM3, 4.0 TB/s, 148 bf16 / 296 fp8 dense), L20 (48 GB GDDR6, 864 GB/s, ~119.5 bf16 dense) and
+    Huawei's Ascend 910B, which is not CUDA. Every row is dense, with a source and a date."""
+    h100, a100 = get_gpu("h100-sxm"), get_gpu("a100-80gb")
+    h800 = get_gpu("H800")
+    for field in ("bf16_tflops", "fp8_tflops", "fp32_tflops", "memory_gib", "bandwidth_gbs", "tdp_w"):
+        assert getattr(h800, field) == getattr(h100, field), field
+    assert "400 GB/s" in h800.source and h800.price_usd_per_hour == 2.0 and "DeepSeek-V3" in h800.source
+    a800 = get_gpu("a800-80gb")
+    for field in ("bf16_tflops", "fp8_tflops", "fp32_tflops", "memory_gib", "bandwidth_gbs", "tdp_w"):
+        assert getattr(a800, field) == getattr(a100, field), field
+    h20 = get_gpu("h20")
+    assert (h20.memory_gib, h20.bandwidth_gbs, h20.bf16_tflops, h20.fp8_tflops) == (96, 4000, 148, 296)
+    l20 = get_gpu("l20")
+    assert (l20.memory_gib, l20.bandwidth_gbs, l20.bf16_tflops) == (48, 864, 119.5)
+    ascend = get_gpu("ascend-910b")
+    assert ascend.vendor == "huawei" and ascend.platform == "CANN" and ascend.cuda is False
+    assert "not CUDA" in ascend.name and ascend.fp8_tflops == 0
+    assert all(get_gpu(g).cuda for g in ("h800", "a800-80gb", "h20", "l20"))
+    assert get_gpu("mi300x").cuda is False and get_gpu("mi300x").platform == "ROCm"
+    for gpu in (h800, a800, h20, l20, ascend):
+        assert gpu.source and gpu.date
+    # prices nobody publishes a list for are labelled as assumptions
+    for gpu in (a800, h20, l20, ascend):
+        assert "assumption" in gpu.source.lower().split("price:")[1]
+
+
+def test_gpu_platform_is_checked():
+    with pytest.raises(ValidationError, match="platform"):
+        GPUSpec(id="x", name="X", vendor="x", bf16_tflops=100, fp8_tflops=0, fp32_tflops=10, memory_gib=16,
+                bandwidth_gbs=100, tdp_w=100, price_usd_per_hour=1, typical_mfu=0.3, platform="OpenCL")
+    assert GPUSpec(id="x", name="X", vendor="x", bf16_tflops=100, fp8_tflops=0, fp32_tflops=10, memory_gib=16,
+                   bandwidth_gbs=100, tdp_w=100, price_usd_per_hour=1, typical_mfu=0.3, platform="cann").cuda is False
+
+
+def test_ascend_fp32_is_refused_not_invented():
+    """The Ascend 910B's FP32 rate is not published: an fp32 estimate is refused with one line, and the
+    by-GPU tables leave it out instead of failing."""
+    from engine.estimate.sweeps import serving_by_gpu, training_by_gpu
+    from engine.estimate.serving import ServeInput
+    from engine.estimate.training import TrainingInput, estimate_training
+
+    with pytest.raises(ValidationError, match="no fp32 throughput"):
+        estimate_training(TrainingInput(model="gpt2", tokens=1e9, gpu="ascend-910b", precision="fp32"))
+    rows = training_by_gpu(TrainingInput(model="gpt2", tokens=1e9, gpu="h100-sxm", precision="fp32"))
+    assert "ascend-910b" not in set(rows["gpu"]) and "h800" in set(rows["gpu"])
+    served = serving_by_gpu(ServeInput(model="gpt2", gpu="h100-sxm", dtype="fp32"))
+    assert "ascend-910b" not in set(served["gpu"]) and "h20" in set(served["gpu"])

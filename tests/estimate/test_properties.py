@@ -204,7 +204,7 @@ def training_inputs(draw):
     if rate == "mfu":
         kw["mfu"] = draw(good(TINY, 1))
     elif rate == "achieved_tflops":
-        kw["achieved_tflops"] = draw(good(TINY, peak))
+        kw["achieved_tflops"] = draw(good(TINY, peak or 1.0))  # peak 0: no published rate (Ascend fp32), refused
     elif rate == "gpu_hours":
         kw["gpu_hours"] = draw(good(TINY, 1e12))
     kw.update(price_usd_per_hour=draw(optional(good(0, 1e4))), pue=draw(optional(good(1, 5))),
@@ -513,7 +513,7 @@ SERVE_FIELDS = {
     "output_tokens": ("output-tokens", False, True), "concurrency": ("concurrency", False, True),
     "requests_per_s": ("requests-per-s", False, False), "price_usd_per_hour": ("price", True, False),
     "prefill_efficiency": ("prefill-efficiency", False, False), "decode_efficiency": ("decode-efficiency", False, False),
-    "overhead_gib": ("overhead-gib", True, False), "max_batch": ("max-batch", False, True),
+    "overhead_gib": ("overhead-gib", True, False), "max_batch": ("max-num-seqs", False, True),
     "prefill_chunk_tokens": ("prefill-chunk-tokens", False, True),
     "layer_overhead_us": ("layer-overhead-us", True, False), "allreduce_us": ("allreduce-us", True, False),
 }

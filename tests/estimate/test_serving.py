@@ -272,15 +272,45 @@ def test_max_concurrency_from_free_memory():
     assert est.weights_bytes == 6_738_415_616 * 2
     assert est.kv_cache_bytes_per_sequence == 524_288 * 4000
     assert est.max_concurrency == int(free // (524_288 * 4000)) == 33  # 70.71e9 / 2.097e9 = 33.7
-    assert est.concurrency == est.max_concurrency  # default: as many as fit
-    assert serve(max_batch=8).max_concurrency == 8
+    assert est.concurrency == est.max_concurrency  # default: as many as fit (33 is under the scheduler's 256)
+    assert est.max_batch_sequences == 256
+    capped = serve(max_batch=8)  # the scheduler cap bounds the default concurrency, not the memory bound
+    assert capped.max_batch_sequences == 8 and capped.concurrency == 8 and capped.max_concurrency > 8
     # the overhead and the chunk are inputs
     more = serve(model="llama-2-7b", gpu="a100-80gb", prompt_tokens=2000, output_tokens=2000, overhead_gib=10)
     assert more.max_concurrency == int((free - 9 * GIB) // (524_288 * 4000))
     small_chunk = serve(model="llama-2-7b", gpu="a100-80gb", prompt_tokens=2000, output_tokens=2000,
                         prefill_chunk_tokens=512, max_batch=16)
     small_reserve = 512 * (4096 + 3 * 11008) * 2 + 16 * 32_000 * 4
-    assert small_chunk.max_concurrency == min(16, int((free + reserve - small_reserve) // (524_288 * 4000)))
+    assert small_chunk.max_concurrency == int((free + reserve - small_reserve) // (524_288 * 4000)) == 34
+    assert small_chunk.concurrency == 16  # the smaller of the memory bound and the scheduler cap
+
+
+def test_max_concurrency_is_the_memory_bound_not_the_scheduler_cap():
+    """Issue 11, item 1: Llama-3-8B bf16 on one H100 SXM, 512 prompt + 256 output tokens. By hand:
+    usable 80 GiB - 1 GiB overhead = 84,825,604,096 B; weights 8,030,261,248 × 2 = 16,060,522,496 B;
+    activation reserve of one 8192-token chunk, 8192 × (4096 + 3 × 14336) × 2 = 771,751,936 B, plus fp32
+    last-position logits for 256 sequences, 256 × 128,256 × 4 = 131,334,144 B; free 67,861,995,520 B.
+    KV cache per sequence: 2 (K, V) × 32 layers × 8 KV heads × 128 × 2 bytes = 131,072 B per token
+    × 768 tokens = 100,663,296 B. 67,861,995,520 / 100,663,296 = 674.2, so 674 sequences fit (the
+    issue's "about 690" leaves out the overhead and activations: 16 GB of weights off 80 GiB gives 693).
+    vLLM would print this as its maximum concurrency; the scheduler's max_num_seqs (256) is its own
+    field, and the default concurrency is the smaller of the two."""
+    est = serve()
+    free = 79 * GIB - 8_030_261_248 * 2 - (8192 * (4096 + 3 * 14336) * 2 + 256 * 128_256 * 4)
+    assert free == 67_861_995_520
+    assert est.kv_cache_bytes_per_sequence == 100_663_296
+    assert est.max_concurrency == free // 100_663_296 == 674
+    assert est.max_batch_sequences == 256 and est.concurrency == 256
+    # a roomier scheduler: the memory bound takes over as the default concurrency
+    roomy = serve(max_batch=1024)
+    assert roomy.max_batch_sequences == 1024
+    # 1024 sequences' logits take 1024 × 128,256 × 4 B instead of 256 × ...: a little less room
+    assert roomy.max_concurrency == (free - 768 * 128_256 * 4) // 100_663_296 == 670
+    assert roomy.concurrency == roomy.max_concurrency
+    # an explicit concurrency is taken as given; the two bounds are still reported
+    four = serve(concurrency=4)
+    assert (four.concurrency, four.max_concurrency, four.max_batch_sequences) == (4, 674, 256)
 
 
 def test_kv_cache_replicated_beyond_kv_heads_in_serving():

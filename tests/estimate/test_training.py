@@ -105,6 +105,24 @@ def test_llama_3_1_405b_published_hours():
     assert 0.3 < est.mfu < 0.45
 
 
+def test_deepseek_v3_published_cost():
+    """DeepSeek-V3 technical report (DeepSeek-AI 2024), Table 1: 2.788M H800 GPU-hours in all
+    (pre-training 2,664K + context extension 119K + post-training 5K), at an assumed $2 per GPU-hour
+    rental, $5.576M. The preset carries the published run."""
+    spec = get_model("deepseek-v3")
+    assert (spec.published_gpu, spec.published_gpu_hours) == ("h800", 2.788e6)
+    est = train(model="deepseek-v3", tokens=14.8e12, gpu="h800", gpus=2048, gpu_hours=2.788e6,
+                price_usd_per_hour=2)
+    assert est.cost_usd == pytest.approx(5.576e6, rel=1e-12)
+    assert est.basis.startswith("published")
+    # 2.788M hours over 2048 GPUs is 56.7 days; the report's pre-training alone is "less than two months"
+    assert est.wall_clock_days == pytest.approx(2.788e6 / 2048 / 24, rel=1e-12)
+    # its bf16-equivalent MFU on the H800's bf16 peak (the run itself was FP8): plausible, under 50%
+    assert 0.3 < est.mfu < 0.5
+    # at the catalog price of the H800 (the same $2) nothing changes
+    assert train(model="deepseek-v3", tokens=14.8e12, gpu="h800", gpus=2048, gpu_hours=2.788e6).cost_usd == est.cost_usd
+
+
 # ---- implied MFU ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("model_id, gpu, hours", [

@@ -129,6 +129,25 @@ def test_serving_page_shows_the_engine_numbers_and_offers_downloads():
     json.dumps(expected.to_dict(), allow_nan=False)
 
 
+def test_serving_page_shows_memory_bound_and_scheduler_limit_apart():
+    """Issue 11, item 1: the page shows what the memory holds and the scheduler cap side by side, and
+    runs the figures at the smaller of the two; raising the cap past the memory bound leaves the bound."""
+    from engine.estimate.serving import ServeInput, estimate_serving
+
+    at = run_page("views/serve.py")
+    at.number_input(key="prompt").set_value(512).run()
+    at.number_input(key="output").set_value(256).run()
+    assert_clean(at)
+    m = metrics(at)
+    assert m["Max concurrency (memory)"] == "674" and m["Scheduler limit"] == "256" and m["Concurrency used"] == "256"
+    at.number_input(key="max-batch").set_value(2000).run()
+    assert_clean(at)
+    m = metrics(at)
+    expected = estimate_serving(ServeInput(model="llama-3-8b", gpu="h100-sxm", max_batch=2000))
+    assert m["Scheduler limit"] == "2,000"
+    assert m["Max concurrency (memory)"] == m["Concurrency used"] == f"{expected.max_concurrency:,}"
+
+
 def test_memory_page_attention_kernel_changes_activations():
     at = run_page("views/memory.py")
     flash = metrics(at)["Activations"]
