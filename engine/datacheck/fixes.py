@@ -3,7 +3,7 @@
 Applied only when the matching finding exists: drop exact duplicate rows (keep the first), drop rows
 whose text repeats an earlier row's (duplicate_text; keep the first), drop rows with an empty text,
 mask PII in the text column and in every column the pii finding names (its ``column`` and each column
-of ``details["rows_by_column"]``) with ``engine.datacheck.checks.pii.mask_text``, and drop test rows
+of ``details["rows_by_column"]``) with ``engine.datacheck.masking.mask_text``, and drop test rows
 leaked from train (the test split's own duplicates stay: see duplicate_rows). The cleaned train file
 goes to ``out``; a cleaned test file, when there is one, next to it as ``<stem>.test<ext>``
 (``clean.csv.gz`` -> ``clean.test.csv.gz``). The format follows ``out``'s extension (csv, tsv, jsonl,
@@ -61,10 +61,8 @@ def _out_format(out: Path, ds: Dataset) -> tuple[str, bool]:
 
 
 def _pii_masker() -> Callable[[str], str] | None:
-    try:
-        from engine.datacheck.checks.pii import mask_text  # type: ignore[attr-defined]
-    except ImportError:
-        return None
+    from engine.datacheck.masking import mask_text
+
     return mask_text
 
 

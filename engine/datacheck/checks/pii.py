@@ -21,8 +21,6 @@ that can hold PII; only those run the validating Python patterns.
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from typing import Any
 
 import numpy as np
@@ -30,199 +28,10 @@ import pandas as pd
 
 from engine.datacheck import values as _values
 from engine.datacheck.base import Check, Context, Finding, MAX_EXAMPLES, MAX_ROWS
-from engine.datacheck.text_utils import plural, truncate
-
-KINDS = ("email", "card", "phone", "ipv4", "ipv6")
-
-_EMAIL = re.compile(r"(?<![\w.%+-])[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}(?![\w-])")
-_CARD = re.compile(r"(?<![\w-])\d{1,19}(?:[ -]\d{1,19})*(?![\w])")
-_PHONE_INTL = re.compile(r"(?<![\w+])\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){1,6}(?![\w])")
-_PHONE_NANP = re.compile(
-    r"(?<![\w+.-])(?:1[ .-]?)?(?:\([2-9]\d{2}\)[ ]?|[2-9]\d{2}[ .-])[2-9]\d{2}[ .-]\d{4}(?![\w-]|\.\d)"
+from engine.datacheck.masking import (  # noqa: F401 - find_pii, mask_text and luhn_ok are this check's API too
+    KINDS, LONG_TEXT, PREFILTER, PREFILTER_RE, _find_pii_short, find_pii, luhn_ok, mask_text,
 )
-_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-_IPV4 = re.compile(rf"(?<![\w.]){_OCTET}(?:\.{_OCTET}){{3}}(?![\w]|\.\d)")
-_IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])")
-# A cell can only hold PII if one of these shapes occurs (an '@'; '+' and a digit; 13 digits with
-# light separators; a NANP 3-3-4 group; a dotted quad; two colons around hex). Dates, prices and years
-# match none, so most cells are skipped after one scan, done by pyarrow's RE2 over a whole column.
-_PREFILTER_RE = (r"@|\+\d|\d(?:[ -]?\d){12}|\d{3}\)?[ .-]{1,2}\d{3}[ .-]\d{4}|\d\.\d{1,3}\.\d{1,3}\.\d"
-                 r"|[0-9A-Fa-f]:[0-9A-Fa-f]{0,4}:")
-_PREFILTER = re.compile(_PREFILTER_RE)
-_DIGIT = re.compile(r"\d")
-
-
-def luhn_ok(digits: str) -> bool:
-    """ISO/IEC 7812-1 Annex B (Luhn) checksum of a string of digits."""
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
-def _card_number(digits: str) -> bool:
-    return 13 <= len(digits) <= 19 and digits[0] in "23456" and luhn_ok(digits)
-
-
-def _cards(text: str) -> list[tuple[int, int]]:
-    """Card spans: a run of digit groups is a card if its digits pass; otherwise the longest
-    group-aligned sub-run that passes (so ``"5 4111 1111 1111 1111"`` still finds the card)."""
-    spans = []
-    for m in _CARD.finditer(text):
-        run = m.group()
-        digits = run.replace(" ", "").replace("-", "")
-        if len(digits) < 13:
-            continue
-        if _card_number(digits):
-            spans.append(m.span())
-            continue
-        groups = [(g.start(), g.end()) for g in re.finditer(r"\d+", run)]
-        if len(groups) < 2:
-            continue
-        best = None
-        for a in range(len(groups)):
-            digits_ab = ""
-            for b in range(a, len(groups)):
-                digits_ab += run[groups[b][0] : groups[b][1]]
-                if len(digits_ab) > 19:
-                    break
-                if _card_number(digits_ab) and (best is None or groups[b][1] - groups[a][0] > best[1] - best[0]):
-                    best = (groups[a][0], groups[b][1])
-        if best:
-            spans.append((m.start() + best[0], m.start() + best[1]))
-    return spans
-
-
-def _phones(text: str) -> list[tuple[int, int]]:
-    spans = []
-    for m in _PHONE_INTL.finditer(text):
-        n = len(_DIGIT.findall(m.group()))
-        if 8 <= n <= 15:
-            spans.append(m.span())
-    spans.extend(m.span() for m in _PHONE_NANP.finditer(text))
-    return spans
-
-
-def _ipv6(text: str) -> list[tuple[int, int]]:
-    spans = []
-    for m in _IPV6.finditer(text):
-        s = m.group()
-        if sum(1 for g in s.split(":") if g) < 3:  # "a::b", "fe80::1": code or local, not personal
-            continue
-        try:
-            ipaddress.IPv6Address(s)
-        except ValueError:
-            continue
-        spans.append(m.span())
-    return spans
-
-
-LONG_TEXT = 1 << 16   # longer texts are scanned in blocks of this many characters
-BLOCK_PAD = 512       # ... each seen with this much context either side (PII spans are shorter)
-
-
-def find_pii(text: str) -> list[tuple[str, int, int]]:
-    """``(kind, start, end)`` of every PII span in ``text``, sorted, non-overlapping (an email beats a
-    card beats an IPv6 address beats an IPv4 address beats a phone number where they overlap)."""
-    if not isinstance(text, str):
-        return []
-    if len(text) > LONG_TEXT:
-        return _find_pii_long(text)
-    return _find_pii_short(text)
-
-
-def _find_pii_long(text: str) -> list[tuple[str, int, int]]:
-    """:func:`find_pii` for a long text: cut into 64k-character blocks (with 512 characters of context
-    either side), the prefilter run over all blocks at once by RE2, the Python patterns only in the
-    blocks it selects. A 20 MB document with one email costs ~0.1 s instead of ~6 s. A span belongs to
-    the block its start falls in, so overlapping context never reports it twice."""
-    starts = range(0, len(text), LONG_TEXT)
-    blocks = [text[max(0, s - BLOCK_PAD): s + LONG_TEXT + BLOCK_PAD] for s in starts]
-    try:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        arr = pa.array(blocks, type=pa.large_string())
-        hits = pc.fill_null(pc.match_substring_regex(arr, _PREFILTER_RE), False).to_numpy(zero_copy_only=False)
-    except Exception:  # noqa: BLE001 - unpaired surrogates and the like: Python's prefilter
-        hits = [bool(_PREFILTER.search(b)) for b in blocks]
-    found: list[tuple[str, int, int]] = []
-    for s, block, hit in zip(starts, blocks, hits):
-        if not hit:
-            continue
-        off = max(0, s - BLOCK_PAD)
-        for kind, a, b in _find_pii_short(block):
-            if s <= off + a < s + LONG_TEXT and (not found or off + a >= found[-1][2]):
-                found.append((kind, off + a, off + b))
-    return found
-
-
-def _find_pii_short(text: str) -> list[tuple[str, int, int]]:
-    if not _PREFILTER.search(text):
-        return []
-    found: list[tuple[str, int, int]] = []
-    for kind, spans in (
-        ("email", [m.span() for m in _EMAIL.finditer(text)] if "@" in text else []),
-        ("card", _cards(text)),
-        ("ipv6", _ipv6(text) if ":" in text else []),
-        ("ipv4", [m.span() for m in _IPV4.finditer(text)]),
-        ("phone", _phones(text)),
-    ):
-        for a, b in spans:
-            if all(b <= s or a >= e for _, s, e in found):
-                found.append((kind, a, b))
-    return sorted(found, key=lambda f: f[1])
-
-
-def _mask_span(kind: str, span: str) -> str:
-    if kind == "email":
-        local, _, domain = span.rpartition("@")
-        head, _, tld = domain.rpartition(".")
-        return f"{local[:1]}***@{head[:1]}***.{tld}"
-    if kind == "ipv4":
-        return "***.***.***." + span.rsplit(".", 1)[1]
-    if kind == "ipv6":
-        head, _, last = span.rpartition(":")
-        return re.sub(r"[0-9A-Fa-f.]", "*", head) + ":" + last
-    keep = 4 if kind == "card" else 2  # cards keep the last 4 digits (PCI DSS 3.4 display rule)
-    n = sum(ch.isdigit() for ch in span)
-    out, seen = [], 0
-    for ch in span:
-        if ch.isdigit():
-            seen += 1
-            out.append(ch if seen > n - keep else "*")
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-def mask_text(text: str) -> str:
-    """``text`` with every PII span masked (kind-aware, keeps the last digits for reference). Repeats
-    until nothing is found, so masking can never expose a new match; non-strings become ``""``."""
-    if not isinstance(text, str):
-        return ""
-    for _ in range(8):
-        spans = find_pii(text)
-        if not spans:
-            return text
-        parts, pos = [], 0
-        for kind, a, b in spans:
-            parts += [text[pos:a], _mask_span(kind, text[a:b])]
-            pos = b
-        parts.append(text[pos:])
-        masked = "".join(parts)
-        if masked == text:  # cannot happen with the masks above; never loop on it
-            break
-        text = masked
-    for _, a, b in find_pii(text)[::-1]:  # last resort: blank what is still left
-        text = text[:a] + re.sub(r"[\w@]", "*", text[a:b]) + text[b:]
-    return text
-
+from engine.datacheck.text_utils import plural, truncate
 
 def string_columns(chunk: pd.DataFrame, text_col: str | None) -> list[str]:
     """The text column first, then every other column of string/object dtype."""
@@ -306,7 +115,7 @@ def _candidates(series: pd.Series) -> list[int]:
 
         enc = _values.encoded(series)
         if enc is not None:
-            hit = pc.fill_null(pc.match_substring_regex(enc.dictionary, _PREFILTER_RE), False)
+            hit = pc.fill_null(pc.match_substring_regex(enc.dictionary, PREFILTER_RE), False)
             hit = hit.to_numpy(zero_copy_only=False)
             if not hit.any():
                 return []
@@ -315,10 +124,10 @@ def _candidates(series: pd.Series) -> list[int]:
             arr = _values.to_arrow_str(series)
         else:
             arr = pa.array(series, type=pa.large_string(), from_pandas=True)
-        mask = pc.fill_null(pc.match_substring_regex(arr, _PREFILTER_RE), False)
+        mask = pc.fill_null(pc.match_substring_regex(arr, PREFILTER_RE), False)
         return np.flatnonzero(mask.to_numpy(zero_copy_only=False)).tolist()
     except Exception:  # noqa: BLE001 - any conversion problem: the exact same test in Python
-        search = _PREFILTER.search
+        search = PREFILTER.search
         return [i for i, v in enumerate(series.tolist()) if isinstance(v, str) and search(v)]
 
 
