@@ -1,19 +1,32 @@
-"""``pii``: personal data in free text — emails, phone numbers, payment card numbers, IP addresses.
+"""``pii``: personal data — emails, phone numbers, payment cards, IBANs, US SSNs and IP addresses in
+any text, and person names, street addresses, dates of birth, SSNs and IBANs by column.
 
 Scope: the text column *and* every other string column of the file (``needs = ()``), because an
 ``email`` column in a CSV is as much PII as an address inside a review. ``count`` = rows holding at
 least one match in any scanned column; ``details`` break it down per kind (rows and matches) and per
 column. Examples show the matched spans masked (``j***@e***.com``, ``**** **** **** 1111``).
 
-Precision over recall, so a dataset of dates, prices, order numbers and ISBNs raises no alarm:
+Value patterns (in every string cell) are :mod:`engine.datacheck.masking`'s (see its docstring for
+the precision rules: no dates, prices, order numbers, ISBNs or versions). Column meaning (decided once
+per column, on the first chunk that has values in it, from up to :data:`SAMPLE` values):
 
-* phone: either international (``+`` then 8–15 digits, E.164) or NANP with separators and valid
-  area/exchange codes (first digit 2–9); bare digit runs, dates and years never match.
-* card: 13–19 digits, optionally grouped by single spaces/dashes, first digit 2–6 (ISO/IEC 7812-1
-  major industry identifiers of the card networks) and a passing Luhn checksum (ISO/IEC 7812-1
-  Annex B). ISBN-13 (978/979…) and most order numbers fail the first-digit or Luhn test.
-* IPv4: four octets 0–255, not part of a longer dotted number; IPv6: validated by ``ipaddress``,
-  with at least 3 non-empty groups (so C++ ``a::b`` and ``fe80::1`` are not flagged).
+* ``name``: a column named like a person's name (``first_name``, ``last_name``, ``surname``,
+  ``full_name``, ``customer_name``, ...; a plain ``name`` only when the table has other personal
+  columns: another name part, ``age``, ``gender``, ``dob``, ``email``, ``phone``, an address) whose
+  values are shaped like names (at least 80%: one to four capitalised words of letters, initials
+  allowed, no digits). A ``name`` column of products, or a ``city`` column, is not personal.
+* ``address``: a column named like an address (``address``, ``street``, ``address_line_1``,
+  ``home_address``, ...) whose values ``usaddress`` (Schwartz et al., DataMade; a CRF street-address
+  parser, offline) tags as a street address or an intersection (at least 60%); or, whatever its name,
+  a column whose values are mostly (80%) full street addresses (house number, street name, street type).
+* ``date_of_birth``: a column named ``dob``, ``date_of_birth``, ``birth_date``, ``birthday``, ...
+  whose values are dates (80%).
+* ``ssn`` / ``iban``: a column named so whose values pass ``stdnum``'s check (80%), written with or
+  without separators.
+
+Every present value of such a column counts as a match. The safe fix (``mask_pii``) masks those
+columns by kind (:func:`engine.datacheck.masking.mask_value`, listed in ``details["columns_by_kind"]``)
+and free-text PII everywhere else.
 
 Speed: a prefilter regex, run by pyarrow's RE2 over a whole column at once, selects the few cells
 that can hold PII; only those run the validating Python patterns.
@@ -29,9 +42,92 @@ import pandas as pd
 from engine.datacheck import values as _values
 from engine.datacheck.base import Check, Context, Finding, MAX_EXAMPLES, MAX_ROWS
 from engine.datacheck.masking import (  # noqa: F401 - find_pii, mask_text and luhn_ok are this check's API too
-    KINDS, LONG_TEXT, PREFILTER, PREFILTER_RE, _find_pii_short, find_pii, luhn_ok, mask_text,
+    COLUMN_KINDS, KINDS, LONG_TEXT, PREFILTER, PREFILTER_RE, _find_pii_short, find_pii, luhn_ok, mask_text, mask_value,
 )
 from engine.datacheck.text_utils import plural, truncate
+
+import re
+
+ALL_KINDS = KINDS + tuple(k for k in COLUMN_KINDS if k not in KINDS)
+SAMPLE = 500
+NAME_COLUMNS = {"first_name", "firstname", "fname", "given_name", "forename", "first", "last_name", "lastname",
+                "lname", "surname", "family_name", "last", "full_name", "fullname", "middle_name", "maiden_name",
+                "person_name", "patient_name", "customer_name", "client_name", "employee_name", "contact_name",
+                "passenger_name", "student_name", "member_name", "owner_name", "victim_name", "applicant_name"}
+NAME_SUFFIXES = ("_first_name", "_last_name", "_full_name", "_surname", "_given_name")
+ADDRESS_COLUMNS = {"address", "addr", "street", "street_address", "address_line", "address_line_1", "address_line1",
+                   "address1", "address_1", "address_line_2", "address2", "home_address", "mailing_address",
+                   "billing_address", "shipping_address", "postal_address", "residence", "residential_address"}
+ADDRESS_SUFFIXES = ("_address", "_street", "_addr")
+DOB_COLUMNS = {"dob", "date_of_birth", "birth_date", "birthdate", "birthday", "birth_day", "born", "birth"}
+DOB_SUFFIXES = ("_dob", "_birth_date", "_date_of_birth", "_birthday")
+SSN_COLUMNS = {"ssn", "social_security_number", "social_security", "ss_number", "social_security_no", "us_ssn"}
+IBAN_COLUMNS = {"iban", "iban_number", "bank_iban", "account_iban"}
+PERSON_CONTEXT = {"age", "gender", "sex", "email", "e_mail", "phone", "phone_number", "mobile", "race", "ethnicity"}
+_PERSON_NAME = re.compile(r"^[A-Z][A-Za-z'\u2019-]*\.?(?:[ -][A-Z][A-Za-z'\u2019-]*\.?){0,3}$")
+_STREET_START = re.compile(r"^\s*\d+[A-Za-z]?\s+\S")
+
+
+def _norm_name(col: str) -> str:
+    out = re.sub(r"(?<=[a-z])(?=[A-Z])", "_", str(col).strip())   # firstName -> first_Name
+    return re.sub(r"[^0-9a-z]+", "_", out.lower()).strip("_")
+
+
+def _named(col: str, names: set[str], suffixes: tuple[str, ...]) -> bool:
+    n = _norm_name(col)
+    return n in names or n.endswith(suffixes)
+
+
+def _share(values: list[str], ok) -> float:
+    return sum(1 for v in values if ok(v)) / len(values) if values else 0.0
+
+
+def _street_address(value: str, intersections: bool) -> bool:
+    import usaddress
+
+    try:
+        tags, kind = usaddress.tag(value)
+    except Exception:  # noqa: BLE001 - usaddress.RepeatedLabelError and the like: not an address
+        return False
+    if kind == "Street Address":
+        return "AddressNumber" in tags and "StreetName" in tags
+    return intersections and kind == "Intersection"
+
+
+def column_kind(col: str, series: pd.Series, columns: list[str]) -> str | None:
+    """The personal-data kind of a whole column from its name and values (see the module docstring),
+    or None."""
+    miss = _values.missing_mask(series)
+    present = series[~miss]
+    if not len(present):
+        return None
+    if _named(col, DOB_COLUMNS, DOB_SUFFIXES):
+        if not _values.is_textual(series):
+            return "date_of_birth" if pd.api.types.is_datetime64_any_dtype(series.dtype) else None
+        codes = _values.type_codes(series)[~miss]
+        return "date_of_birth" if (codes == _values.TYPES.index("date")).mean() >= 0.8 else None
+    if not _values.is_textual(series):
+        return None
+    sample = [str(v).strip() for v in present.iloc[:SAMPLE].tolist()]
+    if _named(col, SSN_COLUMNS, ()):
+        from stdnum.us import ssn
+
+        return "ssn" if _share(sample, ssn.is_valid) >= 0.8 else None
+    if _named(col, IBAN_COLUMNS, ("_iban",)):
+        from stdnum import iban
+
+        return "iban" if _share(sample, iban.is_valid) >= 0.8 else None
+    personal = {_norm_name(c) for c in columns}
+    if _named(col, NAME_COLUMNS, NAME_SUFFIXES) or (_norm_name(col) == "name" and (
+            personal & (NAME_COLUMNS | PERSON_CONTEXT | ADDRESS_COLUMNS | DOB_COLUMNS))):
+        return "name" if _share(sample, lambda v: bool(_PERSON_NAME.match(v))) >= 0.8 else None
+    if _named(col, ADDRESS_COLUMNS, ADDRESS_SUFFIXES):
+        return "address" if _share(sample, lambda v: _street_address(v, True)) >= 0.6 else None
+    short = [v for v in sample[:100] if len(v) <= 80]
+    if len(short) >= 5 and _share(short, lambda v: bool(_STREET_START.match(v))) >= 0.8:
+        return "address" if _share(short, lambda v: _street_address(v, False)) >= 0.8 else None
+    return None
+
 
 def string_columns(chunk: pd.DataFrame, text_col: str | None) -> list[str]:
     """The text column first, then every other column of string/object dtype."""
@@ -43,22 +139,50 @@ def string_columns(chunk: pd.DataFrame, text_col: str | None) -> list[str]:
 
 
 class PII(Check):
-    """Rows with emails, phone numbers, Luhn-valid card numbers or IP addresses in any string column."""
+    """Rows with emails, phones, cards, IBANs, SSNs or IP addresses in any string column, and columns
+    of person names, street addresses or dates of birth."""
 
     id = "pii"
-    title = "Personal data (emails, phones, card numbers, IP addresses)"
+    title = "Personal data (emails, phones, cards, IBANs, SSNs, IPs; names, addresses, birth dates by column)"
     needs = ()
 
     def start(self, ctx: Context) -> None:
         self.rows: set[int] = set()
-        self.kind_rows = {k: 0 for k in KINDS}
-        self.kind_matches = {k: 0 for k in KINDS}
+        self.kind_rows = {k: 0 for k in ALL_KINDS}
+        self.kind_matches = {k: 0 for k in ALL_KINDS}
         self.col_rows: dict[str, int] = {}
         self.examples: list[dict[str, Any]] = []
+        self.col_kind: dict[str, str | None] = {}
+
+    def _column_pass(self, col: str, series: pd.Series, index, ctx: Context) -> bool:
+        """Count a personal-data column's present values; True when ``col`` is one (then its cells
+        need no pattern scan)."""
+        if col not in self.col_kind:
+            if not (~_values.missing_mask(series)).any():
+                return False
+            self.col_kind[col] = None if col == ctx.text_col or col == ctx.label_col else column_kind(col, series, ctx.columns)
+        kind = self.col_kind[col]
+        if kind is None:
+            return False
+        present = np.flatnonzero(~_values.missing_mask(series))
+        rows = index[present]
+        self.rows.update(int(r) for r in rows)
+        self.kind_rows[kind] += len(present)
+        self.kind_matches[kind] += len(present)
+        if len(present):
+            self.col_rows[col] = self.col_rows.get(col, 0) + len(present)
+        for i in present[: max(0, min(2, MAX_EXAMPLES - len(self.examples)))]:
+            self.examples.append({"row": int(index[i]), "column": col, "kinds": [kind],
+                                  "text": mask_value(kind, str(series.iloc[i]))})
+        return True
 
     def update(self, chunk: pd.DataFrame, ctx: Context) -> None:
         index = chunk.index
+        for col in [c for c in chunk.columns if not _values.is_textual(chunk[c])]:
+            self._column_pass(col, chunk[col], index, ctx)   # a datetime date-of-birth column
         for col in string_columns(chunk, ctx.text_col):
+            if self._column_pass(col, chunk[col], index, ctx):
+                continue
             series = chunk[col]
             hits = _candidates(series)
             if not hits:
@@ -89,18 +213,21 @@ class PII(Check):
             return []
         share = n / max(ctx.rows, n)
         severity = "critical" if self.kind_rows["card"] else "high" if share >= 0.01 else "medium"
-        kinds = [k for k in KINDS if self.kind_rows[k]]
+        kinds = [k for k in ALL_KINDS if self.kind_rows[k]]
         cols = sorted(self.col_rows, key=lambda c: -self.col_rows[c])
+        by_kind = {c: k for c, k in self.col_kind.items() if k is not None and c in self.col_rows}
         return [Finding(
             id=self.id, severity=severity, count=n,
             title=f"{plural(n, 'row')} {'contains' if n == 1 else 'contain'} personal data ({', '.join(kinds)})",
-            fix="Mask the emails, phone numbers, card numbers and IP addresses before training "
-                "(safe fix: mask_pii), or drop the rows if the data must not hold them at all",
+            fix=("Mask the personal data before training (safe fix: mask_pii"
+                 + (f"; masks the {', '.join(sorted(set(by_kind.values())))} columns {', '.join(repr(c) for c in by_kind)}"
+                    if by_kind else "") + "), or drop the rows or columns if the data must not hold them at all"),
             column=cols[0] if len(cols) == 1 else None,
             rows=sorted(self.rows)[:MAX_ROWS], rows_total=n, examples=self.examples,
             details={"rows_by_kind": {k: self.kind_rows[k] for k in kinds},
                      "matches_by_kind": {k: self.kind_matches[k] for k in kinds},
-                     "rows_by_column": {c: self.col_rows[c] for c in cols}},
+                     "rows_by_column": {c: self.col_rows[c] for c in cols},
+                     "columns_by_kind": by_kind},
             safe_fix="mask_pii",
         )]
 
