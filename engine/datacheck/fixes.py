@@ -28,7 +28,7 @@ import pandas as pd
 
 from engine.datacheck import values
 from engine.datacheck.base import Context, Finding
-from engine.datacheck.reader import _EXT, Dataset, split_ext
+from engine.tabular import EXTENSIONS as _EXT, Dataset, split_ext
 from engine.errors import ValidationError
 
 

@@ -29,7 +29,7 @@ from engine.datacheck.base import SEVERITIES, SEVERITY_RANK, Check, Context, Fin
 from engine.datacheck.checks import CHECKS
 from engine.datacheck.identifiers import identifier_columns
 from engine.datacheck.infer import resolve_columns
-from engine.datacheck.reader import DEFAULT_CHUNK_ROWS, Dataset, open_dataset
+from engine.tabular import DEFAULT_CHUNK_ROWS, Dataset, open_dataset
 from engine.errors import ValidationError, require_choice, require_number
 
 SEVERITY_WEIGHTS = {"critical": 40.0, "high": 20.0, "medium": 10.0, "low": 4.0, "info": 0.0}
