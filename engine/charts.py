@@ -143,15 +143,22 @@ def serving_cost_by_gpu(df: pd.DataFrame, highlight: str | None = None, currency
 SEVERITY_COLORS = {"critical": "#7f1d1d", "high": "#dc2626", "medium": "#d97706", "low": "#2563eb", "info": "#6b7280"}
 
 
+GAUGE_TICKS = [0, 20, 40, 60, 80, 100]
+GAUGE_SIDE_MARGIN = 40   # px each side: room for the "100" label at the arc's right end
+
+
 def readiness_gauge(score: float) -> go.Figure:
     """The readiness score as a gauge: red below 40 (not ready), amber to 75, green above."""
     fig = go.Figure(go.Indicator(
         mode="gauge+number", value=score,
-        gauge=dict(axis=dict(range=[0, 100]), bar=dict(color="#111827", thickness=0.25),
+        gauge=dict(axis=dict(range=[0, 100], tickvals=GAUGE_TICKS, ticks="outside"),
+                   bar=dict(color="#111827", thickness=0.25),
                    steps=[dict(range=[0, 40], color="#fecaca"), dict(range=[40, 75], color="#fde68a"),
                           dict(range=[75, 100], color="#bbf7d0")]),
     ))
-    fig.update_layout(height=230, margin=dict(l=20, r=20, t=30, b=10))
+    # The end ticks' labels ("0", "100") sit beside the arc's ends, outside the indicator's domain: the
+    # side margins must hold a three-digit label, or "100" is clipped to "10".
+    fig.update_layout(height=230, margin=dict(l=GAUGE_SIDE_MARGIN, r=GAUGE_SIDE_MARGIN, t=30, b=10))
     return fig
 
 

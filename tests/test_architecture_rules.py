@@ -81,3 +81,68 @@ def test_lower_layers_never_import_higher_ones():
             for module, _ in _from_imports(path):
                 if module.startswith("engine") and not module.startswith(package):
                     assert module in ok, f"{path.relative_to(ROOT)} (a lower layer) imports {module}"
+
+
+def _engine_module_graph() -> dict[str, set[str]]:
+    """engine module -> the engine modules it imports (any import in the file, lazy ones in functions
+    too: a cycle through a lazy import is still a cycle in the design; ``if TYPE_CHECKING:`` blocks
+    are left out, they never run). ``from pkg import name`` counts as an import of ``pkg.name`` when
+    that is a module, else of ``pkg``."""
+    modules: dict[str, Path] = {}
+    for path in (ROOT / "engine").rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = path
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        deps: set[str] = set()
+        tree = ast.parse(path.read_text(), filename=str(path))
+        typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
+                       and ast.unparse(block.test).endswith("TYPE_CHECKING") for n in ast.walk(block)}
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                    base = ".".join(up + ([base] if base else []))
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
+            for t in targets:
+                while t and t not in modules:
+                    t = t.rpartition(".")[0]
+                if t and t != name and t.startswith("engine"):
+                    deps.add(t)
+        graph[name] = deps
+    return graph
+
+
+def test_no_import_cycle_within_engine():
+    """No engine module reaches itself through imports (a package's own ``__init__`` that lists its
+    submodules is not a cycle: the edges from a package to its children are left out)."""
+    graph = _engine_module_graph()
+    for name in graph:
+        graph[name] = {d for d in graph[name] if not d.startswith(name + ".")}
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for dep in sorted(graph.get(node, ())):
+            if state.get(dep) == 1:
+                cycles.append(stack[stack.index(dep):] + [dep])
+            elif dep not in state:
+                visit(dep)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles[:10])

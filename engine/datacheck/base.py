@@ -74,6 +74,7 @@ class Context:
     rows: int = 0                          # data rows seen so far in the current split (final after pass 1)
     test_rows: int = 0
     options: dict[str, Any] = field(default_factory=dict)  # e.g. near_dup_threshold
+    id_columns: list[str] | None = None    # identifier columns (engine.datacheck.identifiers); None: by name
     shared: dict[str, Any] = field(default_factory=dict)   # results one check leaves for another
 
 

@@ -3,7 +3,8 @@
 Applied only when the matching finding exists: drop exact duplicate rows (keep the first), drop rows
 whose text repeats an earlier row's (duplicate_text; keep the first), drop rows with an empty text,
 mask PII in the text column and in every column the pii finding names (its ``column`` and each column
-of ``details["rows_by_column"]``) with ``engine.datacheck.checks.pii.mask_text``, and drop test rows
+of ``details["rows_by_column"]``) with ``engine.datacheck.masking.mask_text``, and the person-name,
+address and birth-date columns (``details["columns_by_kind"]``) with ``mask_value`` by kind, and drop test rows
 leaked from train (the test split's own duplicates stay: see duplicate_rows). The cleaned train file
 goes to ``out``; a cleaned test file, when there is one, next to it as ``<stem>.test<ext>``
 (``clean.csv.gz`` -> ``clean.test.csv.gz``). The format follows ``out``'s extension (csv, tsv, jsonl,
@@ -27,7 +28,7 @@ import pandas as pd
 
 from engine.datacheck import values
 from engine.datacheck.base import Context, Finding
-from engine.datacheck.reader import _EXT, Dataset, split_ext
+from engine.tabular import EXTENSIONS as _EXT, Dataset, split_ext
 from engine.errors import ValidationError
 
 
@@ -61,24 +62,31 @@ def _out_format(out: Path, ds: Dataset) -> tuple[str, bool]:
 
 
 def _pii_masker() -> Callable[[str], str] | None:
-    try:
-        from engine.datacheck.checks.pii import mask_text  # type: ignore[attr-defined]
-    except ImportError:
-        return None
+    from engine.datacheck.masking import mask_text
+
     return mask_text
 
 
 class _Plan:
     def __init__(self, drop: np.ndarray, drop_empty: str | None, mask_cols: list[str], masker,
-                 drop_text: np.ndarray | None = None) -> None:
+                 drop_text: np.ndarray | None = None, column_kinds: dict[str, str] | None = None) -> None:
         self.drop = np.unique(np.asarray(drop, np.int64))
         # rows duplicate_text reports (same text, other fields differ); disjoint from duplicate_rows'
         self.drop_text = np.setdiff1d(np.asarray(drop_text if drop_text is not None else [], np.int64), self.drop)
         self.drop_empty = drop_empty
         self.mask_cols = mask_cols
         self.masker = masker
+        self.column_kinds = column_kinds or {}   # personal-data columns masked by kind (names, addresses...)
         self.counts = {"drop_duplicates": 0, "drop_duplicate_text": 0, "drop_empty_text": 0, "mask_pii": 0,
                        "drop_leaked_test": 0}
+
+    def masker_for(self, col: str):
+        kind = self.column_kinds.get(col)
+        if kind is None:
+            return self.masker
+        from engine.datacheck.masking import mask_value
+
+        return lambda v: mask_value(kind, v)
 
 
 def _open_out(tmp: Path, gz: bool, binary: bool = False):
@@ -110,7 +118,8 @@ def _filter_chunk(chunk: pd.DataFrame, plan: _Plan, dup_key: str) -> pd.DataFram
         for col in plan.mask_cols:
             if col in chunk.columns:
                 before = chunk[col]
-                after = before.map(lambda v: _mask_value(plan.masker, v))
+                masker = plan.masker_for(col)
+                after = before.map(lambda v: _mask_value(masker, v))
                 plan.counts["mask_pii"] += int((before.fillna("") != after.fillna("")).sum())
                 chunk[col] = after.astype(before.dtype) if values.is_textual(before) else after
     return chunk
@@ -142,7 +151,7 @@ def _write(ds: Dataset, out: Path, plan: _Plan, chunk_rows: int, dup_key: str) -
                     if plan.masker is not None:
                         for col in plan.mask_cols:
                             v = obj.get(col)
-                            m = _mask_value(plan.masker, v)
+                            m = _mask_value(plan.masker_for(col), v)
                             if m != v:
                                 obj[col] = m
                                 plan.counts["mask_pii"] += 1
@@ -240,6 +249,15 @@ def _pii_columns(findings: list[Finding]) -> set[str]:
     return cols
 
 
+def _pii_column_kinds(findings: list[Finding]) -> dict[str, str]:
+    """The columns the pii finding masks by kind (``details["columns_by_kind"]``)."""
+    out: dict[str, str] = {}
+    for f in findings:
+        if f.id == "pii" and isinstance(f.details, dict):
+            out.update({str(c): str(k) for c, k in (f.details.get("columns_by_kind") or {}).items()})
+    return out
+
+
 def apply_fixes(train: Dataset, test: Dataset | None, ctx: Context, findings: list[Finding], out: str | Path,
                 chunk_rows: int = 200_000) -> FixResult:
     """Write the cleaned file(s); see the module docstring."""
@@ -260,12 +278,13 @@ def apply_fixes(train: Dataset, test: Dataset | None, ctx: Context, findings: li
     if masker is not None:
         mask_cols = sorted(_pii_columns(findings) | ({ctx.text_col} if ctx.text_col else set()))
     drop_text = shared.get("drop_duplicate_text") if "duplicate_text" in ids else None
-    plan = _Plan(drop, drop_empty, mask_cols, masker, drop_text)
+    kinds = _pii_column_kinds(findings) if masker is not None else {}
+    plan = _Plan(drop, drop_empty, mask_cols, masker, drop_text, kinds)
     rows_in, rows_out, fmt = _write(train, out, plan, chunk_rows, "drop_duplicates")
     result = FixResult(path=str(out), rows_in=rows_in, rows_out=rows_out, format=fmt)
     if test is not None and test_out is not None:
         leaked = shared.get("drop_leaked_test", np.empty(0, np.int64)) if "train_test_leakage" in ids else np.empty(0, np.int64)
-        tplan = _Plan(leaked, None, mask_cols, masker)
+        tplan = _Plan(leaked, None, mask_cols, masker, column_kinds=kinds)
         t_in, t_out, _ = _write(test, test_out, tplan, chunk_rows, "drop_leaked_test")
         plan.counts["drop_leaked_test"] = tplan.counts["drop_leaked_test"]
         plan.counts["mask_pii"] += tplan.counts["mask_pii"]

@@ -27,8 +27,9 @@ import numpy as np
 from engine.datacheck import values
 from engine.datacheck.base import SEVERITIES, SEVERITY_RANK, Check, Context, Finding
 from engine.datacheck.checks import CHECKS
+from engine.datacheck.identifiers import identifier_columns
 from engine.datacheck.infer import resolve_columns
-from engine.datacheck.reader import DEFAULT_CHUNK_ROWS, Dataset, open_dataset
+from engine.tabular import DEFAULT_CHUNK_ROWS, Dataset, open_dataset
 from engine.errors import ValidationError, require_choice, require_number
 
 SEVERITY_WEIGHTS = {"critical": 40.0, "high": 20.0, "medium": 10.0, "low": 4.0, "info": 0.0}
@@ -82,6 +83,7 @@ class CheckReport:
     fix: dict[str, Any] | None = None
     schema_saved: str | None = None
     penalties: list[dict[str, Any]] = field(default_factory=list)
+    id_columns: list[str] = field(default_factory=list)   # identifiers: no outliers, drift or constant check
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "findings"}
@@ -277,8 +279,9 @@ def run_checks(inp: CheckInput, progress: Progress | None = None) -> CheckReport
 
         saved_schema = load_schema(inp.schema_path)
 
+    id_columns = identifier_columns(train.head, exclude=(text_col, label_col))
     ctx = Context(kind="text" if text_col else "tabular", columns=list(train.columns), text_col=text_col,
-                  label_col=label_col, has_test=test is not None,
+                  label_col=label_col, has_test=test is not None, id_columns=id_columns,
                   options={"near_dup_threshold": float(inp.near_dup_threshold), "source": train.name,
                            "schema": saved_schema, "format": train.format,
                            "test_columns": list(test.columns) if test is not None else None})
@@ -390,7 +393,7 @@ def run_checks(inp: CheckInput, progress: Progress | None = None) -> CheckReport
         file=train.name, test_file=test.name if test is not None else None,
         checks_run=list(status.values()), weights=weights_doc(), charts=stats.charts(ctx),
         elapsed_s=round(time.perf_counter() - started, 3), estimate=estimate, fix=fix,
-        schema_saved=schema_saved, penalties=penalties,
+        schema_saved=schema_saved, penalties=penalties, id_columns=id_columns,
     )
 
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import pandas as pd
 
+from engine.datacheck.masking import mask_text
+
 _SPACE = re.compile(r"\s+")
 EXAMPLE_CHARS = 200
 
@@ -40,8 +42,6 @@ def truncate(text: str, limit: int = EXAMPLE_CHARS) -> str:
 def example_text(text: str, limit: int = EXAMPLE_CHARS) -> str:
     """What an example may show of ``text``: PII masked first (so a cut never exposes half a number),
     then cut to ``limit`` characters."""
-    from engine.datacheck.checks.pii import mask_text  # lazy: the checks package imports this module
-
     return truncate(mask_text(text), limit)
 
 

@@ -20,6 +20,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from engine.datacheck.masking import mask_text
+
 MISSING_TOKENS = ("", "na", "n/a", "nan", "null", "none")
 BOOL_TOKENS = ("true", "false", "yes", "no")
 TYPES = ("int", "float", "bool", "date", "string")  # value types; "missing" is counted apart
@@ -386,22 +388,10 @@ def show(value: Any, limit: int = 200) -> Any:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-_mask_fn: Any = False
-
-
 def mask(text: str) -> str:
-    """Mask PII with ``engine.datacheck.checks.pii.mask_text`` if that module exists, else unchanged."""
-    global _mask_fn
-    if _mask_fn is False:
-        try:
-            from engine.datacheck.checks.pii import mask_text  # type: ignore[attr-defined]
-            _mask_fn = mask_text
-        except ImportError:
-            _mask_fn = None
-    if _mask_fn is None:
-        return text
+    """Mask PII with :func:`engine.datacheck.masking.mask_text` (never raises: a report must not break)."""
     try:
-        return _mask_fn(text)
+        return mask_text(text)
     except Exception:  # noqa: BLE001 - masking must never break a report
         return text
 

@@ -37,8 +37,7 @@ import numpy as np
 from engine.errors import ValidationError, require_choice, require_number
 from engine.lab.corpora import CORPORA, generate_corpus
 from engine.lab.sources import (  # noqa: F401 - list_uploads and resolve_path are this module's API too
-    DEFAULT_MAX_BYTES, SUPPORTED_EXTS, TEXT_EXTS, _decode_text, _ext, _label_strings, _pick_columns, _read_bytes,
-    _read_table, _sort_labels, list_uploads, resolve_path,
+    DEFAULT_MAX_BYTES, SUPPORTED_EXTS, TEXT_EXTS, list_uploads, read_rows, resolve_path, sort_labels,
 )
 from engine.lab.tokenizer import TOKENIZER_KINDS, BPE_MAX_VOCAB, BPE_MIN_VOCAB, Tokenizer, build_tokenizer
 
@@ -109,35 +108,8 @@ def _load_raw(inp: DataInput) -> _Raw:
         corpus = generate_corpus(inp.sample, seed=0)
         labels = corpus.labels if inp.task == "classify" else None
         return _Raw(list(corpus.texts), labels, {"sample": inp.sample, "format": "sample"})
-    path = resolve_path(inp.path)
-    ext, gz = _ext(path)
-    if ext not in SUPPORTED_EXTS:
-        raise ValidationError(f"unsupported data file type {''.join(path.suffixes) or path.name!r}; allowed: "
-                              f"{', '.join(SUPPORTED_EXTS)} (optionally .gz)")
-    limit = inp.max_bytes or DEFAULT_MAX_BYTES
-    source: dict[str, Any] = {"path": str(path), "format": ext[1:] + (".gz" if gz else "")}
-    if ext in TEXT_EXTS:
-        if inp.task == "classify":
-            raise ValidationError(f"{path.name!r} is plain text without labels; classification needs a CSV, "
-                                  "TSV, JSONL or Parquet file with a text and a label column")
-        text = _decode_text(_read_bytes(path, gz, limit), path.name)
-        return _Raw([text], None, source)
-    df = _read_table(path, ext, gz, limit)
-    text_col, label_col = _pick_columns(df, inp, path.name)
-    source.update(text_col=text_col, label_col=label_col, n_rows=len(df))
-    texts_s = df[text_col]
-    if inp.task == "lm":
-        texts = [t if isinstance(t, str) else str(t) for t in texts_s.dropna().tolist()]
-        texts = [t for t in texts if t]
-        if not any(t.strip() for t in texts):
-            raise ValidationError(f"text column {text_col!r} of {path.name!r} has no text")
-        return _Raw(texts, None, source)
-    labels_s = _label_strings(df[label_col])
-    keep = labels_s.notna().to_numpy()
-    source["n_rows_without_label"] = int((~keep).sum())
-    labels = labels_s[keep].tolist()
-    texts = ["" if t is None or (isinstance(t, float) and math.isnan(t)) else str(t) for t in texts_s[keep].tolist()]
-    return _Raw(texts, labels, source)
+    rows = read_rows(resolve_path(inp.path), inp.task, inp.text_col, inp.label_col, inp.max_bytes)
+    return _Raw(rows.texts, rows.labels, rows.source)
 
 
 # --- splitting ------------------------------------------------------------------------------------
@@ -469,7 +441,7 @@ def load_dataset(inp: DataInput, context: int, tokenizer: Tokenizer | None = Non
     label_col = raw.source.get("label_col") or "label"
     if not labels:
         raise ValidationError(f"label column {label_col!r} has no values; classification needs labelled rows")
-    names = _sort_labels(sorted(set(labels)))
+    names = sort_labels(sorted(set(labels)))
     if len(names) < 2:
         raise ValidationError(f"label column {label_col!r} has a single value {names[0]!r}; "
                               "classification needs at least 2")

@@ -1,40 +1,50 @@
-"""Reading the model lab's data files: formats (text, JSONL/JSON, CSV/TSV, Parquet, gzip), size
-limits, UTF-8 checks, uploads reused from the data-checks page, and text/label column inference.
-Every bad file is a one-line ValidationError."""
+"""Reading the model lab's data files through the one reader, :mod:`engine.tabular` (the data checks
+read through it too): the same formats (text, JSONL/JSON, CSV/TSV, Parquet, Excel workbooks, gzip),
+the same legacy-encoding detection, limits and one-line errors. Here: uploads reused from the
+data-checks page, the size limit, and text/label column inference.
+
+A plain-text file is one document, read whole and exactly (the lm corpus); a table's columns are the
+strings the file writes (Parquet keeps its types)."""
 
 from __future__ import annotations
 
-import gzip
-import io
-import json
 import math
-import zlib
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine import workspace
 from engine.errors import ValidationError
+from engine.tabular import EXTENSIONS, encoding_label, open_dataset, read_frame, split_ext
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from engine.lab.data import DataInput
-
-TEXT_EXTS = (".txt", ".md")
-TABLE_EXTS = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
+TEXT_EXTS = tuple(e for e, f in EXTENSIONS.items() if f == "text")
+TABLE_EXTS = tuple(e for e, f in EXTENSIONS.items() if f != "text")
 SUPPORTED_EXTS = TEXT_EXTS + TABLE_EXTS
 DEFAULT_MAX_BYTES = 2 << 30  # 2 GiB of (decompressed) input
 LABEL_NAMES = ("label", "labels", "target", "class", "category", "sentiment", "y")
+_NUMBER = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
+_WHOLE_FLOAT = re.compile(r"^[+-]?\d+\.0+$")
 
 
 def _ext(path: Path) -> tuple[str, bool]:
     """(format extension, gzipped?)"""
-    suffixes = [s.lower() for s in path.suffixes]
-    gz = bool(suffixes) and suffixes[-1] == ".gz"
-    if gz:
-        suffixes = suffixes[:-1]
-    return (suffixes[-1] if suffixes else ""), gz
+    _, ext, gz = split_ext(path)
+    return ext, gz
+
+
+@dataclass
+class SourceRows:
+    """What a data file holds for the lab: the texts (one per row, or the whole file as one document),
+    their labels when classifying, and where they came from (``source``: path, format, encoding...)."""
+
+    texts: list[str]
+    labels: list[str] | None
+    source: dict[str, Any] = field(default_factory=dict)
 
 
 def list_uploads() -> list[Path]:
@@ -67,98 +77,46 @@ def resolve_path(path: str | Path) -> Path:
     raise ValidationError(f"no data file {str(path)!r}{hint}")
 
 
-def _read_bytes(path: Path, gz: bool, limit: int) -> bytes:
-    if path.stat().st_size == 0:
-        raise ValidationError(f"data file {path.name!r} is empty")
-    try:
-        with (gzip.open(path, "rb") if gz else path.open("rb")) as f:
-            data = f.read(limit + 1)
-    except (gzip.BadGzipFile, EOFError, zlib.error, OSError) as exc:
-        raise ValidationError(f"data file {path.name!r} could not be read ({'gzip: ' if gz else ''}{exc})") from None
-    if len(data) > limit:
-        raise ValidationError(f"data file {path.name!r} is larger than max_bytes={limit} "
-                              f"({'decompressed' if gz else 'on disk'}); raise max_bytes or use a smaller file")
-    return data
-
-
-def _decode_text(data: bytes, name: str) -> str:
-    if not data.strip():
-        raise ValidationError(f"data file {name!r} is empty")
-    nul = data.find(b"\x00")
-    if nul >= 0:
-        raise ValidationError(f"data file {name!r} looks binary (a NUL byte at offset {nul}); give UTF-8 text")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ValidationError(f"data file {name!r} is not UTF-8 text (bad byte at offset {exc.start}); "
-                              "binary files are not supported") from None
-    if not text.strip():
-        raise ValidationError(f"data file {name!r} is empty")
-    return text
-
-
-def _read_json(text: str, name: str) -> pd.DataFrame:
-    import pandas as pd
-
-    stripped = text.lstrip()
-    records: list[Any]
-    if stripped.startswith("["):
-        try:
-            records = json.loads(stripped)
-        except json.JSONDecodeError as exc:
-            raise ValidationError(f"{name!r} is not valid JSON: {exc}") from None
-    else:
-        records = []
-        for i, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise ValidationError(f"line {i} of {name!r} is not valid JSON: {exc}") from None
-    if not records:
-        raise ValidationError(f"data file {name!r} has no records")
-    if all(isinstance(r, str) for r in records):
-        return pd.DataFrame({"text": records})
-    if not all(isinstance(r, dict) for r in records):
-        raise ValidationError(f"{name!r} must hold JSON objects (one per line, or a list of them) or strings")
-    return pd.DataFrame.from_records(records)
-
-
-def _read_table(path: Path, ext: str, gz: bool, limit: int) -> pd.DataFrame:
-    import pandas as pd
-
-    name = path.name
-    if ext == ".parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        if path.stat().st_size == 0:
-            raise ValidationError(f"data file {name!r} is empty")
-        source: Any = io.BytesIO(_read_bytes(path, True, limit)) if gz else path
-        try:
-            pf = pq.ParquetFile(source)
-            size = sum(pf.metadata.row_group(i).total_byte_size for i in range(pf.metadata.num_row_groups))
-            if size > limit:
-                raise ValidationError(f"data file {name!r} holds {size} bytes uncompressed, over max_bytes={limit}; "
-                                      "raise max_bytes or use a smaller file")
-            df = pf.read().to_pandas()
-        except (pa.ArrowException, OSError) as exc:
-            raise ValidationError(f"data file {name!r} is not a valid Parquet file ({str(exc)[:120]})") from None
-    else:
-        text = _decode_text(_read_bytes(path, gz, limit), name)
-        if ext in (".jsonl", ".json"):
-            df = _read_json(text, name)
-        else:
-            try:
-                df = pd.read_csv(io.StringIO(text), sep="\t" if ext == ".tsv" else ",")
-            except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-                msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise ValidationError(f"data file {name!r} is not valid {ext[1:].upper()}: {msg[:160]}") from None
+def read_rows(path: Path, task: str, text_col: str | None, label_col: str | None,
+              max_bytes: int | None = None) -> SourceRows:
+    """Read ``path`` through :func:`engine.tabular.open_dataset` and pick its text (and label) column."""
+    limit = max_bytes or DEFAULT_MAX_BYTES
+    ds = open_dataset(path, max_decompressed=limit)
+    ext, gz = _ext(path)
+    source: dict[str, Any] = {"path": str(path), "format": (ext[1:] or ds.format) + (".gz" if gz else "")}
+    if ds.encoding != "utf-8":
+        source["encoding"] = encoding_label(ds.encoding)
+        source["encoding_note"] = (f"{path.name} is not UTF-8: read as {encoding_label(ds.encoding)} "
+                                   "(detected); re-save it as UTF-8 to be sure every character is right")
+    if ds.sheet is not None:
+        source["sheet"] = ds.sheet
+    if ds.format == "text":
+        if task == "classify":
+            raise ValidationError(f"{path.name!r} is plain text without labels; classification needs a CSV, "
+                                  "TSV, JSONL, Parquet or Excel file with a text and a label column")
+        text = ds.text()
+        if not text.strip():
+            raise ValidationError(f"data file {path.name!r} is empty")
+        return SourceRows([text], None, source)
+    df = read_frame(ds)
     if len(df) == 0:
-        raise ValidationError(f"data file {name!r} has no rows")
+        raise ValidationError(f"data file {path.name!r} has no rows")
     df.columns = [str(c) for c in df.columns]
-    return df
+    text_name, label_name = pick_columns(df, task, text_col, label_col, path.name)
+    source.update(text_col=text_name, label_col=label_name, n_rows=len(df))
+    texts_s = df[text_name]
+    if task == "lm":
+        texts = [t if isinstance(t, str) else str(t) for t in texts_s.dropna().tolist()]
+        texts = [t for t in texts if t]
+        if not any(t.strip() for t in texts):
+            raise ValidationError(f"text column {text_name!r} of {path.name!r} has no text")
+        return SourceRows(texts, None, source)
+    labels_s = label_strings(df[label_name])
+    keep = labels_s.notna().to_numpy()
+    source["n_rows_without_label"] = int((~keep).sum())
+    labels = labels_s[keep].tolist()
+    texts = ["" if t is None or (isinstance(t, float) and math.isnan(t)) else str(t) for t in texts_s[keep].tolist()]
+    return SourceRows(texts, labels, source)
 
 
 def _is_text_column(s: pd.Series) -> float | None:
@@ -174,6 +132,8 @@ def _is_text_column(s: pd.Series) -> float | None:
     strings = [v for v in values if isinstance(v, str)]
     if len(strings) * 2 < len(values):
         return None
+    if sum(1 for v in strings if _NUMBER.match(v)) >= 0.9 * len(strings):
+        return None  # numbers written as text (CSV, JSON): ids, prices, scores
     return sum(len(v) for v in strings) / len(strings)
 
 
@@ -187,20 +147,23 @@ def _find_column(df: pd.DataFrame, name: str, role: str, fname: str) -> str:
     raise ValidationError(f"{role} column {name!r} is not in {fname!r}; available: {cols}")
 
 
-def _pick_columns(df: pd.DataFrame, inp: DataInput, fname: str) -> tuple[str, str | None]:
+def pick_columns(df: pd.DataFrame, task: str, text_col: str | None, label_col: str | None,
+                 fname: str) -> tuple[str, str | None]:
+    """(text column, label column or None): the named ones found (case-insensitively), else inferred:
+    the label by name (:data:`LABEL_NAMES`), the text as the column of the longest strings."""
     cols = ", ".join(map(repr, list(df.columns)[:30]))
     label = None
-    if inp.task == "classify":
-        if inp.label_col is not None:
-            label = _find_column(df, inp.label_col, "label", fname)
+    if task == "classify":
+        if label_col is not None:
+            label = _find_column(df, label_col, "label", fname)
         else:
             lower = {c.lower(): c for c in reversed(list(df.columns))}
             label = next((lower[n] for n in LABEL_NAMES if n in lower), None)
             if label is None:
                 raise ValidationError(f"no label column found in {fname!r} (looked for {', '.join(LABEL_NAMES)}); "
                                       f"name one with label_col; available: {cols}")
-    if inp.text_col is not None:
-        text = _find_column(df, inp.text_col, "text", fname)
+    if text_col is not None:
+        text = _find_column(df, text_col, "text", fname)
     else:
         lengths = {c: _is_text_column(df[c]) for c in df.columns if c != label}
         lengths = {c: v for c, v in lengths.items() if v is not None}
@@ -212,15 +175,29 @@ def _pick_columns(df: pd.DataFrame, inp: DataInput, fname: str) -> tuple[str, st
     return text, label
 
 
-def _label_strings(s: pd.Series) -> pd.Series:
+def label_strings(s: pd.Series) -> pd.Series:
+    """Labels as strings, missing ones None: blank cells are missing, and whole numbers written as
+    floats (``1.0``, what pandas writes for an integer column with gaps) lose their ``.0``."""
     import pandas as pd
 
     if pd.api.types.is_float_dtype(s) and ((s.dropna() % 1) == 0).all():
         s = s.astype("Int64")
-    return s.map(lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA else str(v))
+
+    def one(v: Any) -> str | None:
+        if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
+            return None
+        v = str(v)
+        return v if v.strip() else None
+
+    out = [one(v) for v in s.tolist()]
+    present = [v for v in out if v is not None]
+    if present and all(_WHOLE_FLOAT.match(v) or v.lstrip("+-").isdigit() for v in present) \
+            and any("." in v for v in present):
+        out = [None if v is None else str(int(float(v))) for v in out]
+    return pd.Series(out, index=s.index, dtype=object)
 
 
-def _sort_labels(names: Sequence[str]) -> list[str]:
+def sort_labels(names: Sequence[str]) -> list[str]:
     try:
         return sorted(names, key=lambda v: (float(v), v))
     except ValueError:

@@ -112,7 +112,7 @@ def test_low_quality_short_mode_planted():
     texts[35] = None                                                      # empty: not this check's
     [f], _ = run(LowQualityText(), texts)
     assert f.rows == [4, 9, 17, 22, 30] and f.count == 5
-    assert f.details["mode"] == "short"
+    assert 3 <= f.details["too_short_below_words"] <= f.details["median_words"] / 2  # judged against the corpus
     assert f.details["rows_by_rule"] == {"too_short": 1, "symbol_ratio": 1, "bullet_lines": 1,
                                          "non_alpha_words": 1, "duplicate_lines": 1}
     assert {e["row"] for e in f.examples} == {4, 9, 17, 22, 30}
@@ -126,10 +126,10 @@ def test_low_quality_long_mode_planted():
         return " ".join(rng.choice(words, size=120))
 
     texts = [long_doc() for _ in range(12)]
-    texts[2] = SENTENCES[0]                                     # < 50 words in long-document data
+    texts[2] = SENTENCES[0]                                     # far shorter than this corpus's documents
     texts[7] = " ".join(["buy cheap pills now"] * 40)           # n-gram repetition
     [f], _ = run(LowQualityText(), texts, chunk=5)
-    assert f.details["mode"] == "long"
+    assert 12 < f.details["too_short_below_words"] <= 60                # judged against the corpus (median 120)
     assert f.rows == [2, 7]
     assert set(f.details["rows_by_rule"]) == {"too_short", "top_ngram", "duplicate_ngrams"}
 

@@ -31,7 +31,7 @@ CLEAN = [
     "The ratio was 3:2 and the time 12:30:45 on 04/05/2020.",
     "Use std::vector and a::b in C++ code.",
     "Tracking number 9400111899223857268499 arrived.",
-    "SSN-like 123-45-6789 and zip 94105-1234 are not phones.",
+    "An invalid SSN shape 000-45-6789 and zip 94105-1234 are not phones.",
     "Invoice 2023-000123-45 paid in full, ref 4000 1234.",
 ]
 
@@ -134,3 +134,31 @@ def test_never_raises_on_arbitrary_unicode(text):
     assert find_pii(masked) == []
     if not find_pii(text):
         assert masked == text  # nothing found, nothing changed
+
+
+# ---- issue 11 item 3: phone numbers whose area code is not dialable; SSN and IBAN by check digits ----
+
+def test_phone_shaped_numbers_are_found_dialable_or_not():
+    for text in ["call (082) 315-4439 today", "my number: (106) 000-6854", "reach 082-315-4439 pls",
+                 "tel 555.010.9999", "+1 (106) 000-6854", "+86 138 0013 8000 (mobile)", "+44 20 7946 0958",
+                 "1-800-555-0199"]:
+        assert [k for k, _, _ in find_pii(text)] == ["phone"], text
+    assert mask_text("call (082) 315-4439") == "call (***) ***-**39"
+
+
+def test_no_phone_in_dates_times_prices_ids_isbns_versions():
+    for text in ["on 2021-03-04 10:30:00", "on 12.5.2020 at 10:45", "04/05/2020 12:30:45", "total $1,234,567.89",
+                 "order 4155552671", "order ORD-123-456-7890", "ISBN 978-3-16-148410-0", "ISBN 0-306-40615-2",
+                 "version 10.0.19041.1234", "build 2021.03.04.1", "tracking 9400111899223857268499",
+                 "zip 94105-1234", "Invoice 2023-000123-45", "1,234,567,890 tokens"]:
+        assert find_pii(text) == [], text
+
+
+def test_ssn_and_iban_need_valid_check_digits():
+    assert [k for k, _, _ in find_pii("SSN 536-22-8726 on file")] == ["ssn"]
+    assert mask_text("SSN 536-22-8726") == "SSN ***-**-8726"
+    assert find_pii("ref 000-22-8726") == [] and find_pii("ref 666-22-8726") == []  # no such SSN area
+    assert [k for k, _, _ in find_pii("pay to DE89 3704 0044 0532 0130 00 please")] == ["iban"]
+    assert [k for k, _, _ in find_pii("GB82WEST12345698765432")] == ["iban"]
+    assert find_pii("pay to DE88 3704 0044 0532 0130 00") == []  # mod-97 check fails
+    assert "0532" not in mask_text("IBAN DE89 3704 0044 0532 0130 00")

@@ -175,8 +175,7 @@ def _table(tmp_path, df, name="t.csv"):
 @pytest.mark.parametrize("content, match", [
     (b"", "is empty"),
     (b"   \n\n  ", "is empty"),
-    (b"hello\x00world" * 50, "looks binary"),
-    (b"caf\xe9 latin-1 text " * 50, "not UTF-8 text"),
+    (b"hello\x00world" * 50, "looks like a binary file"),
 ])
 def test_bad_text_files(tmp_path, content, match):
     path = tmp_path / "bad.txt"
@@ -225,13 +224,14 @@ def test_classify_needs_labels_not_plain_text(tmp_path):
 
 
 @pytest.mark.parametrize("name, content, match", [
-    ("x.xlsx", b"PK\x03\x04", "unsupported data file type '.xlsx'"),
-    ("x.jsonl", b'{"text": "a"}\n{broken\n', "line 2 of 'x.jsonl' is not valid JSON"),
-    ("x.json", b"[1, 2, 3]", "must hold JSON objects"),
-    ("x.csv", b'text,label\n"unterminated,1\n', "not valid CSV"),
-    ("x.csv", b"text,label\n", "has no rows"),
-    ("x.parquet", b"PAR1 this is not parquet PAR1", "not a valid Parquet file"),
-    ("x.txt.gz", b"not gzip at all", "could not be read"),
+    ("x.docx", b"PK\x03\x04", "ZIP archive, not a data file or an Excel workbook"),
+    ("x.xlsx", b"PK\x03\x04", "x.xlsx is not a readable Excel workbook"),
+    ("x.jsonl", b'{"text": "a"}\n{broken\n', "x.jsonl: line 2 is not valid JSON"),
+    ("x.json", b"[1, 2, 3]", "is a JSON number, expected an object"),
+    ("x.csv", b'text,label\n"unterminated,1\n', "line 2 has 1 field, header has 2; fix the quoting"),
+    ("x.csv", b"text,label\n", "has a header but no data rows"),
+    ("x.parquet", b"PAR1 this is not parquet PAR1", "not a readable Parquet file"),
+    ("x.txt.gz", b"not gzip at all", "named .gz but is not gzip-compressed"),
 ])
 def test_bad_files(tmp_path, name, content, match):
     path = tmp_path / name
@@ -271,7 +271,7 @@ def test_list_and_pick_uploads(tmp_path):
     old = _write(up / "old.csv", _reviews().to_csv(index=False))
     os.utime(old, (time.time() - 100, time.time() - 100))
     new = _write(up / "new.txt.gz", _prose(100), gz=True)
-    (up / "notes.xlsx").write_bytes(b"x")
+    (up / "notes.docx").write_bytes(b"x")
     (up / ".hidden.csv").write_text("a\n1\n")
     (up / "dir.csv").mkdir()
     assert list_uploads() == [new, old]

@@ -83,3 +83,20 @@ def test_large_upload_runs_in_a_worker_process_and_the_page_polls_it():
         at.run()
     assert_clean(at)
     assert metrics(at)["Rows"] == "40,000"
+
+
+def test_readiness_gauge_leaves_room_for_its_last_tick_label():
+    """Issue 11 item 14: "100" at the arc's right end was clipped to "10" (20 px side margins). The
+    label of the last tick sits outside the indicator's domain; the margins must hold three digits."""
+    import json
+
+    at = _page()
+    gauge = json.loads(at.get("plotly_chart")[0].proto.spec)
+    indicator = gauge["data"][0]
+    assert indicator["type"] == "indicator"
+    axis = indicator["gauge"]["axis"]
+    assert axis["range"] == [0, 100] and axis["tickvals"][-1] == 100
+    margin = gauge["layout"]["margin"]
+    # Measured in Chromium (380 px wide figure, default 12 px font): the "100" label ends 36 px right
+    # of the arc's domain; with the old 20 px margin it ran 16 px past the figure's edge.
+    assert margin["r"] >= 36 and margin["l"] >= 20, margin

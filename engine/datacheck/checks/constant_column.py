@@ -1,6 +1,7 @@
 """constant_column: a column whose values are all the same, or all missing. One finding per column;
 ``count`` = rows in the file. Text is compared trimmed and case-folded (" Yes" = "yes"). A column
-with one value and some gaps is not constant: the gaps themselves carry information."""
+with one value and some gaps is not constant: the gaps themselves carry information. Identifier
+columns (:mod:`engine.datacheck.identifiers`) are left out."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pyarrow.compute as pc
 from engine.datacheck import values
 from engine.datacheck.text_utils import plural
 from engine.datacheck.base import Check, Context, Finding
+from engine.datacheck.identifiers import is_identifier
 
 _UNSET = object()
 
@@ -29,6 +31,8 @@ class ConstantColumn(Check):
 
     def update(self, chunk: pd.DataFrame, ctx: Context) -> None:
         for col in chunk.columns:
+            if is_identifier(col, ctx):
+                continue
             if col not in self.has_missing:
                 self.has_missing[col] = self.seen > 0   # a JSON key first seen now was absent before
             if col in self.varies:

@@ -7,7 +7,8 @@ PSI = Σ (q − p)·ln(q/p) over the categories (counts +0.5), with a chi-square
 (Wilson-Hilferty approximation for the p-value). A column drifts when the effect is large enough to
 matter (D >= 0.1, PSI >= 0.1: the usual "moderate shift" line) and not chance (p < 0.001). Severity:
 D >= 0.3 or PSI >= 0.25 medium (high for the label), else low. One finding per column; ``count`` =
-the test rows compared; ``details`` carries the statistics.
+the test rows compared; ``details`` carries the statistics. Identifier columns
+(:mod:`engine.datacheck.identifiers`) differ between splits by design and are left out.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pyarrow.compute as pc
 
 from engine.datacheck import values
 from engine.datacheck.base import Check, Context, Finding
+from engine.datacheck.identifiers import is_identifier
 
 SAMPLE = 50_000
 MAX_CATEGORIES = 100
@@ -69,12 +71,6 @@ def psi_and_p(train: dict[str, int], test: dict[str, int]) -> tuple[float, float
     return psi, chi2_sf(chi, len(keys) - 1), tv
 
 
-def _id_like(name: str) -> bool:
-    """Identifier columns (id, user_id, ticketId) differ between splits by design."""
-    n = name.strip()
-    return n.lower() in ("id", "uuid", "index") or n.lower().endswith(("_id", "-id", " id")) or (n.endswith("Id") and len(n) > 2)
-
-
 class _Sampler:
     def __init__(self, seed: int) -> None:
         self.parts: list[np.ndarray] = []
@@ -112,7 +108,7 @@ class Drift(Check):
     def update(self, chunk: pd.DataFrame, ctx: Context) -> None:
         split = ctx.split
         for col in chunk.columns:
-            if col not in ctx.columns or col == ctx.text_col or _id_like(col):
+            if col not in ctx.columns or col == ctx.text_col or is_identifier(col, ctx):
                 continue
             s = chunk[col]
             if col not in self.kind:

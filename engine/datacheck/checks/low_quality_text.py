@@ -6,7 +6,7 @@ Gopher", App. A.1.1 (MassiveText quality filters); words = whitespace-separated 
 ========================  ==========================================================================
 rule                      fires when
 ========================  ==========================================================================
-``too_short``             long-document data: < 50 words (Gopher); short-text data: < 3 words
+``too_short``             <= 2 words, or short for this corpus (see below), never a fixed web floor
 ``too_long``              > 100,000 words (Gopher)
 ``mean_word_length``      mean word length outside [3, 10] characters (Gopher); docs >= 20 words
 ``symbol_ratio``          ('#' + '...' + '…') / words > 0.1 (Gopher); docs >= 20 words
@@ -22,9 +22,14 @@ rule                      fires when
                           docs >= 50 words
 ========================  ==========================================================================
 
-Adaptation to short-text data (tickets, tweets, reviews), which would all fail Gopher's 50-word
-minimum: the dataset is "long-document" when the median non-empty document has >= 50 words, else
-"short-text", and only ``too_short`` changes with it. Gopher's stop-word rule (>= 2 English stop
+Length is judged against the dataset's own length distribution, not Gopher's 50-word floor, which
+was written for web pages and flags half of a clean set of reviews, tickets or chat turns: a row is
+``too_short`` when it has at most 2 words, or when it is both an outlier of the corpus's log word
+counts (modified z-score below -3.5, Iglewicz & Hoaglin 1993, the ``outliers`` check's rule on
+log(words)) and under half the median. A rule that fires on more than :data:`DATASET_WIDE` (30%) of
+the non-empty rows describes what the dataset is (search queries, bullet lists, code), not defects in
+some of its rows: such a rule is left out of the finding and reported apart, at severity ``info``
+(``details["dataset_wide_rules"]``). Gopher's stop-word rule (>= 2 English stop
 words) is left out: it would flag every non-English document. Documents mostly in scripts without
 spaces between words (CJK, Thai, ...) skip the word-based rules. Empty texts are ``empty_text``'s.
 ``count`` = rows flagged by at least one active rule; ``details["rows_by_rule"]`` per rule.
@@ -49,9 +54,13 @@ from engine.datacheck.text_utils import agree, example_text, plural, share_sever
 RULES = ("too_short", "too_long", "mean_word_length", "symbol_ratio", "bullet_lines", "ellipsis_lines",
          "non_alpha_words", "duplicate_lines", "top_ngram", "duplicate_ngrams")
 _BIT = {r: 1 << i for i, r in enumerate(RULES)}
-_SHORT_LONGMODE = 1 << len(RULES)        # < 50 words: counts as too_short in long-document data
-_SHORT_SHORTMODE = 1 << (len(RULES) + 1)  # < 3 words: counts as too_short in short-text data
-LONG_DOC_WORDS = 50
+_SHORT_LONGMODE = 1 << len(RULES)        # < 50 words (Gopher's floor; kept for the sample pools only)
+_SHORT_SHORTMODE = 1 << (len(RULES) + 1)  # <= 2 words: too_short in any dataset
+LONG_DOC_WORDS = 50        # Gopher's floor: documents this long get the n-gram and alpha rules
+TINY_WORDS = 2             # at most this many words is too short in any dataset
+SHORT_Z = -3.5             # modified z-score of log(words) below which a row is short for its corpus ...
+SHORT_OF_MEDIAN = 0.5      # ... when it also has under half the median's words
+DATASET_WIDE = 0.30        # a rule firing on more of the rows than this describes the dataset
 
 _NO_LETTER_WORD = re.compile(r"(?<!\S)(?:[^\s\w]|[\d_])+(?!\S)")
 _NO_SPACE_SCRIPT = re.compile(r"[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
@@ -164,33 +173,46 @@ def quality_flags(text: str) -> tuple[int, int]:
     return (n + 1 if capped and n >= MAX_WORDS else n), bits
 
 
-def active_bits(mode: str) -> int:
-    """The bits that count as a failure for a dataset in ``mode`` ("long" or "short")."""
-    return sum(_BIT.values()) - _BIT["too_short"] | (_SHORT_LONGMODE if mode == "long" else _SHORT_SHORTMODE)
-
-
-def rules_of(bits: int, mode: str) -> list[str]:
-    """The rule names that ``bits`` fail in ``mode``."""
+def rules_of(bits: int, mode: str = "") -> list[str]:
+    """The rule names that ``bits`` fail (``too_short`` once resolved by the check, or <= 2 words;
+    ``mode`` is accepted for old callers and ignored)."""
     out = [r for r in RULES if bits & _BIT[r]]
-    if bits & (_SHORT_LONGMODE if mode == "long" else _SHORT_SHORTMODE):
+    if bits & _SHORT_SHORTMODE and "too_short" not in out:
         out.insert(0, "too_short")
     return out
 
 
+def short_floor(words: np.ndarray) -> float:
+    """The word count under which a row is short for this corpus (the rows at most 2 words aside):
+    min(half the median, exp(c + SHORT_Z * s)) with (c, s) the robust center and scale of
+    log(words) (median and MAD/0.6745, or 1.253314 x mean absolute deviation when MAD is 0). 0 when
+    the spread is zero."""
+    if not len(words):
+        return 0.0
+    logw = np.log(np.maximum(words, 1).astype(float))
+    c = float(np.median(logw))
+    dev = np.abs(logw - c)
+    mad = float(np.median(dev))
+    scale = mad / 0.6745 if mad > 0 else 1.253314 * float(dev.mean())
+    if scale <= 0:
+        return 0.0
+    return float(min(SHORT_OF_MEDIAN * np.median(words), np.exp(c + SHORT_Z * scale)))
+
+
 class LowQualityText(Check):
-    """Rows failing Gopher quality heuristics (length, symbols, bullets, repetition), adapted to
-    short-text datasets."""
+    """Rows failing Gopher quality heuristics (symbols, bullets, repetition), with length judged
+    against the dataset's own length distribution."""
 
     id = "low_quality_text"
-    title = "Low-quality text (Gopher heuristics)"
+    title = "Low-quality text (Gopher heuristics, lengths judged against the dataset)"
     needs = ("text",)
 
     def start(self, ctx: Context) -> None:
         self.words: list[np.ndarray] = []
-        self.rows: list[np.ndarray] = []   # rows with any bit set
+        self.rows: list[np.ndarray] = []   # every non-empty row, with its words and rule bits
         self.bits: list[np.ndarray] = []
         self.samples: dict[int, str] = {}  # first flagged texts, for examples
-        self.samples_long: dict[int, str] = {}
+        self.samples_short: dict[int, str] = {}  # first texts under 50 words, for too_short examples
 
     def update(self, chunk: pd.DataFrame, ctx: Context) -> None:
         values = chunk[ctx.text_col].tolist() if ctx.text_col in chunk.columns else []
@@ -200,13 +222,11 @@ class LowQualityText(Check):
                 continue
             n, b = quality_flags(v)
             words.append(n)
-            if b:
-                rows.append(row)
-                bits.append(b)
-                # rows under 50 words only matter for long-document data: keep a few of them apart
-                pool = self.samples if b & ~_SHORT_LONGMODE else self.samples_long
-                if len(pool) < 50:
-                    pool[int(row)] = v[:2000]
+            rows.append(row)
+            bits.append(b & ~_SHORT_LONGMODE)
+            pool = self.samples if b & ~_SHORT_LONGMODE else self.samples_short if b else None
+            if pool is not None and len(pool) < 50:
+                pool[int(row)] = v[:2000]
         self.words.append(np.array(words, dtype=np.int64))
         self.rows.append(np.array(rows, dtype=np.int64))
         self.bits.append(np.array(bits, dtype=np.int64))
@@ -216,35 +236,55 @@ class LowQualityText(Check):
         if not len(words):
             return []
         median = float(np.median(words))
-        mode = "long" if median >= LONG_DOC_WORDS else "short"
+        floor = short_floor(words)
         rows, bits = np.concatenate(self.rows), np.concatenate(self.bits)
-        hit = (bits & active_bits(mode)) != 0
-        rows, bits = rows[hit], bits[hit]
-        n = len(rows)
-        if not n:
-            return []
-        by_rule = {}
-        for r in RULES:
-            bit = _BIT[r] if r != "too_short" else (_SHORT_LONGMODE if mode == "long" else _SHORT_SHORTMODE)
-            c = int(((bits & bit) != 0).sum())
-            if c:
-                by_rule[r] = c
+        short = (words <= TINY_WORDS) | (words < floor)
+        bits = np.where(short, bits | _BIT["too_short"], bits & ~_BIT["too_short"]) & ~_SHORT_SHORTMODE
+        counts = {r: int(((bits & _BIT[r]) != 0).sum()) for r in RULES}
+        total = len(words)
+        wide = [r for r in RULES if counts[r] > DATASET_WIDE * total]
+        wide_bits = sum(_BIT[r] for r in wide)
+        out = []
+        details_base = {"median_words": median, "too_short_below_words": round(max(floor, TINY_WORDS + 1), 1),
+                        "dataset_wide_rules": {r: counts[r] for r in wide}}
+        hit = (bits & ~wide_bits) != 0
+        n = int(hit.sum())
+        if n:
+            by_rule = {r: c for r in RULES if r not in wide and (c := counts[r])}
+            f_rows, f_bits = rows[hit], bits[hit] & ~wide_bits
+            share = n / total
+            top = ", ".join(f"{r.replace('_', ' ')} {c:,}" for r, c in sorted(by_rule.items(), key=lambda kv: -kv[1])[:3])
+            out.append(Finding(
+                id=self.id, severity=share_severity(share, high=0.5, medium=0.2), count=n,
+                title=f"{plural(n, 'row')} {agree(n, 'looks', 'look')} like low-quality text ({top})",
+                fix="Review the flagged rows and drop or clean those that are boilerplate, lists, "
+                    "repeated lines or fragments (Gopher quality filters, Rae et al. 2021)",
+                column=ctx.text_col, rows=f_rows[:MAX_ROWS].tolist(), rows_total=n,
+                examples=self._examples(f_rows, f_bits),
+                details={**details_base, "rows_by_rule": by_rule, "share_of_non_empty": round(share, 6)},
+            ))
+        if wide:
+            in_wide = (bits & wide_bits) != 0
+            m = int(in_wide.sum())
+            names = ", ".join(f"{r.replace('_', ' ')} {counts[r]:,}" for r in wide)
+            out.append(Finding(
+                id=self.id, severity="info", count=m,
+                title=(f"{plural(m, 'row')} ({m / total:.0%}) fail a quality rule that fires on most of this dataset "
+                       f"({names}): that is what this data looks like, not a defect in some rows"),
+                fix="Nothing to do unless this dataset should not look like this (then the rule names what is off)",
+                column=ctx.text_col, rows=rows[in_wide][:MAX_ROWS].tolist(), rows_total=m,
+                examples=self._examples(rows[in_wide], bits[in_wide] & wide_bits),
+                details={**details_base, "rows_by_rule": {r: counts[r] for r in wide},
+                         "share_of_non_empty": round(m / total, 6)},
+            ))
+        return out
+
+    def _examples(self, rows: np.ndarray, bits: np.ndarray) -> list[dict]:
         examples = []
-        samples = {**self.samples_long, **self.samples}
+        samples = {**self.samples_short, **self.samples}
         for row, b in zip(rows.tolist(), bits.tolist()):
             if len(examples) >= MAX_EXAMPLES:
                 break
             if row in samples:
-                examples.append({"row": row, "rules": rules_of(b, mode), "text": example_text(samples[row])})
-        share = n / max(len(words), 1)
-        top = ", ".join(f"{r.replace('_', ' ')} {c:,}" for r, c in sorted(by_rule.items(), key=lambda kv: -kv[1])[:3])
-        return [Finding(
-            id=self.id, severity=share_severity(share, high=0.5, medium=0.2), count=n,
-            title=f"{plural(n, 'row')} {agree(n, 'looks', 'look')} like low-quality text ({top})",
-            fix="Review the flagged rows and drop or clean those that are boilerplate, lists, "
-                "repeated lines or fragments (Gopher quality filters, Rae et al. 2021)",
-            column=ctx.text_col, rows=rows[:MAX_ROWS].tolist(), rows_total=n, examples=examples,
-            details={"mode": mode, "median_words": median, "rows_by_rule": by_rule,
-                     "share_of_non_empty": round(share, 6),
-                     "too_short_below_words": LONG_DOC_WORDS if mode == "long" else 3},
-        )]
+                examples.append({"row": row, "rules": rules_of(b), "text": example_text(samples[row])})
+        return examples

@@ -5,7 +5,8 @@ with fewer than 10 distinct numbers (codes, flags) is not checked.
 
 Numbers are kept per column (8 bytes per value) up to 16 million values in all; beyond that the
 check keeps a random sample of 200,000 per column for the median and MAD and counts in a second pass
-over the file. One finding per column; ``count`` = values flagged.
+over the file. One finding per column; ``count`` = values flagged. Identifier columns
+(:mod:`engine.datacheck.identifiers`: ``review_id``, a row counter) have no distribution and are left out.
 
 On normally distributed data the rule itself flags ``NORMAL_TAIL`` = 2·(1 − Φ(3.5)) ≈ 0.047% of the
 values (MAD/0.6745 estimates σ). A column whose flagged count stays within what a normal sample of its
@@ -25,6 +26,7 @@ from engine.datacheck import values
 from engine.datacheck.text_utils import plural
 from engine.datacheck.base import MAX_EXAMPLES, MAX_ROWS, Check, Context, Finding
 from engine.datacheck.checks._util import RowKeeper, pct
+from engine.datacheck.identifiers import is_identifier
 
 THRESHOLD = 3.5
 MIN_DISTINCT = 10
@@ -89,7 +91,7 @@ class Outliers(Check):
     def _candidates(self, chunk: pd.DataFrame, ctx: Context) -> list[str]:
         out = []
         for col in chunk.columns:
-            if col == ctx.text_col:
+            if col == ctx.text_col or is_identifier(col, ctx):
                 continue
             s = chunk[col]
             if not values.is_textual(s):

@@ -1,0 +1,176 @@
+"""What a data file is: its format (magic bytes, extension, content), encoding, delimiter, text mode,
+and the limits every reader keeps. Nothing here reads more than the head of a file."""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import zlib
+from pathlib import Path
+
+from engine.errors import ValidationError
+
+FORMATS = ("csv", "tsv", "jsonl", "json", "parquet", "text", "xlsx")
+MAX_COLUMNS = 10_000
+MAX_LINE_BYTES = 32 << 20
+HEAD_BYTES = 4 << 20          # the first bytes read to sniff the format and parse the header
+BLOCK_BYTES = 16 << 20        # pyarrow CSV block; one CSV row must fit in it
+HEAD_BLOCK_BYTES = 1 << 20    # the block for the first rows only (the threaded reader reads blocks ahead)
+DEFAULT_CHUNK_ROWS = 200_000
+SNIFF_BYTES = 8192
+
+_EXT = {
+    ".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json",
+    ".parquet": "parquet", ".pq": "parquet", ".txt": "text", ".text": "text", ".md": "text",
+    ".xlsx": "xlsx", ".xlsm": "xlsx", ".xls": "xlsx", ".ods": "xlsx",
+}
+EXTENSIONS = _EXT   # file extension -> format, the one list every room reads (uploads, pickers, fixes)
+
+
+def format_bytes(n: float) -> str:
+    """A byte count for a message: '16.8 MB', '10 kB', '512 bytes' (3 significant digits below 10 MB)."""
+    if n >= 10e6:
+        return f"{n / 1e6:,.1f} MB"
+    if n >= 1e6:
+        return f"{n / 1e6:.3g} MB"
+    if n >= 1e3:
+        return f"{n / 1e3:.3g} kB"
+    return f"{int(n)} bytes"
+
+
+def split_ext(path: Path) -> tuple[str, str, bool]:
+    """(stem, format extension, gzipped) of a file name: ``data.csv.gz`` -> ("data", ".csv", True)."""
+    name = path.name
+    gz = name.lower().endswith(".gz")
+    if gz:
+        name = name[:-3]
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem:
+        return name, "", gz
+    return stem, "." + ext.lower(), gz
+
+
+
+_mb = format_bytes
+
+
+def looks_binary(head: bytes) -> bool:
+    sample = head[:SNIFF_BYTES]
+    if b"\x00" in sample:
+        return True
+    if not sample:
+        return False
+    control = sum(1 for b in sample if b < 32 and b not in (9, 10, 12, 13))
+    return control / len(sample) > 0.1
+
+
+def read_head(path: Path, gz: bool, name: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            if not gz:
+                return f.read(HEAD_BYTES)
+            with gzip.GzipFile(fileobj=f) as g:
+                return g.read(HEAD_BYTES)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise ValidationError(f"{name}: the gzip stream is corrupt or truncated ({exc})") from None
+
+
+def _check_utf8_head(name: str, head: bytes, complete: bool) -> None:
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=complete)
+    except UnicodeDecodeError as exc:
+        line = head[: exc.start].count(b"\n") + 1
+        raise ValidationError(
+            f"{name} is not valid UTF-8: byte 0x{head[exc.start]:02x} at line {line} (byte offset {exc.start}); "
+            "re-save the file as UTF-8") from None
+
+
+LEGACY_FALLBACK = "cp1252"   # Windows' Western code page: what Excel on Windows writes a "CSV" in
+
+
+def detect_encoding(name: str, head: bytes, complete: bool) -> str:
+    """``"utf-8"`` when the start of the file is UTF-8 (or ASCII), else the legacy encoding that
+    ``charset-normalizer`` finds most coherent for it (cp1252, latin-1, cp1250, Shift-JIS, GBK...),
+    checked by decoding the whole head with it. A head that no legacy encoding decodes keeps the
+    UTF-8 error (line and byte offset)."""
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=complete)
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    sample = head[: 1 << 20]
+    best = from_bytes(sample).best()
+    candidates = [best.encoding] if best is not None else []
+    for enc in (*candidates, LEGACY_FALLBACK):
+        if enc.replace("-", "_").lower() in ("utf_8", "utf8", "ascii", "utf_16", "utf_32"):
+            continue
+        try:
+            codecs.getincrementaldecoder(enc)().decode(head, final=complete)
+        except (UnicodeDecodeError, LookupError):
+            continue
+        return codecs.lookup(enc).name
+    _check_utf8_head(name, head, complete)
+    return "utf-8"  # pragma: no cover - _check_utf8_head raised
+
+
+def detect_format(path: Path, head: bytes) -> str:
+    """The format from the extension, corrected by the content (magic bytes, first character)."""
+    _, ext, _ = split_ext(path)
+    if head[:4] == b"PAR1":
+        return "parquet"
+    fmt = _EXT.get(ext)
+    if fmt == "xlsx" or head[:4] in (b"PK\x03\x04", b"\xd0\xcf\x11\xe0"):
+        return "xlsx"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if fmt == "json" and text[:1] == b"{":
+        return "jsonl"
+    if fmt is not None:
+        return fmt
+    if text[:1] == b"{":
+        return "jsonl"
+    if text[:1] == b"[":
+        return "json"
+    first = text.split(b"\n", 1)[0]
+    for sep, f in ((b"\t", "tsv"), (b",", "csv")):
+        if first.count(sep) >= 1:
+            lines = [ln for ln in text.split(b"\n")[:20] if ln.strip()]
+            counts = {ln.count(sep) for ln in lines[:-1] or lines}
+            if len(counts) == 1:
+                return f
+    return "text"
+
+
+def sniff_delimiter(fmt: str, first_line: str) -> str:
+    if fmt == "tsv":
+        return "\t"
+    if "," in first_line:
+        return ","
+    counts = {d: first_line.count(d) for d in (";", "\t", "|")}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else ","
+
+
+def dedupe(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for i, n in enumerate(names):
+        n = n.strip() or f"unnamed_{i}"
+        base, k = n, seen.get(n, 0)
+        while n in seen:
+            k += 1
+            n = f"{base}.{k}"
+        seen[base] = k
+        seen[n] = 0
+        out.append(n)
+    return out
+
+
+def text_mode(sample: str) -> str:
+    """'block' when blank lines separate multi-line blocks, else 'line'."""
+    lines = sample.splitlines()[:-1] or sample.splitlines()
+    blank = [not ln.strip() for ln in lines]
+    has_blank = any(blank)
+    multi = any(not a and not b for a, b in zip(blank, blank[1:]))
+    return "block" if has_blank and multi else "line"
