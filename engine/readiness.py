@@ -80,7 +80,8 @@ def latest_calibration() -> dict[str, Any] | None:
         return None
     s = done.iloc[0]["summary"] or {}
     keys = ("preset", "device", "device_name", "dtype", "batch_size", "context", "tokens_per_s", "achieved_tflops",
-            "mfu", "mfu_basis", "peak_memory_bytes", "predicted_memory_bytes")
+            "mfu", "mfu_basis", "peak_memory_bytes", "predicted_memory_bytes", "measured_parts", "predicted_parts",
+            "rss_rise_bytes", "process_peak_rss_bytes", "measured_basis", "memory_basis")
     return {"name": done.iloc[0]["name"], **{k: s.get(k) for k in keys}}
 
 

@@ -50,6 +50,17 @@ def format_bytes(value: float) -> str:
     return f"{value:.0f} B"
 
 
+def format_bytes_short(value: float) -> str:
+    """Binary units with three significant figures ("713 MiB", "1.21 GiB", "45.2 KiB"): for metric tiles,
+    where "713.36 MiB" does not fit."""
+    for unit, scale in (("TiB", 2.0**40), ("GiB", 2.0**30), ("MiB", 2.0**20), ("KiB", 2.0**10)):
+        if abs(value) >= scale:
+            scaled = value / scale
+            digits = 0 if abs(scaled) >= 99.95 else 1 if abs(scaled) >= 9.995 else 2
+            return f"{scaled:.{digits}f} {unit}"
+    return f"{value:.0f} B"
+
+
 def format_duration_hours(hours: float) -> str:
     if hours >= 48:
         return f"{hours / 24:.1f} days"

@@ -137,3 +137,12 @@ def test_format_duration():
     assert format_duration_hours(1.5) == "1.5 h"
     assert format_duration_hours(47.9) == "47.9 h"
     assert format_duration_hours(34 * 24) == "34.0 days"
+
+
+def test_format_bytes_short_fits_a_metric_tile():
+    from engine.units import format_bytes_short
+
+    assert format_bytes_short(748_010_000) == "713 MiB"  # was "713.36 MiB", cut off on the lab page
+    assert format_bytes_short(1.3e9) == "1.21 GiB"
+    assert format_bytes_short(12.5 * 2**20) == "12.5 MiB"
+    assert format_bytes_short(512) == "512 B"

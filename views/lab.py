@@ -24,7 +24,7 @@ from engine.lab.tokenizer import TOKENIZER_KINDS  # noqa: E402
 from engine.lab.device import resolve_device  # noqa: E402
 from engine.lab.trainer import TrainConfig  # noqa: E402
 from engine.store import ACTIVE, Registry  # noqa: E402
-from engine.units import format_bytes, format_count  # noqa: E402
+from engine.units import format_bytes, format_bytes_short, format_count  # noqa: E402
 from ui.widgets import run_engine  # noqa: E402
 
 UPLOAD_TYPES = ["txt", "md", "csv", "tsv", "jsonl", "json", "parquet", "gz"]
@@ -102,7 +102,9 @@ with st.expander("Start a training run", expanded=not st.session_state.get("lab_
 
 
 # ---- the selected run, live --------------------------------------------------------------------------
-def _curves(frames: dict[str, pd.DataFrame], metric: str = "loss") -> go.Figure:
+def _curves(frames: dict[str, pd.DataFrame], metric: str = "loss", view: str = "") -> go.Figure:
+    """Loss curves. ``view`` names the chart's view (plotly's uirevision): while it stays the same, a redraw
+    with new points keeps the user's zoom, pan and legend choices instead of resetting them."""
     fig = go.Figure()
     for name, df in frames.items():
         train = df.dropna(subset=["train_loss"])
@@ -114,7 +116,8 @@ def _curves(frames: dict[str, pd.DataFrame], metric: str = "loss") -> go.Figure:
         if not val.empty:
             fig.add_scatter(x=val["step"], y=val["val_loss"], mode="lines+markers", name=f"{label}validation")
     fig.update_layout(xaxis_title="step", yaxis_title="loss (nats/token)", height=380,
-                      margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.2))
+                      margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.2),
+                      uirevision=view or "|".join(frames))
     return fig
 
 
@@ -145,13 +148,40 @@ def _run_view(name: str) -> None:
     if status == "running" and last is not None and step and max_steps and pd.notna(last["elapsed_s"]):
         eta = last["elapsed_s"] / step * (max_steps - step)
     m[3].metric("ETA", f"{eta / 60:.1f} min" if eta is not None else "–")
-    m[4].metric("Memory", format_bytes(last["mem_bytes"]) if last is not None and pd.notna(last["mem_bytes"]) else "–")
+    # A finished run's summary has the final figures (on a CPU, MFU only exists there: its denominator,
+    # the measured matmul peak, is taken at the end); a live run shows its latest logged step.
+    mem = summary.get("peak_memory_bytes") or (last["mem_bytes"] if last is not None and pd.notna(last["mem_bytes"])
+                                               else None)
+    on_cuda = (summary.get("device") or resolved.get("device")) == "cuda"
+    m[4].metric("Memory", format_bytes_short(mem) if mem else "–",
+                help=(f"{format_bytes(mem)}: " if mem else "")
+                + ("peak allocated by PyTorch on the GPU (torch.cuda.max_memory_allocated)" if on_cuda
+                   else "peak resident memory (RSS) of the training process"))
     if last is not None and pd.notna(last.get("val_acc")):
         m[5].metric("Val accuracy", f"{last['val_acc']:.1%}")
     else:
-        m[5].metric("MFU", f"{last['mfu']:.1%}" if last is not None and pd.notna(last["mfu"]) else "–")
+        mfu = summary.get("mfu") if summary.get("mfu") is not None else (
+            last["mfu"] if last is not None and pd.notna(last["mfu"]) else None)
+        m[5].metric("MFU", f"{mfu:.1%}" if mfu is not None else "–",
+                    help=("Model FLOPs utilization (PaLM, Chowdhery et al. 2022, App. B): model FLOP/s achieved ÷ "
+                          + (summary.get("mfu_basis") or "the peak")
+                          + ("" if mfu is not None or on_cuda else ". On a CPU it is computed when the run ends")))
     if not metrics.empty:
-        st.plotly_chart(_curves({name: metrics}), width="stretch", key=f"lab_curve_{name}")
+        # Streamlit 1.67 keys a plotly chart's frontend by a hash of its figure, so a redraw with new points
+        # mounts a new chart and drops any zoom (uirevision only holds across in-place updates). While the
+        # run is live, "Follow live" off freezes the chart at the step it was switched off: the figure
+        # stays the same, the chart is not remounted, and a zoom or pan stays while the metrics above
+        # keep updating.
+        follow = True
+        if status in ACTIVE:
+            follow = st.toggle("Follow live", True, key=f"lab_follow_{name}",
+                               help="switch off to zoom and pan: the chart holds still while the run goes on")
+        frozen_key = f"lab_frozen_{name}"
+        if follow or status not in ACTIVE:
+            st.session_state.pop(frozen_key, None)
+        else:
+            metrics = st.session_state.setdefault(frozen_key, metrics)
+        st.plotly_chart(_curves({name: metrics}, view=f"run:{name}"), width="stretch", key=f"lab_curve_{name}")
     if status in ACTIVE:
         if st.button("Stop (checkpoint and end)", key=f"lab_stop_{name}"):
             jobs.stop_run(name, registry=registry)
@@ -224,10 +254,14 @@ with st.expander("Calibrate this machine (measured MFU for the cost estimator)")
                          "achieved TFLOP/s": s.get("achieved_tflops"), "MFU": s.get("mfu"),
                          "measured memory": format_bytes(s["peak_memory_bytes"]) if s.get("peak_memory_bytes") else None,
                          "predicted memory": format_bytes(s["predicted_memory_bytes"]) if s.get("predicted_memory_bytes") else None,
+                         "process RSS rise": format_bytes(s["rss_rise_bytes"]) if s.get("rss_rise_bytes") else None,
                          "error": r["error"]})
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
         st.caption("MFU on a GPU is against its datasheet peak (engine/catalog/gpus.toml); on a CPU against a measured "
-                   "fp32 matmul peak. Predicted memory is the memory estimator's figure for the same model and batch. "
+                   "fp32 matmul peak. Predicted memory is the memory estimator's figure for the same model and batch; "
+                   "measured memory is the GPU allocator's peak, or on a CPU the weights, gradients, optimizer states "
+                   "and saved activations counted from the tensors (the process's RSS rise, which also holds "
+                   "allocator slack and thread pools, is shown apart). "
                    "The Training cost page offers the latest measured MFU.")
 
 # ---- all runs: compare, resume, delete, generate -----------------------------------------------------
@@ -256,7 +290,7 @@ if compare:
     frames = {n: registry.metrics(n) for n in compare}
     frames = {n: f for n, f in frames.items() if not f.empty}
     if frames:
-        st.plotly_chart(_curves(frames), width="stretch", key="lab_compare_chart")
+        st.plotly_chart(_curves(frames, view="compare"), width="stretch", key="lab_compare_chart")
         st.download_button("Curves (CSV)", pd.concat([f.assign(run=n) for n, f in frames.items()]).to_csv(index=False),
                            file_name="curves.csv", mime="text/csv", on_click="ignore", key="lab_dl_curves")
 

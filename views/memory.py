@@ -89,12 +89,40 @@ downloads("memory-estimate", est.to_dict(), table)
 calibration = latest_calibration()
 if calibration and calibration.get("peak_memory_bytes") and calibration.get("predicted_memory_bytes"):
     with st.expander("Predicted vs measured on this machine (the model lab's latest calibration)"):
-        ratio = calibration["peak_memory_bytes"] / calibration["predicted_memory_bytes"]
-        c = st.columns(3)
-        c[0].metric("Predicted (this estimator)", format_bytes(calibration["predicted_memory_bytes"]))
-        c[1].metric("Measured", format_bytes(calibration["peak_memory_bytes"]))
-        c[2].metric("Measured / predicted", f"{ratio:.2f}×")
+        measured_parts, predicted_parts = calibration.get("measured_parts"), calibration.get("predicted_parts")
+        on_cpu = calibration.get("device") == "cpu"
+        if on_cpu and not measured_parts:
+            # recorded before calibrate counted tensors: its figure is the process's RSS rise, not comparable
+            st.info("This calibration measured only the rise of the process's RSS, which is not what the estimator "
+                    "predicts. Run the calibration again to compare weights, gradients, optimizer and activations.")
+            st.metric("Process RSS rise (not comparable)", format_bytes(calibration["peak_memory_bytes"]))
+        else:
+            ratio = calibration["peak_memory_bytes"] / calibration["predicted_memory_bytes"]
+            c = st.columns(3)
+            c[0].metric("Predicted (this estimator)", format_bytes(calibration["predicted_memory_bytes"]))
+            c[1].metric("Measured", format_bytes(calibration["peak_memory_bytes"]),
+                        help=calibration.get("measured_basis") or None)
+            c[2].metric("Measured / predicted", f"{ratio:.2f}×")
+            if measured_parts and predicted_parts:
+                names = {"weights_bytes": "Weights", "gradients_bytes": "Gradients", "optimizer_bytes": "Optimizer",
+                         "activations_bytes": "Activations"}
+                st.dataframe([{"part": label, "predicted": format_bytes(predicted_parts[key]),
+                               "measured": format_bytes(measured_parts[key]),
+                               "measured / predicted": (f"{measured_parts[key] / predicted_parts[key]:.2f}×"
+                                                        if predicted_parts[key] else "–")}
+                              for key, label in names.items() if key in measured_parts and key in predicted_parts],
+                             hide_index=True, width="stretch")
+            if calibration.get("rss_rise_bytes"):
+                st.metric("Process RSS rise (not comparable)", format_bytes(calibration["rss_rise_bytes"]),
+                          help="how far the calibration process's peak RSS rose once the model was built: it also "
+                               "holds allocator slack, thread pools and PyTorch's own buffers, which the estimator "
+                               "does not model")
+        how = ("torch.cuda.max_memory_allocated (the allocator's peak); the parts are counted from the tensors"
+               if not on_cpu else
+               "the tensors themselves, part by part: weights, gradients and AdamW states, and the activations "
+               "autograd saved for backward (parameters excluded)")
         st.caption(f"{calibration['preset']} preset, batch {calibration['batch_size']} × {calibration['context']} tokens, "
-                   f"{calibration['dtype']} on {calibration['device_name']}. On CUDA the measurement is "
-                   "torch.cuda.max_memory_allocated; on a CPU it is the growth of the process's peak RSS, which also "
-                   "holds allocator slack and autograd buffers the estimator does not model.")
+                   f"{calibration['dtype']} on {calibration['device_name']}. Measured: {how}. "
+                   + ("With mixed precision the estimator counts 16-bit weights and gradients and puts the fp32 "
+                      "master copy in the optimizer (ZeRO's convention); autocast keeps fp32 weights and gradients "
+                      "instead, so compare the total." if calibration.get("dtype") in ("bf16", "fp16") else ""))

@@ -1,14 +1,23 @@
 """Calibration: a few real training steps of a preset on this machine, measured.
 
 Random tokens (the data does not change the cost of a step), the trainer's model, optimizer and
-precision (AdamW, fused on CUDA; bf16 autocast on CUDA, fp32 on the CPU). The first ``warmup``
-steps (allocator warmup, cuDNN/cuBLAS heuristics, ``torch.compile``) are timed apart; the next
-``steps`` give tokens/s, achieved model FLOP/s (PaLM's 6N + 12·L·H·Q·T per token, Chowdhery et al.
-2022, App. B) and MFU against the GPU's datasheet peak (engine/catalog/gpus.toml), or on a CPU against
-the measured fp32 matmul peak (CPUs publish no dense-matmul peak to look up). Peak memory is
-``torch.cuda.max_memory_allocated`` on CUDA and, on the CPU, how far the process's peak RSS rose
-above its size before the model was built (``process_peak_rss_bytes`` is the absolute peak); the memory
-estimator's prediction for the same model, batch and precision is reported beside it.
+precision (AdamW, fused on CUDA; bf16 autocast on CUDA, fp32 on the CPU). One first step is counted
+part by part (below); the next ``warmup`` steps (allocator warmup, cuDNN/cuBLAS heuristics,
+``torch.compile``) are timed apart; the next ``steps`` give tokens/s, achieved model FLOP/s (PaLM's
+6N + 12·L·H·Q·T per token, Chowdhery et al. 2022, App. B) and MFU against the GPU's datasheet peak
+(engine/catalog/gpus.toml), or on a CPU against the measured fp32 matmul peak (CPUs publish no
+dense-matmul peak to look up).
+
+Memory, measured as the estimator predicts it, part by part (``measured_parts`` beside
+``predicted_parts``): weights, gradients and optimizer states are the bytes of those tensors
+themselves (distinct storages, so the tied LM head counts once); activations are the distinct
+storages autograd saves for backward during the first step's forward pass
+(``torch.autograd.graph.saved_tensors_hooks``), parameters and buffers excluded. ``peak_memory_bytes``
+is the figure to hold against the prediction: ``torch.cuda.max_memory_allocated`` on CUDA, the sum
+of the counted parts on a CPU. The process's RSS is reported apart and labelled as such
+(``rss_rise_bytes``: how far peak RSS rose above its size before the model was built;
+``process_peak_rss_bytes``: the absolute peak), because it also holds allocator slack, thread pools,
+the matmul-peak probe and PyTorch's own buffers, which no estimator of a model's memory models.
 """
 
 from __future__ import annotations
@@ -62,6 +71,10 @@ class CalibrateResult:
     predicted_memory_bytes: float | None
     memory_basis: str
     compiled: bool
+    measured_parts: dict | None = None   # weights/gradients/optimizer/activations bytes, counted from tensors
+    predicted_parts: dict | None = None  # the estimator's same four parts
+    rss_rise_bytes: int | None = None    # CPU: rise of the process's peak RSS (not comparable to the estimate)
+    measured_basis: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -128,10 +141,14 @@ def calibrate(inp: CalibrateInput, registry=None) -> CalibrateResult:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
 
-        def one_step(i: int) -> None:
+        def one_step(i: int, counter: TensorCounter | None = None) -> None:
             b = batches[i % 2]
-            with autocast():
-                loss = lm_loss(run_model(b[:, :-1]), b[:, 1:])
+            if counter is not None:
+                with counter.saved_for_backward(), autocast():  # eager model: hooks and compile do not mix
+                    loss = lm_loss(model(b[:, :-1]), b[:, 1:])
+            else:
+                with autocast():
+                    loss = lm_loss(run_model(b[:, :-1]), b[:, 1:])
             if scaler is not None:
                 scaler.scale(loss).backward()
                 scaler.unscale_(opt)
@@ -143,12 +160,16 @@ def calibrate(inp: CalibrateInput, registry=None) -> CalibrateResult:
                 scaler.update()
             else:
                 opt.step()
+            if counter is not None:
+                counter.after_step(model, opt)
             opt.zero_grad(set_to_none=True)
 
         def sync() -> None:
             if dev == "cuda":
                 torch.cuda.synchronize()
 
+        counter = TensorCounter(model)
+        one_step(1, counter)  # the other batch: warmup starts from batch 0 as before
         t0 = time.perf_counter()
         for i in range(warmup):
             one_step(i)
@@ -183,17 +204,24 @@ def calibrate(inp: CalibrateInput, registry=None) -> CalibrateResult:
         dname = device_name("cpu")
         peak = cpu_matmul_peak()
         basis = "measured fp32 matmul peak of this CPU (1024×1024 torch.mm), not a datasheet figure"
-        rss_peak = peak_rss_bytes()
-        # what the model, optimizer and activations added to the process (the interpreter and PyTorch's
-        # libraries take a few hundred MB before the model exists), comparable to the estimator
-        mem = max(0, rss_peak - rss_before) if rss_peak and rss_before else rss_peak
-    predicted, mbasis = _predicted_memory(cfg, batch, context, dtype)
+        mem = int(sum(counter.parts.values()))
+    rss_peak = peak_rss_bytes()
+    # what the model, optimizer, activations, allocator and thread pools added to the process (the
+    # interpreter and PyTorch's libraries take a few hundred MB before the model exists)
+    rss_rise = max(0, rss_peak - rss_before) if dev == "cpu" and rss_peak and rss_before else None
+    attention = attention_kernel(cfg, dev)
+    predicted, mbasis, predicted_parts = predicted_memory(cfg, batch, context, dtype, attention)
     result = CalibrateResult(
         preset=preset.id, device=dev, device_name=dname, dtype=dtype, batch_size=batch, context=context,
         vocab_size=vocab, params=params, steps=steps, tokens_per_s=tokens_per_s, step_s=elapsed / steps,
         warmup_s=warmup_s, achieved_tflops=achieved / 1e12, flops_per_token=flops_per_token,
         peak_tflops_used=peak / 1e12 if peak else None, mfu=achieved / peak if peak else None, mfu_basis=basis,
-        peak_memory_bytes=mem, process_peak_rss_bytes=peak_rss_bytes(), predicted_memory_bytes=predicted, memory_basis=mbasis, compiled=bool(inp.compile),
+        peak_memory_bytes=mem, process_peak_rss_bytes=rss_peak, predicted_memory_bytes=predicted,
+        memory_basis=mbasis, compiled=bool(inp.compile), measured_parts=counter.parts, predicted_parts=predicted_parts,
+        rss_rise_bytes=rss_rise,
+        measured_basis=("torch.cuda.max_memory_allocated (parts: counted from the tensors)" if dev == "cuda" else
+                        "tensors counted part by part: weights, gradients and AdamW states themselves, activations "
+                        "as the storages autograd saved for backward (parameters excluded)"),
     )
     if registry is not None and name:
         registry.set_status(name, "finished", summary=result.to_dict())
@@ -209,16 +237,80 @@ def _rss() -> int | None:
         return None
 
 
-def _predicted_memory(cfg, batch: int, context: int, dtype: str) -> tuple[float | None, str]:
-    """The memory estimator's training total for this model and batch (no fixed overhead: PyTorch's
-    allocator counter does not see the CUDA context). Mixed precision there is 2+2+12 bytes per
-    parameter, which equals autocast's fp32 weights, gradients and two Adam moments (16 B)."""
+PARTS = ("weights_bytes", "gradients_bytes", "optimizer_bytes", "activations_bytes")
+
+
+class TensorCounter:
+    """Counts one training step's memory the way the estimator splits it: weights, gradients and
+    optimizer states from the tensors themselves, and activations as the distinct storages autograd
+    saves for backward (``torch.autograd.graph.saved_tensors_hooks``), parameters and buffers excluded.
+    Storages are de-duplicated by address: views of one tensor, and the tied embedding and LM head,
+    count once. Saved tensors stay alive until backward, so an address is never reused meanwhile."""
+
+    def __init__(self, model) -> None:
+        self._exclude = {t.untyped_storage().data_ptr() for t in (*model.parameters(), *model.buffers())}
+        self._saved: dict[int, int] = {}
+        self.parts: dict[str, int] = {}
+
+    def _pack(self, t):
+        storage = t.untyped_storage()
+        ptr = storage.data_ptr()
+        if ptr and ptr not in self._exclude:
+            self._saved.setdefault(ptr, storage.nbytes())
+        return t
+
+    def saved_for_backward(self):
+        import torch
+
+        self._saved.clear()
+        return torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
+
+    def after_step(self, model, optimizer) -> None:
+        """Record the parts once the optimizer has stepped (its states exist) and before zero_grad."""
+        import torch
+
+        params = list(model.parameters())
+        states = [t for state in optimizer.state.values() for t in state.values() if torch.is_tensor(t)]
+        self.parts = {
+            "weights_bytes": _distinct_bytes(params),
+            "gradients_bytes": _distinct_bytes(p.grad for p in params if p.grad is not None),
+            "optimizer_bytes": _distinct_bytes(states),
+            "activations_bytes": int(sum(self._saved.values())),
+        }
+
+
+def _distinct_bytes(tensors) -> int:
+    seen: dict[int, int] = {}
+    for t in tensors:
+        storage = t.untyped_storage()
+        seen.setdefault(storage.data_ptr(), storage.nbytes())
+    return int(sum(seen.values()))
+
+
+def attention_kernel(cfg, device: str) -> str:
+    """The estimator's attention setting for the kernel PyTorch's SDPA takes for this model in training:
+    FlashAttention-style kernels (nothing a·s² kept) on CUDA and on the CPU without dropout; with
+    attention dropout on the CPU, SDPA falls back to its math path, which keeps the softmax output, the
+    dropout mask and the dropped scores for backward, like eager attention (Korthikanti et al. 2022's
+    5·a·s²·b term)."""
+    return "eager" if device == "cpu" and cfg.dropout > 0 else "flash"
+
+
+def predicted_memory(cfg, batch: int, context: int, dtype: str,
+                      attention: str = "flash") -> tuple[float | None, str, dict | None]:
+    """The memory estimator's training total and parts for this model and batch (no fixed overhead:
+    PyTorch's allocator counter does not see the CUDA context). Mixed precision there is 2+2+12 bytes
+    per parameter, which equals autocast's fp32 weights, gradients and two Adam moments (16 B) in total
+    though it splits them differently (ZeRO puts the fp32 master copy in the optimizer part)."""
     from engine.estimate.memory import MemoryInput, estimate_memory
 
     try:
         est = estimate_memory(MemoryInput(model=cfg.model_spec(), mode="train", batch=batch, seq_len=context,
-                                          dtype="fp32" if dtype == "fp32" else "bf16", attention="flash",
+                                          dtype="fp32" if dtype == "fp32" else "bf16", attention=attention,
                                           overhead_gib=0))
     except ValidationError as exc:
-        return None, f"estimator refused: {exc}"
-    return est.total_bytes_per_gpu, "engine.estimate.memory (weights + gradients + AdamW + activations, flash attention)"
+        return None, f"estimator refused: {exc}", None
+    parts = {"weights_bytes": est.weights_bytes, "gradients_bytes": est.gradients_bytes,
+             "optimizer_bytes": est.optimizer_bytes, "activations_bytes": est.activations_bytes}
+    return (est.total_bytes_per_gpu, "engine.estimate.memory (weights + gradients + AdamW + activations, "
+            f"{attention} attention)", parts)

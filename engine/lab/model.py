@@ -112,9 +112,57 @@ class ModelConfig:
         return self.model_spec().params_total + extra
 
 
+class _RMSNormFunction(torch.autograd.Function):
+    """RMSNorm y = x / rms(x) · w (Zhang & Sennrich 2019, eq. 4) that keeps only its input and the
+    per-row 1/rms for backward, as a fused kernel does. Eager ``F.rms_norm`` on the CPU is composed of
+    elementwise ops and also keeps the normalized x/rms(x), one more activation the size of the input
+    per norm than Korthikanti et al. 2022 count (their LayerNorm keeps its input only)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+        acc = torch.promote_types(x.dtype, torch.float32)  # 16-bit inputs are normalized in fp32
+        xf = x.to(acc)
+        rstd = torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
+        ctx.save_for_backward(x, weight, rstd)
+        return (xf * rstd * weight.to(acc)).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, weight, rstd = ctx.saved_tensors
+        acc = rstd.dtype
+        xhat = x.to(acc) * rstd
+        g = grad.to(acc)
+        gw = g * weight.to(acc)
+        # d/dx of x·r(x)·w with r = (mean(x²) + eps)^-1/2: r·(gw − xhat·mean(gw·xhat))
+        dx = rstd * (gw - xhat * (gw * xhat).mean(-1, keepdim=True))
+        dw = (g * xhat).reshape(-1, x.shape[-1]).sum(0) if ctx.needs_input_grad[1] else None
+        return dx.to(x.dtype), None if dw is None else dw.to(weight.dtype), None
+
+
+class RMSNorm(nn.RMSNorm):
+    """``nn.RMSNorm`` (same weights and state dict) whose training pass saves only what a fused kernel
+    saves (:class:`_RMSNormFunction`); inference and export take ``nn.RMSNorm``'s own path."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() and self.weight is not None and (x.requires_grad or self.weight.requires_grad):
+            return _RMSNormFunction.apply(x, self.weight, self.eps)
+        return super().forward(x)
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` through ``torch.native_dropout``, which keeps a 1-byte boolean mask for backward
+    on every device (Korthikanti et al. 2022 count 1 byte per dropout mask); ``F.dropout`` on the CPU
+    keeps a mask in the input's dtype (4 bytes in fp32)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and self.p > 0:
+            return torch.native_dropout(x, self.p, True)[0]
+        return x
+
+
 def _norm(cfg: ModelConfig) -> nn.Module:
     if cfg.norm == "rmsnorm":
-        return nn.RMSNorm(cfg.d_model, eps=1e-6)
+        return RMSNorm(cfg.d_model, eps=1e-6)
     return nn.LayerNorm(cfg.d_model, eps=1e-5)
 
 
@@ -175,18 +223,18 @@ class CausalSelfAttention(nn.Module):
             k = torch.cat([past[0], k], dim=2)
             v = torch.cat([past[1], v], dim=2)
         present = (k, v)
-        if self.n_kv_heads != self.n_heads:  # share each KV head among its group of query heads
-            group = self.n_heads // self.n_kv_heads
-            k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+        # Each KV head is shared by its group of query heads inside the kernel (enable_gqa): no
+        # repeated copies of K and V are made, or kept for backward.
+        gqa = self.n_kv_heads != self.n_heads
         dropout = self.dropout if self.training else 0.0
         if past is None:
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True, enable_gqa=gqa)
         else:
             # New queries sit at the end: query i may see every cached key and new keys up to itself.
             total = k.shape[2]
             rows = torch.arange(t, device=x.device).unsqueeze(1) + (total - t)
             allowed = torch.arange(total, device=x.device).unsqueeze(0) <= rows
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout, enable_gqa=gqa)
         y = self.o_proj(y.transpose(1, 2).reshape(b, t, self.n_heads * self.head_dim))
         return (y, present) if use_cache else y
 
@@ -214,7 +262,7 @@ class Block(nn.Module):
         super().__init__()
         self.norm1, self.attn = _norm(cfg), CausalSelfAttention(cfg)
         self.norm2, self.mlp = _norm(cfg), MLP(cfg)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor | None, sin: torch.Tensor | None) -> torch.Tensor:
         x = x + self.drop(self.attn(self.norm1(x), cos, sin))
@@ -235,7 +283,7 @@ class Transformer(nn.Module):
         self.cfg = cfg
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.pos_emb = nn.Embedding(cfg.context, cfg.d_model) if cfg.position == "learned" else None
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm = _norm(cfg)
         if cfg.n_classes:

@@ -157,3 +157,48 @@ def test_presets_carry_source_and_date():
     assert (PRESETS["shakespeare-char"].n_layers, PRESETS["shakespeare-char"].n_heads,
             PRESETS["shakespeare-char"].d_model, PRESETS["shakespeare-char"].context) == (6, 6, 384, 256)
     assert (PRESETS["gpt2-small"].n_layers, PRESETS["gpt2-small"].d_model, PRESETS["gpt2-small"].context) == (12, 768, 1024)
+
+
+def test_rmsnorm_training_path_matches_torchs_and_keeps_only_its_input():
+    """The lab's RMSNorm (a Function that saves x and 1/rms for backward) gives nn.RMSNorm's values and
+    gradients, and keeps no normalized copy of x (Korthikanti et al. 2022 count a norm's input only)."""
+    from engine.lab.model import RMSNorm, _RMSNormFunction
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 5, 16, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(16, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: _RMSNormFunction.apply(a, b, 1e-6), (x, w))
+    ours, ref = RMSNorm(16, eps=1e-6), torch.nn.RMSNorm(16, eps=1e-6)
+    ref.load_state_dict(ours.state_dict())
+    xs = torch.randn(4, 7, 16, requires_grad=True)
+    saved: list[torch.Tensor] = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        y = ours(xs)
+    assert sum(t.numel() for t in saved if t.data_ptr() != ours.weight.data_ptr()) == xs.numel() + 4 * 7
+    g = torch.randn_like(y)
+    (gx,) = torch.autograd.grad(y, xs, g)
+    (rx,) = torch.autograd.grad(ref(xs), xs, g)
+    torch.testing.assert_close(y, ref(xs))
+    torch.testing.assert_close(gx, rx)
+    with torch.no_grad():  # inference and export take nn.RMSNorm's own path
+        torch.testing.assert_close(ours(xs), ref(xs))
+
+
+def test_dropout_keeps_a_one_byte_mask_and_grouped_kv_is_not_repeated():
+    from engine.lab.model import Dropout
+
+    x = torch.randn(64, 32, requires_grad=True)
+    saved: list[torch.Tensor] = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        y = Dropout(0.5)(x)
+    assert [t.dtype for t in saved] == [torch.bool]
+    assert 0.3 < (y == 0).float().mean() < 0.7 and torch.equal(Dropout(0.5).eval()(x), x)
+    cfg = get_preset("tiny").config(258)  # 4 query heads share 2 KV heads
+    model = Transformer(cfg)
+    shapes: list[tuple] = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: shapes.append(tuple(t.shape)) or t, lambda t: t):
+        model(torch.randint(0, 258, (2, 16)))
+    head = cfg.d_model // cfg.n_heads
+    assert (2, cfg.n_kv_heads, 16, head) in shapes and (2, cfg.n_heads, 16, head) in shapes  # q whole, k/v grouped
+    # per layer, query-head-sized: q and the attention output only (repeated K and V would add two)
+    assert shapes.count((2, cfg.n_heads, 16, head)) == 2 * cfg.n_layers

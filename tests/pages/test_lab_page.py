@@ -204,3 +204,74 @@ def test_calibration_is_recorded_and_shown_when_done():
     assert shown["status"].tolist() == ["finished"] and shown["preset"].tolist() == ["tiny"]
     assert shown["tokens/s"].iloc[0] == pytest.approx(summary["tokens_per_s"])
     assert reg.list_runs(kind="train").empty  # a calibration is not a training run
+
+
+def _recorded_run(name: str, status: str, summary: dict | None = None, steps: int = 3) -> Registry:
+    """A training run as the trainer records it (registry rows only, no process)."""
+    reg = Registry()
+    reg.create_run(name, {"preset": "tiny", "resolved": {"max_steps": 10, "device": "cpu"}},
+                   workspace.runs_dir() / name, kind="train", status="running")
+    reg.set_pid(name, os.getpid())  # alive: the page polls it as a live run
+    reg.log_metrics(name, rows=[{"step": s, "train_loss": 5.0 - s / 10, "tokens_per_s": 2000.0, "elapsed_s": s,
+                                 "mem_bytes": 748_000_000.0} for s in range(1, steps + 1)])
+    if status != "running":
+        reg.set_status(name, status, summary=summary or {})
+    return reg
+
+
+def _figure(at: AppTest, index: int = 0) -> dict:
+    import json
+
+    return json.loads(at.get("plotly_chart")[index].proto.spec)
+
+
+def test_live_curve_keeps_the_users_zoom_across_updates():
+    """Issue 11 item 11: each poll redraws the live chart with new points. plotly's uirevision stays the
+    same for the run, so an in-place update keeps a zoom; and since Streamlit 1.67 remounts a plotly chart
+    whose figure changed (its frontend key is a hash of the figure), "Follow live" off freezes the figure:
+    the same element, unchanged across polls, while new points arrive and the metrics move on."""
+    reg = _recorded_run("live", "running")
+    at = AppTest.from_file(PAGE, default_timeout=90)
+    at.session_state["lab_run"] = "live"
+    at.run()
+    assert_clean(at)
+    first, first_id = _figure(at), at.get("plotly_chart")[0].proto.id
+    assert first["layout"].get("uirevision") == "run:live"
+    assert first_id.endswith("lab_curve_live"), first_id
+    reg.log_metrics("live", rows=[{"step": 4, "train_loss": 4.5}, {"step": 5, "train_loss": 4.4}])
+    at.run()
+    assert_clean(at)
+    second = _figure(at)
+    assert second["data"] != first["data"], "following live, the redraw carries the new points"
+    assert second["layout"]["uirevision"] == first["layout"]["uirevision"]
+    second_id = at.get("plotly_chart")[0].proto.id
+
+    at.toggle(key="lab_follow_live").set_value(False).run()
+    assert_clean(at)
+    frozen, frozen_id = _figure(at), at.get("plotly_chart")[0].proto.id
+    reg.log_metrics("live", rows=[{"step": 6, "train_loss": 4.3}, {"step": 7, "train_loss": 4.2}])
+    for _ in range(2):  # two polls with new points: the chart holds still, the progress moves on
+        at.run()
+        assert_clean(at)
+        assert at.get("plotly_chart")[0].proto.id == frozen_id == second_id
+        assert _figure(at) == frozen
+    assert at.get("progress")[0].proto.text == "step 7 of 10"
+    at.toggle(key="lab_follow_live").set_value(True).run()
+    assert _figure(at)["data"] != frozen["data"], "following again shows every point"
+    assert _figure(at)["layout"]["uirevision"] == "run:live"
+
+
+def test_finished_run_shows_short_memory_and_its_mfu_with_the_basis():
+    """Issue 11 item 12: 'Memory 713.36 …' was cut off, and MFU showed '–' though the result had it."""
+    basis = "measured fp32 matmul peak of this CPU (1024×1024 torch.mm), not a datasheet figure"
+    _recorded_run("done", "finished", {"steps": 3, "device": "cpu", "mfu": 0.31, "mfu_basis": basis,
+                                       "peak_memory_bytes": 748_010_000, "stopped_reason": "finished"})
+    at = AppTest.from_file(PAGE, default_timeout=90)
+    at.session_state["lab_run"] = "done"
+    at.run()
+    assert_clean(at)
+    shown = {m.label: m for m in at.metric}
+    assert shown["Memory"].value == "713 MiB"
+    assert "713.36 MiB" in shown["Memory"].proto.help and "RSS" in shown["Memory"].proto.help
+    assert shown["MFU"].value == "31.0%"
+    assert basis in shown["MFU"].proto.help
