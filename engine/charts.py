@@ -172,3 +172,57 @@ def data_check_figures(report: dict) -> list[go.Figure]:
     for fig in figs:
         fig.update_layout(height=340, **_LAYOUT)
     return figs
+
+
+# ---- fine-tuning -------------------------------------------------------------------------------------
+FINETUNE_COMPONENTS = ("weights", "adapters", "gradients", "optimizer", "activations", "overhead")
+METHOD_COLORS = {"full": "#db2777", "lora": "#2563eb", "qlora": "#16a34a"}
+_COMPONENT_COLOR = {**COMPONENT_COLORS, "adapters": "#0891b2"}
+
+
+def finetune_memory_by_gpu(df: pd.DataFrame) -> go.Figure:
+    """Per-GPU memory stacked by component for each method (one panel each) on each GPU type at its
+    smallest fitting count, with each GPU's capacity marked. Input: ``sweeps.finetune_by_gpu``."""
+    fit = df[df["fits"].astype(bool)] if not df.empty else df
+    if fit.empty:
+        return _empty("Memory per GPU by method", "no GPU type holds this run within the GPU counts tried")
+    methods = [m for m in dict.fromkeys(df["method"])]
+    fig = make_subplots(rows=1, cols=len(methods), shared_yaxes=True, horizontal_spacing=0.03,
+                        subplot_titles=[m.upper() if m != "full" else "Full" for m in methods])
+    for col, method in enumerate(methods, start=1):
+        part = df[df["method"] == method]
+        labels = [f"{g} ×{int(n)}" if pd.notna(n) else f"{g} (no fit)"
+                  for g, n in zip(part["gpu"], part["gpus"])]
+        for comp in FINETUNE_COMPONENTS:
+            values = part[comp].fillna(0.0) / 2**30
+            fig.add_bar(x=labels, y=values, name=comp, marker_color=_COMPONENT_COLOR[comp], legendgroup=comp,
+                        showlegend=col == 1, row=1, col=col,
+                        hovertemplate="%{x}<br>" + comp + ": %{y:,.1f} GiB<extra></extra>")
+        fig.add_scatter(x=labels, y=part["memory_gib"], mode="markers", name="GPU memory", legendgroup="cap",
+                        marker=dict(symbol="line-ew-open", size=18, color="#dc2626", line=dict(width=3)),
+                        showlegend=col == 1, row=1, col=col,
+                        hovertemplate="%{x}<br>capacity %{y:,.0f} GiB<extra></extra>")
+    fig.update_layout(barmode="stack", title="Memory per GPU at each type's smallest fitting count",
+                      yaxis_title="GiB per GPU", height=460, **_LAYOUT)
+    return fig
+
+
+def finetune_cost_time(df: pd.DataFrame) -> go.Figure:
+    """Cost and wall clock of the run per GPU type, one bar per method (smallest fitting counts)."""
+    fit = df[df["fits"].astype(bool)] if not df.empty else df
+    if fit.empty:
+        return _empty("Cost and wall clock by GPU type", "no GPU type holds this run within the GPU counts tried")
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Cost (USD)", "Wall clock (hours)"), horizontal_spacing=0.1)
+    for method in dict.fromkeys(fit["method"]):
+        part = fit[fit["method"] == method]
+        counts = [f"×{int(n)}" for n in part["gpus"]]
+        fig.add_bar(x=part["gpu"], y=part["cost_usd"], name=method, marker_color=METHOD_COLORS.get(method),
+                    legendgroup=method, customdata=counts, row=1, col=1,
+                    hovertemplate="%{x} %{customdata}<br>" + method + ": $%{y:,.2f}<extra></extra>")
+        fig.add_bar(x=part["gpu"], y=part["wall_clock_hours"], name=method, marker_color=METHOD_COLORS.get(method),
+                    legendgroup=method, showlegend=False, customdata=counts, row=1, col=2,
+                    hovertemplate="%{x} %{customdata}<br>" + method + ": %{y:,.1f} h<extra></extra>")
+    fig.update_layout(barmode="group", title="Cost and wall clock by GPU type and method", height=420, **_LAYOUT)
+    fig.update_yaxes(type="log", row=1, col=1)
+    fig.update_yaxes(type="log", row=1, col=2)
+    return fig
