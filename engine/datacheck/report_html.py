@@ -72,6 +72,8 @@ def render_html(report: Any) -> str:
         parts.append(f"<p><b>Tokens:</b> {total:,} ({_e(tokens.get('tokenizer'))})</p>")
     if r.get("estimate"):
         parts.append(f"<p>{_e(r['estimate'].get('sentence'))}</p>")
+        if r["estimate"].get("finetune"):
+            parts.append(f"<p>{_e(r['estimate']['finetune'].get('sentence'))}</p>")
 
     findings = r.get("findings") or []
     parts.append(f"<h2>Findings ({len(findings)})</h2>")

@@ -173,9 +173,14 @@ def estimate_for_tokens(tokens: float | None) -> dict[str, Any] | None:
     sentence = (f"Training a compute-optimal model on these {_si(tokens)} tokens (about {_si(params)} parameters at "
                 f"Chinchilla's ~20 tokens per parameter) takes {est.flops_total:.2g} FLOPs: {shown_hours} on an "
                 f"H100 SXM, {shown_cost}.")
-    return {"tokens": float(tokens), "params": params, "tokens_per_param": TOKENS_PER_PARAM, "gpu": est.gpu,
-            "flops": est.flops_total, "gpu_hours": hours, "cost_usd": cost, "mfu": est.mfu, "sentence": sentence,
-            "source": "Hoffmann et al. 2022 (Chinchilla), ~20 tokens per parameter; engine.estimate.training"}
+    out = {"tokens": float(tokens), "params": params, "tokens_per_param": TOKENS_PER_PARAM, "gpu": est.gpu,
+           "flops": est.flops_total, "gpu_hours": hours, "cost_usd": cost, "mfu": est.mfu, "sentence": sentence,
+           "source": "Hoffmann et al. 2022 (Chinchilla), ~20 tokens per parameter; engine.estimate.training"}
+    # Beside it, what founders usually do instead: fine-tune an open model (QLoRA of a mid-size preset).
+    from engine.estimate.finetune import finetune_for_tokens
+
+    out["finetune"] = finetune_for_tokens(tokens)
+    return out
 
 
 def _si(x: float) -> str:
