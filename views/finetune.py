@@ -111,9 +111,8 @@ for col, row in zip(cols, best.itertuples()):
     col.metric(f"Cheapest {METHOD_NAMES[row.method]}", money(row.cost_usd), help=row.parallelism,
                delta=f"{int(row.gpus)} × {row.gpu}, {format_duration_hours(row.wall_clock_hours)}", delta_color="off")
 
-left, right = st.columns(2)
-left.plotly_chart(finetune_memory_by_gpu(table), width="stretch")
-right.plotly_chart(finetune_cost_time(table), width="stretch")
+st.plotly_chart(finetune_memory_by_gpu(table), width="stretch")
+st.plotly_chart(finetune_cost_time(table), width="stretch")
 
 shown = table[["gpu", "name", "memory_gib"]].drop_duplicates("gpu").reset_index(drop=True)
 for m in METHODS:  # one block of columns per method, GPUs in catalog order
