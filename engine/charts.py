@@ -192,3 +192,56 @@ def data_check_figures(report: dict) -> list[go.Figure]:
     for fig in figs:
         fig.update_layout(height=340, **_LAYOUT)
     return figs
+
+
+# ---- fine-tuning -------------------------------------------------------------------------------------
+FINETUNE_COMPONENTS = ("weights", "adapters", "gradients", "optimizer", "activations", "overhead")
+METHOD_COLORS = {"full": "#db2777", "lora": "#2563eb", "qlora": "#16a34a"}
+_COMPONENT_COLOR = {**COMPONENT_COLORS, "adapters": "#0891b2"}
+
+
+def finetune_memory_by_gpu(df: pd.DataFrame) -> go.Figure:
+    """Per-GPU memory stacked by component for each method and GPU type at its smallest fitting count,
+    with each GPU's capacity marked (a two-level axis: method, then GPU). Input: ``sweeps.finetune_by_gpu``."""
+    fit = df[df["fits"].astype(bool)] if not df.empty else df
+    if fit.empty:
+        return _empty("Memory per GPU by method", "no GPU type holds this run within the GPU counts tried")
+    names = {"full": "Full", "lora": "LoRA", "qlora": "QLoRA"}
+    x = [[names.get(m, m) for m in df["method"]],
+         [f"{g} ×{int(n)}" if pd.notna(n) else f"{g} (no fit)" for g, n in zip(df["gpu"], df["gpus"])]]
+    traces = [go.Bar(x=x, y=df[comp].fillna(0.0) / 2**30, name=comp, marker_color=_COMPONENT_COLOR[comp],
+                     hovertemplate="%{x}<br>" + comp + ": %{y:,.1f} GiB<extra></extra>")
+              for comp in FINETUNE_COMPONENTS]
+    traces.append(go.Scatter(x=x, y=df["memory_gib"], mode="markers", name="GPU memory",
+                             marker=dict(symbol="line-ew-open", size=12, color="#dc2626", line=dict(width=3)),
+                             hovertemplate="%{x}<br>capacity %{y:,.0f} GiB<extra></extra>"))
+    fig = go.Figure(traces)
+    fig.update_layout(barmode="stack", title="Memory per GPU at each type's smallest fitting count",
+                      yaxis_title="GiB per GPU", height=460, **_LAYOUT)
+    return fig
+
+
+def finetune_cost_time(df: pd.DataFrame) -> go.Figure:
+    """Cost and wall clock of the run per GPU type, one bar per method (smallest fitting counts)."""
+    fit = df[df["fits"].astype(bool)] if not df.empty else df
+    if fit.empty:
+        return _empty("Cost and wall clock by GPU type", "no GPU type holds this run within the GPU counts tried")
+    # Two panels laid out by hand (make_subplots costs ~0.1 s, a tenth of the page's budget).
+    traces = []
+    for method in dict.fromkeys(fit["method"]):
+        part = fit[fit["method"] == method]
+        counts = [f"×{int(n)}" for n in part["gpus"]]
+        for col, (column, unit) in enumerate((("cost_usd", "$%{y:,.2f}"), ("wall_clock_hours", "%{y:,.1f} h")), 1):
+            traces.append(go.Bar(x=part["gpu"], y=part[column], name=method, marker_color=METHOD_COLORS.get(method),
+                                 legendgroup=method, showlegend=col == 1, customdata=counts,
+                                 xaxis=f"x{col if col > 1 else ''}", yaxis=f"y{col if col > 1 else ''}",
+                                 hovertemplate="%{x} %{customdata}<br>" + method + ": " + unit + "<extra></extra>"))
+    fig = go.Figure(traces)
+    fig.update_layout(
+        barmode="group", title="Cost and wall clock by GPU type and method", height=420,
+        xaxis=dict(domain=[0, 0.45]), xaxis2=dict(domain=[0.55, 1], anchor="y2"),
+        yaxis=dict(type="log", title="USD"), yaxis2=dict(type="log", anchor="x2", title="hours"),
+        annotations=[dict(text=t, x=x, y=1.02, xref="paper", yref="paper", showarrow=False, xanchor="center",
+                          yanchor="bottom") for t, x in (("Cost (USD)", 0.225), ("Wall clock (hours)", 0.775))],
+        **_LAYOUT)
+    return fig

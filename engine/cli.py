@@ -156,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--fit", type=_lower, choices=tuple(FITS), default=DEFAULT_FIT)
     o.add_argument("--frontier", action="store_true", help="add 'frontier': N_opt, D_opt and loss from 1e18 to 1e26 FLOPs")
 
+    importlib.import_module("engine.estimate.finetune_cli").register(est_sub, common, models, gpus)
+
     ready = sub.add_parser("readiness", parents=[common],
                            help="the latest data check, training run and calibration in this workspace")
     ready.set_defaults(handler=lambda args: importlib.import_module("engine.readiness").readiness().to_dict(),

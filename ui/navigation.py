@@ -26,6 +26,8 @@ PAGES: tuple[PageInfo, ...] = (
              "ZeRO, tensor / pipeline parallelism, recompute, KV cache", "Cost & compute"),
     PageInfo("views/serve.py", "Serving", ":material/speed:", "serve",
              "Latency, throughput, GPUs for a load, cost per M tokens", "Cost & compute"),
+    PageInfo("views/finetune.py", "Fine-tuning", ":material/tune:", "finetune",
+             "Full, LoRA, QLoRA on your tokens: which GPUs fit, time and cost", "Cost & compute"),
     PageInfo("views/scaling.py", "Compute-optimal", ":material/insights:", "scaling",
              "Chinchilla N and D for a FLOP or dollar budget", "Cost & compute"),
     PageInfo("views/data.py", "Data checks", ":material/fact_check:", "data",

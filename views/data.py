@@ -139,6 +139,9 @@ with g2:
     if estimate:
         st.info(estimate_sentence(estimate, current_currency()))
         link(next(p for p in PAGES if p.url_path == "train"))
+        from ui.finetune import finetune_figure  # beside the compute-optimal figure: fine-tuning an open model
+
+        finetune_figure(estimate["tokens"])
 
 st.subheader("Findings")
 if not findings:

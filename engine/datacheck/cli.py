@@ -82,6 +82,8 @@ def _human(r: dict) -> str:
         lines.append(f"tokens: {r['tokens'].get('total'):,} ({r['tokens'].get('tokenizer')})")
     if r.get("estimate"):
         lines.append(r["estimate"]["sentence"])
+        if r["estimate"].get("finetune"):
+            lines.append(r["estimate"]["finetune"]["sentence"])
     for f in r["findings"]:
         where = f" [{f['column']}]" if f.get("column") else ""
         split = " (test)" if f.get("split") == "test" else ""

@@ -78,6 +78,8 @@ def render_html(report: Any, currency: Any = None) -> str:
 
             sentence = estimate_sentence(r["estimate"], currency)
         parts.append(f"<p>{_e(sentence)}</p>")
+        if r["estimate"].get("finetune"):
+            parts.append(f"<p>{_e(r['estimate']['finetune'].get('sentence'))}</p>")
 
     findings = r.get("findings") or []
     parts.append(f"<h2>Findings ({len(findings)})</h2>")

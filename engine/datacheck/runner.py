@@ -171,6 +171,10 @@ def estimate_for_tokens(tokens: float | None) -> dict[str, Any] | None:
            "flops": est.flops_total, "gpu_hours": est.gpu_hours, "cost_usd": est.cost_usd, "mfu": est.mfu}
     out["sentence"] = estimate_sentence(out)
     out["source"] = "Hoffmann et al. 2022 (Chinchilla), ~20 tokens per parameter; engine.estimate.training"
+    # Beside it, what founders usually do instead: fine-tune an open model (QLoRA of a mid-size preset).
+    from engine.estimate.finetune import finetune_for_tokens
+
+    out["finetune"] = finetune_for_tokens(tokens)
     return out
 
 

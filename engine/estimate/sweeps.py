@@ -163,3 +163,53 @@ def serving_by_gpu(inp: ServeInput, gpu_ids: list[str] | None = None, node_size:
             "gpus_needed": est.gpus_needed, "price_usd_per_hour": est.price_usd_per_hour,
         })
     return pd.DataFrame(rows, columns=SERVING_BY_GPU_COLUMNS)
+
+
+FINETUNE_BY_GPU_COLUMNS = ["method", "gpu", "name", "gpus", "fits", "parallelism", "memory_gib", "weights", "adapters",
+                           "gradients", "optimizer", "activations", "overhead", "total", "trainable_params",
+                           "gpu_hours", "wall_clock_hours", "cost_usd", "price_usd_per_hour", "mfu"]
+
+
+def finetune_by_gpu(inp, methods: tuple[str, ...] | None = None, gpu_ids: list[str] | None = None,
+                    limit: int | None = None) -> pd.DataFrame:
+    """Each catalog GPU type × each fine-tuning method (full, LoRA, QLoRA) at its smallest fitting count
+    (1, 2, 4, ... GPUs; more than one data parallel with ZeRO-3 / FSDP full sharding), with memory by
+    component (bytes per GPU) and the run's GPU-hours, wall clock and cost. A GPU type that cannot hold
+    the run within ``limit`` GPUs gets a row with ``fits`` False and no count or cost. The user's price
+    applies to the user's GPU; the others use the catalog's. An explicit MFU applies to every GPU."""
+    from engine.estimate.finetune import MAX_GPUS, METHODS, smallest_fit
+
+    chosen = inp.gpu if isinstance(inp.gpu, str) else inp.gpu.id
+    rows = []
+    for method in methods or METHODS:
+        for gpu_id in gpu_ids or list(gpu_catalog()):
+            gpu = gpu_catalog()[gpu_id]
+            price = inp.price_usd_per_hour if gpu_id == chosen else None
+            est = smallest_fit(replace(inp, method=method, price_usd_per_hour=price), gpu_id, limit or MAX_GPUS)
+            if est is None:
+                rows.append({"method": method, "gpu": gpu_id, "name": gpu.name, "gpus": None, "fits": False,
+                             "parallelism": f"does not fit on {limit or MAX_GPUS} GPUs",
+                             "memory_gib": gpu.memory_gib, "price_usd_per_hour": price or gpu.price_usd_per_hour})
+                continue
+            rows.append({
+                "method": method, "gpu": gpu_id, "name": gpu.name, "gpus": est.gpus, "fits": True,
+                "parallelism": est.parallelism, "memory_gib": gpu.memory_gib, "weights": est.weights_bytes,
+                "adapters": est.adapter_bytes, "gradients": est.gradients_bytes, "optimizer": est.optimizer_bytes,
+                "activations": est.activations_bytes, "overhead": est.overhead_bytes,
+                "total": est.total_bytes_per_gpu + est.overhead_bytes, "trainable_params": est.trainable_params,
+                "gpu_hours": est.gpu_hours, "wall_clock_hours": est.wall_clock_hours, "cost_usd": est.cost_usd,
+                "price_usd_per_hour": est.price_usd_per_hour, "mfu": est.mfu,
+            })
+    table = pd.DataFrame(rows, columns=FINETUNE_BY_GPU_COLUMNS)
+    table["gpus"] = table["gpus"].astype("Int64")  # no count where nothing fits
+    table["fits"] = table["fits"].astype(bool)
+    return table
+
+
+def cheapest_fits(table: pd.DataFrame) -> pd.DataFrame:
+    """The cheapest fitting row per method (ties: fewer GPUs, then shorter wall clock)."""
+    fit = table[table["fits"].astype(bool)]
+    if fit.empty:
+        return fit
+    ordered = fit.sort_values(["method", "cost_usd", "gpus", "wall_clock_hours"], kind="stable")
+    return ordered.groupby("method", sort=False).head(1).reset_index(drop=True)

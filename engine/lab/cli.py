@@ -55,6 +55,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     t.add_argument("--name", metavar="NAME", help="run name in the registry (default: the folder's name)")
     t.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its latest checkpoint")
     t.add_argument("--registry", metavar="PATH", help="registry database (default: $PREFLIGHT_HOME/registry.sqlite)")
+    t.add_argument("--lora-from", metavar="RUN", help="LoRA fine-tune this finished run (PEFT); needs --out")
+    t.add_argument("--rank", type=_int("rank"), metavar="R", help="LoRA rank (with --lora-from; default 8)")
+    t.add_argument("--alpha", type=_float("alpha"), metavar="A", help="LoRA alpha (default 2 x rank)")
+    t.add_argument("--target", type=str.lower, choices=("qv", "attention", "all-linear"), default="all-linear",
+                   help="layers that get LoRA adapters (default all-linear)")
     t.add_argument("--config-json", metavar="JSON", help=argparse.SUPPRESS)  # a whole TrainConfig (the page's launcher)
     t.set_defaults(handler=_train, human=_train_human)
 
@@ -105,7 +110,7 @@ def _train(args: argparse.Namespace) -> dict:
             raise ValidationError(f"--config-json is not a valid training config ({exc})") from None
         cfg = replace(cfg, out=args.out or cfg.out, name=args.name or cfg.name, registry=args.registry or cfg.registry)
         return train(cfg, progress=None if quiet else _print_progress).to_dict()
-    if not args.resume and not (args.data or args.sample):
+    if not args.resume and not (args.data or args.sample or args.lora_from):
         raise ValidationError("give --data PATH or --sample NAME (or --resume DIR)")
     if not args.resume and not args.out:
         raise ValidationError("--out DIR is required (the run folder)")
@@ -120,6 +125,7 @@ def _train(args: argparse.Namespace) -> dict:
         eval_batches=args.eval_batches, early_stop_patience=args.early_stop, checkpoint_every=args.checkpoint_every,
         sample_every=args.sample_every, stop_at=args.stop_at, device=args.device, dtype=args.dtype, seed=args.seed,
         compile=args.compile, threads=args.threads, fsdp=args.fsdp, out=args.out, name=args.name, resume=args.resume, registry=args.registry,
+        lora_from=args.lora_from, lora_rank=args.rank if args.rank is not None else (8 if args.lora_from else 0), lora_alpha=args.alpha, lora_target=args.target,
     )
     return train(cfg, progress=None if quiet else _print_progress).to_dict()
 

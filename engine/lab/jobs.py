@@ -244,7 +244,9 @@ def generate(run: str, prompt: str = "", *, max_new_tokens: int = 200, temperatu
     if mcfg.n_classes:
         raise ValidationError("this run trained a classifier; generation needs a language model")
     tok = load_tokenizer(run_dir / "tokenizer.json")
-    model = Transformer(mcfg)
+    from engine.lab.lora import for_checkpoint
+
+    model = for_checkpoint(Transformer(mcfg), c.state)  # a LoRA run's checkpoint holds its adapters too
     c.restore_model(model)
     model.eval()
     ids = tok.encode(prompt) if prompt else []

@@ -100,6 +100,11 @@ class TrainConfig:
     keep_checkpoints: int = 2
     sample_every: int = 0                # LM samples every N steps (0: only at the end)
     sample_tokens: int = 120
+    # LoRA of a finished lab run (engine/lab/lora.py): rank 0 means a normal run
+    lora_from: str | None = None
+    lora_rank: int = 0
+    lora_alpha: float | None = None
+    lora_target: str = "all-linear"
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -151,6 +156,7 @@ class TrainResult:
     peak_memory_bytes: int | None = None
     resumed_from_step: int | None = None
     samples: list[str] = field(default_factory=list)
+    trainable_params: int | None = None
 
     def to_dict(self) -> dict:
         """The CLI contract's keys (``val_accuracy`` only for classification) plus extras; JSON-ready."""
@@ -225,7 +231,9 @@ class _Stop:
 def _resolve(cfg: TrainConfig) -> TrainConfig:
     """The effective config: a resumed run's saved config with the allowed overrides applied."""
     if not cfg.resume:
-        return cfg
+        from engine.lab.lora import inherit
+
+        return inherit(cfg)  # a LoRA run takes its source run's architecture and tokenizer
     run_dir = Path(cfg.resume)
     saved_path = run_dir / "config.json"
     if not saved_path.is_file():
@@ -477,6 +485,10 @@ class _Run:
             tok_path = self.run_dir / "tokenizer.json"
             if tok_path.is_file():
                 tok = load_tokenizer(tok_path)
+        elif cfg.lora_from:
+            from engine.lab.lora import source_tokenizer
+
+            tok = source_tokenizer(cfg)
         ds = load_dataset(inp, self.context, tokenizer=tok)
         self.ds = ds
         self.task = ds.task
@@ -523,6 +535,10 @@ class _Run:
         if self.device_type == "cuda":
             torch.cuda.manual_seed_all(cfg.seed)
         model = Transformer(mcfg).to(self.device)
+        if cfg.lora_rank:  # frozen source weights plus PEFT adapters (engine/lab/lora.py)
+            from engine.lab.lora import attach
+
+            model = attach(model, cfg, fresh=ckpt is None, model_config=mcfg.to_dict())
         self.raw_model = model
         self.params = model.num_params()
         if cfg.fsdp:
@@ -591,6 +607,10 @@ class _Run:
             else nullcontext
         spec = mcfg.model_spec()
         self.flops_per_token = spec.training_flops_per_token(self.context)
+        if cfg.lora_rank:
+            from engine.lab.lora import flops_per_token
+
+            self.flops_per_token = flops_per_token(spec, cfg, self.context)
         self.tokens_per_step = self.batch_size * self.context
 
         # -- the loop --
@@ -791,6 +811,7 @@ class _Run:
             flops_per_token=self.flops_per_token, achieved_tflops=achieved / 1e12 if achieved else None, mfu=mfu,
             mfu_basis=basis, peak_flops=peak, peak_memory_bytes=self._mem(), resumed_from_step=self.resumed_from,
             samples=list(self.samples),
+            trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
         )
         if dist.main:
             ck.atomic_write_text(self.run_dir / "result.json", json.dumps(result.to_dict(), indent=1))

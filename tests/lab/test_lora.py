@@ -1,0 +1,94 @@
+"""LoRA of a finished lab run with PEFT: the trainable count equals the estimator's for the same model,
+only the adapters move, the checkpoint (safetensors) resumes and generates, bad input is one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("peft")
+
+from engine.errors import ValidationError  # noqa: E402
+from engine.estimate.finetune import lora_trainable_params  # noqa: E402
+from engine.lab import checkpoint as ck  # noqa: E402
+from engine.lab.jobs import generate  # noqa: E402
+from engine.lab.model import ModelConfig, Transformer  # noqa: E402
+from engine.lab.presets import PRESETS  # noqa: E402
+from engine.lab.trainer import TrainConfig, train  # noqa: E402
+
+SMALL = dict(preset="tiny", n_layers=2, d_model=64, n_heads=4, n_kv_heads=2, d_ff=128, context=32, device="cpu",
+             threads=1, sample_tokens=0, eval_batches=2, batch_size=4)
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("PREFLIGHT_HOME", str(tmp_path / "home"))
+    return tmp_path
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+@pytest.mark.parametrize("target", ["qv", "attention", "all-linear"])
+def test_peft_count_equals_estimator_for_every_lab_preset(preset, target):
+    from engine.lab.lora import inject
+
+    cfg = PRESETS[preset].config(258)
+    if cfg.n_layers > 2:
+        cfg = PRESETS[preset].config(258, n_layers=2)  # same shapes per layer, fewer layers: fast
+    model = inject(Transformer(cfg), 8, None, target)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert trainable == lora_trainable_params(cfg.model_spec(), 8, target)
+
+
+def test_lora_from_a_finished_run_trains_adapters_only_and_stays_loadable(home):
+    base = train(TrainConfig(**SMALL, sample="arithmetic", out=str(home / "base"), max_steps=4, eval_every=4))
+    lora = train(TrainConfig(**SMALL, out=str(home / "lora"), max_steps=4, eval_every=2, lora_from=base.run_dir,
+                             lora_rank=4, lora_target="all-linear"))
+    mcfg = ModelConfig.from_dict(json.loads((Path(lora.run_dir) / "config.json").read_text())["model"])
+    # 2 layers × (q, o: 4·(64+64) = 512 each; k, v (2 kv heads × 16): 4·(64+32) = 384 each;
+    # gate, up: 4·(64+128) = 768 each; down 4·(128+64) = 768) = 2 × (1,792 + 2,304) = 8,192
+    assert lora.trainable_params == lora_trainable_params(mcfg.model_spec(), 4, "all-linear") == 8_192
+    src = ck.load(base.run_dir, which="best", optimizer=False)
+    out = ck.load(lora.run_dir, optimizer=False)
+    assert (Path(out.path) / "model.safetensors").is_file()
+    # frozen base weights unchanged, adapters present (B starts at zero and has moved)
+    assert (out.model["blocks.0.attn.q_proj.base_layer.weight"] == src.model["blocks.0.attn.q_proj.weight"]).all()
+    assert out.model["blocks.0.mlp.down.lora_B.default.weight"].abs().sum() > 0
+    assert (out.model["tok_emb.weight"] == src.model["tok_emb.weight"]).all()
+    resumed = train(TrainConfig(resume=lora.run_dir, max_steps=6, device="cpu", threads=1))
+    assert resumed.steps == 6 and resumed.trainable_params == 8_192
+    text = generate(lora.run_dir, "1+1=", max_new_tokens=5)
+    assert text["new_tokens"] >= 0 and text["step"] == 6
+
+
+def test_bad_lora_input_is_one_line(home):
+    base = train(TrainConfig(**SMALL, sample="arithmetic", out=str(home / "b"), max_steps=2, eval_every=2))
+    cases = [(dict(lora_from=base.run_dir, lora_rank=0), "rank"), (dict(lora_from=base.run_dir, lora_rank=65), "width"),
+             (dict(lora_from=str(home / "nowhere"), lora_rank=4), "config.json"),
+             (dict(lora_rank=4, sample="arithmetic"), "--lora-from")]
+    for i, (kw, words) in enumerate(cases):
+        with pytest.raises(ValidationError, match=words) as exc:
+            train(TrainConfig(**SMALL, out=str(home / f"bad{i}"), max_steps=2, **kw))
+        assert "\n" not in str(exc.value)
+
+
+def test_cli_train_lora_from(home, capsys):
+    from engine.cli import main
+
+    base = train(TrainConfig(**SMALL, sample="arithmetic", out=str(home / "src"), max_steps=2, eval_every=2))
+    common = ["--max-steps", "2", "--device", "cpu", "--threads", "1", "--json"]
+    code = main(["train", "--lora-from", base.run_dir, "--rank", "2", "--target", "qv", "--out", str(home / "ft"),
+                 *common])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    d = json.loads(out)
+    spec = ModelConfig.from_dict(json.loads((home / "ft" / "config.json").read_text())["model"]).model_spec()
+    assert d["trainable_params"] == lora_trainable_params(spec, 2, "qv")
+    try:
+        code = main(["train", "--lora-from", base.run_dir, "--rank", "0", "--out", str(home / "ft0"), *common])
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    assert code == 2 and not out and len(err.strip().splitlines()) == 1 and "rank" in err

@@ -1,0 +1,130 @@
+"""Fine-tuning: can we adapt an open model to our data with full fine-tuning, LoRA or QLoRA on this GPU,
+how long does it take and what does it cost? Every GPU type side by side, the cheapest that fits."""
+
+from dataclasses import replace
+
+import streamlit as st
+
+from engine.charts import finetune_cost_time, finetune_memory_by_gpu
+from engine.estimate.finetune import METHODS, TARGETS, FinetuneInput, estimate_finetune
+from engine.estimate.sweeps import cheapest_fits, finetune_by_gpu
+from engine.readiness import latest_calibration
+from engine.units import format_bytes, format_count, format_duration_hours, format_sci
+from ui.widgets import downloads, gpu_picker, model_picker, money, quantity_input, run_engine
+
+METHOD_NAMES = {"full": "Full fine-tune", "lora": "LoRA", "qlora": "QLoRA"}
+
+st.title("Fine-tuning")
+st.caption("Adapt an open model to your data: full fine-tuning (the training memory model), LoRA (Hu et al. 2021: "
+           "frozen bf16 weights, r·(d_in + d_out) trainable per adapted layer) or QLoRA (Dettmers et al. 2023: "
+           "NF4 weights at 4.127 bits, bf16 adapters, paged 32-bit AdamW). Every assumption is editable.")
+
+c1, c2, c3 = st.columns(3)
+with c1:
+    st.subheader("Model & data")
+    spec = model_picker(key="ft-model")
+    tokens = quantity_input("Tokens in your data", "40M", key="ft-tokens",
+                            help="e.g. 40M; the data-check page counts them for you")
+    epochs = st.number_input("Epochs", 0.1, 100.0, 1.0, 0.5, key="ft-epochs", help="passes over the data")
+    s1, s2 = st.columns(2)
+    seq_len = s1.number_input("Sequence length", 1, 1_000_000, min(spec.context, 2048), key=f"ft-seq-{spec.id}")
+    batch = s2.number_input("Micro-batch per GPU", 1, 4096, 1, key="ft-batch")
+with c2:
+    st.subheader("Method")
+    method = st.radio("Method", METHODS, index=METHODS.index("qlora"), horizontal=True, key="ft-method",
+                      format_func=METHOD_NAMES.get)
+    adapters = method != "full"
+    r1, r2 = st.columns(2)
+    rank = r1.number_input("LoRA rank r", 1, 65_536, 16, key="ft-rank", disabled=not adapters)
+    alpha = r2.number_input("LoRA alpha", 0.5, 1e6, 32.0, key="ft-alpha", disabled=not adapters,
+                            help="scales the update by alpha / r; no effect on memory or cost")
+    target = st.selectbox("Adapt which layers", TARGETS, index=TARGETS.index("all-linear"), key="ft-target",
+                          disabled=not adapters,
+                          help="qv: q and v projections (PEFT's default); attention: q, k, v, o; all-linear: attention "
+                               "and MLP, as the QLoRA paper recommends")
+    ckpt = st.checkbox("Gradient checkpointing", True, key="ft-ckpt",
+                       help="keeps only each layer's input for backward and recomputes the rest: one more forward pass")
+with c3:
+    st.subheader("Hardware & price")
+    gpu = gpu_picker(key="ft-gpu", default="rtx-4090")
+    n_gpus = st.number_input("Number of GPUs", 1, 100_000, 1, key="ft-gpus",
+                             help="more than one: data parallel, with FSDP / ZeRO-3 sharding")
+    calibration = latest_calibration()
+    measured = False
+    if calibration and calibration.get("mfu"):
+        measured = st.toggle("Use the lab's measured MFU", False, key="ft-measured",
+                             help=f"{float(calibration['mfu']):.1%} measured by calibrate on {calibration['device_name']}")
+    mfu = None if measured else st.slider("MFU", 0.05, 0.80, float(gpu.typical_mfu), 0.01, key=f"ft-mfu-{gpu.id}",
+                                          help="model FLOPs utilization; QLoRA's dequantization usually lowers it")
+    price = st.number_input("Price per GPU-hour (USD)", 0.0, 1000.0, float(gpu.price_usd_per_hour), 0.05,
+                            key=f"ft-price-{gpu.id}")
+
+if tokens is None:
+    st.stop()
+
+inp = FinetuneInput(model=spec, tokens=tokens, epochs=float(epochs), gpu=gpu, method=method, gpus=int(n_gpus),
+                    rank=int(rank), alpha=float(alpha), target=target, seq_len=int(seq_len), batch=int(batch),
+                    gradient_checkpointing=ckpt, mfu=mfu, measured_mfu=measured, price_usd_per_hour=price,
+                    zero=3 if n_gpus > 1 else 0)
+est = run_engine(estimate_finetune, inp)
+
+st.divider()
+what = (f"{METHOD_NAMES[method]} of {spec.name} on {format_count(tokens)} tokens × {epochs:g} epoch"
+        f"{'s' if epochs != 1 else ''}")
+where = f"{est.gpus} × {gpu.name}" if est.gpus > 1 else f"one {gpu.name}"
+used = f"{format_bytes(est.total_bytes_per_gpu + est.overhead_bytes)} of {format_bytes(est.gpu_memory_bytes)} per GPU"
+if est.fits:
+    st.success(f"**Yes.** {what} fits {where} ({used}); it takes about "
+               f"{format_duration_hours(est.wall_clock_hours)} and costs about {money(est.cost_usd)}.")
+else:
+    st.warning(f"**No.** {what} does not fit {where}: it needs {used}. "
+               "The table below gives the smallest count of each GPU type that holds it.")
+m = st.columns(5)
+m[0].metric("Fits", "yes" if est.fits else "no", help=est.parallelism)
+m[1].metric("Memory per GPU", format_bytes(est.total_bytes_per_gpu + est.overhead_bytes),
+            help=f"of {format_bytes(est.gpu_memory_bytes)}, incl. {format_bytes(est.overhead_bytes)} fixed overhead")
+m[2].metric("Trainable parameters", format_count(est.trainable_params),
+            help=f"{est.trainable_params:,} of {est.total_params:,} ({est.trainable_params / est.total_params:.3%})")
+m[3].metric("Wall clock", format_duration_hours(est.wall_clock_hours),
+            help=f"{format_count(est.gpu_hours)} GPU-hours at MFU {est.mfu:.0%} ({est.mfu_basis})")
+m[4].metric("Cost", money(est.cost_usd), help=f"{format_count(est.gpu_hours)} GPU-hours × ${est.price_usd_per_hour:,.2f}")
+st.caption(f"Per GPU: weights {format_bytes(est.weights_bytes)}, adapters {format_bytes(est.adapter_bytes)}, "
+           f"gradients {format_bytes(est.gradients_bytes)}, optimizer {format_bytes(est.optimizer_bytes)}, "
+           f"activations {format_bytes(est.activations_bytes)}. {format_sci(est.flops_total)} model FLOPs "
+           f"({format_sci(est.flops_per_token)} per token). " + "; ".join(est.assumptions) + ".")
+
+# The other GPU types run at their own typical MFU unless the user set one (moved the slider or chose measured).
+table = run_engine(finetune_by_gpu, inp if measured or mfu != float(gpu.typical_mfu) else replace(inp, mfu=None))
+best = cheapest_fits(table)
+st.subheader("Which GPUs fit, and the cheapest")
+chosen = best[best["method"] == method]
+if chosen.empty:
+    st.warning(f"No GPU type in the catalog holds {METHOD_NAMES[method]} of this model within the counts tried.")
+else:
+    row = chosen.iloc[0]
+    single = table[(table["method"] == method) & table["fits"] & (table["gpus"] == 1)]["gpu"].tolist()
+    st.info(f"Cheapest for {METHOD_NAMES[method]}: **{int(row['gpus'])} × {row['name']}**, about "
+            f"{money(row['cost_usd'])} and {format_duration_hours(row['wall_clock_hours'])}. "
+            + (f"A single GPU suffices on: {', '.join(single)}." if single else "No single GPU holds it."))
+cols = st.columns(len(best) or 1)
+for col, row in zip(cols, best.itertuples()):
+    col.metric(f"Cheapest {METHOD_NAMES[row.method]}", money(row.cost_usd), help=row.parallelism,
+               delta=f"{int(row.gpus)} × {row.gpu}, {format_duration_hours(row.wall_clock_hours)}", delta_color="off")
+
+st.plotly_chart(finetune_memory_by_gpu(table), width="stretch")
+st.plotly_chart(finetune_cost_time(table), width="stretch")
+
+shown = table[["gpu", "name", "memory_gib"]].drop_duplicates("gpu").reset_index(drop=True)
+for m in METHODS:  # one block of columns per method, GPUs in catalog order
+    part = table[table["method"] == m].set_index("gpu")
+    shown[f"{m} gpus"] = shown["gpu"].map(part["gpus"]).astype("Int64")
+    shown[f"{m} GiB per GPU"] = shown["gpu"].map(part["total"] / 2**30)
+    shown[f"{m} hours"] = shown["gpu"].map(part["wall_clock_hours"])
+    shown[f"{m} cost (USD)"] = shown["gpu"].map(part["cost_usd"])
+st.dataframe(shown, hide_index=True, width="stretch", key="ft-table",
+             column_config={c: st.column_config.NumberColumn(c, format="%.2f") for c in shown.columns
+                            if not c.endswith("gpus") and c not in ("gpu", "name", "memory_gib")})
+st.caption("Each GPU type at its smallest fitting count (1, 2, 4, ... GPUs; more than one data parallel with "
+           "FSDP / ZeRO-3 sharding of weights, gradients and optimizer). Empty cells: no fit within 1024 GPUs. "
+           "LoRA and QLoRA cost the same at the same MFU; QLoRA's dequantization makes it slower in practice.")
+downloads("finetune-estimate", est.to_dict(), table)
