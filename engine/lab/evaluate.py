@@ -50,6 +50,7 @@ class EvaluateInput:
     n_buckets: int = 8
     sample_tokens: int = 100
     seed: int = 0
+    include_predictions: bool = False  # classifiers: y_true, y_pred and probabilities per example (for checks)
 
 
 @dataclass
@@ -284,6 +285,8 @@ def _evaluate_classifier(inp: EvaluateInput, model, mcfg, tok, config: dict) -> 
     order = wrong[np.argsort(-proba[wrong, y_pred[wrong]], kind="stable")][: inp.n_mistakes]
     out["confident_mistakes"] = [{"text": texts[i], "true": names[y_true[i]], "predicted": names[y_pred[i]],
                                   "confidence": float(proba[i, y_pred[i]])} for i in order]
+    if inp.include_predictions:
+        out["predictions"] = {"y_true": y_true.tolist(), "y_pred": y_pred.tolist(), "proba": proba.tolist()}
     if inp.folds:
         out["cv"] = _cross_validate(inp, mcfg, tok, config, all_x, all_y, names)
     return out, source, len(y_true)

@@ -46,6 +46,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     s.add_argument("--name", metavar="NAME", help="study name (default: the --out folder's name)")
     s.add_argument("--out", required=True, metavar="DIR", help="the study folder (trial runs, sweep.json)")
     s.add_argument("--registry", metavar="PATH", help="registry database (default: $PREFLIGHT_HOME/registry.sqlite)")
+    s.add_argument("--objective", choices=("train", "planted"), default="train", help=argparse.SUPPRESS)
     s.set_defaults(handler=_sweep, human=_sweep_human)
 
     w = sub.add_parser("sweep-worker", parents=[common], help=argparse.SUPPRESS)
@@ -82,7 +83,8 @@ def _sweep(args: argparse.Namespace) -> dict:
         data=args.data, sample=args.sample, task=args.task, text_col=args.text_col, label_col=args.label_col,
         trials=args.trials, budget_minutes=args.budget_minutes, budget_usd=args.budget_usd,
         usd_per_hour=args.usd_per_hour, workers=args.workers, space=args.space, steps=args.steps, preset=args.preset,
-        seed=args.seed, prune=not args.no_prune, name=args.name, out=args.out, registry=args.registry)).to_dict()
+        seed=args.seed, prune=not args.no_prune, name=args.name, out=args.out, registry=args.registry,
+        objective=args.objective)).to_dict()
 
 
 def _sweep_human(d: dict) -> str:
