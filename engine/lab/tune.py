@@ -1,6 +1,8 @@
 """Budget-aware hyperparameter search over the model lab: Optuna's TPE sampler (Bergstra et al. 2011,
-"Algorithms for Hyper-Parameter Optimization", §4) with median pruning driven by the trainer's evaluations
-(Optuna's MedianPruner, the "median stopping rule" of Golovin et al. 2017, Google Vizier §3.2.2).
+"Algorithms for Hyper-Parameter Optimization", §4) with pruning driven by the trainer's evaluations:
+asynchronous successive halving by default (Optuna's SuccessiveHalvingPruner, ASHA: Li et al. 2020, "A System
+for Massively Parallel Hyperparameter Tuning", Alg. 2; rungs at eval_every × 3^k steps, reduction factor 3),
+or the median stopping rule (MedianPruner; Golovin et al. 2017, Google Vizier §3.2.2).
 
 A study lives in one folder (``--out``; the page uses ``$PREFLIGHT_HOME/runs/sweeps/<name>``)::
 
@@ -43,6 +45,7 @@ from engine.errors import RunError, ValidationError, require_number
 
 TASKS = ("lm", "classify")
 OBJECTIVES = ("train", "planted")
+PRUNERS = ("asha", "median")
 # Parameters a space may search and their types; everything else in TrainConfig stays fixed.
 PARAMS = {"lr": float, "warmup_steps": int, "batch_size": int, "d_model": int, "n_layers": int, "n_heads": int,
           "n_kv_heads": int, "dropout": float, "weight_decay": float, "tokenizer": str, "context": int, "d_ff": int}
@@ -173,6 +176,7 @@ class SweepInput:
     out: str | None = None
     registry: str | None = None
     objective: str = "train"        # "planted": a synthetic objective with a known best lr (tests, demos)
+    pruner: str = "asha"            # asha (successive halving) or median
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -205,6 +209,8 @@ def validate_sweep(inp: SweepInput) -> tuple[SweepInput, dict[str, Any], str]:
         raise ValidationError("--out DIR is required (the study folder)")
     if (inp.data is None) == (inp.sample is None) and inp.objective == "train":
         raise ValidationError("give --data PATH or --sample NAME (exactly one)")
+    if inp.pruner not in PRUNERS:
+        raise ValidationError(f"pruner must be one of {', '.join(PRUNERS)}, got {inp.pruner!r}")
     if inp.objective not in OBJECTIVES:
         raise ValidationError(f"objective must be one of {', '.join(OBJECTIVES)}, got {inp.objective!r}")
     task = inp.task
@@ -341,7 +347,7 @@ def correction(trials) -> tuple[float, int]:
 
     ratios = []
     for t in trials:
-        ua = t.user_attrs
+        ua = attrs(t)
         if ua.get("measured_s") and ua.get("per_step_s") is not None and ua.get("steps"):
             raw = float(ua.get("setup_s", 0.0)) + int(ua["steps"]) * float(ua["per_step_s"])
             if raw > 0:
@@ -405,10 +411,21 @@ def _price(inp: SweepInput, device: str, n_cores: int) -> dict[str, Any]:
 
 # ---- the study ---------------------------------------------------------------------------------------------
 def _storage(study_dir: Path):
+    """Optuna's RDB storage on ``study.sqlite``: WAL journal (readers never block the writer) and
+    synchronous=NORMAL (a commit survives a killed process; no fsync per commit), 60 s busy timeout."""
+    import sqlite3
+
     import optuna
 
-    return optuna.storages.RDBStorage(f"sqlite:///{study_dir / 'study.sqlite'}",
-                                      engine_kwargs={"connect_args": {"timeout": 60}})
+    path = study_dir / "study.sqlite"
+
+    def connect():
+        conn = sqlite3.connect(path, timeout=60, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        return conn
+
+    return optuna.storages.RDBStorage(f"sqlite:///{path}", engine_kwargs={"creator": connect})
 
 
 def _load_study(study_dir: Path, doc: dict, worker: int = 0):
@@ -417,8 +434,14 @@ def _load_study(study_dir: Path, doc: dict, worker: int = 0):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=int(doc["input"]["seed"]) + 7919 * worker,
                                          n_startup_trials=doc.get("n_startup_trials", 5))
-    pruner = (optuna.pruners.MedianPruner(n_startup_trials=doc.get("prune_startup_trials", 3), n_warmup_steps=0)
-              if doc["input"]["prune"] else optuna.pruners.NopPruner())
+    kind = doc["input"].get("pruner", "asha") if doc["input"]["prune"] else "none"
+    if kind == "asha":  # rungs at eval_every × 3^k steps; a trial continues only in the top third of its rung
+        pruner = optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=int(doc["space"]["fixed"].get("eval_every") or 1), reduction_factor=3)
+    elif kind == "median":
+        pruner = optuna.pruners.MedianPruner(n_startup_trials=doc.get("prune_startup_trials", 3), n_warmup_steps=0)
+    else:
+        pruner = optuna.pruners.NopPruner()
     return optuna.create_study(study_name=doc["study"], storage=_storage(study_dir), sampler=sampler, pruner=pruner,
                                direction="minimize", load_if_exists=True)
 
@@ -435,6 +458,17 @@ def _locked(study_dir: Path):
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
+def attrs(t) -> dict[str, Any]:
+    """A trial's bookkeeping: what its worker wrote when it started ("meta") and ended ("result"), and the
+    outcome a reaper or the budget check set directly."""
+    ua = t.user_attrs
+    out = {**(ua.get("meta") or {}), **{k: v for k, v in (ua.get("result") or {}).items() if v is not None}}
+    for key in ("pid", "outcome", "error"):
+        if ua.get(key) is not None:
+            out[key] = ua[key]
+    return out
+
+
 def _ts(dt) -> float | None:
     return dt.timestamp() if dt is not None else None
 
@@ -449,7 +483,7 @@ def reap_dead_trials(study, registry_path: str | None = None) -> list[int]:
     marked = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         pid = t.user_attrs.get("pid")
-        if pid is None or is_alive(int(pid), t.user_attrs.get("pid_started")):
+        if pid is None or is_alive(int(pid), attrs(t).get("pid_started")):
             continue
         storage = study._storage
         try:
@@ -481,14 +515,14 @@ def _spent_and_projected(trials, now: float, exclude: int | None = None) -> tupl
 
     spent, projected = [], []
     for t in trials:
-        if t.number == exclude or t.user_attrs.get("outcome") == "skipped":
+        if t.number == exclude or attrs(t).get("outcome") == "skipped":
             continue
         start = _ts(t.datetime_start)
         if start is None:
             continue
         if t.state == TrialState.RUNNING:
             spent.append((start, now))
-            projected.append((start, max(now, start + float(t.user_attrs.get("predicted_s", 0.0)))))
+            projected.append((start, max(now, start + float(attrs(t).get("predicted_s", 0.0)))))
         else:
             end = _ts(t.datetime_complete) or now
             spent.append((start, end))
@@ -522,7 +556,7 @@ def worker_main(study_dir: str | os.PathLike, worker: int = 0) -> dict[str, Any]
             if study.user_attrs.get("budget_exhausted"):
                 reason = study.user_attrs["budget_exhausted"]
                 break
-            counted = [t for t in trials if t.user_attrs.get("outcome") not in NOT_COUNTED]
+            counted = [t for t in trials if attrs(t).get("outcome") not in NOT_COUNTED]
             if len(counted) >= int(inp["trials"]):
                 reason = f"{inp['trials']} trials done"
                 break
@@ -531,6 +565,11 @@ def worker_main(study_dir: str | os.PathLike, worker: int = 0) -> dict[str, Any]
             cfg, adjusted = trial_config(doc["base"], doc["space"], params)
             cfg = replace(cfg, out=str(study_dir / "trials" / f"trial-{trial.number:04d}"),
                           name=f"{doc['study']}-t{trial.number:03d}")
+            twin = _twin(trials, params)
+            if twin is not None:
+                _reuse(study, trial, twin)
+                ran.append(trial.number)
+                continue
             pred = predict_trial(cfg, doc["data_info"], doc["throughput"], doc["price"])
             factor, basis_n = correction(trials)
             pred = {**pred, "raw_seconds": pred["seconds"], "seconds": pred["seconds"] * factor,
@@ -547,21 +586,47 @@ def worker_main(study_dir: str | os.PathLike, worker: int = 0) -> dict[str, Any]
                     study.set_user_attr("budget_exhausted", msg)
                     reason = msg
                     break
-            for key, value in (("pid", os.getpid()), ("pid_started", process_start_time(os.getpid())),
-                               ("worker", worker), ("predicted_s", pred["seconds"]), ("predicted_usd", pred["usd"]),
-                               ("predicted_flops", pred["flops"]), ("predicted_raw_s", pred["raw_seconds"]),
-                               ("correction", pred["correction"]), ("correction_n", pred["correction_n"]),
-                               ("setup_s", pred.get("setup_s", 0.0)), ("per_step_s", pred.get("per_step_s")),
-                               ("run", cfg.name), ("run_dir", cfg.out),
-                               ("adjusted", adjusted), ("config", {k: v for k, v in cfg.to_dict().items()
-                                                                   if v is not None})):
-                trial.set_user_attr(key, value)
+            meta = {"pid_started": process_start_time(os.getpid()), "worker": worker, "predicted_s": pred["seconds"],
+                    "predicted_usd": pred["usd"], "predicted_flops": pred["flops"], "predicted_raw_s": pred["raw_seconds"],
+                    "correction": pred["correction"], "correction_n": pred["correction_n"],
+                    "setup_s": pred.get("setup_s", 0.0), "per_step_s": pred.get("per_step_s"), "run": cfg.name,
+                    "run_dir": cfg.out, "adjusted": adjusted,
+                    "config": {k: v for k, v in cfg.to_dict().items() if v is not None}}
+            trial.set_user_attr("meta", meta)  # one write (each is a committed transaction)
+            trial.set_user_attr("pid", os.getpid())
         _run_trial(study, trial, cfg, doc, study_dir, pred)
         ran.append(trial.number)
         if _stop_flag(study_dir).exists():
             reason = "stopped by request"
             break
     return {"worker": worker, "trials": ran, "stopped_reason": reason}
+
+
+def _twin(trials, params: dict):
+    """A finished trial (complete or pruned, not a reuse itself) with exactly these parameters, or None."""
+    from optuna.trial import TrialState
+
+    for t in trials:
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.params == params \
+                and attrs(t).get("outcome") in ("complete", "pruned"):
+            return t
+    return None
+
+
+def _reuse(study, trial, twin) -> None:
+    """TPE proposed a configuration that already ran. Same configuration and seed give the same result
+    (the trainer is a pure function of both), so the result is reused instead of trained again: the twin's
+    value (or its evaluations and the pruned state). It counts as a trial, with 0 steps."""
+    from optuna.trial import TrialState
+
+    trial.set_user_attr("result", {"outcome": "duplicate", "duplicate_of": twin.number, "steps": 0,
+                                   "measured_s": 0.0, "measured_usd": 0.0})
+    if twin.state == TrialState.COMPLETE:
+        study.tell(trial, twin.value)
+    else:
+        for step, value in sorted(twin.intermediate_values.items()):
+            trial.report(value, step)
+        study.tell(trial, state=TrialState.PRUNED)
 
 
 def _planted_curve(lr: float, step: int, steps: int) -> float:
@@ -588,7 +653,7 @@ def _run_trial(study, trial, cfg, doc: dict, study_dir: Path, pred: dict) -> Non
         return prune and trial.should_prune()
 
     t0 = time.perf_counter()
-    outcome, value, steps, error = "complete", None, 0, None
+    outcome, value, steps, error, extra = "complete", None, 0, None, {}
     try:
         if doc["input"]["objective"] == "planted":
             step_s = float(doc["data_info"].get("step_s", 0.0))
@@ -608,10 +673,7 @@ def _run_trial(study, trial, cfg, doc: dict, study_dir: Path, pred: dict) -> Non
 
             res = train(cfg, registry=Registry(doc["input"].get("registry")), on_eval=on_eval)
             steps, value = res.steps, res.best_val_loss
-            trial.set_user_attr("status", res.status)
-            if res.val_accuracy is not None:
-                trial.set_user_attr("val_accuracy", res.val_accuracy)
-                trial.set_user_attr("val_f1", res.val_f1)
+            extra = {"status": res.status, "val_accuracy": res.val_accuracy, "val_f1": res.val_f1}
             if res.status == "stopped":
                 outcome = "stopped" if stopped["flag"] else "pruned"
     except (RunError, ValidationError) as exc:
@@ -620,12 +682,8 @@ def _run_trial(study, trial, cfg, doc: dict, study_dir: Path, pred: dict) -> Non
     except Exception as exc:  # noqa: BLE001 - a crash fails this trial, not the study
         outcome, error = "failed", f"{type(exc).__name__}: {str(exc)[:300]}"
     measured = time.perf_counter() - t0
-    trial.set_user_attr("measured_s", measured)
-    trial.set_user_attr("measured_usd", measured / 3600 * doc["price"]["usd_per_worker_hour"])
-    trial.set_user_attr("steps", steps)
-    trial.set_user_attr("outcome", outcome)
-    if error:
-        trial.set_user_attr("error", error)
+    trial.set_user_attr("result", {**extra, "measured_s": measured, "steps": steps, "outcome": outcome, "error": error,
+                                   "measured_usd": measured / 3600 * doc["price"]["usd_per_worker_hour"]})
     if outcome == "complete" and value is not None and math.isfinite(value):
         study.tell(trial, float(value))
     elif outcome == "pruned":
@@ -810,7 +868,7 @@ def summary(study_dir: str | os.PathLike, reason: str = "", workers: list[dict] 
     trials = study.get_trials(deepcopy=False)
     rows = []
     for t in trials:
-        ua = t.user_attrs
+        ua = attrs(t)
         outcome = ua.get("outcome") or ("running" if t.state == TrialState.RUNNING else t.state.name.lower())
         rows.append({"number": t.number, "state": t.state.name.lower(), "outcome": outcome, "value": t.value,
                      "params": dict(t.params), "steps": ua.get("steps"), "run": ua.get("run"),
@@ -902,6 +960,7 @@ def sweep_args(inp: SweepInput) -> list[str]:
             args += [flag, str(value)]
     if not inp.prune:
         args.append("--no-prune")
+    args += ["--pruner", inp.pruner]
     if inp.objective != "train":
         args += ["--objective", inp.objective]
     return args

@@ -42,7 +42,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     s.add_argument("--steps", type=_int("steps"), metavar="N", help="training steps per trial (default: the space's)")
     s.add_argument("--preset", default="tiny", metavar="NAME", help="base lab preset (default tiny)")
     s.add_argument("--seed", type=_int("seed"), default=0, metavar="S")
-    s.add_argument("--no-prune", action="store_true", help="run every trial to the end (no median pruning)")
+    s.add_argument("--no-prune", action="store_true", help="run every trial to the end (no pruning)")
+    s.add_argument("--pruner", type=str.lower, choices=("asha", "median"), default="asha",
+                   help="asha: successive halving (default); median: the median stopping rule")
     s.add_argument("--name", metavar="NAME", help="study name (default: the --out folder's name)")
     s.add_argument("--out", required=True, metavar="DIR", help="the study folder (trial runs, sweep.json)")
     s.add_argument("--registry", metavar="PATH", help="registry database (default: $PREFLIGHT_HOME/registry.sqlite)")
@@ -84,7 +86,7 @@ def _sweep(args: argparse.Namespace) -> dict:
         trials=args.trials, budget_minutes=args.budget_minutes, budget_usd=args.budget_usd,
         usd_per_hour=args.usd_per_hour, workers=args.workers, space=args.space, steps=args.steps, preset=args.preset,
         seed=args.seed, prune=not args.no_prune, name=args.name, out=args.out, registry=args.registry,
-        objective=args.objective)).to_dict()
+        objective=args.objective, pruner=args.pruner)).to_dict()
 
 
 def _sweep_human(d: dict) -> str:
