@@ -320,9 +320,12 @@ def _check_resume_target(cfg: TrainConfig, run_dir: Path) -> None:
                               f"to train further")
 
 
-def train(cfg: TrainConfig, registry=None, progress: Callable[[dict], None] | None = None) -> TrainResult:
+def train(cfg: TrainConfig, registry=None, progress: Callable[[dict], None] | None = None,
+          on_eval: Callable[[int, dict], bool] | None = None) -> TrainResult:
     """Train (or resume) a run; see the module docstring. Raises ValidationError for bad input and
-    RunError when the run fails (diverged, out of memory, crashed); the registry records either."""
+    RunError when the run fails (diverged, out of memory, crashed); the registry records either.
+    ``on_eval(step, metrics)`` is called after each evaluation (single process only); when it returns
+    True the run checkpoints and ends as 'stopped' ("pruned"): how a sweep prunes a trial."""
     cfg = _resolve(cfg)
     _validate(cfg)
     device = resolve_device(cfg.device)
@@ -335,6 +338,7 @@ def train(cfg: TrainConfig, registry=None, progress: Callable[[dict], None] | No
             registry = Registry(cfg.registry)
         reg = registry
     run = _Run(cfg, device, dist, reg, progress)
+    run.on_eval = on_eval
     try:
         return run.execute()
     finally:
@@ -355,6 +359,7 @@ class _Run:
         self.pending: list[dict] = []
         self.last_flush = 0.0
         self.samples: list[str] = []
+        self.on_eval: Callable[[int, dict], bool] | None = None
 
     # -- lifecycle --------------------------------------------------------------------------------
     def cleanup(self) -> None:
@@ -763,6 +768,9 @@ class _Run:
                     stop_reason = (f"early stopping: validation loss did not improve for {self.evals_since_best} "
                                    f"evaluations (best {self.best_val:.4f} at step {self.best_step})")
                     want_stop = True
+                if self.on_eval is not None and not dist.enabled and self.step < self.max_steps \
+                        and self.on_eval(self.step, dict(last_val)):
+                    stop_reason, status, want_stop = f"pruned at step {self.step} by the caller (sweep)", "stopped", True
                 if improved or is_ckpt or want_stop or self.step == self.max_steps:
                     last_ckpt = self._checkpoint(model, optimizer, best=improved, elapsed=prior_elapsed
                                                  + time.perf_counter() - t_start, fingerprint=fingerprint) or last_ckpt
