@@ -100,6 +100,12 @@ def default_rows() -> tuple[dict, ...]:
     return tuple(_load("defaults.toml")["default"])
 
 
+@cache
+def uncertainty_rows() -> tuple[dict, ...]:
+    """Ranges of the readiness assumptions (factors on a scenario's point values) with sources."""
+    return tuple(_load("uncertainty.toml")["range"])
+
+
 def catalog_versions() -> dict[str, str]:
     return {n: _load(f"{n}.toml")["version"] for n in ("gpus", "models", "defaults")}
 
