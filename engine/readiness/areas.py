@@ -8,7 +8,7 @@ here:
 - training: blocked when the planned runs cost more than the cash; at risk when less than
   ``RUNWAY_AT_RISK_MONTHS`` of runway is left after them or they take more than half the cash.
 - serving: blocked when the model does not fit the GPU; at risk with a negative gross margin per
-  request or when cash runs out within ``RUNWAY_AT_RISK_MONTHS``.
+  request or when cash runs out within ``CASH_OUT_AT_RISK_MONTHS`` at the projected growth.
 - data: the latest data check's readiness score: ready from 75, at risk from 40, blocked below (the
   bands of the data-check page's gauge).
 - model: the latest training run: blocked when it failed or diverged, at risk while running, stopped,
@@ -24,6 +24,7 @@ from typing import Any
 
 STATUSES = ("ready", "at risk", "blocked", "no data yet")
 RUNWAY_AT_RISK_MONTHS = 12.0
+CASH_OUT_AT_RISK_MONTHS = 24  # investors' usual advice: raise with 18-24 months of runway left
 LEARNED_FRACTION = 0.10
 PAGES = {"training": "train", "serving": "serve", "data": "data", "model": "lab", "latency": "serve"}
 TITLES = {"training": "Training", "serving": "Serving", "data": "Data", "model": "Model", "latency": "Latency"}
@@ -91,7 +92,7 @@ def serving_area(projection: dict | None, error: str | None = None) -> Area:
     if margin < 0:
         return Area("serving", "at risk", f"Each request loses {_usd(-margin)} at this price: {where}.", PAGES["serving"])
     out = projection["cash_out_month"]
-    if out is not None and out <= RUNWAY_AT_RISK_MONTHS:
+    if out is not None and out <= CASH_OUT_AT_RISK_MONTHS:
         return Area("serving", "at risk", f"Cash runs out in month {out} at the projected growth: {where}.", PAGES["serving"])
     return Area("serving", "ready", f"A margin of {_usd(margin)} per request: {where}.", PAGES["serving"])
 
