@@ -24,6 +24,7 @@ Definitions (issue 9's contract; first month's figures unless named otherwise):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -217,8 +218,11 @@ class Projection:
 
 
 def project(profile: Profile, basis: ServingBasis, training_cost_usd: float, *, efficiency: float = 1.0,
-            horizon: int = HORIZON_MONTHS, training: tuple[dict, ...] = ()) -> Projection:
-    """Run the cash model month by month (plain Python: the reference the vectorized path must match)."""
+            horizon: int = HORIZON_MONTHS, training: tuple[dict, ...] = (),
+            replicas_for: Callable[[float], int] | None = None) -> Projection:
+    """Run the cash model month by month (plain Python: the reference the vectorized path must match).
+    ``replicas_for(peak requests/s)`` overrides the replica count (the scalar Monte Carlo path asks the
+    serving estimator itself each month)."""
     peak = profile.peak_factor
     replica_rps = basis.requests_per_s_per_replica(efficiency)
     gpu_hour = basis.price_usd_per_hour
@@ -231,7 +235,10 @@ def project(profile: Profile, basis: ServingBasis, training_cost_usd: float, *, 
     for m in range(1, horizon + 1):
         users = users_in_month(profile, m)
         avg_rps = users * profile.requests_per_user_per_day / SECONDS_PER_DAY
-        replicas = max(1, math.ceil(avg_rps * peak / replica_rps - 1e-9))
+        if replicas_for is None:
+            replicas = max(1, math.ceil(avg_rps * peak / replica_rps - 1e-9))
+        else:
+            replicas = replicas_for(avg_rps * peak)
         gpus = replicas * basis.gpus_per_replica
         serving = gpus * gpu_hour * HOURS_PER_MONTH
         requests = users * profile.requests_per_user_per_day * DAYS_PER_MONTH
@@ -284,3 +291,23 @@ def scaled_profile(profile: Profile, users: float = 1.0, growth: float = 1.0, re
                    monthly_growth=profile.monthly_growth * growth,
                    requests_per_user_per_day=profile.requests_per_user_per_day * requests,
                    serving_price_usd_per_hour=gpu_price * price)
+
+
+def scalar_sample(profile: Profile, factors: dict[str, float], *, calibration: dict | None = None,
+                  horizon: int = HORIZON_MONTHS) -> Projection:
+    """One Monte Carlo sample the slow way: the training estimator per planned run and the serving
+    estimator for every month's load, with the sample's factors applied to the inputs. The reference
+    that ``engine.readiness.montecarlo.simulate`` (all samples at once) must agree with."""
+    f = factors
+    runs = training_costs(profile, calibration, mfu_factor=f["mfu"], tokens_factor=f["tokens"], price_factor=f["gpu_price"])
+    group = serving_basis(profile).gpus_per_replica  # the replica shape is chosen once, at the point values
+    sample = scaled_profile(profile, users=f["users"], growth=f["growth"], requests=f["requests_per_user"],
+                            price=f["gpu_price"])
+    basis = replace(serving_basis(profile), price_usd_per_hour=sample.serving_price_usd_per_hour)
+
+    def replicas_for(peak_rps: float) -> int:
+        return estimate_serving(_serve_input(sample, group, efficiency=f["serving_efficiency"], requests_per_s=peak_rps,
+                                             price=sample.serving_price_usd_per_hour)).replicas
+
+    return project(sample, basis, sum(r["cost_usd"] for r in runs), efficiency=f["serving_efficiency"],
+                   horizon=horizon, training=tuple(runs), replicas_for=replicas_for)
