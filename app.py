@@ -10,11 +10,13 @@ from pathlib import Path
 
 import streamlit as st
 
+from ui.access import password_gate
 from ui.currency import currency_setting
 from ui.navigation import navigation_pages
 
 # A shipped icon: a Material-symbol favicon would be fetched from Google Fonts, which fails offline.
 st.set_page_config(page_title="Preflight", page_icon=str(Path(__file__).parent / "assets" / "preflight-icon.png"), layout="wide")
+password_gate()  # a no-op unless [auth] password is set in Streamlit's secrets
 page = st.navigation(navigation_pages())
 currency_setting()  # one sidebar setting for every page (ui/currency.py): money in USD, CNY or EUR
 page.run()

@@ -53,7 +53,7 @@ def _model(args: argparse.Namespace) -> str | ModelSpec | None:
 # its subparsers and sets ``handler`` (args -> dict) and optionally ``human`` (dict -> str) as parser
 # defaults. The modules import nothing heavy at import time (torch, pyarrow load inside the handler),
 # so ``preflight models`` stays instant.
-COMMAND_MODULES = ("engine.datacheck.cli", "engine.lab.cli", "engine.lab.tune_cli")
+COMMAND_MODULES = ("engine.datacheck.cli", "engine.lab.cli", "engine.lab.tune_cli", "engine.readiness.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -157,11 +157,6 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--frontier", action="store_true", help="add 'frontier': N_opt, D_opt and loss from 1e18 to 1e26 FLOPs")
 
     importlib.import_module("engine.estimate.finetune_cli").register(est_sub, common, models, gpus)
-
-    ready = sub.add_parser("readiness", parents=[common],
-                           help="the latest data check, training run and calibration in this workspace")
-    ready.set_defaults(handler=lambda args: importlib.import_module("engine.readiness").readiness().to_dict(),
-                       human=lambda result: importlib.import_module("engine.readiness").human(result))
 
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub, common)

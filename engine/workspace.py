@@ -65,6 +65,9 @@ def save_upload(name: str, data: bytes) -> Path:
     name replaces it), written atomically; the model lab lists these files for reuse."""
     import os
 
+    from engine.access import require_write
+
+    require_write("uploading files")
     path = uploads_dir() / safe_name(name, "file name")
     if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
         return path  # the same upload again (every page rerun sees it): keep the file and its mtime

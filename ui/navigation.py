@@ -20,6 +20,8 @@ class PageInfo:
 
 PAGES: tuple[PageInfo, ...] = (
     PageInfo("views/home.py", "Overview", ":material/flight_takeoff:", "", "What it costs, at a glance", "Preflight"),
+    PageInfo("views/readiness.py", "Readiness", ":material/rocket_launch:", "readiness",
+             "Runway, margin, break-even and how sure: your numbers, verdicts and a report", "Preflight"),
     PageInfo("views/train.py", "Training cost", ":material/payments:", "train",
              "FLOPs, GPU-hours, wall clock, dollars, energy, CO₂", "Cost & compute"),
     PageInfo("views/memory.py", "Memory", ":material/memory:", "memory",

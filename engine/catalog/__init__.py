@@ -115,6 +115,12 @@ def currency_rows() -> tuple[dict, ...]:
     return tuple(_load("currencies.toml")["currency"])
 
 
+@cache
+def uncertainty_rows() -> tuple[dict, ...]:
+    """Ranges of the readiness assumptions (factors on a scenario's point values) with sources."""
+    return tuple(_load("uncertainty.toml")["range"])
+
+
 def catalog_versions() -> dict[str, str]:
     return {n: _load(f"{n}.toml")["version"] for n in ("gpus", "models", "defaults", "currencies")}
 

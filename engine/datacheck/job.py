@@ -77,8 +77,10 @@ def start_check(inp_fields: dict[str, Any], *, inline: bool = False) -> str:
     """Start checking a file; returns the job id. ``inp_fields`` are CheckInput's fields (paths as
     text). ``inline`` runs the check in this process (small files, tests) and returns when done.
     Bad fields are caught here, before any process starts."""
+    from engine.access import require_write
     from engine.datacheck.runner import CheckInput
 
+    require_write("running a data check (it writes to the shared workspace)")
     try:
         CheckInput(**inp_fields)
     except TypeError as exc:

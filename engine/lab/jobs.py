@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from engine.access import require_write
 from engine.errors import ValidationError
 from engine.store import Registry, is_alive
 from engine.workspace import runs_dir, safe_name
@@ -83,6 +84,7 @@ def start_training(cfg, name: str | None = None, *, registry: Registry | None = 
 
     from engine.lab.trainer import TrainConfig, _validate
 
+    require_write("starting training")
     reg = registry or Registry()
     if isinstance(cfg, TrainConfig):
         base = safe_name(name or cfg.name or cfg.preset, "run name")
@@ -130,6 +132,7 @@ def start_calibration(preset: str, device: str = "auto", batch_size: int | None 
 
     from engine.lab.device import resolve_device
 
+    require_write("calibration")
     get_preset(preset)  # a bad preset or a missing GPU is refused here, not in a process nobody watches
     resolve_device(device)
     reg = registry or Registry()
@@ -143,6 +146,7 @@ def start_calibration(preset: str, device: str = "auto", batch_size: int | None 
 def stop_run(name: str, *, grace_s: float = 30.0, registry: Registry | None = None, wait: bool = False) -> None:
     """Ask a run to stop gracefully (checkpoint, status 'stopped'). With ``wait``, block up to
     ``grace_s`` for it, then SIGTERM its process group (which the trainer also treats as Stop)."""
+    require_write("stopping runs")
     reg = registry or Registry()
     run = reg.get_run(name)
     if run["status"] not in ("queued", "running", "stopping"):
@@ -160,6 +164,7 @@ def stop_run(name: str, *, grace_s: float = 30.0, registry: Registry | None = No
 
 def terminate(name: str, *, registry: Registry | None = None) -> bool:
     """SIGTERM the run's process (the trainer checkpoints and stops). Returns whether a signal was sent."""
+    require_write("stopping runs")
     reg = registry or Registry()
     run = reg.get_run(name)
     pid = run["pid"]
@@ -177,6 +182,7 @@ def resume_run(name: str, *, max_steps: int | None = None, registry: Registry | 
     """Continue a stopped, failed or finished run from its latest checkpoint in a new process."""
     from engine.lab import checkpoint as ck
 
+    require_write("resuming runs")
     reg = registry or Registry()
     refresh(reg)
     run = reg.get_run(name)
@@ -196,6 +202,7 @@ def resume_run(name: str, *, max_steps: int | None = None, registry: Registry | 
 
 def delete_run(name: str, *, registry: Registry | None = None) -> None:
     """Forget a run and delete its folder (refused while it runs, or outside the runs folder)."""
+    require_write("deleting runs")
     (registry or Registry()).delete_run(name)
 
 

@@ -1,6 +1,12 @@
 """Readiness: the latest data check, training run and calibration in this workspace, side by side with
 a budget, so one overview can say whether the data, the model and the money line up.
 
+This package's ``__init__`` reads the artifacts; the company side lives beside it: ``profile`` (the
+founder's numbers and named scenarios), ``store`` (scenarios in the registry's SQLite file),
+``finance`` (the month-by-month cash model), ``montecarlo`` (P10/P50/P90, tornado, cash fan),
+``areas`` (verdicts), ``assess`` (all of it for one scenario), ``report`` (HTML, Markdown, JSON) and
+``cli`` (``preflight readiness``).
+
 Reads only what the other rooms wrote ($PREFLIGHT_HOME: the data-check jobs' report.json files and
 the run registry); computes nothing new except the cost of training on the checked tokens, which is
 the data-check report's own link to the estimator.
@@ -83,6 +89,43 @@ def latest_calibration() -> dict[str, Any] | None:
             "mfu", "mfu_basis", "peak_memory_bytes", "predicted_memory_bytes", "measured_parts", "predicted_parts",
             "rss_rise_bytes", "process_peak_rss_bytes", "measured_basis", "memory_basis")
     return {"name": done.iloc[0]["name"], **{k: s.get(k) for k in keys}}
+
+
+# The inference room records serving measurements as runs of these kinds; a finished one's summary
+# carries ``model``, ``gpu``, ``gpus`` (per replica), ``requests_per_s_per_replica`` and
+# ``p95_latency_s``. Until it lands none exist, and the serving and latency areas say so.
+SERVING_KINDS = ("serve", "infer")
+
+
+def latest_serving_measurement(model: str | None = None, gpu: str | None = None) -> dict[str, Any] | None:
+    """The newest finished serving measurement (of ``model`` on ``gpu`` when given), or None."""
+    for kind in SERVING_KINDS:
+        runs = _runs(kind)
+        if runs is None or runs.empty:
+            continue
+        for _, run in runs[runs["status"] == "finished"].iterrows():
+            s = {**(run["config"] or {}), **(run["summary"] or {})}
+            if model and str(s.get("model", "")).lower() != model.lower():
+                continue
+            if gpu and str(s.get("gpu", "")).lower() != gpu.lower():
+                continue
+            keys = ("model", "gpu", "gpus", "requests_per_s_per_replica", "p95_latency_s", "tokens_per_s", "device_name")
+            return {"name": run["name"], "kind": kind, **{k: s.get(k) for k in keys}}
+    return None
+
+
+def first_val_loss(run_name: str) -> float | None:
+    """The run's first logged validation loss (how far the model has come since), or None."""
+    from engine.store import Registry
+
+    if not workspace.registry_path().exists():
+        return None
+    try:
+        frame = Registry().metrics(run_name)
+    except Exception:  # noqa: BLE001 - a run deleted between reads
+        return None
+    values = frame["val_loss"].dropna()
+    return float(values.iloc[0]) if len(values) else None
 
 
 def readiness() -> Readiness:
