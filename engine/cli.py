@@ -53,7 +53,8 @@ def _model(args: argparse.Namespace) -> str | ModelSpec | None:
 # its subparsers and sets ``handler`` (args -> dict) and optionally ``human`` (dict -> str) as parser
 # defaults. The modules import nothing heavy at import time (torch, pyarrow load inside the handler),
 # so ``preflight models`` stays instant.
-COMMAND_MODULES = ("engine.datacheck.cli", "engine.lab.cli", "engine.lab.tune_cli", "engine.readiness.cli")
+COMMAND_MODULES = ("engine.datacheck.cli", "engine.lab.cli", "engine.lab.tune_cli", "engine.readiness.cli",
+                   "engine.infer.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -32,7 +32,7 @@ from engine.errors import ValidationError
 from engine.workspace import registry_path, runs_dir, safe_name
 
 SCHEMA_VERSION = 1
-KINDS = ("train", "calibrate")
+KINDS = ("train", "calibrate", "serve-calibrate")  # serve-calibrate: engine.infer.serve_calibrate
 STATUSES = ("queued", "running", "stopping", "finished", "stopped", "failed", "diverged")
 ACTIVE = ("queued", "running", "stopping")
 # Metric columns of the wide ``metrics`` table (all REAL, NULL where not logged at that step).

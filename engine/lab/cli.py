@@ -4,7 +4,7 @@
     preflight train --resume runs/tiny-1 --max-steps 600 --json
     preflight calibrate --preset gpt2-small --device cuda --json
     preflight runs --json
-    preflight generate --run runs/tiny-1 --prompt "Once upon" --json
+    preflight calibrate --serve --preset shakespeare-char --json   (engine.infer.serve_calibrate)
     torchrun --nproc-per-node 2 -m engine train --sample stories --preset tiny --device cpu --out runs/ddp
 """
 
@@ -64,7 +64,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     t.set_defaults(handler=_train, human=_train_human)
 
     c = sub.add_parser("calibrate", parents=[common], help="measure tokens/s, FLOP/s, MFU and memory of a preset")
-    c.add_argument("--preset", required=True, metavar="NAME")
+    c.add_argument("--preset", metavar="NAME")
+    c.add_argument("--serve", action="store_true",
+                   help="serving calibration: measured prefill and decode vs the serving estimator (engine.infer)")
+    c.add_argument("--run", metavar="DIR", help="with --serve: a trained run instead of a preset")
+    c.add_argument("--backend", type=str.lower, default="auto", metavar="NAME", help="with --serve: inference backend")
     c.add_argument("--device", type=str.lower, choices=("auto", "cpu", "cuda"), default="auto")
     c.add_argument("--batch-size", type=_int("batch-size"), metavar="B")
     c.add_argument("--steps", type=_int("steps"), default=10, metavar="N")
@@ -80,16 +84,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     r = sub.add_parser("runs", parents=[common], help="list training runs in the registry")
     r.add_argument("--registry", metavar="PATH")
     r.set_defaults(handler=_runs, human=_runs_human)
-
-    g = sub.add_parser("generate", parents=[common], help="sample text from a trained language model")
-    g.add_argument("--run", required=True, metavar="DIR", help="run folder")
-    g.add_argument("--prompt", default="", metavar="TEXT")
-    g.add_argument("--max-new-tokens", type=_int("max-new-tokens"), default=200, metavar="N")
-    g.add_argument("--temperature", type=_float("temperature"), default=0.8, metavar="T")
-    g.add_argument("--top-k", type=_int("top-k"), default=40, metavar="K")
-    g.add_argument("--seed", type=_int("seed"), default=0, metavar="S")
-    g.add_argument("--best", action="store_true", help="use the best checkpoint instead of the latest")
-    g.set_defaults(handler=_generate, human=lambda d: d["text"])
+    # generate moved to engine.infer.cli (backends, streaming, KV cache); torch stays its default backend
 
 
 def _train(args: argparse.Namespace) -> dict:
@@ -155,6 +150,14 @@ def _train_human(d: dict) -> str:
 
 
 def _calibrate(args: argparse.Namespace) -> dict:
+    if args.serve:  # serving calibration lives in the inference room
+        from engine.infer.serve_calibrate import calibrate_serve_cli
+
+        return calibrate_serve_cli(args)
+    if not args.preset:
+        from engine.errors import ValidationError
+
+        raise ValidationError("calibrate needs --preset NAME (or --serve with --run DIR or --preset NAME)")
     from engine.lab.calibrate import CalibrateInput, calibrate
     from engine.store import Registry
 
@@ -187,10 +190,3 @@ def _runs_human(d: dict) -> str:
         return "no runs yet"
     return "\n".join(f"{r['name']:<24} {r['status']:<9} steps {r['steps'] or 0:<6} val {r['val_loss']}  {r['run_dir']}"
                      + (f"  ({r['error']})" if r["error"] else "") for r in d["runs"])
-
-
-def _generate(args: argparse.Namespace) -> dict:
-    from engine.lab.jobs import generate
-
-    return generate(args.run, args.prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                    top_k=args.top_k, seed=args.seed, which="best" if args.best else "latest")

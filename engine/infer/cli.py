@@ -1,0 +1,179 @@
+"""CLI commands of engine.infer (registered by engine/cli.py). Heavy imports stay inside handlers.
+
+    preflight backends --json
+    preflight export --run runs/tiny-1 --part model --dtype fp32 --json
+    preflight export --run runs/tiny-1 --part attention --out attn.onnx --json
+    preflight generate --run runs/tiny-1 --prompt "Once upon" --backend auto --max-new-tokens 64 --json
+    preflight classify --run runs/sentiment-1 --text "what a lovely day" --json
+    preflight bench --preset shakespeare-char --backends torch,onnxruntime --batch 8 --seq-len 128 --json
+    preflight bench --preset shakespeare-char --part attention --seq-lens 64,128,256 --json
+    preflight calibrate --serve --preset shakespeare-char --json        (registered by engine.lab.cli)
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from engine.cliargs import finite as _float
+from engine.cliargs import whole as _int
+
+
+def _list(name: str):
+    def parse(text: str) -> tuple[str, ...]:
+        items = tuple(s.strip() for s in text.split(",") if s.strip())
+        if not items:
+            raise argparse.ArgumentTypeError(f"{name} must be a comma-separated list, got {text!r}")
+        return items
+
+    parse.__name__ = name
+    return parse
+
+
+def _ints(name: str):
+    def parse(text: str) -> tuple[int, ...]:
+        out = []
+        for s in text.split(","):
+            s = s.strip()
+            if not s:
+                continue
+            out.append(_int(name)(s))
+        if not out:
+            raise argparse.ArgumentTypeError(f"{name} must be a comma-separated list of whole numbers, got {text!r}")
+        return tuple(out)
+
+    parse.__name__ = name
+    return parse
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    b = sub.add_parser("backends", parents=[common], help="inference backends on this machine, and why any is missing")
+    b.set_defaults(handler=_backends, human=_backends_human)
+
+    e = sub.add_parser("export", parents=[common], help="export a run's model or attention core to ONNX (checked)")
+    src = e.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", metavar="DIR", help="run folder (or registered run name)")
+    src.add_argument("--preset", metavar="NAME", help="a lab preset with random weights")
+    e.add_argument("--part", type=str.lower, choices=("model", "attention"), default="model")
+    e.add_argument("--dtype", type=str.lower, choices=("fp32", "fp16", "bf16", "int8"), default="fp32")
+    e.add_argument("--opset", type=_int("opset"), default=18, metavar="N", help="ONNX opset, 18-23 (default 18)")
+    e.add_argument("--graph", type=str.lower, choices=("fused", "portable"), default="fused",
+                   help="fused: onnxruntime contrib attention; portable: standard ops only (TensorRT)")
+    e.add_argument("--out", metavar="FILE", help="target file (default: <run>/onnx/...)")
+    e.add_argument("--best", action="store_true", help="the best checkpoint instead of the latest")
+    e.set_defaults(handler=_export)
+
+    g = sub.add_parser("generate", parents=[common], help="stream text from a trained language model on a backend")
+    g.add_argument("--run", required=True, metavar="DIR", help="run folder (or registered run name)")
+    g.add_argument("--prompt", required=True, metavar="TEXT")
+    g.add_argument("--backend", type=str.lower, default="torch", metavar="NAME",
+                   help="torch (default), torch-compile, onnxruntime, onnxruntime-cuda, onnxruntime-trt, tensorrt, auto")
+    g.add_argument("--dtype", type=str.lower, choices=("fp32", "fp16", "bf16", "int8"), default="fp32")
+    g.add_argument("--max-new-tokens", type=_int("max-new-tokens"), default=200, metavar="N")
+    g.add_argument("--temperature", type=_float("temperature"), default=0.8, metavar="T")
+    g.add_argument("--top-k", type=_int("top-k"), default=40, metavar="K", help="0: no top-k")
+    g.add_argument("--seed", type=_int("seed"), default=0, metavar="S")
+    g.add_argument("--no-cache", action="store_true", help="recompute the whole window each token (no KV cache)")
+    g.add_argument("--best", action="store_true", help="use the best checkpoint instead of the latest")
+    g.set_defaults(handler=_generate, human=lambda d: d["text"])
+
+    c = sub.add_parser("classify", parents=[common], help="class probabilities from a trained classifier")
+    c.add_argument("--run", required=True, metavar="DIR")
+    c.add_argument("--text", required=True, metavar="TEXT")
+    c.add_argument("--backend", type=str.lower, default="torch", metavar="NAME")
+    c.add_argument("--dtype", type=str.lower, choices=("fp32", "fp16", "bf16", "int8"), default="fp32")
+    c.add_argument("--best", action="store_true")
+    c.set_defaults(handler=_classify, human=lambda d: f"{d['label']}  " + ", ".join(
+        f"{k}={v:.3f}" for k, v in d["probabilities"].items()))
+
+    k = sub.add_parser("bench", parents=[common], help="backends side by side: p50/p90 latency, throughput, error")
+    src = k.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", metavar="DIR")
+    src.add_argument("--preset", metavar="NAME")
+    src.add_argument("--onnx", metavar="FILE", help="a bare ONNX file (onnxruntime backends only)")
+    k.add_argument("--backends", type=_list("backends"), default=("torch", "onnxruntime"), metavar="LIST")
+    k.add_argument("--batch", type=_int("batch"), default=1, metavar="B")
+    k.add_argument("--seq-len", type=_int("seq-len"), default=128, metavar="S")
+    k.add_argument("--seq-lens", type=_ints("seq-lens"), metavar="LIST", help="attention sweep, e.g. 64,128,256")
+    k.add_argument("--dtype", type=str.lower, choices=("fp32", "fp16", "bf16", "int8"), default="fp32")
+    k.add_argument("--part", type=str.lower, choices=("model", "attention"), default="model")
+    k.add_argument("--warmup", type=_int("warmup"), default=2, metavar="N")
+    k.add_argument("--iters", type=_int("iters"), default=10, metavar="N")
+    k.add_argument("--threads", type=_int("threads"), metavar="N", help="onnxruntime intra-op threads")
+    k.set_defaults(handler=_bench, human=_bench_human)
+
+
+def _backends(args: argparse.Namespace) -> dict:
+    from engine.infer.backends import list_backends, resolve_backend
+
+    rows = [b.to_dict() for b in list_backends()]
+    for r in rows:
+        r["dtypes"] = list(r["dtypes"])
+    try:
+        auto, how = resolve_backend("auto")
+    except Exception:  # noqa: BLE001 - nothing available: say so in the answer
+        auto, how = None, "no backend available"
+    return {"backends": rows, "auto": auto, "auto_reason": how}
+
+
+def _backends_human(d: dict) -> str:
+    lines = [f"{r['name']:<18} {'yes' if r['available'] else 'no ':<4} {r['device']:<10} {r['version'] or '':<12} "
+             f"{r['reason']}" for r in d["backends"]]
+    lines.append(f"auto -> {d['auto']}")
+    return "\n".join(lines)
+
+
+def _export(args: argparse.Namespace) -> dict:
+    from engine.requires import require_torch
+
+    require_torch("export")
+    from engine.infer.export import ExportInput, export
+
+    return export(ExportInput(run=args.run, preset=args.preset, part=args.part, dtype=args.dtype, opset=args.opset,
+                              out=args.out, graph=args.graph, which="best" if args.best else "latest")).to_dict()
+
+
+def _generate(args: argparse.Namespace) -> dict:
+    from engine.requires import require_torch
+
+    require_torch("generate")
+    from engine.infer.generate import generate
+
+    return generate(args.run, args.prompt, backend=args.backend, max_new_tokens=args.max_new_tokens,
+                    temperature=args.temperature, top_k=args.top_k, seed=args.seed,
+                    which="best" if args.best else "latest", dtype=args.dtype, use_cache=not args.no_cache).to_dict()
+
+
+def _classify(args: argparse.Namespace) -> dict:
+    from engine.requires import require_torch
+
+    require_torch("classify")
+    from engine.infer.generate import classify_run
+
+    return classify_run(args.run, args.text, backend=args.backend, which="best" if args.best else "latest",
+                        dtype=args.dtype).to_dict()
+
+
+def _bench(args: argparse.Namespace) -> dict:
+    from engine.requires import require_torch
+
+    require_torch("bench")
+    from engine.infer.bench import BenchInput, bench
+
+    return bench(BenchInput(run=args.run, preset=args.preset, onnx=args.onnx, backends=args.backends, batch=args.batch,
+                            seq_len=args.seq_len, dtype=args.dtype, part=args.part, seq_lens=args.seq_lens,
+                            warmup=args.warmup, iters=args.iters, threads=args.threads)).to_dict()
+
+
+def _bench_human(d: dict) -> str:
+    lines = [f"{d['part']} of {d['source']}, batch {d['batch']} × {d['seq_len']} tokens, {d['dtype']}"]
+    for r in d["results"]:
+        if r["p50_ms"] is None:
+            lines.append(f"  {r['backend']:<18} n/a  ({r['reason']})")
+        else:
+            err = f"{r['rel_err']:.2e}" if r.get("rel_err") is not None else "-"
+            lines.append(f"  {r['backend']:<18} p50 {r['p50_ms']:9.2f} ms  p90 {r['p90_ms']:9.2f} ms  "
+                         f"{r['throughput_per_s']:12,.0f} tok/s  rel_err {err}")
+    for r in d.get("sweep") or []:
+        lines.append(f"  attention {r['backend']:<14} T={r['seq_len']:<6} {r['tflops']:.3f} TFLOP/s "
+                     f"({(r['fraction_of_roofline'] or 0):.0%} of {d['roofline_tflops']:.2f})")
+    return "\n".join(lines)
