@@ -257,3 +257,17 @@ def test_ascend_fp32_is_refused_not_invented():
     assert "ascend-910b" not in set(rows["gpu"]) and "h800" in set(rows["gpu"])
     served = serving_by_gpu(ServeInput(model="gpt2", gpu="h100-sxm", dtype="fp32"))
     assert "ascend-910b" not in set(served["gpu"]) and "h20" in set(served["gpu"])
+
+
+@pytest.mark.parametrize("name, gid", [
+    ("NVIDIA H20", "h20"), ("NVIDIA H200", "h200"), ("NVIDIA GH200 480GB", "h200"), ("NVIDIA H800", "h800"),
+    ("NVIDIA A800-SXM4-80GB", "a800-80gb"), ("NVIDIA L20", "l20"), ("NVIDIA L40S", "l40s"),
+    ("NVIDIA H100 80GB HBM3", "h100-sxm"),
+])
+def test_new_rows_keep_the_labs_device_name_lookup_right(name, gid):
+    """The lab maps torch's CUDA device name to a catalog row for MFU: the new rows must not capture
+    another card's name ("h20" is inside "h200") and must be found for their own."""
+    from engine.lab.device import gpu_peak_flops
+
+    peak, found = gpu_peak_flops(name, "bf16")
+    assert found == gid and peak == get_gpu(gid).bf16_tflops * 1e12
