@@ -240,8 +240,15 @@ def test_gpu_platform_is_checked():
     with pytest.raises(ValidationError, match="platform"):
         GPUSpec(id="x", name="X", vendor="x", bf16_tflops=100, fp8_tflops=0, fp32_tflops=10, memory_gib=16,
                 bandwidth_gbs=100, tdp_w=100, price_usd_per_hour=1, typical_mfu=0.3, platform="OpenCL")
-    assert GPUSpec(id="x", name="X", vendor="x", bf16_tflops=100, fp8_tflops=0, fp32_tflops=10, memory_gib=16,
-                   bandwidth_gbs=100, tdp_w=100, price_usd_per_hour=1, typical_mfu=0.3, platform="cann").cuda is False
+    npu = GPUSpec(id="x", name="X", vendor="x", bf16_tflops=100, fp8_tflops=0, fp32_tflops=10, memory_gib=16,
+                  bandwidth_gbs=100, tdp_w=100, price_usd_per_hour=1, typical_mfu=0.3, platform="cann")
+    assert npu.cuda is False and npu.platform == "CANN"
+    # a row round-trips through its dict (the JSON of `gpus`), and a cuda flag must agree with the platform
+    from dataclasses import asdict
+
+    assert GPUSpec(**asdict(npu)) == npu and GPUSpec(**asdict(get_gpu("h20"))) == get_gpu("h20")
+    with pytest.raises(ValidationError, match="contradicts platform"):
+        GPUSpec(**{**asdict(npu), "cuda": True})
 
 
 def test_ascend_fp32_is_refused_not_invented():
