@@ -109,7 +109,7 @@ else:
 cols = st.columns(len(best) or 1)
 for col, row in zip(cols, best.itertuples()):
     col.metric(f"Cheapest {METHOD_NAMES[row.method]}", money(row.cost_usd), help=row.parallelism,
-               delta=f"{int(row.gpus)} × {row.gpu}, {format_duration_hours(row.wall_clock_hours)}", delta_color="off")
+               delta=f"{int(row.gpus)} × {row.gpu}, {format_duration_hours(row.wall_clock_hours)}", delta_color="off", delta_arrow="off")
 
 st.plotly_chart(finetune_memory_by_gpu(table), width="stretch")
 st.plotly_chart(finetune_cost_time(table), width="stretch")

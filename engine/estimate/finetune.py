@@ -9,7 +9,8 @@
   ``bias="none"``). Targets, in PEFT's module names for Llama-style models:
   ``qv`` = q_proj and v_proj (PEFT's default for Llama), ``attention`` = q, k, v and o, ``all-linear``
   = attention plus the MLP projections (gate, up, down; every routed and shared expert of an MoE layer;
-  the router stays frozen). With GQA the k and v projections are d_model × n_kv_heads·head_dim (Ainslie
+  the router stays frozen). Counts are per logical projection: a checkpoint that fuses q, k and v into
+  one matrix (GPT-2's c_attn) adapts them together with fewer parameters. With GQA the k and v projections are d_model × n_kv_heads·head_dim (Ainslie
   et al. 2023). With MLA (DeepSeek-V2 report, Sec. 2.1) there are no separate k and v projections, so
   ``qv`` is refused; ``attention`` targets the down and up projections of the query and the joint KV latent
   and the output projection.
