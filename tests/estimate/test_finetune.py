@@ -41,6 +41,30 @@ def test_lora_r16_all_linear_llama3_8b_matches_peft():
     assert lora_trainable_params(get_model("llama-3-8b"), 16, "all-linear") == 41_943_040
 
 
+@pytest.mark.parametrize("model, rank, target, modules", [
+    ("llama-2-7b", 8, "qv", ["q_proj", "v_proj"]),
+    ("llama-3-8b", 16, "all-linear", "all-linear"),
+    ("mistral-7b", 4, "attention", ["q_proj", "k_proj", "v_proj", "o_proj"]),
+])
+def test_counts_equal_peft_on_the_hugging_face_architecture(model, rank, target, modules):
+    """PEFT itself on transformers' Llama built on the meta device (shapes only, no weights, nothing
+    downloaded): its trainable count is the estimator's, and its total is the preset's plus adapters."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    peft = pytest.importorskip("peft")
+    spec = get_model(model)
+    cfg = transformers.LlamaConfig(hidden_size=spec.d_model, intermediate_size=spec.d_ff,
+                                   num_hidden_layers=spec.n_layers, num_attention_heads=spec.n_heads,
+                                   num_key_value_heads=spec.n_kv_heads, vocab_size=spec.vocab_size,
+                                   head_dim=spec.head_dim, tie_word_embeddings=spec.tied_embeddings)
+    with torch.device("meta"):
+        hf = transformers.LlamaForCausalLM(cfg)
+    wrapped = peft.get_peft_model(hf, peft.LoraConfig(r=rank, target_modules=modules, lora_dropout=0.0, bias="none"))
+    trainable, total = wrapped.get_nb_trainable_parameters()
+    assert trainable == lora_trainable_params(spec, rank, target)
+    assert total == spec.params_total + trainable
+
+
 def test_more_counts_by_hand():
     # Llama-2-7B attention r=16: 4 projections × 16·8192 = 524,288 per layer × 32 = 16,777,216
     assert lora_trainable_params(get_model("llama-2-7b"), 16, "attention") == 16_777_216
