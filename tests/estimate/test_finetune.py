@@ -313,3 +313,21 @@ def test_measured_mfu_comes_from_the_latest_calibration(monkeypatch):
     monkeypatch.setattr(readiness, "latest_calibration", lambda: None)
     with pytest.raises(ValidationError, match="calibrate"):
         estimate_finetune(base)
+
+
+def test_data_check_link_prices_a_fine_tune_beside_compute_optimal():
+    from engine.datacheck.runner import estimate_for_tokens
+    from engine.estimate.finetune import finetune_for_tokens
+
+    link = estimate_for_tokens(40e6)
+    assert "compute-optimal" in link["sentence"]
+    ft = link["finetune"]
+    assert ft["model"] == "llama-3-8b" and ft["method"] == "qlora" and ft["gpus"] == 1
+    assert ft["sentence"].startswith("Fine-tuning Llama 3 8B with QLoRA on these 40M tokens × 1 epoch takes")
+    # the cheapest GPU type that holds it, priced as finetune_by_gpu prices it
+    table = finetune_by_gpu(FinetuneInput(model="llama-3-8b", tokens=40e6, gpu="h100-sxm", method="qlora",
+                                          gradient_checkpointing=True), methods=("qlora",))
+    assert ft["cost_usd"] == pytest.approx(table[table["fits"]]["cost_usd"].min())
+    three = finetune_for_tokens(40e6, model="llama-2-70b", method="full", epochs=3)
+    assert three["gpus"] > 1 and "× 3 epochs" in three["sentence"] and "in full" in three["sentence"]
+    assert finetune_for_tokens(None) is None and finetune_for_tokens(40e6, rank=0) is None
