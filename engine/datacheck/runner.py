@@ -10,7 +10,9 @@ finding's ``penalty`` shows its part.
 
 The link to the cost estimator follows Chinchilla's rule of thumb that a compute-optimal model sees
 about 20 tokens per parameter (Hoffmann et al. 2022, Table 3): N = D / 20, costed by
-:func:`engine.estimate.training.estimate_training` on an H100 SXM at its typical MFU.
+:func:`engine.estimate.training.estimate_training` on an H100 SXM at its typical MFU. Beside it,
+``estimate["finetune"]`` prices fine-tuning an open model on the same tokens (QLoRA of Llama 3 8B on the
+cheapest GPU type that holds it: :func:`engine.estimate.finetune.finetune_for_tokens`).
 """
 
 from __future__ import annotations
