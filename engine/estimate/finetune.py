@@ -26,10 +26,12 @@
 - **Adapter training state** (LoRA and QLoRA): bf16 adapters (2 B/param), bf16 gradients (2 B/param) and
   AdamW's two fp32 moments (8 B/param; 2 B/param for 8-bit AdamW, Dettmers et al. 2022), for the
   trainable parameters only: the QLoRA recipe (the paper's qlora.py keeps no fp32 master copy).
-- **Activations** follow memory.py (Korthikanti et al. 2022, FlashAttention): the same tensors are kept
-  for backward through frozen layers (the inputs of norms, activation functions, attention and the
-  adapters; frozen matmuls alone would not need theirs, so this is an upper bound within a few per
-  cent), plus each adapter's r-wide A·x (2·s·b·r bytes per targeted layer). Gradient checkpointing
+- **Activations** follow memory.py (Korthikanti et al. 2022, FlashAttention): backward through frozen
+  layers keeps the same tensors (the inputs of norms, activation functions and attention, and of every
+  adapted linear layer, which its adapter's A needs), plus each adapter's r-wide A·x (2·s·b·r bytes per
+  adapted layer). For ``all-linear`` that is the full count; for ``qv`` and ``attention`` it is an upper
+  bound, since a frozen, unadapted matmul (o_proj, the MLP's down projection) needs only its weight for
+  the input gradient, and autograd need not keep its input. Gradient checkpointing
   keeps each layer's input only (Korthikanti Sec. 4.3; Chen et al. 2016) plus one layer's full
   activations, live while that layer is recomputed in backward.
 - **FLOPs per token**: full 6·N + attention; LoRA and QLoRA 4·N + 6·N_adapter + attention: the backward
