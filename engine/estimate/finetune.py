@@ -63,7 +63,7 @@ TARGETS = ("qv", "attention", "all-linear")
 BASE_DTYPES = ("bf16", "fp16", "fp32")
 # Optimizer state per trainable adapter parameter: AdamW's fp32 momentum and variance, or 8-bit ones.
 ADAPTER_OPTIMIZER_BYTES = {"adamw": 8.0, "adamw-8bit": 2.0}
-ADAPTER_BYTES = 2.0  # bf16 adapters
+ADAPTER_BYTES = 2.0  # bf16 adapters (fp32 when the whole run is fp32, e.g. on a CPU)
 # NF4 with double quantization: 4 bits + 8-bit constants per 64 weights + fp32 constants per 256 blocks
 # (Dettmers et al. 2023, Sec. 3): 4 + 8/64 + 32/(64·256) = 4.126953125 bits.
 NF4_BITS_PER_PARAM = 4.0 + 8.0 / 64.0 + 32.0 / (64.0 * 256.0)
@@ -289,12 +289,14 @@ def _memory(spec: ModelSpec, method: str, rank: int, target: str, s: int, b: int
             acts += activation_bytes_per_layer(spec, b=b, s=s, tp=tp, sp=tp > 1, recompute="none", moe=spec.is_moe,
                                                bytes_per_value=4.0 if dtype == "fp32" else 2.0)
         return _Memory(mem.weights_bytes, 0.0, mem.gradients_bytes, mem.optimizer_bytes, acts, 0)
-    base = estimate_memory(MemoryInput(model=spec, mode="train", batch=b, seq_len=s, dtype="bf16", recompute=recompute))
+    act = 4.0 if dtype == "fp32" else 2.0  # bytes per activation value (fp32 LoRA on a CPU; else 16-bit)
+    base = estimate_memory(MemoryInput(model=spec, mode="train", batch=b, seq_len=s, dtype="fp32" if act == 4.0 else "bf16",
+                                       recompute=recompute))
     acts = base.activations_bytes
-    full_layer = activation_bytes_per_layer(spec, b=b, s=s, recompute="none", moe=spec.is_moe)
-    # each adapter keeps its r-wide A·x (bf16) for B's weight gradient
+    full_layer = activation_bytes_per_layer(spec, b=b, s=s, recompute="none", moe=spec.is_moe, bytes_per_value=act)
+    # each adapter keeps its r-wide A·x for B's weight gradient
     adapter_acts_per_layer = lambda moe: sum(  # noqa: E731
-        2.0 * s * b * rank * (x.count if x.group != "mlp" or not moe else spec.top_k + spec.n_shared_experts)
+        act * s * b * rank * (x.count if x.group != "mlp" or not moe else spec.top_k + spec.n_shared_experts)
         for x in targeted(spec, target, moe))
     n_dense = spec.n_dense_layers
     adapter_acts = n_dense * adapter_acts_per_layer(False) + (spec.n_layers - n_dense) * (
@@ -310,7 +312,8 @@ def _memory(spec: ModelSpec, method: str, rank: int, target: str, s: int, b: int
     else:
         weights = spec.params_total * (4.0 if dtype == "fp32" else 2.0)
     shard = lambda stage: gpus if zero >= stage else 1  # noqa: E731
-    return _Memory(weights / shard(3), trainable * ADAPTER_BYTES / shard(3), trainable * 2.0 / shard(2),
+    per = 4.0 if dtype == "fp32" else ADAPTER_BYTES  # adapters and their gradients follow an fp32 base
+    return _Memory(weights / shard(3), trainable * per / shard(3), trainable * per / shard(2),
                    trainable * ADAPTER_OPTIMIZER_BYTES[optimizer] / shard(1), acts, quantized)
 
 
@@ -340,7 +343,7 @@ def estimate_finetune(inp: FinetuneInput) -> FinetuneEstimate:
         optimizer = require_choice("optimizer", inp.optimizer, OPTIMIZER_STATE_BYTES)
         rank, target, alpha, trainable = 0, "", 0.0, spec.params_total
     else:
-        dtype = "nf4" if method == "qlora" else require_choice("dtype", inp.dtype, ("bf16", "fp16"))
+        dtype = "nf4" if method == "qlora" else require_choice("dtype", inp.dtype, BASE_DTYPES)
         if tp > 1 or pp > 1:
             raise ValidationError("tensor and pipeline parallelism are modelled for full fine-tuning only; LoRA and "
                                   "QLoRA spread over GPUs by data parallelism (zero 3 shards the frozen weights)")
