@@ -331,3 +331,16 @@ def test_data_check_link_prices_a_fine_tune_beside_compute_optimal():
     three = finetune_for_tokens(40e6, model="llama-2-70b", method="full", epochs=3)
     assert three["gpus"] > 1 and "× 3 epochs" in three["sentence"] and "in full" in three["sentence"]
     assert finetune_for_tokens(None) is None and finetune_for_tokens(40e6, rank=0) is None
+
+
+@settings(deadline=None, max_examples=12, suppress_health_check=[HealthCheck.too_slow])
+@given(model=st.sampled_from(sorted(models())), rank=st.integers(1, 64), seq=st.integers(64, 8192),
+       batch=st.integers(1, 8), ckpt=st.booleans(), tokens=st.floats(1e3, 1e11))
+def test_property_by_gpu_rows_fit_their_capacity(model, rank, seq, batch, ckpt, tokens):
+    table = finetune_by_gpu(FinetuneInput(model=model, tokens=tokens, gpu="h100-sxm", rank=rank, seq_len=seq,
+                                          batch=batch, gradient_checkpointing=ckpt))
+    assert len(table) == len(gpus()) * len(METHODS)
+    fit = table[table["fits"]]
+    assert (fit["total"] <= fit["memory_gib"] * 2**30).all()
+    assert all(int(n) & (int(n) - 1) == 0 for n in fit["gpus"])  # 1, 2, 4, ...
+    assert (fit["cost_usd"] > 0).all() and table[~table["fits"]]["cost_usd"].isna().all()
