@@ -344,3 +344,11 @@ def test_property_by_gpu_rows_fit_their_capacity(model, rank, seq, batch, ckpt, 
     assert (fit["total"] <= fit["memory_gib"] * 2**30).all()
     assert all(int(n) & (int(n) - 1) == 0 for n in fit["gpus"])  # 1, 2, 4, ...
     assert (fit["cost_usd"] > 0).all() and table[~table["fits"]]["cost_usd"].isna().all()
+
+
+def test_cli_human_output(capsys):
+    code, out, err = _cli(capsys, "estimate", "finetune", "--model", "llama-2-7b", "--method", "full", "--tokens", "10M",
+                          "--gpu", "a100-80gb", "--gpus", "8", "--zero", "3", "--by-gpu")
+    assert code == 0, err
+    assert "full fine-tune of llama-2-7b" in out and "fits (data parallel over 8, ZeRO-3)" in out
+    assert "cheapest qlora:" in out
