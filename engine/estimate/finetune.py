@@ -11,9 +11,10 @@
   = attention plus the MLP projections (gate, up, down; every routed and shared expert of an MoE layer;
   the router stays frozen). MoE experts are counted as separate linear layers, as in the reference
   implementations and transformers 4.x; transformers 5 fuses each layer's experts into 3-D tensors,
-  which PEFT 0.21 adapts as whole parameters (with the router), a different count. Counts are per logical projection: a checkpoint that fuses q, k and v into
-  one matrix (GPT-2's c_attn) adapts them together with fewer parameters. With GQA the k and v projections are d_model × n_kv_heads·head_dim (Ainslie
-  et al. 2023). With MLA (DeepSeek-V2 report, Sec. 2.1) there are no separate k and v projections, so
+  which PEFT 0.21 adapts as whole parameters (with the router), a different count. Counts are per
+  logical projection: a checkpoint that fuses q, k and v into one matrix (GPT-2's c_attn) adapts them
+  together with fewer parameters. With GQA the k and v projections are d_model × n_kv_heads·head_dim
+  (Ainslie et al. 2023). With MLA (DeepSeek-V2 report, Sec. 2.1) there are no separate k and v projections, so
   ``qv`` is refused; ``attention`` targets the down and up projections of the query and the joint KV latent
   and the output projection.
 - **QLoRA** (Dettmers et al. 2023, "QLoRA: Efficient Finetuning of Quantized LLMs"): the frozen linear
