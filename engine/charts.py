@@ -200,24 +200,44 @@ METHOD_COLORS = {"full": "#db2777", "lora": "#2563eb", "qlora": "#16a34a"}
 _COMPONENT_COLOR = {**COMPONENT_COLORS, "adapters": "#0891b2"}
 
 
+def _panels(n: int, gap: float = 0.04) -> list[list[float]]:
+    """Horizontal domains of ``n`` side-by-side panels (laid out by hand: make_subplots costs ~0.1 s)."""
+    width = (1.0 - gap * (n - 1)) / n
+    return [[i * (width + gap), i * (width + gap) + width] for i in range(n)]
+
+
+def _panel_titles(titles: list[str], domains: list[list[float]]) -> list[dict]:
+    return [dict(text=t, x=(d[0] + d[1]) / 2, y=1.0, xref="paper", yref="paper", showarrow=False, xanchor="center",
+                 yanchor="bottom") for t, d in zip(titles, domains)]
+
+
 def finetune_memory_by_gpu(df: pd.DataFrame) -> go.Figure:
-    """Per-GPU memory stacked by component for each method and GPU type at its smallest fitting count,
-    with each GPU's capacity marked (a two-level axis: method, then GPU). Input: ``sweeps.finetune_by_gpu``."""
+    """Per-GPU memory stacked by component, one panel per method, one bar per GPU type at its smallest
+    fitting count, each GPU's capacity marked. Input: ``sweeps.finetune_by_gpu``."""
     fit = df[df["fits"].astype(bool)] if not df.empty else df
     if fit.empty:
         return _empty("Memory per GPU by method", "no GPU type holds this run within the GPU counts tried")
-    names = {"full": "Full", "lora": "LoRA", "qlora": "QLoRA"}
-    x = [[names.get(m, m) for m in df["method"]],
-         [f"{g} ×{int(n)}" if pd.notna(n) else f"{g} (no fit)" for g, n in zip(df["gpu"], df["gpus"])]]
-    traces = [go.Bar(x=x, y=df[comp].fillna(0.0) / 2**30, name=comp, marker_color=_COMPONENT_COLOR[comp],
-                     hovertemplate="%{x}<br>" + comp + ": %{y:,.1f} GiB<extra></extra>")
-              for comp in FINETUNE_COMPONENTS]
-    traces.append(go.Scatter(x=x, y=df["memory_gib"], mode="markers", name="GPU memory",
-                             marker=dict(symbol="line-ew-open", size=12, color="#dc2626", line=dict(width=3)),
-                             hovertemplate="%{x}<br>capacity %{y:,.0f} GiB<extra></extra>"))
+    names = {"full": "Full fine-tune", "lora": "LoRA", "qlora": "QLoRA"}
+    methods = list(dict.fromkeys(df["method"]))
+    domains = _panels(len(methods))
+    traces, layout = [], {}
+    for i, method in enumerate(methods):
+        axis = "x" if i == 0 else f"x{i + 1}"
+        part = df[df["method"] == method]
+        labels = [f"{g} ×{int(n)}" if pd.notna(n) else f"{g} (no fit)" for g, n in zip(part["gpu"], part["gpus"])]
+        for comp in FINETUNE_COMPONENTS:
+            traces.append(go.Bar(x=labels, y=part[comp].fillna(0.0) / 2**30, name=comp, legendgroup=comp,
+                                 marker_color=_COMPONENT_COLOR[comp], showlegend=i == 0, xaxis=axis, yaxis="y",
+                                 hovertemplate="%{x}<br>" + comp + ": %{y:,.1f} GiB<extra></extra>"))
+        traces.append(go.Scatter(x=labels, y=part["memory_gib"], mode="markers", name="GPU memory", legendgroup="cap",
+                                 showlegend=i == 0, xaxis=axis, yaxis="y",
+                                 marker=dict(symbol="line-ew-open", size=12, color="#dc2626", line=dict(width=3)),
+                                 hovertemplate="%{x}<br>capacity %{y:,.0f} GiB<extra></extra>"))
+        layout["xaxis" if i == 0 else f"xaxis{i + 1}"] = dict(domain=domains[i], anchor="y", tickangle=-45)
     fig = go.Figure(traces)
     fig.update_layout(barmode="stack", title="Memory per GPU at each type's smallest fitting count",
-                      yaxis_title="GiB per GPU", height=460, **_LAYOUT)
+                      yaxis_title="GiB per GPU", height=480,
+                      annotations=_panel_titles([names.get(m, m) for m in methods], domains), **layout, **_LAYOUT)
     return fig
 
 
@@ -240,8 +260,6 @@ def finetune_cost_time(df: pd.DataFrame) -> go.Figure:
     fig.update_layout(
         barmode="group", title="Cost and wall clock by GPU type and method", height=420,
         xaxis=dict(domain=[0, 0.45]), xaxis2=dict(domain=[0.55, 1], anchor="y2"),
-        yaxis=dict(type="log", title="USD"), yaxis2=dict(type="log", anchor="x2", title="hours"),
-        annotations=[dict(text=t, x=x, y=1.02, xref="paper", yref="paper", showarrow=False, xanchor="center",
-                          yanchor="bottom") for t, x in (("Cost (USD)", 0.225), ("Wall clock (hours)", 0.775))],
-        **_LAYOUT)
+        yaxis=dict(title="USD", rangemode="tozero"), yaxis2=dict(anchor="x2", title="hours", rangemode="tozero"),
+        annotations=_panel_titles(["Cost (USD)", "Wall clock (hours)"], [[0, 0.45], [0.55, 1]]), **_LAYOUT)
     return fig

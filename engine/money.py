@@ -86,7 +86,8 @@ def get_currency(code: object = BASE, per_usd: object = None, date: str | None =
 
 
 def format_amount(amount: float, currency: Currency | None = None, compact: bool = True) -> str:
-    """An amount already in ``currency`` with its symbol; compact: K, M, B suffixes."""
+    """An amount already in ``currency`` with its symbol; compact: K, M, B suffixes (``¥39.75M``),
+    else every digit to the cent (``¥39,756,880.00``; under one unit, four significant digits)."""
     symbol = (currency or currencies()[BASE]).symbol
     if not math.isfinite(amount):
         return f"{symbol}–"
@@ -97,10 +98,14 @@ def format_amount(amount: float, currency: Currency | None = None, compact: bool
         text = f"{value / 1e6:,.2f}M"
     elif compact and value >= 1e3:
         text = f"{value / 1e3:,.1f}K"
-    elif value >= 1 or not compact:
+    elif value >= 1 or value == 0:
         text = f"{value:,.2f}"
-    else:
+    elif compact:
         text = f"{value:.4f}"
+    else:  # cents and below, e.g. a cost per million tokens: four significant digits, two decimals at least
+        text = f"{value:.4g}"
+        if "e" not in text and len(text.split(".")[-1]) < 2:
+            text = f"{value:.2f}"
     return f"{sign}{symbol}{text}"
 
 

@@ -233,3 +233,10 @@ def test_readiness_in_the_currency(tmp_path, capsys):
     est = r["data"]["estimate"]
     assert est["cost_cny"] == pytest.approx(est["cost_usd"] * 7) and "¥" in est["sentence"]
     assert r["currency"]["per_usd"] == 7.0
+
+
+def test_small_amounts_keep_their_digits():
+    assert format_amount(0.021252, compact=False) == "$0.02125"  # a cost per million input tokens
+    assert format_amount(0.5, compact=False) == "$0.50"
+    assert format_amount(0.0, compact=False) == "$0.00"
+    assert format_amount(0.021252) == "$0.0213"

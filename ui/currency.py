@@ -10,6 +10,7 @@ chosen currency back into USD (``price_input``).
 from __future__ import annotations
 
 import datetime as _dt
+import math
 
 import pandas as pd
 import streamlit as st
@@ -72,8 +73,9 @@ def price_input(label: str, usd: float, key: str, container=None, min_usd: float
     includes the currency and rate, so switching either prefills the converted default afresh."""
     cur = current_currency()
     box = container or st
+    step = step_usd if cur.code == money.BASE else 10.0 ** math.floor(math.log10(cur.from_usd(step_usd)))  # ¥0.1, €0.01
     value = box.number_input(f"{label} ({cur.code})", cur.from_usd(min_usd), cur.from_usd(max_usd),
-                             float(round(cur.from_usd(usd), 4)), cur.from_usd(step_usd),
+                             float(round(cur.from_usd(usd), 4)), step,
                              key=f"{key}-{cur.code}-{cur.per_usd:g}", **kwargs)
     return cur.to_usd(float(value))
 

@@ -87,7 +87,7 @@ m[2].metric("Trainable parameters", format_count(est.trainable_params),
             help=f"{est.trainable_params:,} of {est.total_params:,} ({est.trainable_params / est.total_params:.3%})")
 m[3].metric("Wall clock", format_duration_hours(est.wall_clock_hours),
             help=f"{format_count(est.gpu_hours)} GPU-hours at MFU {est.mfu:.0%} ({est.mfu_basis})")
-m[4].metric("Cost", money(est.cost_usd), help=f"{format_count(est.gpu_hours)} GPU-hours × ${est.price_usd_per_hour:,.2f}")
+m[4].metric("Cost", money(est.cost_usd), help=f"{format_count(est.gpu_hours)} GPU-hours × {money(est.price_usd_per_hour)} per GPU-hour")
 st.caption(f"Per GPU: weights {format_bytes(est.weights_bytes)}, adapters {format_bytes(est.adapter_bytes)}, "
            f"gradients {format_bytes(est.gradients_bytes)}, optimizer {format_bytes(est.optimizer_bytes)}, "
            f"activations {format_bytes(est.activations_bytes)}. {format_sci(est.flops_total)} model FLOPs "
@@ -109,18 +109,20 @@ else:
 cols = st.columns(len(best) or 1)
 for col, row in zip(cols, best.itertuples()):
     col.metric(f"Cheapest {METHOD_NAMES[row.method]}", money(row.cost_usd), help=row.parallelism,
-               delta=f"{int(row.gpus)} × {row.gpu}, {format_duration_hours(row.wall_clock_hours)}", delta_color="off")
+               delta=f"{int(row.gpus)} × {row.gpu}, {format_duration_hours(row.wall_clock_hours)}",
+               delta_color="off", delta_arrow="off")
 
 st.plotly_chart(finetune_memory_by_gpu(table), width="stretch")
 st.plotly_chart(finetune_cost_time(table), width="stretch")
 
+st.subheader("Side by side: every GPU type × full, LoRA, QLoRA")
 shown = table[["gpu", "name", "memory_gib"]].drop_duplicates("gpu").reset_index(drop=True)
-for m in METHODS:  # one block of columns per method, GPUs in catalog order
-    part = table[table["method"] == m].set_index("gpu")
-    shown[f"{m} gpus"] = shown["gpu"].map(part["gpus"]).astype("Int64")
-    shown[f"{m} GiB per GPU"] = shown["gpu"].map(part["total"] / 2**30)
-    shown[f"{m} hours"] = shown["gpu"].map(part["wall_clock_hours"])
-    shown[f"{m} cost (USD)"] = shown["gpu"].map(part["cost_usd"])
+for method_id in METHODS:  # one block of columns per method, GPUs in catalog order
+    part = table[table["method"] == method_id].set_index("gpu")
+    shown[f"{method_id} gpus"] = shown["gpu"].map(part["gpus"]).astype("Int64")
+    shown[f"{method_id} GiB per GPU"] = shown["gpu"].map(part["total"] / 2**30)
+    shown[f"{method_id} hours"] = shown["gpu"].map(part["wall_clock_hours"])
+    shown[f"{method_id} cost (USD)"] = shown["gpu"].map(part["cost_usd"])
 st.dataframe(shown, hide_index=True, width="stretch", key="ft-table",
              column_config={c: st.column_config.NumberColumn(c, format="%.2f") for c in shown.columns
                             if not c.endswith("gpus") and c not in ("gpu", "name", "memory_gib")})

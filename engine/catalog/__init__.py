@@ -10,11 +10,11 @@ cached; lookups by id raise :class:`~engine.errors.ValidationError` naming the a
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from functools import cache
 from pathlib import Path
 
-from engine.errors import require_choice, require_number
+from engine.errors import ValidationError, require_choice, require_number
 
 _HERE = Path(__file__).parent
 # The software stack an accelerator runs. Only CUDA parts get CUDA paths (the lab's device choice,
@@ -43,11 +43,14 @@ class GPUSpec:
     platform: str = "CUDA"
     source: str = ""
     date: str = ""
-    cuda: bool = field(init=False, default=True)  # derived from platform: offer CUDA paths or not
+    cuda: bool | None = None  # derived from platform (offer CUDA paths or not); given, it must agree
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "platform", require_choice("gpu platform", self.platform, PLATFORMS))
-        object.__setattr__(self, "cuda", self.platform == "CUDA")
+        derived = self.platform == "CUDA"
+        if self.cuda is not None and self.cuda is not derived:
+            raise ValidationError(f"gpu cuda={self.cuda!r} contradicts platform {self.platform!r}")
+        object.__setattr__(self, "cuda", derived)
         # (field, low, low allowed, high): a custom GPU is checked like any other input.
         for name, low, low_inclusive, high in (
             ("bf16_tflops", 0, False, 1e6), ("fp8_tflops", 0, True, 1e6), ("fp32_tflops", 0, True, 1e6),
@@ -85,7 +88,7 @@ def _load(name: str) -> dict:
 @cache
 def gpus() -> dict[str, GPUSpec]:
     """The GPU catalog, keyed by id, in file order."""
-    names = {f.name for f in fields(GPUSpec) if f.init}
+    names = {f.name for f in fields(GPUSpec)}
     return {row["id"]: GPUSpec(**{k: v for k, v in row.items() if k in names}) for row in _load("gpus.toml")["gpu"]}
 
 

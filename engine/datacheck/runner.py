@@ -10,7 +10,9 @@ finding's ``penalty`` shows its part.
 
 The link to the cost estimator follows Chinchilla's rule of thumb that a compute-optimal model sees
 about 20 tokens per parameter (Hoffmann et al. 2022, Table 3): N = D / 20, costed by
-:func:`engine.estimate.training.estimate_training` on an H100 SXM at its typical MFU.
+:func:`engine.estimate.training.estimate_training` on an H100 SXM at its typical MFU. Beside it,
+``estimate["finetune"]`` prices fine-tuning an open model on the same tokens (QLoRA of Llama 3 8B on the
+cheapest GPU type that holds it: :func:`engine.estimate.finetune.finetune_for_tokens`).
 """
 
 from __future__ import annotations
@@ -181,13 +183,12 @@ def estimate_for_tokens(tokens: float | None) -> dict[str, Any] | None:
 def estimate_sentence(estimate: dict[str, Any], currency: Any = None) -> str:
     """The estimator link as one sentence, its cost in ``currency`` (an ``engine.money.Currency``;
     default USD). Rebuilt from the stored figures, so a saved report reads in any currency."""
-    from engine.money import format_amount, get_currency
+    from engine.money import get_currency
 
     cur = currency or get_currency()
     cost = cur.from_usd(estimate["cost_usd"])
     s = cur.symbol
-    shown_cost = (f"under {s}0.01" if cost < 0.01 else f"about {format_amount(cost, cur, compact=False)}" if cost < 100
-                  else f"about {s}{cost:,.0f}")
+    shown_cost = f"under {s}0.01" if cost < 0.01 else f"about {s}{cost:,.2f}" if cost < 100 else f"about {s}{cost:,.0f}"
     hours = estimate["gpu_hours"]
     shown_hours = ("under one GPU-second" if hours < 1 / 3600 else f"{hours * 3600:.2g} GPU-seconds" if hours < 1 / 60 else f"{hours * 60:.1f} GPU-minutes" if hours < 1
                    else f"{hours:,.1f} GPU-hours")

@@ -9,8 +9,12 @@
   ``bias="none"``). Targets, in PEFT's module names for Llama-style models:
   ``qv`` = q_proj and v_proj (PEFT's default for Llama), ``attention`` = q, k, v and o, ``all-linear``
   = attention plus the MLP projections (gate, up, down; every routed and shared expert of an MoE layer;
-  the router stays frozen). With GQA the k and v projections are d_model × n_kv_heads·head_dim (Ainslie
-  et al. 2023). With MLA (DeepSeek-V2 report, Sec. 2.1) there are no separate k and v projections, so
+  the router stays frozen). MoE experts are counted as separate linear layers, as in the reference
+  implementations and transformers 4.x; transformers 5 fuses each layer's experts into 3-D tensors,
+  which PEFT 0.21 adapts as whole parameters (with the router), a different count. Counts are per
+  logical projection: a checkpoint that fuses q, k and v into one matrix (GPT-2's c_attn) adapts them
+  together with fewer parameters. With GQA the k and v projections are d_model × n_kv_heads·head_dim
+  (Ainslie et al. 2023). With MLA (DeepSeek-V2 report, Sec. 2.1) there are no separate k and v projections, so
   ``qv`` is refused; ``attention`` targets the down and up projections of the query and the joint KV latent
   and the output projection.
 - **QLoRA** (Dettmers et al. 2023, "QLoRA: Efficient Finetuning of Quantized LLMs"): the frozen linear
@@ -23,10 +27,12 @@
 - **Adapter training state** (LoRA and QLoRA): bf16 adapters (2 B/param), bf16 gradients (2 B/param) and
   AdamW's two fp32 moments (8 B/param; 2 B/param for 8-bit AdamW, Dettmers et al. 2022), for the
   trainable parameters only: the QLoRA recipe (the paper's qlora.py keeps no fp32 master copy).
-- **Activations** follow memory.py (Korthikanti et al. 2022, FlashAttention): the same tensors are kept
-  for backward through frozen layers (the inputs of norms, activation functions, attention and the
-  adapters; frozen matmuls alone would not need theirs, so this is an upper bound within a few per
-  cent), plus each adapter's r-wide A·x (2·s·b·r bytes per targeted layer). Gradient checkpointing
+- **Activations** follow memory.py (Korthikanti et al. 2022, FlashAttention): backward through frozen
+  layers keeps the same tensors (the inputs of norms, activation functions and attention, and of every
+  adapted linear layer, which its adapter's A needs), plus each adapter's r-wide A·x (2·s·b·r bytes per
+  adapted layer). For ``all-linear`` that is the full count; for ``qv`` and ``attention`` it is an upper
+  bound, since a frozen, unadapted matmul (o_proj, the MLP's down projection) needs only its weight for
+  the input gradient, and autograd need not keep its input. Gradient checkpointing
   keeps each layer's input only (Korthikanti Sec. 4.3; Chen et al. 2016) plus one layer's full
   activations, live while that layer is recomputed in backward.
 - **FLOPs per token**: full 6·N + attention; LoRA and QLoRA 4·N + 6·N_adapter + attention: the backward
@@ -58,7 +64,7 @@ TARGETS = ("qv", "attention", "all-linear")
 BASE_DTYPES = ("bf16", "fp16", "fp32")
 # Optimizer state per trainable adapter parameter: AdamW's fp32 momentum and variance, or 8-bit ones.
 ADAPTER_OPTIMIZER_BYTES = {"adamw": 8.0, "adamw-8bit": 2.0}
-ADAPTER_BYTES = 2.0  # bf16 adapters
+ADAPTER_BYTES = 2.0  # bf16 adapters (fp32 when the whole run is fp32, e.g. on a CPU)
 # NF4 with double quantization: 4 bits + 8-bit constants per 64 weights + fp32 constants per 256 blocks
 # (Dettmers et al. 2023, Sec. 3): 4 + 8/64 + 32/(64·256) = 4.126953125 bits.
 NF4_BITS_PER_PARAM = 4.0 + 8.0 / 64.0 + 32.0 / (64.0 * 256.0)
@@ -284,12 +290,14 @@ def _memory(spec: ModelSpec, method: str, rank: int, target: str, s: int, b: int
             acts += activation_bytes_per_layer(spec, b=b, s=s, tp=tp, sp=tp > 1, recompute="none", moe=spec.is_moe,
                                                bytes_per_value=4.0 if dtype == "fp32" else 2.0)
         return _Memory(mem.weights_bytes, 0.0, mem.gradients_bytes, mem.optimizer_bytes, acts, 0)
-    base = estimate_memory(MemoryInput(model=spec, mode="train", batch=b, seq_len=s, dtype="bf16", recompute=recompute))
+    act = 4.0 if dtype == "fp32" else 2.0  # bytes per activation value (fp32 LoRA on a CPU; else 16-bit)
+    base = estimate_memory(MemoryInput(model=spec, mode="train", batch=b, seq_len=s, dtype="fp32" if act == 4.0 else "bf16",
+                                       recompute=recompute))
     acts = base.activations_bytes
-    full_layer = activation_bytes_per_layer(spec, b=b, s=s, recompute="none", moe=spec.is_moe)
-    # each adapter keeps its r-wide A·x (bf16) for B's weight gradient
+    full_layer = activation_bytes_per_layer(spec, b=b, s=s, recompute="none", moe=spec.is_moe, bytes_per_value=act)
+    # each adapter keeps its r-wide A·x for B's weight gradient
     adapter_acts_per_layer = lambda moe: sum(  # noqa: E731
-        2.0 * s * b * rank * (x.count if x.group != "mlp" or not moe else spec.top_k + spec.n_shared_experts)
+        act * s * b * rank * (x.count if x.group != "mlp" or not moe else spec.top_k + spec.n_shared_experts)
         for x in targeted(spec, target, moe))
     n_dense = spec.n_dense_layers
     adapter_acts = n_dense * adapter_acts_per_layer(False) + (spec.n_layers - n_dense) * (
@@ -305,7 +313,8 @@ def _memory(spec: ModelSpec, method: str, rank: int, target: str, s: int, b: int
     else:
         weights = spec.params_total * (4.0 if dtype == "fp32" else 2.0)
     shard = lambda stage: gpus if zero >= stage else 1  # noqa: E731
-    return _Memory(weights / shard(3), trainable * ADAPTER_BYTES / shard(3), trainable * 2.0 / shard(2),
+    per = 4.0 if dtype == "fp32" else ADAPTER_BYTES  # adapters and their gradients follow an fp32 base
+    return _Memory(weights / shard(3), trainable * per / shard(3), trainable * per / shard(2),
                    trainable * ADAPTER_OPTIMIZER_BYTES[optimizer] / shard(1), acts, quantized)
 
 
@@ -335,7 +344,7 @@ def estimate_finetune(inp: FinetuneInput) -> FinetuneEstimate:
         optimizer = require_choice("optimizer", inp.optimizer, OPTIMIZER_STATE_BYTES)
         rank, target, alpha, trainable = 0, "", 0.0, spec.params_total
     else:
-        dtype = "nf4" if method == "qlora" else require_choice("dtype", inp.dtype, ("bf16", "fp16"))
+        dtype = "nf4" if method == "qlora" else require_choice("dtype", inp.dtype, BASE_DTYPES)
         if tp > 1 or pp > 1:
             raise ValidationError("tensor and pipeline parallelism are modelled for full fine-tuning only; LoRA and "
                                   "QLoRA spread over GPUs by data parallelism (zero 3 shards the frozen weights)")

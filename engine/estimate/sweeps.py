@@ -16,6 +16,7 @@ from engine.catalog import gpus as gpu_catalog
 from engine.estimate.dtypes import compute_precision, weight_dtype
 from engine.estimate.models import resolve_model
 from engine.errors import ValidationError
+from engine.estimate.finetune import MAX_GPUS, METHODS, FinetuneInput, smallest_fit
 from engine.estimate.memory import MemoryInput, estimate_memory
 from engine.estimate.scaling import get_fit
 from engine.estimate.serving import ServeInput, estimate_serving
@@ -170,15 +171,13 @@ FINETUNE_BY_GPU_COLUMNS = ["method", "gpu", "name", "gpus", "fits", "parallelism
                            "gpu_hours", "wall_clock_hours", "cost_usd", "price_usd_per_hour", "mfu"]
 
 
-def finetune_by_gpu(inp, methods: tuple[str, ...] | None = None, gpu_ids: list[str] | None = None,
+def finetune_by_gpu(inp: FinetuneInput, methods: tuple[str, ...] | None = None, gpu_ids: list[str] | None = None,
                     limit: int | None = None) -> pd.DataFrame:
     """Each catalog GPU type × each fine-tuning method (full, LoRA, QLoRA) at its smallest fitting count
     (1, 2, 4, ... GPUs; more than one data parallel with ZeRO-3 / FSDP full sharding), with memory by
     component (bytes per GPU) and the run's GPU-hours, wall clock and cost. A GPU type that cannot hold
     the run within ``limit`` GPUs gets a row with ``fits`` False and no count or cost. The user's price
     applies to the user's GPU; the others use the catalog's. An explicit MFU applies to every GPU."""
-    from engine.estimate.finetune import MAX_GPUS, METHODS, smallest_fit
-
     chosen = inp.gpu if isinstance(inp.gpu, str) else inp.gpu.id
     rows = []
     for method in methods or METHODS:

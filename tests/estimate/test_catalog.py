@@ -240,8 +240,15 @@ def test_gpu_platform_is_checked():
     with pytest.raises(ValidationError, match="platform"):
         GPUSpec(id="x", name="X", vendor="x", bf16_tflops=100, fp8_tflops=0, fp32_tflops=10, memory_gib=16,
                 bandwidth_gbs=100, tdp_w=100, price_usd_per_hour=1, typical_mfu=0.3, platform="OpenCL")
-    assert GPUSpec(id="x", name="X", vendor="x", bf16_tflops=100, fp8_tflops=0, fp32_tflops=10, memory_gib=16,
-                   bandwidth_gbs=100, tdp_w=100, price_usd_per_hour=1, typical_mfu=0.3, platform="cann").cuda is False
+    npu = GPUSpec(id="x", name="X", vendor="x", bf16_tflops=100, fp8_tflops=0, fp32_tflops=10, memory_gib=16,
+                  bandwidth_gbs=100, tdp_w=100, price_usd_per_hour=1, typical_mfu=0.3, platform="cann")
+    assert npu.cuda is False and npu.platform == "CANN"
+    # a row round-trips through its dict (the JSON of `gpus`), and a cuda flag must agree with the platform
+    from dataclasses import asdict
+
+    assert GPUSpec(**asdict(npu)) == npu and GPUSpec(**asdict(get_gpu("h20"))) == get_gpu("h20")
+    with pytest.raises(ValidationError, match="contradicts platform"):
+        GPUSpec(**{**asdict(npu), "cuda": True})
 
 
 def test_ascend_fp32_is_refused_not_invented():
@@ -257,3 +264,17 @@ def test_ascend_fp32_is_refused_not_invented():
     assert "ascend-910b" not in set(rows["gpu"]) and "h800" in set(rows["gpu"])
     served = serving_by_gpu(ServeInput(model="gpt2", gpu="h100-sxm", dtype="fp32"))
     assert "ascend-910b" not in set(served["gpu"]) and "h20" in set(served["gpu"])
+
+
+@pytest.mark.parametrize("name, gid", [
+    ("NVIDIA H20", "h20"), ("NVIDIA H200", "h200"), ("NVIDIA GH200 480GB", "h200"), ("NVIDIA H800", "h800"),
+    ("NVIDIA A800-SXM4-80GB", "a800-80gb"), ("NVIDIA L20", "l20"), ("NVIDIA L40S", "l40s"),
+    ("NVIDIA H100 80GB HBM3", "h100-sxm"),
+])
+def test_new_rows_keep_the_labs_device_name_lookup_right(name, gid):
+    """The lab maps torch's CUDA device name to a catalog row for MFU: the new rows must not capture
+    another card's name ("h20" is inside "h200") and must be found for their own."""
+    from engine.lab.device import gpu_peak_flops
+
+    peak, found = gpu_peak_flops(name, "bf16")
+    assert found == gid and peak == get_gpu(gid).bf16_tflops * 1e12

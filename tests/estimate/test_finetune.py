@@ -41,6 +41,30 @@ def test_lora_r16_all_linear_llama3_8b_matches_peft():
     assert lora_trainable_params(get_model("llama-3-8b"), 16, "all-linear") == 41_943_040
 
 
+@pytest.mark.parametrize("model, rank, target, modules", [
+    ("llama-2-7b", 8, "qv", ["q_proj", "v_proj"]),
+    ("llama-3-8b", 16, "all-linear", "all-linear"),
+    ("mistral-7b", 4, "attention", ["q_proj", "k_proj", "v_proj", "o_proj"]),
+])
+def test_counts_equal_peft_on_the_hugging_face_architecture(model, rank, target, modules):
+    """PEFT itself on transformers' Llama built on the meta device (shapes only, no weights, nothing
+    downloaded): its trainable count is the estimator's, and its total is the preset's plus adapters."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    peft = pytest.importorskip("peft")
+    spec = get_model(model)
+    cfg = transformers.LlamaConfig(hidden_size=spec.d_model, intermediate_size=spec.d_ff,
+                                   num_hidden_layers=spec.n_layers, num_attention_heads=spec.n_heads,
+                                   num_key_value_heads=spec.n_kv_heads, vocab_size=spec.vocab_size,
+                                   head_dim=spec.head_dim, tie_word_embeddings=spec.tied_embeddings)
+    with torch.device("meta"):
+        hf = transformers.LlamaForCausalLM(cfg)
+    wrapped = peft.get_peft_model(hf, peft.LoraConfig(r=rank, target_modules=modules, lora_dropout=0.0, bias="none"))
+    trainable, total = wrapped.get_nb_trainable_parameters()
+    assert trainable == lora_trainable_params(spec, rank, target)
+    assert total == spec.params_total + trainable
+
+
 def test_more_counts_by_hand():
     # Llama-2-7B attention r=16: 4 projections × 16·8192 = 524,288 per layer × 32 = 16,777,216
     assert lora_trainable_params(get_model("llama-2-7b"), 16, "attention") == 16_777_216
@@ -274,3 +298,57 @@ def test_cli_tokens_absent_and_qlora_model_file_missing_fields(capsys, tmp_path)
     assert code == 0, err
     # 2 layers × (4 attention 4·(64+64) + gate, up 4·(64+128) + down 4·(128+64)) = 2 × (2048 + 2304) = 8,704
     assert json.loads(out)["trainable_params"] == 8_704
+
+
+def test_measured_mfu_comes_from_the_latest_calibration(monkeypatch):
+    import engine.readiness as readiness
+
+    monkeypatch.setattr(readiness, "latest_calibration", lambda: {"mfu": 0.21, "preset": "tiny", "device_name": "H100"})
+    base = FinetuneInput(model="llama-3-8b", tokens=4e7, gpu="h100-sxm", method="lora", measured_mfu=True)
+    est = estimate_finetune(base)
+    assert est.mfu == 0.21 and "measured" in est.mfu_basis
+    assert est.gpu_hours == pytest.approx(est.flops_total / (989.4e12 * 0.21) / 3600)
+    with pytest.raises(ValidationError, match="not both"):
+        estimate_finetune(replace(base, mfu=0.3))
+    monkeypatch.setattr(readiness, "latest_calibration", lambda: None)
+    with pytest.raises(ValidationError, match="calibrate"):
+        estimate_finetune(base)
+
+
+def test_data_check_link_prices_a_fine_tune_beside_compute_optimal():
+    from engine.datacheck.runner import estimate_for_tokens
+    from engine.estimate.finetune import finetune_for_tokens
+
+    link = estimate_for_tokens(40e6)
+    assert "compute-optimal" in link["sentence"]
+    ft = link["finetune"]
+    assert ft["model"] == "llama-3-8b" and ft["method"] == "qlora" and ft["gpus"] == 1
+    assert ft["sentence"].startswith("Fine-tuning Llama 3 8B with QLoRA on these 40M tokens × 1 epoch takes")
+    # the cheapest GPU type that holds it, priced as finetune_by_gpu prices it
+    table = finetune_by_gpu(FinetuneInput(model="llama-3-8b", tokens=40e6, gpu="h100-sxm", method="qlora",
+                                          gradient_checkpointing=True), methods=("qlora",))
+    assert ft["cost_usd"] == pytest.approx(table[table["fits"]]["cost_usd"].min())
+    three = finetune_for_tokens(40e6, model="llama-2-70b", method="full", epochs=3)
+    assert three["gpus"] > 1 and "× 3 epochs" in three["sentence"] and "in full" in three["sentence"]
+    assert finetune_for_tokens(None) is None and finetune_for_tokens(40e6, rank=0) is None
+
+
+@settings(deadline=None, max_examples=12, suppress_health_check=[HealthCheck.too_slow])
+@given(model=st.sampled_from(sorted(models())), rank=st.integers(1, 64), seq=st.integers(64, 8192),
+       batch=st.integers(1, 8), ckpt=st.booleans(), tokens=st.floats(1e3, 1e11))
+def test_property_by_gpu_rows_fit_their_capacity(model, rank, seq, batch, ckpt, tokens):
+    table = finetune_by_gpu(FinetuneInput(model=model, tokens=tokens, gpu="h100-sxm", rank=rank, seq_len=seq,
+                                          batch=batch, gradient_checkpointing=ckpt))
+    assert len(table) == len(gpus()) * len(METHODS)
+    fit = table[table["fits"]]
+    assert (fit["total"] <= fit["memory_gib"] * 2**30).all()
+    assert all(int(n) & (int(n) - 1) == 0 for n in fit["gpus"])  # 1, 2, 4, ...
+    assert (fit["cost_usd"] > 0).all() and table[~table["fits"]]["cost_usd"].isna().all()
+
+
+def test_cli_human_output(capsys):
+    code, out, err = _cli(capsys, "estimate", "finetune", "--model", "llama-2-7b", "--method", "full", "--tokens", "10M",
+                          "--gpu", "a100-80gb", "--gpus", "8", "--zero", "3", "--by-gpu")
+    assert code == 0, err
+    assert "full fine-tune of llama-2-7b" in out and "fits (data parallel over 8, ZeRO-3)" in out
+    assert "cheapest qlora:" in out

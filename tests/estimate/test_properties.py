@@ -310,6 +310,8 @@ def test_serving_properties(inp):
     if d is not None:
         assert d["gpus_needed"] >= d["gpus"] >= 1 and d["replicas"] >= 1
         assert d["fits"] == (d["max_concurrency"] >= 1)
+        if inp.concurrency is None:  # the default: what both the memory and the scheduler allow
+            assert d["concurrency"] == max(1, min(d["max_concurrency"], d["max_batch_sequences"]))
         assert d["decode_tokens_per_s"] == pytest.approx(d["concurrency"] * d["decode_tokens_per_s_per_sequence"])
         assert d["min_gpus_to_fit"] >= 1
         assert d["prefill_seconds"] > 0 and d["time_per_output_token_s"] > 0

@@ -92,3 +92,41 @@ def test_cli_train_lora_from(home, capsys):
         code = exc.code
     out, err = capsys.readouterr()
     assert code == 2 and not out and len(err.strip().splitlines()) == 1 and "rank" in err
+
+
+def test_activation_estimate_matches_what_autograd_saves():
+    """The estimator's LoRA activations against the bytes autograd actually keeps for backward (a
+    saved-tensors hook over one forward of the lab model with PEFT adapters, fp32 on the CPU, weights and
+    buffers excluded). MHA, so the lab model's GQA key/value expansion does not enter. all-linear: every
+    linear's input is kept for its adapter, so Korthikanti's count (plus r-wide A·x) should be the
+    measurement; qv / attention: an upper bound, as unadapted frozen matmuls keep no input."""
+    import torch
+
+    from engine.estimate.finetune import FinetuneInput, estimate_finetune
+    from engine.lab.lora import inject
+    from engine.lab.model import lm_loss
+
+    torch.manual_seed(0)
+    cfg = PRESETS["tiny"].config(258, n_kv_heads=4, n_layers=2, d_model=128, d_ff=352, context=64)
+    b, t, r = 4, 64, 8
+    for target in ("all-linear", "attention", "qv"):
+        model = inject(Transformer(cfg), r, None, target)
+        own = {p.untyped_storage().data_ptr() for p in [*model.parameters(), *model.buffers()]}
+        saved: dict = {}
+
+        def pack(x):
+            if x.untyped_storage().data_ptr() not in own:
+                saved[(x.untyped_storage().data_ptr(), x.storage_offset(), tuple(x.shape))] = x.numel() * x.element_size()
+            return x
+
+        tokens = torch.randint(0, 258, (b, t))
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
+            lm_loss(model(tokens), tokens)
+        measured = sum(saved.values())
+        predicted = estimate_finetune(FinetuneInput(model=cfg.model_spec(), tokens=1e6, gpu="l4", method="lora",
+                                                    dtype="fp32", rank=r, target=target, seq_len=t,
+                                                    batch=b)).activations_bytes
+        if target == "all-linear":
+            assert measured == pytest.approx(predicted, rel=0.05), (measured, predicted)
+        else:
+            assert 0.6 * predicted < measured <= predicted, (target, measured, predicted)
