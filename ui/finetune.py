@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine.estimate.finetune import DATA_LINK_METHOD, DATA_LINK_MODEL, METHODS, finetune_for_tokens
+from engine.estimate.finetune import METHODS
+from engine.estimate.finetune_link import DATA_LINK_METHOD, DATA_LINK_MODEL, finetune_for_tokens, finetune_sentence
 from engine.estimate.models import models
 from engine.units import format_count
+from ui.currency import current_currency
 from ui.navigation import PAGES, link
 
 
@@ -26,5 +28,5 @@ def finetune_figure(tokens: float, key: str = "dc-ft") -> None:
     if figure is None:
         st.caption("No GPU type in the catalog holds that fine-tune within 1024 GPUs.")
     else:
-        st.info(figure["sentence"])
+        st.info(finetune_sentence(figure, current_currency()))
     link(next(p for p in PAGES if p.url_path == "finetune"))

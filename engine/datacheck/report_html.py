@@ -79,7 +79,9 @@ def render_html(report: Any, currency: Any = None) -> str:
             sentence = estimate_sentence(r["estimate"], currency)
         parts.append(f"<p>{_e(sentence)}</p>")
         if r["estimate"].get("finetune"):
-            parts.append(f"<p>{_e(r['estimate']['finetune'].get('sentence'))}</p>")
+            from engine.estimate.finetune_link import finetune_sentence
+
+            parts.append(f"<p>{_e(finetune_sentence(r['estimate']['finetune'], currency))}</p>")
 
     findings = r.get("findings") or []
     parts.append(f"<h2>Findings ({len(findings)})</h2>")

@@ -12,7 +12,7 @@ The link to the cost estimator follows Chinchilla's rule of thumb that a compute
 about 20 tokens per parameter (Hoffmann et al. 2022, Table 3): N = D / 20, costed by
 :func:`engine.estimate.training.estimate_training` on an H100 SXM at its typical MFU. Beside it,
 ``estimate["finetune"]`` prices fine-tuning an open model on the same tokens (QLoRA of Llama 3 8B on the
-cheapest GPU type that holds it: :func:`engine.estimate.finetune.finetune_for_tokens`).
+cheapest GPU type that holds it: :func:`engine.estimate.finetune_link.finetune_for_tokens`).
 """
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ def estimate_for_tokens(tokens: float | None) -> dict[str, Any] | None:
     out["sentence"] = estimate_sentence(out)
     out["source"] = "Hoffmann et al. 2022 (Chinchilla), ~20 tokens per parameter; engine.estimate.training"
     # Beside it, what founders usually do instead: fine-tune an open model (QLoRA of a mid-size preset).
-    from engine.estimate.finetune import finetune_for_tokens
+    from engine.estimate.finetune_link import finetune_for_tokens
 
     out["finetune"] = finetune_for_tokens(tokens)
     return out

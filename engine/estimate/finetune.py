@@ -437,63 +437,7 @@ def smallest_fit(inp: FinetuneInput, gpu: GPUSpec | str, limit: int = MAX_GPUS) 
 
 
 # ---- the data page's link: fine-tuning a chosen open model on a dataset's tokens ----------------------
-DATA_LINK_MODEL = "llama-3-8b"  # a mid-size open preset
-DATA_LINK_METHOD = "qlora"
-
-
-def _si(x: float) -> str:
-    for unit, div in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if x >= div:
-            return f"{x / div:.3g}{unit}"
-    return f"{x:.3g}"
-
-
-def _hours(h: float) -> str:
-    if h < 1 / 60:
-        return f"{h * 3600:.2g} seconds"
-    if h < 1:
-        return f"{h * 60:.2g} minutes"
-    return f"{h:,.1f} hours" if h < 48 else f"{h / 24:,.1f} days"
-
-
-def finetune_for_tokens(tokens: float | None, model: ModelSpec | str = DATA_LINK_MODEL, method: str = DATA_LINK_METHOD,
-                        epochs: float = 1.0, rank: int = 16, target: str = "all-linear", seq_len: int | None = None,
-                        gradient_checkpointing: bool = True) -> dict | None:
-    """What fine-tuning ``model`` with ``method`` on ``tokens`` × ``epochs`` costs on the cheapest GPU type
-    that holds it (each at its typical MFU and catalog price), as a sentence and its numbers; None
-    when there is no token count or the inputs are out of range."""
-    if not tokens or tokens <= 0:
-        return None
-    from engine.catalog import gpus as gpu_catalog
-    from engine.estimate.sweeps import cheapest_fits, finetune_by_gpu
-
-    try:
-        spec = resolve_model(model)
-        inp = FinetuneInput(model=spec, tokens=float(tokens), epochs=epochs, gpu=next(iter(gpu_catalog())),
-                            method=method, rank=rank, target=target, seq_len=seq_len,
-                            gradient_checkpointing=gradient_checkpointing)
-        estimate_finetune(inp)  # validates once, with a clear error, before the sweep
-        best = cheapest_fits(finetune_by_gpu(inp, methods=(require_choice("method", method, METHODS),)))
-    except ValidationError:
-        return None
-    if best.empty:
-        return None
-    row = best.iloc[0]
-    how = {"full": "in full (all weights trained)", "lora": "with LoRA", "qlora": "with QLoRA"}[method]
-    cost = float(row["cost_usd"])
-    shown_cost = "under $0.01" if cost < 0.01 else f"about ${cost:,.2f}" if cost < 100 else f"about ${cost:,.0f}"
-    count = int(row["gpus"])
-    where = f"{count} × {row['name']}" if count > 1 else f"one {row['name']}"
-    sentence = (f"Fine-tuning {spec.name} {how} on these {_si(float(tokens))} tokens × {epochs:g} "
-                f"epoch{'s' if epochs != 1 else ''} takes {_hours(float(row['wall_clock_hours']))} on {where} "
-                f"(the cheapest GPU type that holds it), {shown_cost}.")
-    return {"model": spec.id, "method": method, "tokens": float(tokens), "epochs": float(epochs), "gpu": row["gpu"],
-            "gpus": count, "wall_clock_hours": float(row["wall_clock_hours"]), "gpu_hours": float(row["gpu_hours"]),
-            "cost_usd": cost, "sentence": sentence,
-            "source": "engine.estimate.finetune (Hu et al. 2021; Dettmers et al. 2023), cheapest of finetune_by_gpu"}
-
-
-__all__ = ["finetune_for_tokens", 
+__all__ = [
     "FinetuneInput", "FinetuneEstimate", "estimate_finetune", "lora_trainable_params", "block_linears",
     "targeted", "check_rank", "smallest_fit", "gpu_counts", "METHODS", "TARGETS", "NF4_BITS_PER_PARAM",
 ]

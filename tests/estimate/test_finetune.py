@@ -317,7 +317,7 @@ def test_measured_mfu_comes_from_the_latest_calibration(monkeypatch):
 
 def test_data_check_link_prices_a_fine_tune_beside_compute_optimal():
     from engine.datacheck.runner import estimate_for_tokens
-    from engine.estimate.finetune import finetune_for_tokens
+    from engine.estimate.finetune_link import finetune_for_tokens
 
     link = estimate_for_tokens(40e6)
     assert "compute-optimal" in link["sentence"]
