@@ -90,7 +90,7 @@ LEGACY_FALLBACK = "cp1252"   # Windows' Western code page: what Excel on Windows
 
 def detect_encoding(name: str, head: bytes, complete: bool) -> str:
     """``"utf-8"`` when the start of the file is UTF-8 (or ASCII), else the legacy encoding that
-    ``charset-normalizer`` finds most coherent for it (cp1252, latin-1, cp1250, Shift-JIS, GBK...),
+    ``charset-normalizer`` finds cleanest for it (cp1252 first among equals; cp1251, Shift-JIS, GBK...),
     checked by decoding the whole head with it. A head that no legacy encoding decodes keeps the
     UTF-8 error (line and byte offset)."""
     try:
@@ -101,8 +101,16 @@ def detect_encoding(name: str, head: bytes, complete: bool) -> str:
     from charset_normalizer import from_bytes
 
     sample = head[: 1 << 20]
-    best = from_bytes(sample).best()
-    candidates = [best.encoding] if best is not None else []
+    matches = list(from_bytes(sample))
+    candidates = [m.encoding for m in matches]
+    if matches:
+        # charset-normalizer ranks code pages that decode the bytes about as cleanly ("chaos" within 0.05) by
+        # language coherence, which a few accented words in a CSV cannot settle (cp1250, cp775...):
+        # among the cleanest, Windows-1252, what Excel on a Western Windows writes, wins.
+        least = min(m.chaos for m in matches)
+        cleanest = [m for m in matches if m.chaos <= least + 0.05]
+        if any(m.encoding == LEGACY_FALLBACK for m in cleanest) or max(m.coherence for m in cleanest) == 0:
+            candidates.insert(0, LEGACY_FALLBACK)   # ... and so does it when no language is recognised at all
     for enc in (*candidates, LEGACY_FALLBACK):
         if enc.replace("-", "_").lower() in ("utf_8", "utf8", "ascii", "utf_16", "utf_32"):
             continue
