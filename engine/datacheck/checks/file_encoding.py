@@ -39,8 +39,8 @@ class FileEncoding(Check):
                 id=self.id, severity="low", count=rows, split=split,  # type: ignore[arg-type]
                 title=(f"The {'test ' if split == 'test' else ''}file is encoded in {name}, not UTF-8 (read as {name}, "
                        "detected); tokenizers and most tools expect UTF-8"),
-                fix=(f"Re-save the file as UTF-8 (in Excel: Save As > CSV UTF-8), or use the cleaned file "
-                     f"(safe fix: to_utf8, written as UTF-8)"),
+                fix=("Re-save the file as UTF-8 (in Excel: Save As > CSV UTF-8), or use the cleaned file "
+                     "(safe fix: to_utf8, written as UTF-8)"),
                 details={"encoding": name, "share": 1.0, "detected_by": "charset-normalizer"},
                 safe_fix="to_utf8",
             ))
