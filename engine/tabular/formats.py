@@ -117,8 +117,9 @@ def detect_encoding(name: str, head: bytes, complete: bool) -> str:
     fits: Windows-1252 when the text reads as Western European in it (:func:`_western`; what Excel on
     a Western Windows writes, and what ``charset-normalizer`` often misnames cp1250, cp775 or
     mac-latin2 from a few accented words), else the code pages ``charset-normalizer`` ranks cleanest
-    (cp1250, cp1251, Shift-JIS, GBK...), each checked by decoding the whole head with it. A head that is mostly UTF-8 with a few broken
-    bytes, or that no legacy encoding decodes, keeps the UTF-8 error (line and byte offset)."""
+    (cp1250, cp1251, Shift-JIS, GBK...), each checked by decoding the whole head with it. A head that
+    is mostly UTF-8 with a few broken bytes, or that no legacy encoding decodes, keeps the UTF-8 error
+    (line and byte offset)."""
     try:
         codecs.getincrementaldecoder("utf-8")().decode(head, final=complete)
         return "utf-8"
