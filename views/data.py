@@ -142,7 +142,10 @@ with g2:
     read_as = (f", sheet {report['sheet']!r}" if report.get("sheet") else "") + (
         f", {report['encoding']}" if report.get("encoding", "UTF-8") != "UTF-8" else "")
     st.caption(f"{report['file']} ({report['format']}{read_as}){test}; text column: {report.get('text_col') or 'none'}; "
-               f"label column: {report.get('label_col') or 'none'}; checked in {report['elapsed_s']:.2f} s. "
+               f"label column: {report.get('label_col') or 'none'}; "
+               + (f"id columns (no outlier, drift or constant check): {', '.join(report['id_columns'])}; "
+                  if report.get("id_columns") else "")
+               + f"checked in {report['elapsed_s']:.2f} s. "
                f"{len(problems)} problem(s) found.")
     estimate = report.get("estimate")
     if estimate:

@@ -126,6 +126,7 @@ def test_windows_csv_and_excel_workbook_are_read_with_a_sheet_picker():
     assert_clean(at)
     assert at.selectbox(key="dc_sheet").options == ["Orders", "Notes"]
     assert metrics(at)["Rows"] == "40"
+    assert any("id columns (no outlier, drift or constant check): order_id" in c.value for c in at.caption)
     at.selectbox(key="dc_sheet").set_value("Notes").run()
     assert_clean(at)
     assert metrics(at)["Rows"] == "3"
