@@ -106,3 +106,12 @@ def test_a_zip_that_is_not_a_workbook_is_refused(tmp_path):
         z.writestr("data.csv", "a,b\n1,2\n")
     with pytest.raises(ValidationError, match="ZIP archive, not a data file or an Excel workbook"):
         open_dataset(path)
+
+
+def test_a_workbook_is_cleaned_into_a_csv(tmp_path):
+    path = _book(tmp_path)
+    out = tmp_path / "clean.csv"
+    report = check(path, fix_out=out)
+    assert report.fix["format"] == "csv" and out.read_text().startswith("review_id,text,label,stars\n1000,")
+    with pytest.raises(ValidationError, match="cannot write a workbook"):
+        check(path, fix_out=tmp_path / "clean.xlsx")
