@@ -146,3 +146,17 @@ def test_no_import_cycle_within_engine():
         if node not in state:
             visit(node)
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles[:10])
+
+
+def test_the_one_reader_sits_below_the_rooms_that_read_files():
+    """engine/tabular is shared by the data checks and the lab: it imports no room (only engine.errors),
+    and neither room keeps a reader of its own (issue 11 item 15)."""
+    for path in (ROOT / "engine" / "tabular").rglob("*.py"):
+        for module, _ in _from_imports(path):
+            if module.startswith("engine") and not module.startswith("engine.tabular"):
+                assert module == "engine.errors", f"{path.relative_to(ROOT)} (the shared reader) imports {module}"
+    for room in ("engine/datacheck", "engine/lab"):
+        for path in (ROOT / room).rglob("*.py"):
+            calls = {ast.unparse(n.func) for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Call)}
+            assert not {c for c in calls if c.endswith(("open_csv", "read_csv", "ParquetFile", "read_parquet"))}, \
+                f"{path.relative_to(ROOT)} reads files itself; use engine.tabular.open_dataset"

@@ -15,11 +15,14 @@ from engine.datacheck import job
 from engine.datacheck.report_html import render_html
 from engine.datacheck.runner import estimate_sentence
 from engine.datacheck.samples import SAMPLES, write_sample
+from engine.tabular import sheet_names
 from ui.currency import current_currency, money_result
 from ui.navigation import PAGES, link
 from ui.widgets import run_engine
 
-UPLOAD_TYPES = ["csv", "tsv", "jsonl", "json", "ndjson", "parquet", "txt", "text", "md", "gz"]
+UPLOAD_TYPES = ["csv", "tsv", "jsonl", "json", "ndjson", "parquet", "txt", "text", "md", "xlsx", "xlsm", "xls", "ods",
+                "gz"]
+WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods")
 INLINE_BYTES = 1_000_000  # smaller files are checked in this process (well under a second)
 SEVERITY_ICONS = {"critical": ":material/dangerous:", "high": ":material/error:", "medium": ":material/warning:",
                   "low": ":material/info:", "info": ":material/check_circle:"}
@@ -55,7 +58,8 @@ if source == "Built-in sample":
 elif source == "Upload a file":
     c1, c2 = st.columns(2)
     up = c1.file_uploader("Training file", type=UPLOAD_TYPES, key="dc_upload",
-                          help="CSV, TSV, JSONL/JSON, Parquet or plain text, gzip-compressed too")
+                          help="CSV, TSV, JSONL/JSON, Parquet, plain text or an Excel workbook, gzip-compressed "
+                               "too; non-UTF-8 text (cp1252, latin-1...) is detected and reported")
     up_test = c2.file_uploader("Test / validation split (optional)", type=UPLOAD_TYPES, key="dc_upload_test")
     if up is not None:
         train_path = str(run_engine(workspace.save_upload, up.name, up.getvalue()))
@@ -83,11 +87,17 @@ with st.expander("Options"):
 if train_path is None:
     st.stop()
 
+sheet = None
+if Path(train_path).suffix.lower() in WORKBOOK_SUFFIXES:
+    sheets = run_engine(sheet_names, train_path)
+    sheet = st.selectbox("Sheet", sheets, key="dc_sheet", help="the workbook's sheet to check (default: the first)")
+
 # The browser uploader enforces server.maxUploadSize; the engine enforces it again for every path
 # (files picked from earlier uploads included).
 max_bytes = int(st.get_option("server.maxUploadSize")) * 1024 * 1024
 fields = {"path": train_path, "test_path": test_path, "text_col": text_col.strip() or None,
-          "label_col": label_col.strip() or None, "near_dup_threshold": float(threshold), "max_bytes": max_bytes}
+          "label_col": label_col.strip() or None, "near_dup_threshold": float(threshold), "max_bytes": max_bytes,
+          "sheet": sheet}
 fingerprint = json.dumps({**fields, "mtime": [Path(p).stat().st_mtime_ns for p in (train_path, test_path) if p]},
                          sort_keys=True)
 if st.session_state.get("dc_fingerprint") != fingerprint:
@@ -132,8 +142,13 @@ with g2:
     m4.metric("Tokens", f"{tokens['total']:,}" if tokens.get("total") else "n/a",
               help=tokens.get("tokenizer") or "no text column")
     test = f" + {report['test_file']} ({report['test_rows']:,} test rows)" if report.get("test_file") else ""
-    st.caption(f"{report['file']} ({report['format']}){test}; text column: {report.get('text_col') or 'none'}; "
-               f"label column: {report.get('label_col') or 'none'}; checked in {report['elapsed_s']:.2f} s. "
+    read_as = (f", sheet {report['sheet']!r}" if report.get("sheet") else "") + (
+        f", {report['encoding']}" if report.get("encoding", "UTF-8") != "UTF-8" else "")
+    st.caption(f"{report['file']} ({report['format']}{read_as}){test}; text column: {report.get('text_col') or 'none'}; "
+               f"label column: {report.get('label_col') or 'none'}; "
+               + (f"id columns (no outlier, drift or constant check): {', '.join(report['id_columns'])}; "
+                  if report.get("id_columns") else "")
+               + f"checked in {report['elapsed_s']:.2f} s. "
                f"{len(problems)} problem(s) found.")
     estimate = report.get("estimate")
     if estimate:

@@ -19,6 +19,7 @@ from engine.errors import ValidationError  # noqa: E402
 from engine.lab import jobs  # noqa: E402
 from engine.lab.corpora import CORPORA  # noqa: E402
 from engine.lab.data import list_uploads  # noqa: E402
+from engine.lab.sources import describe_file  # noqa: E402
 from engine.lab.presets import PRESETS  # noqa: E402
 from engine.lab.tokenizer import TOKENIZER_KINDS  # noqa: E402
 from engine.lab.device import resolve_device  # noqa: E402
@@ -27,7 +28,7 @@ from engine.store import ACTIVE, Registry  # noqa: E402
 from engine.units import format_bytes, format_bytes_short, format_count  # noqa: E402
 from ui.widgets import run_engine  # noqa: E402
 
-UPLOAD_TYPES = ["txt", "md", "csv", "tsv", "jsonl", "json", "parquet", "gz"]
+UPLOAD_TYPES = ["txt", "md", "csv", "tsv", "jsonl", "json", "parquet", "xlsx", "xlsm", "xls", "ods", "gz"]
 STATUS_ICONS = {"queued": "⏳", "running": "🟢", "stopping": "🟡", "finished": "✅", "stopped": "⏸️",
                 "failed": "❌", "diverged": "💥"}
 
@@ -64,6 +65,12 @@ with st.expander("Start a training run", expanded=not st.session_state.get("lab_
                                             help="files uploaded here or on the data-checks page"))
                 else:
                     st.info("No uploads yet: upload one here or on the data-checks page.")
+            if data:
+                about = run_engine(describe_file, data)
+                if about.get("encoding_note"):
+                    st.warning(about["encoding_note"], icon=":material/translate:")
+                if about.get("sheet"):
+                    st.caption(f"Sheet {about['sheet']!r} (the first of {len(about['sheets'])}) is read.")
             task = st.radio("Task", ["lm", "classify"], horizontal=True, key="lab_task",
                             format_func=lambda t: "language model" if t == "lm" else "classification")
             text_col = st.text_input("Text column", "", key="lab_text", help="blank: inferred") or None

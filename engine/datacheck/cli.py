@@ -1,6 +1,6 @@
 """CLI commands of engine.datacheck (registered by engine/cli.py). Heavy imports stay inside handlers.
 
-``preflight check PATH [--test PATH] [--text COL] [--label COL] [--fix OUT] [--html OUT]
+``preflight check PATH [--sheet NAME] [--test PATH] [--text COL] [--label COL] [--fix OUT] [--html OUT]
 [--save-schema OUT] [--schema PATH] [--near-dup-threshold X] [--max-mb N] [--checks ID,ID] [--json]``
 prints the report: score, rows, columns, tokens, findings (see engine.datacheck.runner).
 """
@@ -39,7 +39,10 @@ def _ids(text: str) -> tuple[str, ...]:
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add this package's commands to the top-level parser."""
     p = sub.add_parser("check", parents=[common], help="data checks: is this dataset ready to train on?")
-    p.add_argument("path", metavar="PATH", help="CSV, TSV, JSONL, JSON, Parquet or text file, gzip allowed")
+    p.add_argument("path", metavar="PATH",
+                   help="CSV, TSV, JSONL, JSON, Parquet, text or Excel (.xlsx/.xls/.ods) file, gzip allowed; "
+                        "non-UTF-8 text (cp1252, latin-1...) is detected and reported")
+    p.add_argument("--sheet", metavar="NAME", help="the workbook sheet to check (default: the first)")
     p.add_argument("--test", metavar="PATH", help="the test/validation split (leakage, drift)")
     p.add_argument("--text", metavar="COL", help="the text column (default: inferred)")
     p.add_argument("--label", metavar="COL", help="the label column (default: inferred)")
@@ -61,6 +64,7 @@ def _check(args: argparse.Namespace) -> dict:
         near_dup_threshold=args.near_dup_threshold,
         max_bytes=int(args.max_mb * 1e6) if args.max_mb is not None else None,
         schema_path=args.schema, save_schema=args.save_schema, fix_out=args.fix, checks=args.checks,
+        sheet=args.sheet,
     )
     report = run_checks(inp)
     out = report.to_dict()
@@ -76,6 +80,10 @@ def _human(r: dict) -> str:
 
     lines = [f"{r['file']}: readiness {r['score']}/100 ({plural(r['rows'], 'row')} x {plural(r['columns'], 'column')}"
              + (f", test {plural(r['test_rows'], 'row')}" if r.get("test_rows") is not None else "") + ")"]
+    if r.get("sheet"):
+        lines.append(f"sheet: {r['sheet']} (of {', '.join(r.get('sheets') or [r['sheet']])})")
+    if r.get("encoding") and r["encoding"] != "UTF-8":
+        lines.append(f"encoding: {r['encoding']} (not UTF-8; read as {r['encoding']})")
     if r.get("text_col") or r.get("label_col"):
         lines.append(f"text column: {r.get('text_col')}, label column: {r.get('label_col')}")
     if r.get("tokens"):

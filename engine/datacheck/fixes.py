@@ -28,7 +28,7 @@ import pandas as pd
 
 from engine.datacheck import values
 from engine.datacheck.base import Context, Finding
-from engine.tabular import EXTENSIONS as _EXT, Dataset, split_ext
+from engine.tabular import EXTENSIONS as _EXT, Dataset, encoding_label, split_ext
 from engine.errors import ValidationError
 
 
@@ -56,8 +56,11 @@ def cleaned_test_path(out: Path) -> Path:
 def _out_format(out: Path, ds: Dataset) -> tuple[str, bool]:
     _, ext, gz = split_ext(out)
     fmt = _EXT.get(ext)
+    if fmt == "xlsx":
+        raise ValidationError(f"cannot write a workbook ({out.name}); name the cleaned file .csv, .tsv, .jsonl, "
+                              ".json, .parquet or .txt")
     if fmt is None:
-        return ds.format, gz
+        return ("csv" if ds.format == "xlsx" else ds.format), gz
     return fmt, gz
 
 
@@ -293,6 +296,10 @@ def apply_fixes(train: Dataset, test: Dataset | None, ctx: Context, findings: li
             "drop_duplicate_text": "rows dropped (text repeats an earlier row's)", "drop_empty_text": "rows dropped (empty text)",
             "mask_pii": "values with PII masked", "drop_leaked_test": "test rows dropped (leaked from train)"}
     result.actions = [{"id": k, "count": v, "what": what[k]} for k, v in plan.counts.items() if v]
+    for ds, rows in ((train, rows_in), (test, result.test_rows_in)):
+        if ds is not None and encoding_label(ds.encoding) != "UTF-8":
+            result.actions.append({"id": "to_utf8", "count": rows or 0,
+                                   "what": f"rows re-encoded from {encoding_label(ds.encoding)} to UTF-8"})
     return result
 
 

@@ -7,7 +7,8 @@ first rows of the file (at least :data:`MIN_VALUES` present values):
 
 * integers, all distinct, that either increase down the file or fill a dense range (max − min + 1
   at most twice their count): a counter. A column of distinct but scattered integers (salaries,
-  populations) stays a measurement;
+  populations) stays a measurement, and so does one named like a time or a quantity (``year``,
+  ``timestamp``, ``amount``...);
 * strings (not numbers, dates or booleans) without spaces (at most 64 characters, each holding a digit, or a UUID/hex shape), at least
   :data:`DISTINCT_SHARE` distinct: codes like ``T100023`` or ``550e8400-e29b-...``.
 
@@ -28,6 +29,9 @@ NAMES = ("id", "uuid", "guid", "pk", "index")
 SUFFIXES = ("_id", "-id", " id", ".id", "_uuid", "_guid")
 MIN_VALUES = 20
 DISTINCT_SHARE = 0.95
+# counters by value only when the name does not say "time" or "amount": a column of distinct years or
+# timestamps in file order is a measurement whose drift matters
+_MEASURE_NAME = re.compile(r"(?i)year|date|time|month|day|epoch|age|count|amount|price|size|qty|quantity|score")
 _CODE = re.compile(r"^(?=.*\d)[\w.:/#-]{1,64}$|^[0-9a-fA-F-]{8,64}$")
 
 
@@ -64,7 +68,7 @@ def identifier_columns(head: pd.DataFrame, exclude: tuple[str | None, ...] = ())
     for col in head.columns:
         if col in exclude:
             continue
-        if id_like_name(col) or _id_values(head[col]):
+        if id_like_name(col) or (not _MEASURE_NAME.search(str(col)) and _id_values(head[col])):
             out.append(str(col))
     return out
 

@@ -170,7 +170,10 @@ def run_job(directory: Path) -> None:
     try:
         fields = json.loads((directory / "input.json").read_text(encoding="utf-8"))
         source = Path(fields["path"])
-        fields["fix_out"] = str(directory / f"cleaned{''.join(source.suffixes[-2:]) or '.csv'}")
+        suffix = "".join(source.suffixes[-2:]) or ".csv"
+        if source.suffix.lower() in (".xlsx", ".xlsm", ".xls", ".ods"):
+            suffix = ".csv"  # a workbook's sheet is cleaned into a CSV
+        fields["fix_out"] = str(directory / f"cleaned{suffix}")
         report = run_checks(CheckInput(**fields), progress=progress).to_dict()
         _write_atomic(directory / "report.html", render_html(report))
         _write_atomic(directory / "report.json", json.dumps(report, allow_nan=False))

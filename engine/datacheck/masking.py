@@ -44,6 +44,7 @@ _CARD = re.compile(r"(?<![\w-])\d{1,19}(?:[ -]\d{1,19})*(?![\w])")
 _PHONE_NANP = re.compile(
     r"(?<![\w+.\-/])(?:(?:\+\d{1,3}|1)[ .-]?)?(?:\(\d{3}\)[ ]?|\d{3}[ .-])\d{3}[ .-]\d{4}(?![\w-]|[./]\d)"
 )
+_PHONE_INTL = re.compile(r"(?<![\w+])\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){1,6}(?![\w])")
 _SSN = re.compile(r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w-])")
 _IBAN = re.compile(r"(?<![\w])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![\w])")
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
@@ -107,13 +108,17 @@ def _cards(text: str) -> list[tuple[int, int]]:
 
 
 def _phones(text: str) -> list[tuple[int, int]]:
-    """Phone spans: the 3-3-4 layout (any area code), then libphonenumber's POSSIBLE matches that have
-    a phone layout and enough digits (see the module docstring)."""
+    """Phone spans: the 3-3-4 layout (any area code) and ``+`` international numbers by pattern; where
+    neither finds one but a phone layout is there, libphonenumber's POSSIBLE matches that have
+    enough digits (see the module docstring). The patterns come first because the matcher costs
+    ~0.3 ms a call: a column of a million phone numbers must not call it a million times."""
     spans = [m.span() for m in _PHONE_NANP.finditer(text)]
-    if "+" in text or len(spans) == 0:
-        for a, b in _libphonenumber(text):
-            if all(b <= s or a >= e for s, e in spans):
-                spans.append((a, b))
+    if "+" in text:
+        for m in _PHONE_INTL.finditer(text):
+            if 8 <= len(_DIGIT.findall(m.group())) <= 15 and all(m.end() <= s or m.start() >= e for s, e in spans):
+                spans.append(m.span())
+    if not spans and _PHONE_LAYOUT.search(text):
+        spans = _libphonenumber(text)
     return spans
 
 
@@ -142,6 +147,9 @@ def _libphonenumber(text: str) -> list[tuple[int, int]]:
     return out
 
 
+# digit groups with separators, or "+" and a digit: what a written phone number looks like (a bare run
+# of 13+ digits, an order or tracking number, never reaches libphonenumber)
+_PHONE_LAYOUT = re.compile(r"\+\d|\d{2,5}\)?[ .-]\(?\d{2,5}\)?[ .-]\d{2,5}")
 _DATE_LIKE = re.compile(r"\d{1,4}[./-]\d{1,2}[./-]\d{1,4}(?:[ T]\d{1,2}(?::\d{2}){1,2})?")
 
 

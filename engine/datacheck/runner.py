@@ -31,7 +31,7 @@ from engine.datacheck.base import SEVERITIES, SEVERITY_RANK, Check, Context, Fin
 from engine.datacheck.checks import CHECKS
 from engine.datacheck.identifiers import identifier_columns
 from engine.datacheck.infer import resolve_columns
-from engine.tabular import DEFAULT_CHUNK_ROWS, Dataset, open_dataset
+from engine.tabular import DEFAULT_CHUNK_ROWS, Dataset, encoding_label, open_dataset
 from engine.errors import ValidationError, require_choice, require_number
 
 SEVERITY_WEIGHTS = {"critical": 40.0, "high": 20.0, "medium": 10.0, "low": 4.0, "info": 0.0}
@@ -61,6 +61,7 @@ class CheckInput:
     fix_out: str | Path | None = None          # write the cleaned file here (test: <stem>.test<ext>)
     chunk_rows: int = DEFAULT_CHUNK_ROWS
     checks: tuple[str, ...] | None = None      # ids to run; None = all
+    sheet: str | None = None                   # a workbook's sheet (default: the first); train file only
 
 
 @dataclass
@@ -83,6 +84,9 @@ class CheckReport:
     elapsed_s: float
     estimate: dict[str, Any] | None
     fix: dict[str, Any] | None = None
+    encoding: str = "UTF-8"                    # the training file's text encoding as read
+    sheet: str | None = None                   # workbooks: the sheet checked ...
+    sheets: list[str] = field(default_factory=list)  # ... of these
     schema_saved: str | None = None
     penalties: list[dict[str, Any]] = field(default_factory=list)
     id_columns: list[str] = field(default_factory=list)   # identifiers: no outliers, drift or constant check
@@ -269,7 +273,7 @@ def run_checks(inp: CheckInput, progress: Progress | None = None) -> CheckReport
     wanted = _validate(inp)
     tell = progress or (lambda fraction, message: None)
     tell(0.0, "opening the file")
-    train = open_dataset(inp.path, max_bytes=inp.max_bytes)
+    train = open_dataset(inp.path, max_bytes=inp.max_bytes, sheet=inp.sheet)
     test = open_dataset(inp.test_path, max_bytes=inp.max_bytes) if inp.test_path is not None else None
     assert train.head is not None
     text_col, label_col = resolve_columns(train.head, train.format, inp.text_col, inp.label_col)
@@ -288,6 +292,7 @@ def run_checks(inp: CheckInput, progress: Progress | None = None) -> CheckReport
     ctx = Context(kind="text" if text_col else "tabular", columns=list(train.columns), text_col=text_col,
                   label_col=label_col, has_test=test is not None, id_columns=id_columns,
                   options={"near_dup_threshold": float(inp.near_dup_threshold), "source": train.name,
+                           "encoding": train.encoding, "test_encoding": test.encoding if test is not None else None,
                            "schema": saved_schema, "format": train.format,
                            "test_columns": list(test.columns) if test is not None else None})
     status: dict[str, dict[str, Any]] = {}
@@ -399,6 +404,7 @@ def run_checks(inp: CheckInput, progress: Progress | None = None) -> CheckReport
         checks_run=list(status.values()), weights=weights_doc(), charts=stats.charts(ctx),
         elapsed_s=round(time.perf_counter() - started, 3), estimate=estimate, fix=fix,
         schema_saved=schema_saved, penalties=penalties, id_columns=id_columns,
+        encoding=encoding_label(train.encoding), sheet=train.sheet, sheets=list(train.sheets),
     )
 
 

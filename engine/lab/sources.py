@@ -77,6 +77,20 @@ def resolve_path(path: str | Path) -> Path:
     raise ValidationError(f"no data file {str(path)!r}{hint}")
 
 
+def describe_file(path: str | Path) -> dict[str, Any]:
+    """What a data file is, from its head only (for the page, before a run starts): format, encoding
+    (with a note when it is not UTF-8), the sheet read and every sheet of a workbook, the columns."""
+    p = resolve_path(path)
+    ds = open_dataset(p)
+    out: dict[str, Any] = {"path": str(p), "format": ds.format + (".gz" if ds.compressed else ""),
+                           "encoding": encoding_label(ds.encoding), "columns": list(ds.columns),
+                           "sheet": ds.sheet, "sheets": list(ds.sheets)}
+    if ds.encoding != "utf-8":
+        out["encoding_note"] = (f"{p.name} is not UTF-8: read as {encoding_label(ds.encoding)} (detected); "
+                                "re-save it as UTF-8 to be sure every character is right")
+    return out
+
+
 def read_rows(path: Path, task: str, text_col: str | None, label_col: str | None,
               max_bytes: int | None = None) -> SourceRows:
     """Read ``path`` through :func:`engine.tabular.open_dataset` and pick its text (and label) column."""

@@ -18,9 +18,10 @@ file's head is not UTF-8 (``Dataset.encoding``; the data checks report it). Work
 sheet at a time (``sheet``, default the first; ``Dataset.sheets`` lists them).
 
 Every bad file raises :class:`~engine.errors.ValidationError` naming the problem and, where it applies,
-the line: ragged rows ("line 17 has 5 fields, header has 4"), an unclosed quote, invalid UTF-8 that no legacy encoding
-explains (line and byte offset), a binary file (NUL or control bytes), a ZIP that is not a workbook, an empty or header-only file, a line over 10,000 columns or 32 MB, a
-corrupt gzip stream, a file over ``max_bytes``.
+the line: ragged rows ("line 17 has 5 fields, header has 4"), an unclosed quote, invalid UTF-8 that no
+legacy encoding explains (line and byte offset), a binary file (NUL or control bytes), a ZIP that is
+not a workbook, a missing sheet (the sheets are listed), an empty or header-only file, a line over
+10,000 columns or 32 MB, a corrupt gzip stream, a file over ``max_bytes``.
 """
 
 from __future__ import annotations

@@ -88,11 +88,38 @@ def _check_utf8_head(name: str, head: bytes, complete: bool) -> None:
 LEGACY_FALLBACK = "cp1252"   # Windows' Western code page: what Excel on Windows writes a "CSV" in
 
 
+_TYPOGRAPHY = set("\u201c\u201d\u2018\u2019\u201e\u2013\u2014\u20ac\u2026\u2022\u00b0\u00a3\u00a9\u00ae\u2122"
+                  "\u00ab\u00bb\u00b7\u00d7\u00f7\u00a7\u00b6\u00a0\u00bd\u00bc\u00be\u00b2\u00b3\u00b5\u2020\u00a2\u00a5")
+
+
+def _western(sample: bytes) -> bool:
+    """Whether ``sample`` reads as Western European text in Windows-1252: it decodes, its non-ASCII
+    characters are letters (é, ß, ñ...) or typography (quotes, dashes, €, °), and accented letters are
+    a minority of the letters. Cyrillic or Greek code pages read as cp1252 give words of non-ASCII
+    letters only; Central European ones give symbols inside words (``Za¿ó³æ``): neither passes."""
+    import unicodedata
+
+    try:
+        text = sample.decode(LEGACY_FALLBACK)
+    except UnicodeDecodeError:
+        return False
+    high = [ch for ch in text if ord(ch) > 127]
+    if not high:
+        return False
+    letters = sum(1 for ch in text if ch.isalpha())
+    high_letters = sum(1 for ch in high if unicodedata.category(ch).startswith("L"))
+    odd = len(high) - high_letters - sum(1 for ch in high if ch in _TYPOGRAPHY)
+    return odd <= 0.02 * len(high) and high_letters <= 0.3 * max(1, letters)
+
+
 def detect_encoding(name: str, head: bytes, complete: bool) -> str:
     """``"utf-8"`` when the start of the file is UTF-8 (or ASCII), else the legacy encoding that
-    ``charset-normalizer`` finds most coherent for it (cp1252, latin-1, cp1250, Shift-JIS, GBK...),
-    checked by decoding the whole head with it. A head that no legacy encoding decodes keeps the
-    UTF-8 error (line and byte offset)."""
+    fits: Windows-1252 when the text reads as Western European in it (:func:`_western`; what Excel on
+    a Western Windows writes, and what ``charset-normalizer`` often misnames cp1250, cp775 or
+    mac-latin2 from a few accented words), else the code pages ``charset-normalizer`` ranks cleanest
+    (cp1250, cp1251, Shift-JIS, GBK...), each checked by decoding the whole head with it. A head that
+    is mostly UTF-8 with a few broken bytes, or that no legacy encoding decodes, keeps the UTF-8 error
+    (line and byte offset)."""
     try:
         codecs.getincrementaldecoder("utf-8")().decode(head, final=complete)
         return "utf-8"
@@ -100,9 +127,11 @@ def detect_encoding(name: str, head: bytes, complete: bool) -> str:
         pass
     from charset_normalizer import from_bytes
 
+    text = head.decode("utf-8", errors="replace")
+    if sum(1 for ch in text if 127 < ord(ch) != 0xFFFD) > text.count("\ufffd"):
+        _check_utf8_head(name, head, complete)  # mostly UTF-8 with a few broken bytes: say where they are
     sample = head[: 1 << 20]
-    best = from_bytes(sample).best()
-    candidates = [best.encoding] if best is not None else []
+    candidates = [LEGACY_FALLBACK] if _western(sample) else [m.encoding for m in from_bytes(sample)]
     for enc in (*candidates, LEGACY_FALLBACK):
         if enc.replace("-", "_").lower() in ("utf_8", "utf8", "ascii", "utf_16", "utf_32"):
             continue

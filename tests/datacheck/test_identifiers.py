@@ -64,3 +64,8 @@ def test_constant_check_leaves_identifiers_out(tmp_path):
     path = write_csv(tmp_path / "c.csv", ["batch_id", "x"], [["B1", str(i % 7)] for i in range(50)])
     report = check(path)
     assert not [f for f in by_id(report, "constant_column") if f.column == "batch_id"]
+
+
+def test_distinct_years_in_order_are_a_measurement_not_an_identifier():
+    head = pd.DataFrame({"year": [str(1950 + i) for i in range(60)], "row": [str(i) for i in range(60)]}, dtype="str")
+    assert identifier_columns(head) == ["row"]

@@ -31,9 +31,9 @@ def _cell(ref: str, v) -> str:
     return f'<c r="{ref}" t="inlineStr"><is><t xml:space="preserve">{escape(str(v))}</t></is></c>'
 
 
-def write_xlsx(path: Path, sheets: dict[str, list[list]]) -> Path:
-    """``sheets``: name -> rows (the first row is the header)."""
-    path = Path(path)
+def write_xlsx(path, sheets: dict[str, list[list]]):
+    """``sheets``: name -> rows (the first row is the header). ``path``: a file path or a binary file object."""
+    path = Path(path) if isinstance(path, (str, Path)) else path
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
         overrides = "".join(f'<Override PartName="/xl/worksheets/sheet{i + 1}.xml" ContentType="application/'
                             'vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>' for i in range(len(sheets)))

@@ -100,3 +100,33 @@ def test_readiness_gauge_leaves_room_for_its_last_tick_label():
     # Measured in Chromium (380 px wide figure, default 12 px font): the "100" label ends 36 px right
     # of the arc's domain; with the old 20 px margin it ran 16 px past the figure's edge.
     assert margin["r"] >= 36 and margin["l"] >= 20, margin
+
+
+def test_windows_csv_and_excel_workbook_are_read_with_a_sheet_picker():
+    """Issue 11 item 5: a cp1252 CSV is read and its encoding reported as a finding; a workbook is read,
+    first sheet by default, another one picked on the page."""
+    at = _page()
+    at.radio(key="dc_source").set_value("Upload a file").run()
+    body = "id,review\r\n" + "".join(f"{i},Café crème n°{i} très bon à 5€\r\n" for i in range(1, 60))
+    at.file_uploader(key="dc_upload").set_value(("export.csv", body.encode("cp1252"), "text/csv")).run()
+    assert_clean(at)
+    assert metrics(at)["Rows"] == "59"
+    assert any("encoded in cp1252" in t for t in _finding_titles(at))
+    assert any("cp1252" in c.value for c in at.caption)
+
+    import io
+
+    from tests.datacheck.xlsx_files import write_xlsx
+
+    book = io.BytesIO()
+    write_xlsx(book, {"Orders": [["order_id", "amount"]] + [[i, i * 1.5] for i in range(1, 41)],
+                      "Notes": [["note"], ["first"], ["second"], ["third"]]})
+    at.file_uploader(key="dc_upload").set_value(("book.xlsx", book.getvalue(),
+                                                 "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")).run()
+    assert_clean(at)
+    assert at.selectbox(key="dc_sheet").options == ["Orders", "Notes"]
+    assert metrics(at)["Rows"] == "40"
+    assert any("id columns (no outlier, drift or constant check): order_id" in c.value for c in at.caption)
+    at.selectbox(key="dc_sheet").set_value("Notes").run()
+    assert_clean(at)
+    assert metrics(at)["Rows"] == "3"

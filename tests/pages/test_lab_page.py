@@ -275,3 +275,14 @@ def test_finished_run_shows_short_memory_and_its_mfu_with_the_basis():
     assert "713.36 MiB" in shown["Memory"].proto.help and "RSS" in shown["Memory"].proto.help
     assert shown["MFU"].value == "31.0%"
     assert basis in shown["MFU"].proto.help
+
+
+def test_a_windows_encoded_upload_is_read_and_its_encoding_shown():
+    """Issue 11 item 5 on the lab's data source: a cp1252 file is read, and the page says so."""
+    at = _page()
+    at.radio(key="lab_source").set_value("Upload a file").run()
+    text = "Le café était très bon, merci à l'équipe.\n" * 200
+    at.file_uploader(key="lab_upload").set_value(("notes.txt", text.encode("cp1252"), "text/plain")).run()
+    assert_clean(at)
+    assert any("read as cp1252" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert not at.button(key="lab_start").disabled

@@ -13,7 +13,8 @@ import inspect
 
 from engine.datacheck.base import Check
 
-TABULAR = ("schema", "missing_values", "duplicate_rows", "constant_column", "mixed_types", "outliers")
+TABULAR = ("schema", "missing_values", "duplicate_rows", "constant_column", "mixed_types", "outliers",
+           "file_encoding")
 TEXT = ("empty_text", "duplicate_text", "near_duplicates", "pii", "encoding_errors", "low_quality_text", "language", "tokens")
 LABELS = ("label_imbalance", "conflicting_labels", "train_test_leakage", "drift")
 MODULES = TABULAR + TEXT + LABELS

@@ -111,3 +111,4 @@ def _visible(text: str) -> str:
     """Control characters and surrogates shown as ``\\xNN``/``\\udNNN`` escapes so a report can print them."""
     return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}",
                           _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text))
+

@@ -34,6 +34,7 @@ that can hold PII; only those run the validating Python patterns.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -46,12 +47,10 @@ from engine.datacheck.masking import (  # noqa: F401 - find_pii, mask_text and l
 )
 from engine.datacheck.text_utils import plural, truncate
 
-import re
-
 ALL_KINDS = KINDS + tuple(k for k in COLUMN_KINDS if k not in KINDS)
 SAMPLE = 500
-NAME_COLUMNS = {"first_name", "firstname", "fname", "given_name", "forename", "first", "last_name", "lastname",
-                "lname", "surname", "family_name", "last", "full_name", "fullname", "middle_name", "maiden_name",
+NAME_COLUMNS = {"first_name", "firstname", "fname", "given_name", "forename", "last_name", "lastname",
+                "lname", "surname", "family_name", "full_name", "fullname", "middle_name", "maiden_name",
                 "person_name", "patient_name", "customer_name", "client_name", "employee_name", "contact_name",
                 "passenger_name", "student_name", "member_name", "owner_name", "victim_name", "applicant_name"}
 NAME_SUFFIXES = ("_first_name", "_last_name", "_full_name", "_surname", "_given_name")
