@@ -101,8 +101,9 @@ def validate_space(space: Any) -> dict[str, Any]:
         raise ValidationError("the search space is empty: give at least one parameter under [params]")
     fixed = dict(space.get("fixed") or {})
     for key in fixed:
-        if key not in FIXED:
-            raise ValidationError(f"[fixed] {key!r} is not something a sweep holds fixed; allowed: {', '.join(FIXED)}")
+        if key not in FIXED and key not in PARAMS:
+            raise ValidationError(f"[fixed] {key!r} is not something a sweep holds fixed; allowed: "
+                                  f"{', '.join((*FIXED, *PARAMS))}")
     out: dict[str, Any] = {}
     points = 1.0
     for name, spec in params.items():
