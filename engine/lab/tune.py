@@ -46,6 +46,7 @@ from engine.errors import RunError, ValidationError, require_number
 TASKS = ("lm", "classify")
 OBJECTIVES = ("train", "planted")
 PRUNERS = ("asha", "median")
+LAUNCHER_FILES = ("log.txt", "space.json", "sweep.pid", "STOP", ".lock")  # what start_sweep writes before prepare
 # Parameters a space may search and their types; everything else in TrainConfig stays fixed.
 PARAMS = {"lr": float, "warmup_steps": int, "batch_size": int, "d_model": int, "n_layers": int, "n_heads": int,
           "n_kv_heads": int, "dropout": float, "weight_decay": float, "tokenizer": str, "context": int, "d_ff": int}
@@ -190,15 +191,27 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+def check_study_name(name: str) -> str:
+    """``name`` unchanged when it is a safe study name; a one-line error for path or special characters."""
+    from engine.workspace import safe_name
+
+    name = str(name)
+    ok = bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0")
+    try:
+        ok = ok and safe_name(name, "study name") == name
+    except ValidationError:
+        ok = False
+    if not ok:
+        raise ValidationError(f"study name {name[:40]!r} has path or special characters; use letters, digits, "
+                              f"'.', '_' and '-'")
+    return name
+
+
 def _study_name(inp: SweepInput) -> str:
     from engine.workspace import safe_name
 
     if inp.name is not None:
-        name = str(inp.name)
-        if not name or any(c in name for c in "/\\\0") or name in (".", "..") or safe_name(name, "study name") != name:
-            raise ValidationError(f"study name {name[:40]!r} has path or special characters; use letters, digits, "
-                                  f"'.', '_' and '-'")
-        return name
+        return check_study_name(inp.name)
     return safe_name(Path(str(inp.out)).name, "study name")
 
 
@@ -744,7 +757,7 @@ def prepare(inp: SweepInput) -> tuple[Path, dict]:
                 "data", "sample", "task", "text_col", "label_col", "objective", "seed")):
             raise ValidationError(f"study {name!r} in {study_dir} was started with other data or another search space; "
                                   f"resume it with the same ones, or choose a new --out")
-    elif study_dir.exists() and any(p.name not in ("log.txt",) for p in study_dir.iterdir()):
+    elif study_dir.exists() and any(p.name not in LAUNCHER_FILES for p in study_dir.iterdir()):
         raise ValidationError(f"{study_dir} is not empty and holds no study; choose a new --out")
     n_cores = cores()
     threads = max(1, n_cores // inp.workers)
@@ -894,6 +907,9 @@ def summary(study_dir: str | os.PathLike, reason: str = "", workers: list[dict] 
     spent, _ = _spent_and_projected(trials, time.time())
     if not reason:
         reason = study.user_attrs.get("budget_exhausted") or ""
+    if not reason and (study_dir / "result.json").is_file():  # the last session's ending
+        with contextlib.suppress(OSError, ValueError):
+            reason = json.loads((study_dir / "result.json").read_text(encoding="utf-8")).get("stopped_reason") or ""
     return SweepResult(
         study=doc["study"], study_dir=str(study_dir), trials=rows,
         best_params=dict(best.params) if best else None, best_value=best.value if best else None,
@@ -993,6 +1009,17 @@ def start_sweep(inp: SweepInput) -> dict[str, Any]:
     return {"study": name, "study_dir": str(out), "pid": proc.pid}
 
 
+def sweep_error(study_dir: str | os.PathLike) -> str:
+    """The error line a sweep process left in its log.txt ("" when none)."""
+    try:
+        lines = [ln for ln in (Path(study_dir) / "log.txt").read_text(encoding="utf-8", errors="replace").splitlines()
+                 if ln.strip()]
+    except OSError:
+        return ""
+    errors = [ln for ln in lines if "error:" in ln]
+    return errors[-1].split("error:", 1)[1].strip()[:500] if errors else ""
+
+
 def sweep_alive(study_dir: str | os.PathLike) -> bool:
     from engine.store import is_alive
 
@@ -1035,3 +1062,28 @@ def best_config(study_dir: str | os.PathLike, max_steps: int | None = None):
     if max_steps:
         changes["max_steps"] = int(max_steps)
     return replace(cfg, **changes)
+
+
+def load_study(study_dir: str | os.PathLike):
+    """The Optuna study of a study folder (for optuna.visualization on the page)."""
+    path = Path(study_dir).resolve()
+    try:
+        doc = json.loads((path / "sweep.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise ValidationError(f"{path} holds no sweep (no readable sweep.json)") from None
+    return _load_study(path, doc)
+
+
+def study_input(study_dir: str | os.PathLike) -> SweepInput:
+    """The input a study was last started with (to resume it from the page)."""
+    path = Path(study_dir).resolve()
+    try:
+        doc = json.loads((path / "sweep.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise ValidationError(f"{path} holds no sweep (no readable sweep.json)") from None
+    known = set(SweepInput.__dataclass_fields__)
+    data = {k: v for k, v in doc["input"].items() if k in known}
+    data["space"] = {"params": {k: {kk: vv for kk, vv in v.items() if kk != "kind"} for k, v in doc["space"]["params"].items()},
+                     "fixed": doc["space"]["fixed"]}
+    data["out"] = str(path)
+    return SweepInput(**data)

@@ -22,6 +22,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                    help="stratified k-fold cross-validation of macro-F1 (classifiers; each fold trains a fresh model)")
     e.add_argument("--cv-steps", type=_int("cv-steps"), metavar="N", help="training steps per fold (default min(run's, 200))")
     e.add_argument("--latest", action="store_true", help="use the latest checkpoint instead of the best")
+    e.add_argument("--save", action="store_true", help="also write the report to <run>/evaluation.json")
     e.set_defaults(handler=_evaluate, human=_evaluate_human)
 
     s = sub.add_parser("sweep", parents=[common], help="budget-aware hyperparameter search (Optuna TPE + pruning)")
@@ -58,10 +59,13 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def _evaluate(args: argparse.Namespace) -> dict:
-    from engine.lab.evaluate import EvaluateInput, evaluate
+    from engine.lab.evaluate import EvaluateInput, evaluate, save_report
 
-    return evaluate(EvaluateInput(run=args.run, data=args.data, folds=args.folds, cv_steps=args.cv_steps,
-                                  which="latest" if args.latest else "best")).to_dict()
+    result = evaluate(EvaluateInput(run=args.run, data=args.data, folds=args.folds, cv_steps=args.cv_steps,
+                                    which="latest" if args.latest else "best"))
+    if args.save:
+        save_report(result)
+    return result.to_dict()
 
 
 def _evaluate_human(d: dict) -> str:
