@@ -133,7 +133,8 @@ def _study_view(study_dir: str) -> None:
         res = tune.summary(study_dir).to_dict()
     except ValidationError as exc:
         if tune.sweep_alive(study_dir):
-            st.caption("Preparing the sweep (reading the data, measuring this machine)…")
+            st.subheader(f"{Path(study_dir).name}: preparing")
+            st.caption("Reading the data and measuring this machine's throughput for the predictions…")
         else:
             st.error(tune.sweep_error(study_dir) or str(exc))
         return
