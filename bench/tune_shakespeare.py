@@ -30,7 +30,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "tinyshakespeare.txt"
+_HERE = Path(__file__).resolve().parents[1]
+DATA = next((p for p in (_HERE.parent / "shared" / "data" / "tinyshakespeare.txt",
+             _HERE.parent.parent / "shared" / "data" / "tinyshakespeare.txt") if p.is_file()),
+            _HERE.parent / "shared" / "data" / "tinyshakespeare.txt")  # ../shared (main) or ../../shared (a worktree)
 
 
 def load() -> str:
