@@ -413,8 +413,10 @@ LOG = "evaluation.log"
 
 def save_report(result: EvaluateResult) -> Path:
     """Write the report next to the run (``evaluation.json``, atomically); the page reads it from there."""
+    from engine.access import require_write
     from engine.lab.checkpoint import atomic_write_text
 
+    require_write("saving an evaluation report")
     path = Path(result.run_dir) / REPORT
     atomic_write_text(path, json.dumps(result.to_dict(), indent=1))
     return path
@@ -426,6 +428,9 @@ def start_evaluation(run_dir: str | os.PathLike, folds: int = 0) -> int:
     import subprocess
     import sys
 
+    from engine.access import require_write
+
+    require_write("evaluating a run (it saves a report)")
     run_dir = resolve_run_dir(str(run_dir))
     folds = int(require_number("folds", folds, low=0, high=50, integer=True))
     if folds == 1:

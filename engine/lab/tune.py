@@ -810,7 +810,9 @@ def prepare(inp: SweepInput) -> tuple[Path, dict]:
     atomic_write_text(doc_path, json.dumps(doc, indent=1, default=str))
     with contextlib.suppress(FileNotFoundError):
         _stop_flag(study_dir).unlink()
-    _load_study(study_dir, doc)  # create the study (or check it loads) before workers race to
+    study = _load_study(study_dir, doc)  # create the study (or check it loads) before workers race to
+    if study.user_attrs.get("budget_exhausted"):  # a resumed study gets this run's budget afresh
+        study.set_user_attr("budget_exhausted", "")
     return study_dir, doc
 
 

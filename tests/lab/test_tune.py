@@ -163,3 +163,15 @@ def test_real_trainer_sweep_registers_runs_and_records_predictions(tmp_path):
     bad = _cli("sweep", "--sample", "arithmetic", "--trials", "2", "--workers", "99", "--out", str(tmp_path / "x"),
                "--json")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "cores" in bad.stderr
+
+
+def test_resumed_study_gets_a_fresh_budget(tmp_path):
+    inp = planted(tmp_path, trials=6, steps=25, every=5, step_s=0.02, budget_minutes=0.012, prune=False)
+    first = _run_in_process(inp)
+    assert "budget reached" in first.stopped_reason
+    ran = len([t for t in first.trials if t["outcome"] not in tune.NOT_COUNTED])
+    assert ran < 6
+    from dataclasses import replace
+
+    again = _run_in_process(replace(inp, budget_minutes=None))
+    assert len([t for t in again.trials if t["outcome"] not in tune.NOT_COUNTED]) == 6
