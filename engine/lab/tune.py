@@ -575,6 +575,7 @@ def worker_main(study_dir: str | os.PathLike, worker: int = 0) -> dict[str, Any]
                 reason = f"{inp['trials']} trials done"
                 break
             trial = study.ask()
+            trial.set_user_attr("pid", os.getpid())  # first: a worker killed from here on is reaped
             params = suggest(trial, doc["space"])
             cfg, adjusted = trial_config(doc["base"], doc["space"], params)
             cfg = replace(cfg, out=str(study_dir / "trials" / f"trial-{trial.number:04d}"),
@@ -607,7 +608,6 @@ def worker_main(study_dir: str | os.PathLike, worker: int = 0) -> dict[str, Any]
                     "run_dir": cfg.out, "adjusted": adjusted,
                     "config": {k: v for k, v in cfg.to_dict().items() if v is not None}}
             trial.set_user_attr("meta", meta)  # one write (each is a committed transaction)
-            trial.set_user_attr("pid", os.getpid())
         _run_trial(study, trial, cfg, doc, study_dir, pred)
         ran.append(trial.number)
         if _stop_flag(study_dir).exists():
@@ -707,7 +707,7 @@ def _run_trial(study, trial, cfg, doc: dict, study_dir: Path, pred: dict) -> Non
 
 
 # ---- the sweep: prepare, run workers, summarise ----------------------------------------------------------------
-def _data_info(inp: SweepInput, space: dict, base: dict) -> dict[str, Any]:
+def _data_info(inp: SweepInput, space: dict) -> dict[str, Any]:
     """What predictions need from the data: vocabulary per tokenizer, classes, row lengths, load time."""
     from engine.lab.data import DataInput, load_dataset
 
@@ -762,23 +762,19 @@ def prepare(inp: SweepInput) -> tuple[Path, dict]:
     n_cores = cores()
     threads = max(1, n_cores // inp.workers)
     if inp.objective == "planted":
-        from engine.lab.device import resolve_device
-
         device = "cpu"
         fixed = space["fixed"]
         data_info = {"objective": "planted", "step_s": float(fixed.get("step_s", 0.0)), "setup_s": 0.0,
                      "vocab": {}, "n_classes": 0}
         throughput = {"source": "planted", "basis": "synthetic objective: step_s per step",
                       "flops_per_s": None, "flops_per_s_per_worker": None, "threads_per_worker": threads}
-        del resolve_device
     else:
         from engine.lab.device import resolve_device
         from engine.requires import require_torch
 
         require_torch("a sweep")
         device = resolve_device("auto")
-        base_tmp = {"preset": inp.preset}
-        data_info = _data_info(inp, space, base_tmp)
+        data_info = _data_info(inp, space)
         throughput = (old or {}).get("throughput") or measure_throughput(
             inp.registry, device, space["fixed"].get("preset", inp.preset), int(space["fixed"].get("context") or 64),
             threads, n_cores)
