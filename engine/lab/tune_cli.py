@@ -96,6 +96,7 @@ def _sweep(args: argparse.Namespace) -> dict:
 def _sweep_human(d: dict) -> str:
     lines = [f"study {d['study']}: {d['n_complete']} complete, {len(d['pruned'])} pruned, {d['n_failed']} failed "
              f"({d['stopped_reason']})", f"  best value {d['best_value']} with {d['best_params']}"]
+    lines.append(f"  spent {d['spent_s'] / 60:.1f} min, ${d['spent_usd']:.4f}; time predictions from {d['throughput']['basis']}")
     pvm = d.get("predicted_vs_measured") or {}
     if pvm.get("median_ratio") is not None:
         lines.append(f"  measured/predicted trial time, median {pvm['median_ratio']:.2f} over {pvm['n']} trials")
