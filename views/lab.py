@@ -26,6 +26,7 @@ from engine.lab.device import resolve_device  # noqa: E402
 from engine.lab.trainer import TrainConfig  # noqa: E402
 from engine.store import ACTIVE, Registry  # noqa: E402
 from engine.units import format_bytes, format_bytes_short, format_count  # noqa: E402
+from ui.evaluation import evaluation_section  # noqa: E402
 from ui.widgets import run_engine  # noqa: E402
 
 UPLOAD_TYPES = ["txt", "md", "csv", "tsv", "jsonl", "json", "parquet", "xlsx", "xlsm", "xls", "ods", "gz"]
@@ -330,3 +331,5 @@ with a2:
             with st.spinner("Sampling from the latest checkpoint"):
                 out = run_engine(jobs.generate, target, prompt, max_new_tokens=300, temperature=temperature)
             st.code(out.get("text", json.dumps(out)), language=None, wrap_lines=True)
+
+evaluation_section(target_run, key="lab_eval")  # engine.lab.evaluate: sklearn metrics, in its own process

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -403,3 +404,64 @@ def evaluate(inp: EvaluateInput) -> EvaluateResult:
         task = "lm"
     return EvaluateResult(task=task, run_dir=str(run_dir), checkpoint=str(ckpt.path), step=ckpt.step, source=source,
                           n_examples=n, metrics=metrics)
+
+
+# ---- for the page: evaluation in its own process ----------------------------------------------------------
+REPORT = "evaluation.json"
+LOG = "evaluation.log"
+
+
+def save_report(result: EvaluateResult) -> Path:
+    """Write the report next to the run (``evaluation.json``, atomically); the page reads it from there."""
+    from engine.access import require_write
+    from engine.lab.checkpoint import atomic_write_text
+
+    require_write("saving an evaluation report")
+    path = Path(result.run_dir) / REPORT
+    atomic_write_text(path, json.dumps(result.to_dict(), indent=1))
+    return path
+
+
+def start_evaluation(run_dir: str | os.PathLike, folds: int = 0) -> int:
+    """Start ``preflight evaluate --save`` for a run in its own process (cross-validation can take minutes);
+    its report lands in ``<run>/evaluation.json`` and its errors in ``<run>/evaluation.log``. Returns the pid."""
+    import subprocess
+    import sys
+
+    from engine.access import require_write
+
+    require_write("evaluating a run (it saves a report)")
+    run_dir = resolve_run_dir(str(run_dir))
+    folds = int(require_number("folds", folds, low=0, high=50, integer=True))
+    if folds == 1:
+        raise ValidationError("k-fold needs k >= 2 (or 0 for none)")
+    from engine.lab import checkpoint as ck
+
+    if ck.latest_path(run_dir) is None:
+        raise ValidationError(f"run {run_dir.name} has no checkpoint to evaluate yet")
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    with open(run_dir / LOG, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "engine", "evaluate", "--run", str(run_dir), "--folds",
+                                 str(folds), "--save", "--json"], stdout=subprocess.DEVNULL, stderr=log,
+                                stdin=subprocess.DEVNULL, start_new_session=True, env=env)
+    return proc.pid
+
+
+def read_report(run_dir: str | os.PathLike) -> dict | None:
+    path = Path(run_dir) / REPORT
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def report_error(run_dir: str | os.PathLike) -> str:
+    """The last line of a failed background evaluation ("" when none)."""
+    try:
+        lines = [ln for ln in (Path(run_dir) / LOG).read_text(encoding="utf-8", errors="replace").splitlines()
+                 if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1].replace("preflight: error: ", "")[:500] if lines else ""

@@ -46,6 +46,7 @@ from engine.errors import RunError, ValidationError, require_number
 TASKS = ("lm", "classify")
 OBJECTIVES = ("train", "planted")
 PRUNERS = ("asha", "median")
+LAUNCHER_FILES = ("log.txt", "space.json", "sweep.pid", "STOP", ".lock")  # what start_sweep writes before prepare
 # Parameters a space may search and their types; everything else in TrainConfig stays fixed.
 PARAMS = {"lr": float, "warmup_steps": int, "batch_size": int, "d_model": int, "n_layers": int, "n_heads": int,
           "n_kv_heads": int, "dropout": float, "weight_decay": float, "tokenizer": str, "context": int, "d_ff": int}
@@ -101,8 +102,9 @@ def validate_space(space: Any) -> dict[str, Any]:
         raise ValidationError("the search space is empty: give at least one parameter under [params]")
     fixed = dict(space.get("fixed") or {})
     for key in fixed:
-        if key not in FIXED:
-            raise ValidationError(f"[fixed] {key!r} is not something a sweep holds fixed; allowed: {', '.join(FIXED)}")
+        if key not in FIXED and key not in PARAMS:
+            raise ValidationError(f"[fixed] {key!r} is not something a sweep holds fixed; allowed: "
+                                  f"{', '.join((*FIXED, *PARAMS))}")
     out: dict[str, Any] = {}
     points = 1.0
     for name, spec in params.items():
@@ -189,15 +191,27 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+def check_study_name(name: str) -> str:
+    """``name`` unchanged when it is a safe study name; a one-line error for path or special characters."""
+    from engine.workspace import safe_name
+
+    name = str(name)
+    ok = bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0")
+    try:
+        ok = ok and safe_name(name, "study name") == name
+    except ValidationError:
+        ok = False
+    if not ok:
+        raise ValidationError(f"study name {name[:40]!r} has path or special characters; use letters, digits, "
+                              f"'.', '_' and '-'")
+    return name
+
+
 def _study_name(inp: SweepInput) -> str:
     from engine.workspace import safe_name
 
     if inp.name is not None:
-        name = str(inp.name)
-        if not name or any(c in name for c in "/\\\0") or name in (".", "..") or safe_name(name, "study name") != name:
-            raise ValidationError(f"study name {name[:40]!r} has path or special characters; use letters, digits, "
-                                  f"'.', '_' and '-'")
-        return name
+        return check_study_name(inp.name)
     return safe_name(Path(str(inp.out)).name, "study name")
 
 
@@ -561,6 +575,7 @@ def worker_main(study_dir: str | os.PathLike, worker: int = 0) -> dict[str, Any]
                 reason = f"{inp['trials']} trials done"
                 break
             trial = study.ask()
+            trial.set_user_attr("pid", os.getpid())  # first: a worker killed from here on is reaped
             params = suggest(trial, doc["space"])
             cfg, adjusted = trial_config(doc["base"], doc["space"], params)
             cfg = replace(cfg, out=str(study_dir / "trials" / f"trial-{trial.number:04d}"),
@@ -593,7 +608,6 @@ def worker_main(study_dir: str | os.PathLike, worker: int = 0) -> dict[str, Any]
                     "run_dir": cfg.out, "adjusted": adjusted,
                     "config": {k: v for k, v in cfg.to_dict().items() if v is not None}}
             trial.set_user_attr("meta", meta)  # one write (each is a committed transaction)
-            trial.set_user_attr("pid", os.getpid())
         _run_trial(study, trial, cfg, doc, study_dir, pred)
         ran.append(trial.number)
         if _stop_flag(study_dir).exists():
@@ -693,7 +707,7 @@ def _run_trial(study, trial, cfg, doc: dict, study_dir: Path, pred: dict) -> Non
 
 
 # ---- the sweep: prepare, run workers, summarise ----------------------------------------------------------------
-def _data_info(inp: SweepInput, space: dict, base: dict) -> dict[str, Any]:
+def _data_info(inp: SweepInput, space: dict) -> dict[str, Any]:
     """What predictions need from the data: vocabulary per tokenizer, classes, row lengths, load time."""
     from engine.lab.data import DataInput, load_dataset
 
@@ -743,28 +757,24 @@ def prepare(inp: SweepInput) -> tuple[Path, dict]:
                 "data", "sample", "task", "text_col", "label_col", "objective", "seed")):
             raise ValidationError(f"study {name!r} in {study_dir} was started with other data or another search space; "
                                   f"resume it with the same ones, or choose a new --out")
-    elif study_dir.exists() and any(p.name not in ("log.txt",) for p in study_dir.iterdir()):
+    elif study_dir.exists() and any(p.name not in LAUNCHER_FILES for p in study_dir.iterdir()):
         raise ValidationError(f"{study_dir} is not empty and holds no study; choose a new --out")
     n_cores = cores()
     threads = max(1, n_cores // inp.workers)
     if inp.objective == "planted":
-        from engine.lab.device import resolve_device
-
         device = "cpu"
         fixed = space["fixed"]
         data_info = {"objective": "planted", "step_s": float(fixed.get("step_s", 0.0)), "setup_s": 0.0,
                      "vocab": {}, "n_classes": 0}
         throughput = {"source": "planted", "basis": "synthetic objective: step_s per step",
                       "flops_per_s": None, "flops_per_s_per_worker": None, "threads_per_worker": threads}
-        del resolve_device
     else:
         from engine.lab.device import resolve_device
         from engine.requires import require_torch
 
         require_torch("a sweep")
         device = resolve_device("auto")
-        base_tmp = {"preset": inp.preset}
-        data_info = _data_info(inp, space, base_tmp)
+        data_info = _data_info(inp, space)
         throughput = (old or {}).get("throughput") or measure_throughput(
             inp.registry, device, space["fixed"].get("preset", inp.preset), int(space["fixed"].get("context") or 64),
             threads, n_cores)
@@ -796,7 +806,9 @@ def prepare(inp: SweepInput) -> tuple[Path, dict]:
     atomic_write_text(doc_path, json.dumps(doc, indent=1, default=str))
     with contextlib.suppress(FileNotFoundError):
         _stop_flag(study_dir).unlink()
-    _load_study(study_dir, doc)  # create the study (or check it loads) before workers race to
+    study = _load_study(study_dir, doc)  # create the study (or check it loads) before workers race to
+    if study.user_attrs.get("budget_exhausted"):  # a resumed study gets this run's budget afresh
+        study.set_user_attr("budget_exhausted", "")
     return study_dir, doc
 
 
@@ -893,6 +905,9 @@ def summary(study_dir: str | os.PathLike, reason: str = "", workers: list[dict] 
     spent, _ = _spent_and_projected(trials, time.time())
     if not reason:
         reason = study.user_attrs.get("budget_exhausted") or ""
+    if not reason and (study_dir / "result.json").is_file():  # the last session's ending
+        with contextlib.suppress(OSError, ValueError):
+            reason = json.loads((study_dir / "result.json").read_text(encoding="utf-8")).get("stopped_reason") or ""
     return SweepResult(
         study=doc["study"], study_dir=str(study_dir), trials=rows,
         best_params=dict(best.params) if best else None, best_value=best.value if best else None,
@@ -992,6 +1007,17 @@ def start_sweep(inp: SweepInput) -> dict[str, Any]:
     return {"study": name, "study_dir": str(out), "pid": proc.pid}
 
 
+def sweep_error(study_dir: str | os.PathLike) -> str:
+    """The error line a sweep process left in its log.txt ("" when none)."""
+    try:
+        lines = [ln for ln in (Path(study_dir) / "log.txt").read_text(encoding="utf-8", errors="replace").splitlines()
+                 if ln.strip()]
+    except OSError:
+        return ""
+    errors = [ln for ln in lines if "error:" in ln]
+    return errors[-1].split("error:", 1)[1].strip()[:500] if errors else ""
+
+
 def sweep_alive(study_dir: str | os.PathLike) -> bool:
     from engine.store import is_alive
 
@@ -1034,3 +1060,28 @@ def best_config(study_dir: str | os.PathLike, max_steps: int | None = None):
     if max_steps:
         changes["max_steps"] = int(max_steps)
     return replace(cfg, **changes)
+
+
+def load_study(study_dir: str | os.PathLike):
+    """The Optuna study of a study folder (for optuna.visualization on the page)."""
+    path = Path(study_dir).resolve()
+    try:
+        doc = json.loads((path / "sweep.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise ValidationError(f"{path} holds no sweep (no readable sweep.json)") from None
+    return _load_study(path, doc)
+
+
+def study_input(study_dir: str | os.PathLike) -> SweepInput:
+    """The input a study was last started with (to resume it from the page)."""
+    path = Path(study_dir).resolve()
+    try:
+        doc = json.loads((path / "sweep.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise ValidationError(f"{path} holds no sweep (no readable sweep.json)") from None
+    known = set(SweepInput.__dataclass_fields__)
+    data = {k: v for k, v in doc["input"].items() if k in known}
+    data["space"] = {"params": {k: {kk: vv for kk, vv in v.items() if kk != "kind"} for k, v in doc["space"]["params"].items()},
+                     "fixed": doc["space"]["fixed"]}
+    data["out"] = str(path)
+    return SweepInput(**data)

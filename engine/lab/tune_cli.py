@@ -22,6 +22,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                    help="stratified k-fold cross-validation of macro-F1 (classifiers; each fold trains a fresh model)")
     e.add_argument("--cv-steps", type=_int("cv-steps"), metavar="N", help="training steps per fold (default min(run's, 200))")
     e.add_argument("--latest", action="store_true", help="use the latest checkpoint instead of the best")
+    e.add_argument("--save", action="store_true", help="also write the report to <run>/evaluation.json")
     e.set_defaults(handler=_evaluate, human=_evaluate_human)
 
     s = sub.add_parser("sweep", parents=[common], help="budget-aware hyperparameter search (Optuna TPE + pruning)")
@@ -58,10 +59,13 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def _evaluate(args: argparse.Namespace) -> dict:
-    from engine.lab.evaluate import EvaluateInput, evaluate
+    from engine.lab.evaluate import EvaluateInput, evaluate, save_report
 
-    return evaluate(EvaluateInput(run=args.run, data=args.data, folds=args.folds, cv_steps=args.cv_steps,
-                                  which="latest" if args.latest else "best")).to_dict()
+    result = evaluate(EvaluateInput(run=args.run, data=args.data, folds=args.folds, cv_steps=args.cv_steps,
+                                    which="latest" if args.latest else "best"))
+    if args.save:
+        save_report(result)
+    return result.to_dict()
 
 
 def _evaluate_human(d: dict) -> str:
@@ -92,6 +96,7 @@ def _sweep(args: argparse.Namespace) -> dict:
 def _sweep_human(d: dict) -> str:
     lines = [f"study {d['study']}: {d['n_complete']} complete, {len(d['pruned'])} pruned, {d['n_failed']} failed "
              f"({d['stopped_reason']})", f"  best value {d['best_value']} with {d['best_params']}"]
+    lines.append(f"  spent {d['spent_s'] / 60:.1f} min, ${d['spent_usd']:.4f}; time predictions from {d['throughput']['basis']}")
     pvm = d.get("predicted_vs_measured") or {}
     if pvm.get("median_ratio") is not None:
         lines.append(f"  measured/predicted trial time, median {pvm['median_ratio']:.2f} over {pvm['n']} trials")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from engine import workspace
@@ -74,7 +75,22 @@ def latest_training_run() -> dict[str, Any] | None:
         "val_loss": summary.get("val_loss"), "best_val_loss": summary.get("best_val_loss"),
         "val_accuracy": summary.get("val_accuracy"), "tokens_per_s": summary.get("tokens_per_s"),
         "mfu": summary.get("mfu"), "device_name": summary.get("device_name"), "error": run["error"],
+        "evaluation": _evaluation(run["run_dir"]),
     }
+
+
+def _evaluation(run_dir: str) -> dict[str, Any] | None:
+    """The headline of the run's evaluation report (``preflight evaluate --save`` or the lab page), if any."""
+    try:
+        report = json.loads((Path(run_dir) / "evaluation.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        return None
+    keys = ("task", "step", "source", "accuracy", "macro_f1", "weighted_f1", "ece", "val_loss", "perplexity",
+            "bits_per_byte")
+    out = {k: report.get(k) for k in keys if report.get(k) is not None}
+    if report.get("cv"):
+        out["cv"] = {k: report["cv"].get(k) for k in ("k", "mean", "std")}
+    return out
 
 
 def latest_calibration() -> dict[str, Any] | None:

@@ -146,3 +146,16 @@ def test_bad_input(classifier, csv_file, tmp_path):
         evaluate(EvaluateInput(run=str(classifier), folds=1))
     ok = evaluate(EvaluateInput(run=str(classifier), data=str(csv_file))).to_dict()
     assert ok["n_examples"] == 90 and "reviews.csv" in ok["source"]
+
+
+def test_saved_report_reaches_the_readiness_overview(classifier, monkeypatch):
+    from engine.lab.evaluate import read_report, save_report
+    from engine.readiness import latest_training_run
+    from engine.store import Registry
+
+    res = evaluate(EvaluateInput(run=str(classifier)))
+    save_report(res)
+    assert read_report(classifier)["macro_f1"] == res.to_dict()["macro_f1"]
+    Registry().create_run("cls", {}, classifier, status="finished")
+    ev = latest_training_run()["evaluation"]
+    assert ev["task"] == "classify" and ev["macro_f1"] == res.to_dict()["macro_f1"] and ev["ece"] >= 0
