@@ -13,6 +13,7 @@ from engine import workspace
 from engine.charts import SEVERITY_COLORS, data_check_figures, readiness_gauge
 from engine.datacheck import job
 from engine.datacheck.samples import SAMPLES, write_sample
+from ui.access import demo_notice
 from ui.navigation import PAGES, link
 from ui.widgets import run_engine
 
@@ -24,6 +25,8 @@ SEVERITY_ICONS = {"critical": ":material/dangerous:", "high": ":material/error:"
 st.title("Data checks")
 st.caption("Is this dataset ready to train on? Duplicates, near-duplicates, PII, leakage, label problems, "
            "drift and more: each finding with its rows, masked examples and a fix.")
+if demo_notice("uploads and new data checks (they write to the shared workspace)"):
+    st.stop()
 
 
 @st.cache_data(show_spinner=False)
