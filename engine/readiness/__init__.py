@@ -53,16 +53,27 @@ def latest_data_check() -> dict[str, Any] | None:
     return None
 
 
-def _runs(kind: str):
+def all_runs():
+    """Every run in the registry (one read), or None before the registry exists."""
     from engine.store import Registry
 
     if not workspace.registry_path().exists():
         return None
-    return Registry().list_runs(kind=kind)
+    return Registry().list_runs()
 
 
-def latest_training_run() -> dict[str, Any] | None:
-    runs = _runs("train")
+def _runs(kind: str, frame=None):
+    """Runs of ``kind``, newest first: from ``frame`` (an :func:`all_runs` read shared by several
+    callers) or from the registry."""
+    if frame is None:
+        frame = all_runs()
+    if frame is None:
+        return None
+    return frame[frame["kind"] == kind]
+
+
+def latest_training_run(frame=None) -> dict[str, Any] | None:
+    runs = _runs("train", frame)
     if runs is None or runs.empty:
         return None
     run = runs.iloc[0]
@@ -77,8 +88,8 @@ def latest_training_run() -> dict[str, Any] | None:
     }
 
 
-def latest_calibration() -> dict[str, Any] | None:
-    runs = _runs("calibrate")
+def latest_calibration(frame=None) -> dict[str, Any] | None:
+    runs = _runs("calibrate", frame)
     if runs is None or runs.empty:
         return None
     done = runs[runs["status"] == "finished"]
@@ -96,10 +107,12 @@ def latest_calibration() -> dict[str, Any] | None:
 SERVING_KINDS = ("serve", "infer")
 
 
-def latest_serving_measurement(model: str | None = None, gpu: str | None = None) -> dict[str, Any] | None:
+def latest_serving_measurement(model: str | None = None, gpu: str | None = None, frame=None) -> dict[str, Any] | None:
     """The newest finished serving measurement (of ``model`` on ``gpu`` when given), or None."""
+    if frame is None:
+        frame = all_runs()
     for kind in SERVING_KINDS:
-        runs = _runs(kind)
+        runs = _runs(kind, frame)
         if runs is None or runs.empty:
             continue
         for _, run in runs[runs["status"] == "finished"].iterrows():

@@ -34,14 +34,15 @@ class Artifacts:
 
 
 def gather(profile: Profile) -> Artifacts:
-    from engine.readiness import (first_val_loss, latest_calibration, latest_data_check, latest_serving_measurement,
-                                  latest_training_run)
+    from engine.readiness import (all_runs, first_val_loss, latest_calibration, latest_data_check,
+                                  latest_serving_measurement, latest_training_run)
 
-    run_ = latest_training_run()
+    frame = all_runs()  # one registry read for the three kinds of run
+    run_ = latest_training_run(frame)
     return Artifacts(data=latest_data_check(), training=run_,
                      first_val_loss=first_val_loss(run_["name"]) if run_ else None,
-                     calibration=latest_calibration(),
-                     serving=latest_serving_measurement(profile.serving_model, profile.serving_gpu))
+                     calibration=latest_calibration(frame),
+                     serving=latest_serving_measurement(profile.serving_model, profile.serving_gpu, frame))
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 from engine.catalog import defaults, get_gpu
@@ -66,7 +67,18 @@ class ServingBasis:
         return out
 
 
-def _serve_input(profile: Profile, gpus: int, efficiency: float = 1.0, requests_per_s: float = 1.0,
+@dataclass(frozen=True)
+class _ServingFields:
+    """The profile fields the serving estimator reads (a cache key)."""
+
+    serving_model: str
+    serving_gpu: str
+    serving_dtype: str
+    prompt_tokens: int
+    output_tokens: int
+
+
+def _serve_input(profile: Profile | _ServingFields, gpus: int, efficiency: float = 1.0, requests_per_s: float = 1.0,
                  price: float | None = None) -> ServeInput:
     d = defaults()
     return ServeInput(model=profile.serving_model, gpu=profile.serving_gpu, gpus=gpus, dtype=profile.serving_dtype,
@@ -77,16 +89,33 @@ def _serve_input(profile: Profile, gpus: int, efficiency: float = 1.0, requests_
 
 
 def serving_basis(profile: Profile, measured: dict | None = None) -> ServingBasis:
+    """One replica of the serving model (see :func:`_serving_basis`), cached on the fields it reads:
+    a change of users, growth, cash or price reuses it, so the page reruns without the estimator."""
+    base = _serving_basis(profile.serving_model, profile.serving_gpu, profile.serving_dtype, profile.prompt_tokens,
+                          profile.output_tokens, profile.serving_price_usd_per_hour)
+    if measured and measured.get("requests_per_s_per_replica"):
+        t1 = 1.0 / base.requests_per_s_per_replica()
+        factor = (1.0 / float(measured["requests_per_s_per_replica"])) / t1
+        base = replace(base, gpus_per_replica=int(measured.get("gpus") or base.gpus_per_replica),
+                       scaled_s=base.scaled_s * factor, fixed_s=base.fixed_s * factor,
+                       source=f"measured (run {measured.get('name')})")
+    return base
+
+
+@lru_cache(maxsize=256)
+def _serving_basis(model: str, gpu_id: str, dtype: str, prompt_tokens: int, output_tokens: int,
+                   price_usd_per_hour: float | None) -> ServingBasis:
     """One replica of the serving model: the tensor-parallel group (from the smallest that holds the
     weights up to one 8-GPU node) with the lowest GPU cost per request, per the serving estimator.
 
     Two estimates at efficiency factors 1 and 1/2 give the two parts of the per-request GPU time
     exactly (T(1) = a + b, T(1/2) = 2a + b), so the Monte Carlo can vary the efficiency without
-    rerunning the estimator. ``measured`` (a serving calibration of the same model on the same GPU:
-    ``requests_per_s_per_replica``, ``gpus``) replaces the estimator's throughput, keeping its split."""
-    spec = resolve_model(profile.serving_model)
-    gpu = get_gpu(profile.serving_gpu)
-    price = gpu.price_usd_per_hour if profile.serving_price_usd_per_hour is None else profile.serving_price_usd_per_hour
+    rerunning the estimator. A measured serving calibration of the same model on the same GPU
+    (``requests_per_s_per_replica``, ``gpus``) replaces the estimator's throughput, keeping its split."""
+    profile = _ServingFields(model, gpu_id, dtype, prompt_tokens, output_tokens)
+    spec = resolve_model(model)
+    gpu = get_gpu(gpu_id)
+    price = gpu.price_usd_per_hour if price_usd_per_hour is None else price_usd_per_hour
     probe = estimate_serving(_serve_input(profile, 1))
     low = probe.min_gpus_to_fit
     if low > spec.n_heads:
@@ -109,11 +138,6 @@ def serving_basis(profile: Profile, measured: dict | None = None) -> ServingBasi
     t1, t2 = 1.0 / full.requests_per_s_per_replica, 1.0 / half.requests_per_s_per_replica
     scaled, fixed = t2 - t1, max(0.0, 2.0 * t1 - t2)
     source = "estimator"
-    if measured and measured.get("requests_per_s_per_replica"):
-        g = int(measured.get("gpus") or g)
-        factor = (1.0 / float(measured["requests_per_s_per_replica"])) / t1
-        scaled, fixed = scaled * factor, fixed * factor
-        source = f"measured (run {measured.get('name')})"
     return ServingBasis(model=spec.id, gpu=gpu.id, gpus_per_replica=g, concurrency=full.concurrency,
                         scaled_s=scaled, fixed_s=fixed, price_usd_per_hour=price,
                         request_latency_s=full.request_latency_s, source=source)
