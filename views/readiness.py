@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from engine.access import demo_mode
-from engine.readiness.assess import assess
+from engine.readiness.assess import assess, incomplete
 from engine.readiness.charts import cash_fan, tornado
 from engine.readiness.profile import check_scenario_name, profile_errors, profile_from_mapping
 from engine.readiness.report import render_html, render_markdown
@@ -84,6 +84,8 @@ if save or copy or rename or delete:
 
 if errors:
     st.warning("The readiness figures wait for a complete profile: fix the fields marked above.")
+    st.subheader("Verdicts")
+    verdict_cards([a.to_dict() for a in incomplete(errors)])
     st.stop()
 
 profile = profile_from_mapping(data)

@@ -78,6 +78,24 @@ class Assessment:
         return out
 
 
+def incomplete(errors: dict[str, str], artifacts: Artifacts | None = None) -> list[A.Area]:
+    """Verdicts for a profile that failed validation: the money and latency areas say what is missing
+    (never a figure built on it); data and model still read the workspace."""
+    from engine.readiness import (all_runs, first_val_loss, latest_data_check, latest_training_run)
+
+    if artifacts is None:
+        run_ = latest_training_run(all_runs())
+        artifacts = Artifacts(data=latest_data_check(), training=run_,
+                              first_val_loss=first_val_loss(run_["name"]) if run_ else None)
+    fields = ", ".join(k or "profile" for k in errors)
+    first = next(iter(errors.values()), "")
+    why = f"The profile needs fixing first ({fields}): {first}"
+    return [A.Area("training", "no data yet", why, A.PAGES["training"]),
+            A.Area("serving", "no data yet", why, A.PAGES["serving"]),
+            A.data_area(artifacts.data), A.model_area(artifacts.training, artifacts.first_val_loss),
+            A.Area("latency", "no data yet", why, A.PAGES["latency"])]
+
+
 def assess(profile: Profile, *, scenario: str = "base", samples: int = DEFAULT_SAMPLES,
            ranges: dict[str, Range] | None = None, artifacts: Artifacts | None = None) -> Assessment:
     """Project the scenario, run the Monte Carlo and give each area its verdict. A training plan or a

@@ -195,17 +195,22 @@ def users_in_month(profile: Profile, month: int) -> float:
 
 def break_even_users(burn: float, revenue_per_user_month: float, users_per_replica: float,
                      replica_cost_month: float) -> int | None:
-    """Fewest daily users U with U·v >= burn + c·max(1, ceil(U / u)), v the revenue per user-month,
+    """Fewest whole daily users U with U·v >= burn + c·max(1, ceil(U / u)), v the revenue per user-month,
     u the users one replica serves at peak, c a replica's monthly cost.
 
-    k replicas serve up to k·u users, so k is feasible when (burn + c·k) / v <= k·u, i.e.
-    k >= burn / (v·u − c); the smallest such k (at least 1) gives U = ceil((burn + c·k) / v). When
-    v·u <= c every added replica costs more than its users pay: no U breaks even (None)."""
+    k replicas serve up to k·u users, so k can break even when (burn + c·k) / v <= k·u, i.e.
+    k >= burn / (v·u − c); from the smallest such k (at least 1), U = ceil((burn + c·k) / v) unless that
+    whole number already needs another replica, then the next k. When v·u <= c every added replica
+    costs more than its users pay: no U breaks even (None)."""
     v, u, c = revenue_per_user_month, users_per_replica, replica_cost_month
     if v <= 0 or v * u <= c:
         return None
     k = max(1, math.ceil(burn / (v * u - c) - 1e-12))
-    return max(1, math.ceil((burn + c * k) / v - 1e-9))
+    for k in range(k, k + 100_000):
+        users = max(1, math.ceil((burn + c * k) / v - 1e-9), math.floor((k - 1) * u) + 1)
+        if users <= k * u * (1 + 1e-12):
+            return users
+    return max(1, math.ceil((burn + c * k) / v - 1e-9))  # pragma: no cover - u far below one user
 
 
 @dataclass(frozen=True)

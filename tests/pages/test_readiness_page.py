@@ -58,6 +58,8 @@ def test_an_input_change_reruns_the_figures_and_bad_input_is_marked_at_its_field
     assert not at.exception
     assert any("daily_active_users must be > 0" in e.value for e in at.error)
     assert not at.metric  # no figures built on a bad input
+    captions = " ".join(c.value for c in at.caption)
+    assert "The profile needs fixing first \\(daily\\_active\\_users\\)" in captions  # a verdict saying what is missing
     at.number_input(key="rd_dau").set_value(5000)
     at.number_input(key="rd_growth").set_value(10_000).run()
     assert any("monthly_growth" in e.value for e in at.error)
