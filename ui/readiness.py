@@ -165,6 +165,27 @@ def key_figures(r: dict[str, Any]) -> None:
     row2[3].metric("Cash runs out", f"not within {r['horizon_months']} months" if cash_out is None else f"month {cash_out}")
 
 
+COMPARE_LABELS = {"training_cost_usd": "Training cost", "runway_months_after_training": "Runway after training (months)",
+                  "serving_gpus_needed": "Serving GPUs, month 1", "serving_cost_per_month_usd": "Serving cost per month",
+                  "revenue_per_month_usd": "Revenue per month", "gross_margin_per_request_usd": "Gross margin per request",
+                  "break_even_users": "Break-even daily users", "cash_out_month": "Cash runs out (month)"}
+
+
+def compare_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """engine.readiness.store.compare's rows, formatted for reading (money through ``money``)."""
+    def fmt(key: str, value: Any) -> str:
+        if value is None:
+            return "–" if key != "cash_out_month" else "not within 60"
+        if key.endswith("_usd"):
+            return ("-" + money(-value)) if value < 0 else money(value)
+        if key == "runway_months_after_training":
+            return f"{value:.1f}"
+        return f"{value:,}"
+
+    return pd.DataFrame([{**{k: fmt(r["figure"], v) for k, v in r.items() if k != "figure"},
+                          "figure": COMPARE_LABELS.get(r["figure"], r["figure"])} for r in rows]).set_index("figure")
+
+
 def quantile_table(r: dict[str, Any]) -> pd.DataFrame:
     def usd(v):
         return "–" if v is None else (("-" + money(-v)) if v < 0 else money(v))

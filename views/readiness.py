@@ -7,14 +7,14 @@ import json
 import pandas as pd
 import streamlit as st
 
-from engine.access import demo_mode
 from engine.readiness.assess import assess, incomplete
 from engine.readiness.charts import cash_fan, tornado
 from engine.readiness.profile import check_scenario_name, profile_errors, profile_from_mapping
 from engine.readiness.report import render_html, render_markdown
 from engine.readiness.store import ScenarioStore, compare
 from ui.access import demo_notice
-from ui.readiness import key_figures, load_into_state, plain, profile_form, quantile_table, show_errors, verdict_cards
+from ui.readiness import (compare_table, key_figures, load_into_state, plain, profile_form, quantile_table, show_errors,
+                          verdict_cards)
 from ui.widgets import run_engine
 
 st.title("Readiness")
@@ -132,4 +132,4 @@ if len(names) >= 2:
     chosen = st.multiselect("Scenarios", names, default=names[:3], key="rd_compare")
     if chosen:
         results = {n: run_engine(assess, store.get(n).profile, scenario=n, samples=200).to_dict() for n in chosen}
-        st.dataframe(pd.DataFrame(compare(results)), hide_index=True, width="stretch")
+        st.dataframe(compare_table(compare(results)), width="stretch")

@@ -48,10 +48,9 @@ def test_profile_verdicts_scenarios_and_report(app: AppPage, tmp_path) -> None:
     app.commit(app.number_input("Daily active users"), "20000")
     app.assert_no_exceptions()
     assert app.metric_value("Revenue per month") == "$400.0K"  # 20,000 users × $20
-    badges = app.page.get_by_test_id("stBadge") if app.page.get_by_test_id("stBadge").count() else app.page.locator("span")
-    expect(app.page.get_by_text("no data yet").first).to_be_visible()
+    expect(app.page.get_by_text("no data yet").first).to_be_visible()  # the verdict badges
+    assert app.page.get_by_test_id("stMain").inner_text().count("no data yet") == 3  # data, model, latency
     expect(app.page.get_by_text("No dataset checked yet", exact=False).first).to_be_visible()
-    assert badges.count() >= 5
 
     assert app.text_input("Scenario name").input_value() == "base"  # the default name
     _click(app, "Save")
@@ -101,22 +100,26 @@ def test_five_sessions_at_once_each_see_only_their_own_inputs(browser: Browser, 
         for app in apps:  # all five sessions open at once
             app.page.goto(f"{app.base_url}/readiness", wait_until="domcontentloaded")
         for app in apps:
-            expect(app.metric("Revenue per month").get_by_test_id("stMetricValue")).to_have_text("$100.0K")
+            revenue = app.metric("Revenue per month").get_by_test_id("stMetricValue")
+            expect(revenue).to_have_text("$100.0K", timeout=FIRST_LOAD_MS)
         for app, n in zip(apps, users):  # type into all five before waiting for any
             field = app.number_input("Daily active users")
             field.fill(str(n))
             field.press("Enter")
         for app, n in zip(apps, users):
             value = app.metric("Revenue per month").get_by_test_id("stMetricValue")
-            expect(value).to_have_text(f"${n * 20 / 1000:,.1f}K")  # subscription $20 × its own users
+            # subscription $20 × its own users
+            expect(value).to_have_text(f"${n * 20 / 1000:,.1f}K", timeout=FIRST_LOAD_MS)
             assert app.number_input("Daily active users").input_value() == str(n)
         for app, n in zip(reversed(apps), reversed(users)):  # a second round, another field, reverse order
             field = app.text_input("Company (shown on the report)")
             field.fill(f"company-{n}")
             field.press("Enter")
         for app, n in zip(apps, users):
-            expect(app.text_input("Company (shown on the report)")).to_have_value(f"company-{n}")
-            expect(app.metric("Revenue per month").get_by_test_id("stMetricValue")).to_have_text(f"${n * 20 / 1000:,.1f}K")
+            company = app.text_input("Company (shown on the report)")
+            expect(company).to_have_value(f"company-{n}", timeout=FIRST_LOAD_MS)
+            revenue = app.metric("Revenue per month").get_by_test_id("stMetricValue")
+            expect(revenue).to_have_text(f"${n * 20 / 1000:,.1f}K", timeout=FIRST_LOAD_MS)
             assert not app.page_errors and app.page.get_by_test_id("stException").count() == 0
     finally:
         for context in contexts:

@@ -16,8 +16,9 @@ from ui.navigation import PAGES
 PAGE = "views/readiness.py"
 
 
-def _cards(at) -> list[str]:
-    return [b.proto.label for b in at.get("badge")] if at.get("badge") else []
+def _statuses(at) -> list[str]:
+    """The verdict badges (st.badge renders as ':color-badge[:icon: status]' markdown)."""
+    return [m.value.split(": ", 1)[1].rstrip("]") for m in at.markdown if "-badge[" in m.value]
 
 
 def test_empty_workspace_shows_the_example_figures_and_no_data_verdicts():
@@ -26,6 +27,7 @@ def test_empty_workspace_shows_the_example_figures_and_no_data_verdicts():
     m = metrics(at)
     assert m["Training cost"].startswith("$") and m["Serving GPUs, month 1"] == "1"
     assert m["Runway after training"].endswith("months")
+    assert _statuses(at) == ["ready", "ready", "no data yet", "no data yet", "no data yet"]
     captions = " ".join(c.value for c in at.caption)
     assert "No dataset checked yet" in captions and "No model trained yet" in captions
     assert "No measured latency yet" in captions
@@ -46,6 +48,7 @@ def test_populated_workspace_changes_the_verdicts(tmp_path):
     captions = " ".join(c.value for c in at.caption)
     assert "d.csv scores" in captions and "The latest run r1" in captions
     assert "No dataset checked yet" not in captions
+    assert _statuses(at)[3] == "ready"  # the model area: validation loss 4.0 -> 2.0
 
 
 def test_an_input_change_reruns_the_figures_and_bad_input_is_marked_at_its_field():
