@@ -20,7 +20,7 @@ def tornado(rows: list[dict[str, Any]]) -> go.Figure:
     pair per assumption, biggest runway swing on top, drawn around the point value."""
     order = list(reversed(rows))  # plotly draws the first category at the bottom
     labels = [r["label"] for r in order]
-    data, shapes, annotations = [], [], []
+    data, shapes, titles = [], [], []
     for axis, metric, title, domain in (("", "runway", "Runway after training (months)", [0.0, 0.47]),
                                         ("2", "margin", "Gross margin per request (USD)", [0.53, 1.0])):
         base = (order[0][f"{metric}_base"] if order else None) or 0.0
@@ -32,12 +32,10 @@ def tornado(rows: list[dict[str, Any]]) -> go.Figure:
                              hovertemplate="%{y}<br>×%{customdata:g}: %{x:+.4g} from the point value<extra></extra>"))
         shapes.append(dict(type="line", xref=f"x{axis}", yref="paper", x0=base, x1=base, y0=0, y1=1,
                            line=dict(color="#111827", width=1)))
-        annotations.append(dict(text=title, showarrow=False, xref="paper", yref="paper", x=sum(domain) / 2, y=1.0,
-                                yanchor="bottom", font=dict(size=13)))
+        titles.append(dict(domain=domain, title=dict(text=title, font=dict(size=12))))
     layout = dict(
         title=dict(text="What moves runway and margin most (one assumption at a time)"), barmode="overlay",
-        height=140 + 42 * len(rows), shapes=shapes, annotations=annotations,
-        xaxis=dict(domain=[0.0, 0.47]), xaxis2=dict(domain=[0.53, 1.0]),
+        height=160 + 42 * len(rows), shapes=shapes, xaxis=titles[0], xaxis2=titles[1],
         yaxis=dict(automargin=True), yaxis2=dict(anchor="x2", matches="y", showticklabels=False), **_LAYOUT)
     return go.Figure(dict(data=data, layout=layout))
 
