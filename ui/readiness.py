@@ -121,6 +121,31 @@ def profile_form(disabled: bool = False) -> tuple[dict[str, Any], dict[str, Any]
     return data, holders
 
 
+def ranges_editor() -> dict[str, Any]:
+    """The Monte Carlo ranges as an editable table (factors on the profile's values), defaults from the
+    catalog; returns Range objects by key (the engine checks them: low <= most likely <= high)."""
+    from engine.readiness.montecarlo import Range, default_ranges
+
+    defaults = default_ranges()
+    frame = pd.DataFrame([{"key": r.key, "assumption": r.label, "distribution": r.distribution, "low": r.low,
+                           "most likely": r.mode, "high": r.high, "source": r.source} for r in defaults.values()])
+    edited = st.data_editor(
+        frame, key="rd_ranges", hide_index=True, width="stretch", num_rows="fixed",
+        disabled=["key", "assumption", "source"],
+        column_config={"key": None,
+                       "distribution": st.column_config.SelectboxColumn("distribution", options=["triangular", "uniform"],
+                                                                        required=True),
+                       "low": st.column_config.NumberColumn("low", min_value=0.01, max_value=100, required=True),
+                       "most likely": st.column_config.NumberColumn("most likely", min_value=0.01, max_value=100,
+                                                                    required=True),
+                       "high": st.column_config.NumberColumn("high", min_value=0.01, max_value=100, required=True),
+                       "source": st.column_config.TextColumn("source", width="large")})
+    return {row["key"]: Range(key=row["key"], label=row["assumption"], distribution=row["distribution"],
+                              low=float(row["low"]), mode=float(row["most likely"]), high=float(row["high"]),
+                              source=row["source"], date=defaults[row["key"]].date)
+            for row in edited.to_dict("records")}
+
+
 def show_errors(errors: dict[str, str], holders: dict[str, Any]) -> None:
     for name, message in errors.items():
         target = holders.get(name)

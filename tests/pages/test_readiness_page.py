@@ -156,3 +156,22 @@ def test_no_page_renders_html_from_text():
     offenders = [str(p.relative_to(ROOT)) for folder in ("views", "ui") for p in (ROOT / folder).glob("*.py")
                  if "unsafe_allow_html=True" in p.read_text() or "st.html(" in p.read_text()]
     assert offenders == []
+
+
+def test_ranges_are_offered_for_editing_with_the_catalog_defaults():
+    """The page's range editor starts from the catalog; what it returns goes to assess(ranges=...),
+    where collapsing every range to its point value collapses the quantiles (AppTest cannot type into
+    a data editor, so the second half calls the engine as the page does)."""
+    from engine.readiness.assess import assess
+    from engine.readiness.montecarlo import FACTORS, Range, default_ranges
+
+    at = run_page(PAGE)
+    editor = next(d.value for d in at.dataframe if "most likely" in d.value.columns)
+    assert set(editor["key"]) == set(FACTORS)
+    mfu = editor.set_index("key").loc["mfu"]
+    assert (mfu["low"], mfu["most likely"], mfu["high"]) == (default_ranges()["mfu"].low, 1.0, default_ranges()["mfu"].high)
+    point = {k: Range(k, r.label, "triangular", 1.0, 1.0, 1.0) for k, r in default_ranges().items()}
+    q = assess(example_profile(), ranges=point, samples=200).to_dict()["quantiles"]["training_cost_usd"]
+    assert q["p10"] == q["p50"] == q["p90"]
+    wide = assess(example_profile(), samples=200).to_dict()["quantiles"]["training_cost_usd"]
+    assert wide["p10"] < wide["p90"]
