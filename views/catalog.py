@@ -31,3 +31,7 @@ st.download_button("Download models (CSV)", models.to_csv(index=False), "models.
 
 st.subheader("Default assumptions")
 st.dataframe(pd.DataFrame(catalog.default_rows()), hide_index=True, width="stretch")
+
+st.subheader("Readiness ranges")
+st.caption("Factors on a scenario's own values for the readiness Monte Carlo (engine/catalog/uncertainty.toml).")
+st.dataframe(pd.DataFrame(catalog.uncertainty_rows()), hide_index=True, width="stretch")
