@@ -105,6 +105,23 @@ def latest_calibration(frame=None) -> dict[str, Any] | None:
 # carries ``model``, ``gpu``, ``gpus`` (per replica), ``requests_per_s_per_replica`` and
 # ``p95_latency_s``. Until it lands none exist, and the serving and latency areas say so.
 SERVING_KINDS = ("serve", "infer")
+# The inference room's ``calibrate --serve`` (engine/infer/serve_calibrate.py) records runs of this kind:
+# measured prefill and decode rates on its device and the efficiencies they imply for the estimator.
+SERVE_CALIBRATE_KIND = "serve-calibrate"
+
+
+def latest_serving_calibration(frame=None) -> dict[str, Any] | None:
+    """The newest finished serving calibration (device, implied prefill and decode efficiencies), or None."""
+    runs = _runs(SERVE_CALIBRATE_KIND, frame)
+    if runs is None or runs.empty:
+        return None
+    done = runs[runs["status"] == "finished"]
+    if done.empty:
+        return None
+    s = done.iloc[0]["summary"] or {}
+    keys = ("source", "backend", "device", "device_name", "prompt_tokens", "output_tokens",
+            "implied_prefill_efficiency", "implied_decode_efficiency", "calibrated_decode_ratio_max_error")
+    return {"name": done.iloc[0]["name"], **{k: s.get(k) for k in keys}}
 
 
 def latest_serving_measurement(model: str | None = None, gpu: str | None = None, frame=None) -> dict[str, Any] | None:

@@ -78,21 +78,44 @@ class _ServingFields:
     output_tokens: int
 
 
-def _serve_input(profile: Profile | _ServingFields, gpus: int, efficiency: float = 1.0, requests_per_s: float = 1.0,
-                 price: float | None = None) -> ServeInput:
+def serving_efficiencies(gpu_id: str, calibration: dict | None) -> tuple[float, float, str]:
+    """(prefill compute efficiency, decode bandwidth efficiency, where they come from): a serving
+    calibration's implied efficiencies when it ran on the serving GPU's model (the inference room's
+    ``calibrate --serve``, a finished ``serve-calibrate`` run), else defaults.toml's."""
     d = defaults()
+    if calibration and calibration.get("implied_prefill_efficiency") and calibration.get("implied_decode_efficiency"):
+        device = str(calibration.get("device_name") or "")
+        if gpu_token(gpu_id) in device.lower():
+            pe = min(1.0, float(calibration["implied_prefill_efficiency"]))
+            de = min(1.0, float(calibration["implied_decode_efficiency"]))
+            return pe, de, (f"estimator with efficiencies measured by serving calibration {calibration.get('name')} "
+                            f"on {device} (prefill {pe:.2f}, decode {de:.2f})")
+        return (d["prefill_compute_efficiency"], d["decode_bandwidth_efficiency"],
+                f"estimator (the latest serving calibration, {calibration.get('name')}, ran on {device or 'another device'}, "
+                f"not a {gpu_id}: default efficiencies)")
+    return d["prefill_compute_efficiency"], d["decode_bandwidth_efficiency"], "estimator"
+
+
+def _serve_input(profile: Profile | _ServingFields, gpus: int, efficiency: float = 1.0, requests_per_s: float = 1.0,
+                 price: float | None = None, base: tuple[float, float] | None = None) -> ServeInput:
+    """``base``: the (prefill, decode) efficiencies the factor ``efficiency`` scales (default: defaults.toml)."""
+    d = defaults()
+    pe, de = base or (d["prefill_compute_efficiency"], d["decode_bandwidth_efficiency"])
     return ServeInput(model=profile.serving_model, gpu=profile.serving_gpu, gpus=gpus, dtype=profile.serving_dtype,
                       prompt_tokens=profile.prompt_tokens, output_tokens=profile.output_tokens,
                       requests_per_s=requests_per_s, price_usd_per_hour=price,
-                      prefill_efficiency=d["prefill_compute_efficiency"] * efficiency,
-                      decode_efficiency=d["decode_bandwidth_efficiency"] * efficiency)
+                      prefill_efficiency=pe * efficiency, decode_efficiency=de * efficiency)
 
 
-def serving_basis(profile: Profile, measured: dict | None = None) -> ServingBasis:
+def serving_basis(profile: Profile, measured: dict | None = None, calibration: dict | None = None) -> ServingBasis:
     """One replica of the serving model (see :func:`_serving_basis`), cached on the fields it reads:
-    a change of users, growth, cash or price reuses it, so the page reruns without the estimator."""
+    a change of users, growth, cash or price reuses it, so the page reruns without the estimator.
+    ``calibration``: the latest serving calibration (its efficiencies apply when it ran on this GPU
+    model); ``measured``: a direct throughput measurement of this model on this GPU (replaces both)."""
+    pe, de, source = serving_efficiencies(profile.serving_gpu, calibration)
     base = _serving_basis(profile.serving_model, profile.serving_gpu, profile.serving_dtype, profile.prompt_tokens,
-                          profile.output_tokens, profile.serving_price_usd_per_hour)
+                          profile.output_tokens, profile.serving_price_usd_per_hour, pe, de)
+    base = replace(base, source=source)
     if measured and measured.get("requests_per_s_per_replica"):
         t1 = 1.0 / base.requests_per_s_per_replica()
         factor = (1.0 / float(measured["requests_per_s_per_replica"])) / t1
@@ -104,7 +127,7 @@ def serving_basis(profile: Profile, measured: dict | None = None) -> ServingBasi
 
 @lru_cache(maxsize=256)
 def _serving_basis(model: str, gpu_id: str, dtype: str, prompt_tokens: int, output_tokens: int,
-                   price_usd_per_hour: float | None) -> ServingBasis:
+                   price_usd_per_hour: float | None, prefill_efficiency: float, decode_efficiency: float) -> ServingBasis:
     """One replica of the serving model: the tensor-parallel group (from the smallest that holds the
     weights up to one 8-GPU node) with the lowest GPU cost per request, per the serving estimator.
 
@@ -116,7 +139,8 @@ def _serving_basis(model: str, gpu_id: str, dtype: str, prompt_tokens: int, outp
     spec = resolve_model(model)
     gpu = get_gpu(gpu_id)
     price = gpu.price_usd_per_hour if price_usd_per_hour is None else price_usd_per_hour
-    probe = estimate_serving(_serve_input(profile, 1))
+    eff = (prefill_efficiency, decode_efficiency)
+    probe = estimate_serving(_serve_input(profile, 1, base=eff))
     low = probe.min_gpus_to_fit
     if low > spec.n_heads:
         raise ValidationError(f"serving_model {spec.id} does not fit one tensor-parallel group of {gpu.id} "
@@ -124,7 +148,7 @@ def _serving_basis(model: str, gpu_id: str, dtype: str, prompt_tokens: int, outp
     groups = [d for d in range(low, max(8, low) + 1) if spec.n_heads % d == 0] or [low]
     best = None
     for g in groups:
-        est = estimate_serving(_serve_input(profile, g))
+        est = estimate_serving(_serve_input(profile, g, base=eff))
         if not est.fits:
             continue
         per_gpu = est.requests_per_s_per_replica / g
@@ -134,7 +158,7 @@ def _serving_basis(model: str, gpu_id: str, dtype: str, prompt_tokens: int, outp
         raise ValidationError(f"serving_model {spec.id} with {profile.prompt_tokens} + {profile.output_tokens} tokens "
                               f"does not fit on {gpu.id}; choose a GPU with more memory")
     _, g, full = best
-    half = estimate_serving(_serve_input(profile, g, efficiency=0.5))
+    half = estimate_serving(_serve_input(profile, g, efficiency=0.5, base=eff))
     t1, t2 = 1.0 / full.requests_per_s_per_replica, 1.0 / half.requests_per_s_per_replica
     scaled, fixed = t2 - t1, max(0.0, 2.0 * t1 - t2)
     source = "estimator"
@@ -303,11 +327,12 @@ def project(profile: Profile, basis: ServingBasis, training_cost_usd: float, *, 
     )
 
 
-def plan(profile: Profile, *, calibration: dict | None = None, measured_serving: dict | None = None) -> Projection:
+def plan(profile: Profile, *, calibration: dict | None = None, measured_serving: dict | None = None,
+         serving_calibration: dict | None = None) -> Projection:
     """The profile's projection through the estimators (training estimator per planned run, serving
-    estimator for a replica), with a measured calibration where one applies."""
+    estimator for a replica), with measured calibrations where they apply."""
     runs = training_costs(profile, calibration)
-    basis = serving_basis(profile, measured_serving)
+    basis = serving_basis(profile, measured_serving, serving_calibration)
     return project(profile, basis, sum(r["cost_usd"] for r in runs), training=tuple(runs))
 
 
@@ -323,20 +348,22 @@ def scaled_profile(profile: Profile, users: float = 1.0, growth: float = 1.0, re
 
 
 def scalar_sample(profile: Profile, factors: dict[str, float], *, calibration: dict | None = None,
-                  horizon: int = HORIZON_MONTHS) -> Projection:
+                  serving_calibration: dict | None = None, horizon: int = HORIZON_MONTHS) -> Projection:
     """One Monte Carlo sample the slow way: the training estimator per planned run and the serving
     estimator for every month's load, with the sample's factors applied to the inputs. The reference
     that ``engine.readiness.montecarlo.simulate`` (all samples at once) must agree with."""
     f = factors
     runs = training_costs(profile, calibration, mfu_factor=f["mfu"], tokens_factor=f["tokens"], price_factor=f["gpu_price"])
-    group = serving_basis(profile).gpus_per_replica  # the replica shape is chosen once, at the point values
+    point = serving_basis(profile, calibration=serving_calibration)
+    group = point.gpus_per_replica  # the replica shape is chosen once, at the point values
+    pe, de, _ = serving_efficiencies(profile.serving_gpu, serving_calibration)
     sample = scaled_profile(profile, users=f["users"], growth=f["growth"], requests=f["requests_per_user"],
                             price=f["gpu_price"])
-    basis = replace(serving_basis(profile), price_usd_per_hour=sample.serving_price_usd_per_hour)
+    basis = replace(point, price_usd_per_hour=sample.serving_price_usd_per_hour)
 
     def replicas_for(peak_rps: float) -> int:
         return estimate_serving(_serve_input(sample, group, efficiency=f["serving_efficiency"], requests_per_s=peak_rps,
-                                             price=sample.serving_price_usd_per_hour)).replicas
+                                             price=sample.serving_price_usd_per_hour, base=(pe, de))).replicas
 
     return project(sample, basis, sum(r["cost_usd"] for r in runs), efficiency=f["serving_efficiency"],
                    horizon=horizon, training=tuple(runs), replicas_for=replicas_for)
