@@ -121,6 +121,12 @@ def model_area(run: dict | None, first_val_loss: float | None = None) -> Area:
         return Area("model", "at risk", f"The latest run {name} ({status}) has no validation loss yet.", PAGES["model"])
     acc = run.get("val_accuracy")
     quality = f"validation loss {loss:.3f}" + (f", accuracy {acc:.1%}" if acc is not None else "")
+    ev = run.get("evaluation") or {}  # the evaluation report's headline (engine/lab/evaluate.py), when saved
+    shown = [f"{label} {ev[key]:{fmt}}" for key, label, fmt in (("accuracy", "accuracy", ".1%"), ("macro_f1", "macro F1", ".3f"),
+                                                               ("perplexity", "perplexity", ".3g"))
+             if isinstance(ev.get(key), (int, float))]
+    if shown:
+        quality += "; evaluation: " + ", ".join(shown)
     if first_val_loss is not None and first_val_loss > 0:
         drop = 1.0 - loss / first_val_loss
         if drop < LEARNED_FRACTION:

@@ -191,3 +191,12 @@ def test_a_serving_calibration_on_the_serving_gpu_sets_the_efficiencies():
     latency = _areas(h100)["latency"]
     assert latency.status in ("ready", "at risk", "blocked") and "no p95 measured yet" in latency.reason
     assert "serving calibration sc-h100" in _areas(h100)["serving"].reason
+
+
+def test_the_model_area_quotes_the_evaluation_report_when_there_is_one():
+    from engine.readiness.areas import model_area
+
+    run = {"name": "r1", "status": "finished", "val_loss": 0.4, "evaluation": {"accuracy": 0.91, "macro_f1": 0.88}}
+    area = model_area(run, first_val_loss=0.7)
+    assert area.status == "ready" and "evaluation: accuracy 91.0%, macro F1 0.880" in area.reason
+    assert "evaluation" not in model_area({**run, "evaluation": None}, 0.7).reason
