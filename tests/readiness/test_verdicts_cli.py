@@ -199,4 +199,4 @@ def test_the_model_area_quotes_the_evaluation_report_when_there_is_one():
     run = {"name": "r1", "status": "finished", "val_loss": 0.4, "evaluation": {"accuracy": 0.91, "macro_f1": 0.88}}
     area = model_area(run, first_val_loss=0.7)
     assert area.status == "ready" and "evaluation: accuracy 91.0%, macro F1 0.880" in area.reason
-    assert "evaluation" not in model_area({**run, "evaluation": None}, 0.7).reason
+    assert "evaluation:" not in model_area({**run, "evaluation": None}, 0.7).reason
