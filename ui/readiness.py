@@ -15,6 +15,7 @@ from engine import catalog
 from engine.estimate import models as model_specs
 from engine.readiness.areas import TITLES
 from engine.readiness.profile import PRICE_FIELDS, Profile, example_profile
+from engine.units import format_count
 from ui.navigation import PAGES, link
 from ui.widgets import money
 
@@ -44,7 +45,7 @@ def load_into_state(profile: Profile, version: int | None = None) -> None:
         "rd_serving_model": profile.serving_model, "rd_serving_gpu": profile.serving_gpu, "rd_price_kind": kind,
         "rd_price": float(price), "rd_peak": float(profile.peak_factor),
     })
-    ss["rd_training_rows"] = [{"model": t.model, "tokens": f"{t.tokens:.4g}", "gpu": t.gpu, "gpus": int(t.gpus)}
+    ss["rd_training_rows"] = [{"model": t.model, "tokens": format_count(t.tokens, 12), "gpu": t.gpu, "gpus": int(t.gpus)}
                               for t in profile.training]
     ss["rd_training_version"] = ss.get("rd_training_version", 0) + 1  # a fresh editor shows the loaded rows
 
@@ -187,7 +188,8 @@ def key_figures(r: dict[str, Any]) -> None:
     be = r.get("break_even_users")
     row2[2].metric("Break-even daily users", "never at this price" if be is None else f"{be:,}",
                    help="the fewest daily users whose revenue covers burn and serving in a month")
-    row2[3].metric("Cash runs out", f"not within {r['horizon_months']} months" if cash_out is None else f"month {cash_out}")
+    row2[3].metric("Cash runs out", f"after month {r['horizon_months']}" if cash_out is None else f"month {cash_out}",
+                   help=f"the first month that ends below zero, within a {r['horizon_months']}-month horizon")
 
 
 COMPARE_LABELS = {"training_cost_usd": "Training cost", "runway_months_after_training": "Runway after training (months)",
