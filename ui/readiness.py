@@ -15,6 +15,7 @@ from engine import catalog
 from engine.estimate import models as model_specs
 from engine.readiness.areas import TITLES
 from engine.readiness.profile import PRICE_FIELDS, Profile, example_profile
+from engine.units import format_count
 from ui.navigation import PAGES, link
 from ui.widgets import money
 
@@ -44,7 +45,7 @@ def load_into_state(profile: Profile, version: int | None = None) -> None:
         "rd_serving_model": profile.serving_model, "rd_serving_gpu": profile.serving_gpu, "rd_price_kind": kind,
         "rd_price": float(price), "rd_peak": float(profile.peak_factor),
     })
-    ss["rd_training_rows"] = [{"model": t.model, "tokens": f"{t.tokens:.4g}", "gpu": t.gpu, "gpus": int(t.gpus)}
+    ss["rd_training_rows"] = [{"model": t.model, "tokens": format_count(t.tokens, 12), "gpu": t.gpu, "gpus": int(t.gpus)}
                               for t in profile.training]
     ss["rd_training_version"] = ss.get("rd_training_version", 0) + 1  # a fresh editor shows the loaded rows
 
@@ -121,6 +122,31 @@ def profile_form(disabled: bool = False) -> tuple[dict[str, Any], dict[str, Any]
     return data, holders
 
 
+def ranges_editor() -> dict[str, Any]:
+    """The Monte Carlo ranges as an editable table (factors on the profile's values), defaults from the
+    catalog; returns Range objects by key (the engine checks them: low <= most likely <= high)."""
+    from engine.readiness.montecarlo import Range, default_ranges
+
+    defaults = default_ranges()
+    frame = pd.DataFrame([{"key": r.key, "assumption": r.label, "distribution": r.distribution, "low": r.low,
+                           "most likely": r.mode, "high": r.high, "source": r.source} for r in defaults.values()])
+    edited = st.data_editor(
+        frame, key="rd_ranges", hide_index=True, width="stretch", num_rows="fixed",
+        disabled=["key", "assumption", "source"],
+        column_config={"key": None,
+                       "distribution": st.column_config.SelectboxColumn("distribution", options=["triangular", "uniform"],
+                                                                        required=True),
+                       "low": st.column_config.NumberColumn("low", min_value=0.01, max_value=100, required=True),
+                       "most likely": st.column_config.NumberColumn("most likely", min_value=0.01, max_value=100,
+                                                                    required=True),
+                       "high": st.column_config.NumberColumn("high", min_value=0.01, max_value=100, required=True),
+                       "source": st.column_config.TextColumn("source", width="large")})
+    return {row["key"]: Range(key=row["key"], label=row["assumption"], distribution=row["distribution"],
+                              low=float(row["low"]), mode=float(row["most likely"]), high=float(row["high"]),
+                              source=row["source"], date=defaults[row["key"]].date)
+            for row in edited.to_dict("records")}
+
+
 def show_errors(errors: dict[str, str], holders: dict[str, Any]) -> None:
     for name, message in errors.items():
         target = holders.get(name)
@@ -162,7 +188,29 @@ def key_figures(r: dict[str, Any]) -> None:
     be = r.get("break_even_users")
     row2[2].metric("Break-even daily users", "never at this price" if be is None else f"{be:,}",
                    help="the fewest daily users whose revenue covers burn and serving in a month")
-    row2[3].metric("Cash runs out", f"not within {r['horizon_months']} months" if cash_out is None else f"month {cash_out}")
+    row2[3].metric("Cash runs out", f"after month {r['horizon_months']}" if cash_out is None else f"month {cash_out}",
+                   help=f"the first month that ends below zero, within a {r['horizon_months']}-month horizon")
+
+
+COMPARE_LABELS = {"training_cost_usd": "Training cost", "runway_months_after_training": "Runway after training (months)",
+                  "serving_gpus_needed": "Serving GPUs, month 1", "serving_cost_per_month_usd": "Serving cost per month",
+                  "revenue_per_month_usd": "Revenue per month", "gross_margin_per_request_usd": "Gross margin per request",
+                  "break_even_users": "Break-even daily users", "cash_out_month": "Cash runs out (month)"}
+
+
+def compare_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """engine.readiness.store.compare's rows, formatted for reading (money through ``money``)."""
+    def fmt(key: str, value: Any) -> str:
+        if value is None:
+            return "–" if key != "cash_out_month" else "not within 60"
+        if key.endswith("_usd"):
+            return ("-" + money(-value)) if value < 0 else money(value)
+        if key == "runway_months_after_training":
+            return f"{value:.1f}"
+        return f"{value:,}"
+
+    return pd.DataFrame([{**{k: fmt(r["figure"], v) for k, v in r.items() if k != "figure"},
+                          "figure": COMPARE_LABELS.get(r["figure"], r["figure"])} for r in rows]).set_index("figure")
 
 
 def quantile_table(r: dict[str, Any]) -> pd.DataFrame:

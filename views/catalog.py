@@ -38,3 +38,7 @@ st.subheader("Currencies")
 st.caption("Rates per US dollar, each with its source and date; the sidebar setting can override them. Catalog "
            "prices are USD list prices converted at the rate, not local quotes: type your own in your currency.")
 st.dataframe(pd.DataFrame(catalog.currency_rows()), hide_index=True, width="stretch")
+
+st.subheader("Readiness ranges")
+st.caption("Factors on a scenario's own values for the readiness Monte Carlo (engine/catalog/uncertainty.toml).")
+st.dataframe(pd.DataFrame(catalog.uncertainty_rows()), hide_index=True, width="stretch")

@@ -17,6 +17,7 @@ from engine.datacheck.runner import estimate_sentence
 from engine.datacheck.samples import SAMPLES, write_sample
 from engine.tabular import sheet_names
 from ui.currency import current_currency, money_result
+from ui.access import demo_notice
 from ui.navigation import PAGES, link
 from ui.widgets import run_engine
 
@@ -30,6 +31,8 @@ SEVERITY_ICONS = {"critical": ":material/dangerous:", "high": ":material/error:"
 st.title("Data checks")
 st.caption("Is this dataset ready to train on? Duplicates, near-duplicates, PII, leakage, label problems, "
            "drift and more: each finding with its rows, masked examples and a fix.")
+if demo_notice("uploads and new data checks (they write to the shared workspace)"):
+    st.stop()
 
 
 @st.cache_data(show_spinner=False)

@@ -48,6 +48,9 @@ m[3].metric("Serve: cost / M output tokens", money(serve.cost_per_million_output
 st.divider()
 st.subheader("Readiness")
 pages = {info.url_path: info for info in PAGES}
+st.caption("Runway, margin, break-even users and how sure each figure is, from your own company numbers, "
+           "with a report to send:")
+link(pages["readiness"])
 ready = readiness()
 r1, r2, r3 = st.columns(3)
 with r1, st.container(border=True):

@@ -27,6 +27,7 @@ from engine.lab.trainer import TrainConfig  # noqa: E402
 from engine.store import ACTIVE, Registry  # noqa: E402
 from engine.units import format_bytes, format_bytes_short, format_count  # noqa: E402
 from ui.evaluation import evaluation_section  # noqa: E402
+from ui.access import demo_notice  # noqa: E402
 from ui.widgets import run_engine  # noqa: E402
 
 UPLOAD_TYPES = ["txt", "md", "csv", "tsv", "jsonl", "json", "parquet", "xlsx", "xlsm", "xls", "ods", "gz"]
@@ -37,6 +38,7 @@ st.title("Model lab")
 st.caption("Train a small Transformer on your data, on this machine, with live curves. Runs keep going in "
            "their own process when you switch pages or close the tab; stop, resume, compare and delete them here.")
 
+demo = demo_notice("uploads, training, stop, resume, delete and calibration")
 registry = Registry()
 jobs.refresh(registry)
 
@@ -55,7 +57,7 @@ with st.expander("Start a training run", expanded=not st.session_state.get("lab_
             task = CORPORA[sample].task
         else:
             if source == "Upload a file":
-                up = st.file_uploader("Dataset", type=UPLOAD_TYPES, key="lab_upload",
+                up = st.file_uploader("Dataset", type=UPLOAD_TYPES, key="lab_upload", disabled=demo,
                                       help="text, JSONL, CSV/TSV or Parquet; also listed on the data-checks page")
                 if up is not None:
                     data = str(run_engine(workspace.save_upload, up.name, up.getvalue()))
@@ -97,7 +99,7 @@ with st.expander("Start a training run", expanded=not st.session_state.get("lab_
         device = st.selectbox("Device", ["auto", "cpu", "cuda"], key="lab_device")
         seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="lab_seed")
         name = st.text_input("Run name", "", key="lab_name", help="blank: the preset's name")
-    if st.button("Start training", type="primary", key="lab_start", disabled=source != "Built-in corpus" and not data):
+    if st.button("Start training", type="primary", key="lab_start", disabled=demo or source != "Built-in corpus" and not data):
         run_engine(resolve_device, device)  # no CUDA here: one error line now, not a run that fails later
         cfg = TrainConfig(
             data=data, sample=sample, task=task,
@@ -191,8 +193,8 @@ def _run_view(name: str) -> None:
             metrics = st.session_state.setdefault(frozen_key, metrics)
         st.plotly_chart(_curves({name: metrics}, view=f"run:{name}"), width="stretch", key=f"lab_curve_{name}")
     if status in ACTIVE:
-        if st.button("Stop (checkpoint and end)", key=f"lab_stop_{name}"):
-            jobs.stop_run(name, registry=registry)
+        if st.button("Stop (checkpoint and end)", key=f"lab_stop_{name}", disabled=demo):
+            run_engine(jobs.stop_run, name, registry=registry)
             st.toast("Stop requested: the run checkpoints and ends after this step.")
     samples = registry.samples(name, limit=3)
     if samples:
@@ -243,7 +245,7 @@ with st.expander("Calibrate this machine (measured MFU for the cost estimator)")
     cal_preset = k1.selectbox("Preset", list(PRESETS), key="lab_cal_preset", format_func=lambda p: PRESETS[p].name)
     cal_device = k2.selectbox("Device", ["auto", "cpu", "cuda"], key="lab_cal_device")
     k3.write("")
-    if k3.button("Run calibration", key="lab_cal_start",
+    if k3.button("Run calibration", key="lab_cal_start", disabled=demo,
                  help="a few timed training steps on random tokens, in their own process"):
         run_engine(resolve_device, cal_device)  # no CUDA here: one error line now, not a silent child exit
         st.session_state["lab_cal_pid"] = run_engine(jobs.start_calibration, cal_preset, cal_device, registry=registry)
@@ -313,10 +315,10 @@ with a1:
     more = b2.number_input("Resume to step", 1, 1_000_000,
                            int(((target_run.get("config") or {}).get("resolved") or {}).get("max_steps") or 100),
                            key=f"lab_resume_to_{target}")
-    if b2.button("Resume", key="lab_resume", disabled=target_run["status"] in ACTIVE):
+    if b2.button("Resume", key="lab_resume", disabled=demo or target_run["status"] in ACTIVE):
         st.session_state["lab_run"] = run_engine(jobs.resume_run, target, max_steps=int(more), registry=registry)
         st.rerun()
-    if b3.button("Delete", key="lab_delete", disabled=target_run["status"] in ACTIVE,
+    if b3.button("Delete", key="lab_delete", disabled=demo or target_run["status"] in ACTIVE,
                  help="removes the run's folder (checkpoints) and its registry rows"):
         run_engine(jobs.delete_run, target, registry=registry)
         if st.session_state.get("lab_run") == target:

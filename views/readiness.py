@@ -4,17 +4,16 @@ founder's own numbers (named scenarios in the workspace) and this workspace's ar
 
 import json
 
-import pandas as pd
 import streamlit as st
 
-from engine.access import demo_mode
-from engine.readiness.assess import assess
+from engine.readiness.assess import assess, incomplete
 from engine.readiness.charts import cash_fan, tornado
 from engine.readiness.profile import check_scenario_name, profile_errors, profile_from_mapping
 from engine.readiness.report import render_html, render_markdown
 from engine.readiness.store import ScenarioStore, compare
 from ui.access import demo_notice
-from ui.readiness import key_figures, load_into_state, plain, profile_form, quantile_table, show_errors, verdict_cards
+from ui.readiness import (compare_table, key_figures, load_into_state, plain, profile_form, quantile_table,
+                          ranges_editor, show_errors, verdict_cards)
 from ui.widgets import run_engine
 
 st.title("Readiness")
@@ -61,6 +60,8 @@ with s2:
 # ---- the profile -------------------------------------------------------------------------------------
 with st.expander("Company profile", expanded=True):
     data, holders = profile_form(disabled=False)
+with st.expander("Uncertainty ranges: factors on your values (defaults and sources: engine/catalog/uncertainty.toml)"):
+    ranges = ranges_editor()
 errors = profile_errors(data)
 show_errors(errors, holders)
 
@@ -84,11 +85,13 @@ if save or copy or rename or delete:
 
 if errors:
     st.warning("The readiness figures wait for a complete profile: fix the fields marked above.")
+    st.subheader("Verdicts")
+    verdict_cards([a.to_dict() for a in incomplete(errors)])
     st.stop()
 
 profile = profile_from_mapping(data)
 scenario = st.session_state.get("rd_current") or "unsaved"
-result = run_engine(assess, profile, scenario=scenario).to_dict()
+result = run_engine(assess, profile, scenario=scenario, ranges=ranges).to_dict()
 
 # ---- verdicts and figures ----------------------------------------------------------------------------
 st.subheader("Verdicts")
@@ -109,10 +112,6 @@ with c1:
     st.plotly_chart(tornado(unc["tornado"]), width="stretch", key="rd_tornado")
 with c2:
     st.plotly_chart(cash_fan(unc["fan"], unc["cash_out_probability"]), width="stretch", key="rd_fan")
-with st.expander("Ranges behind the uncertainty (engine/catalog/uncertainty.toml)"):
-    st.dataframe(pd.DataFrame(unc["ranges"])[["label", "distribution", "low", "mode", "high", "source"]],
-                 hide_index=True, width="stretch")
-
 # ---- report ------------------------------------------------------------------------------------------
 st.subheader("Report")
 d = st.columns(3)
@@ -130,4 +129,4 @@ if len(names) >= 2:
     chosen = st.multiselect("Scenarios", names, default=names[:3], key="rd_compare")
     if chosen:
         results = {n: run_engine(assess, store.get(n).profile, scenario=n, samples=200).to_dict() for n in chosen}
-        st.dataframe(pd.DataFrame(compare(results)), hide_index=True, width="stretch")
+        st.dataframe(compare_table(compare(results)), width="stretch")

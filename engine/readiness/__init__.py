@@ -54,16 +54,27 @@ def latest_data_check() -> dict[str, Any] | None:
     return None
 
 
-def _runs(kind: str):
+def all_runs():
+    """Every run in the registry (one read), or None before the registry exists."""
     from engine.store import Registry
 
     if not workspace.registry_path().exists():
         return None
-    return Registry().list_runs(kind=kind)
+    return Registry().list_runs()
 
 
-def latest_training_run() -> dict[str, Any] | None:
-    runs = _runs("train")
+def _runs(kind: str, frame=None):
+    """Runs of ``kind``, newest first: from ``frame`` (an :func:`all_runs` read shared by several
+    callers) or from the registry."""
+    if frame is None:
+        frame = all_runs()
+    if frame is None:
+        return None
+    return frame[frame["kind"] == kind]
+
+
+def latest_training_run(frame=None) -> dict[str, Any] | None:
+    runs = _runs("train", frame)
     if runs is None or runs.empty:
         return None
     run = runs.iloc[0]
@@ -93,8 +104,8 @@ def _evaluation(run_dir: str) -> dict[str, Any] | None:
     return out
 
 
-def latest_calibration() -> dict[str, Any] | None:
-    runs = _runs("calibrate")
+def latest_calibration(frame=None) -> dict[str, Any] | None:
+    runs = _runs("calibrate", frame)
     if runs is None or runs.empty:
         return None
     done = runs[runs["status"] == "finished"]
@@ -111,12 +122,31 @@ def latest_calibration() -> dict[str, Any] | None:
 # carries ``model``, ``gpu``, ``gpus`` (per replica), ``requests_per_s_per_replica`` and
 # ``p95_latency_s``. Until it lands none exist, and the serving and latency areas say so.
 SERVING_KINDS = ("serve", "infer")
+# The inference room's ``calibrate --serve`` (engine/infer/serve_calibrate.py) records runs of this kind:
+# measured prefill and decode rates on its device and the efficiencies they imply for the estimator.
+SERVE_CALIBRATE_KIND = "serve-calibrate"
 
 
-def latest_serving_measurement(model: str | None = None, gpu: str | None = None) -> dict[str, Any] | None:
+def latest_serving_calibration(frame=None) -> dict[str, Any] | None:
+    """The newest finished serving calibration (device, implied prefill and decode efficiencies), or None."""
+    runs = _runs(SERVE_CALIBRATE_KIND, frame)
+    if runs is None or runs.empty:
+        return None
+    done = runs[runs["status"] == "finished"]
+    if done.empty:
+        return None
+    s = done.iloc[0]["summary"] or {}
+    keys = ("source", "backend", "device", "device_name", "prompt_tokens", "output_tokens",
+            "implied_prefill_efficiency", "implied_decode_efficiency", "calibrated_decode_ratio_max_error")
+    return {"name": done.iloc[0]["name"], **{k: s.get(k) for k in keys}}
+
+
+def latest_serving_measurement(model: str | None = None, gpu: str | None = None, frame=None) -> dict[str, Any] | None:
     """The newest finished serving measurement (of ``model`` on ``gpu`` when given), or None."""
+    if frame is None:
+        frame = all_runs()
     for kind in SERVING_KINDS:
-        runs = _runs(kind)
+        runs = _runs(kind, frame)
         if runs is None or runs.empty:
             continue
         for _, run in runs[runs["status"] == "finished"].iterrows():

@@ -121,6 +121,12 @@ def model_area(run: dict | None, first_val_loss: float | None = None) -> Area:
         return Area("model", "at risk", f"The latest run {name} ({status}) has no validation loss yet.", PAGES["model"])
     acc = run.get("val_accuracy")
     quality = f"validation loss {loss:.3f}" + (f", accuracy {acc:.1%}" if acc is not None else "")
+    ev = run.get("evaluation") or {}  # the evaluation report's headline (engine/lab/evaluate.py), when saved
+    shown = [f"{label} {ev[key]:{fmt}}" for key, label, fmt in (("accuracy", "accuracy", ".1%"), ("macro_f1", "macro F1", ".3f"),
+                                                               ("perplexity", "perplexity", ".3g"))
+             if isinstance(ev.get(key), (int, float))]
+    if shown:
+        quality += "; evaluation: " + ", ".join(shown)
     if first_val_loss is not None and first_val_loss > 0:
         drop = 1.0 - loss / first_val_loss
         if drop < LEARNED_FRACTION:
@@ -133,7 +139,15 @@ def model_area(run: dict | None, first_val_loss: float | None = None) -> Area:
     return Area("model", "ready", f"The latest run {name} finished with {quality}.", PAGES["model"])
 
 
-def latency_area(target_s: float, measured: dict | None, estimated_s: float | None = None) -> Area:
+def latency_area(target_s: float, measured: dict | None, estimated_s: float | None = None,
+                 calibrated: str | None = None) -> Area:
+    """``calibrated``: where the estimate's efficiencies were measured (a serving calibration on the
+    serving GPU's model); then the estimate is judged, and the sentence says it is not a p95 yet."""
+    if (not measured or measured.get("p95_latency_s") is None) and calibrated and estimated_s is not None:
+        where = (f"{estimated_s:.2f} s per request at full batch, estimated from the {calibrated}, against the "
+                 f"{target_s:g} s p95 target; no p95 measured yet")
+        status = "ready" if estimated_s <= target_s else "at risk" if estimated_s <= 1.5 * target_s else "blocked"
+        return Area("latency", status, f"{where[0].upper()}{where[1:]}.", PAGES["latency"])
     if not measured or measured.get("p95_latency_s") is None:
         hint = (f" (the estimator expects {estimated_s:.2f} s per request at full batch, not a measurement)"
                 if estimated_s is not None else "")

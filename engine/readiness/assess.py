@@ -28,20 +28,23 @@ class Artifacts:
     first_val_loss: float | None = None
     calibration: dict | None = None
     serving: dict | None = None
+    serving_calibration: dict | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def gather(profile: Profile) -> Artifacts:
-    from engine.readiness import (first_val_loss, latest_calibration, latest_data_check, latest_serving_measurement,
-                                  latest_training_run)
+    from engine.readiness import (all_runs, first_val_loss, latest_calibration, latest_data_check,
+                                  latest_serving_calibration, latest_serving_measurement, latest_training_run)
 
-    run_ = latest_training_run()
+    frame = all_runs()  # one registry read for the three kinds of run
+    run_ = latest_training_run(frame)
     return Artifacts(data=latest_data_check(), training=run_,
                      first_val_loss=first_val_loss(run_["name"]) if run_ else None,
-                     calibration=latest_calibration(),
-                     serving=latest_serving_measurement(profile.serving_model, profile.serving_gpu))
+                     calibration=latest_calibration(frame),
+                     serving=latest_serving_measurement(profile.serving_model, profile.serving_gpu, frame),
+                     serving_calibration=latest_serving_calibration(frame))
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,24 @@ class Assessment:
         return out
 
 
+def incomplete(errors: dict[str, str], artifacts: Artifacts | None = None) -> list[A.Area]:
+    """Verdicts for a profile that failed validation: the money and latency areas say what is missing
+    (never a figure built on it); data and model still read the workspace."""
+    from engine.readiness import (all_runs, first_val_loss, latest_data_check, latest_training_run)
+
+    if artifacts is None:
+        run_ = latest_training_run(all_runs())
+        artifacts = Artifacts(data=latest_data_check(), training=run_,
+                              first_val_loss=first_val_loss(run_["name"]) if run_ else None)
+    fields = ", ".join(k or "profile" for k in errors)
+    first = next(iter(errors.values()), "")
+    why = f"The profile needs fixing first ({fields}): {first}"
+    return [A.Area("training", "no data yet", why, A.PAGES["training"]),
+            A.Area("serving", "no data yet", why, A.PAGES["serving"]),
+            A.data_area(artifacts.data), A.model_area(artifacts.training, artifacts.first_val_loss),
+            A.Area("latency", "no data yet", why, A.PAGES["latency"])]
+
+
 def assess(profile: Profile, *, scenario: str = "base", samples: int = DEFAULT_SAMPLES,
            ranges: dict[str, Range] | None = None, artifacts: Artifacts | None = None) -> Assessment:
     """Project the scenario, run the Monte Carlo and give each area its verdict. A training plan or a
@@ -91,7 +112,7 @@ def assess(profile: Profile, *, scenario: str = "base", samples: int = DEFAULT_S
     except ValidationError as exc:
         train_error = str(exc)
     try:
-        basis = serving_basis(profile, arts.serving)
+        basis = serving_basis(profile, arts.serving, arts.serving_calibration)
     except ValidationError as exc:
         serve_error = str(exc)
     projection = uncertainty = None
@@ -106,7 +127,8 @@ def assess(profile: Profile, *, scenario: str = "base", samples: int = DEFAULT_S
         A.serving_area(projection, serve_error),
         A.data_area(arts.data),
         A.model_area(arts.training, arts.first_val_loss),
-        A.latency_area(profile.p95_latency_s, arts.serving, basis.request_latency_s if basis else None),
+        A.latency_area(profile.p95_latency_s, arts.serving, basis.request_latency_s if basis else None,
+                       basis.source if basis and basis.source.startswith("estimator with efficiencies measured") else None),
     )
     assumptions = {
         "hours_per_month": HOURS_PER_MONTH, "days_per_month": DAYS_PER_MONTH, "horizon_months": HORIZON_MONTHS,

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 from engine.catalog import defaults, get_gpu
@@ -66,28 +67,80 @@ class ServingBasis:
         return out
 
 
-def _serve_input(profile: Profile, gpus: int, efficiency: float = 1.0, requests_per_s: float = 1.0,
-                 price: float | None = None) -> ServeInput:
+@dataclass(frozen=True)
+class _ServingFields:
+    """The profile fields the serving estimator reads (a cache key)."""
+
+    serving_model: str
+    serving_gpu: str
+    serving_dtype: str
+    prompt_tokens: int
+    output_tokens: int
+
+
+def serving_efficiencies(gpu_id: str, calibration: dict | None) -> tuple[float, float, str]:
+    """(prefill compute efficiency, decode bandwidth efficiency, where they come from): a serving
+    calibration's implied efficiencies when it ran on the serving GPU's model (the inference room's
+    ``calibrate --serve``, a finished ``serve-calibrate`` run), else defaults.toml's."""
     d = defaults()
+    if calibration and calibration.get("implied_prefill_efficiency") and calibration.get("implied_decode_efficiency"):
+        device = str(calibration.get("device_name") or "")
+        if gpu_token(gpu_id) in device.lower():
+            pe = min(1.0, float(calibration["implied_prefill_efficiency"]))
+            de = min(1.0, float(calibration["implied_decode_efficiency"]))
+            return pe, de, (f"estimator with efficiencies measured by serving calibration {calibration.get('name')} "
+                            f"on {device} (prefill {pe:.2f}, decode {de:.2f})")
+        return (d["prefill_compute_efficiency"], d["decode_bandwidth_efficiency"],
+                f"estimator (the latest serving calibration, {calibration.get('name')}, ran on {device or 'another device'}, "
+                f"not a {gpu_id}: default efficiencies)")
+    return d["prefill_compute_efficiency"], d["decode_bandwidth_efficiency"], "estimator"
+
+
+def _serve_input(profile: Profile | _ServingFields, gpus: int, efficiency: float = 1.0, requests_per_s: float = 1.0,
+                 price: float | None = None, base: tuple[float, float] | None = None) -> ServeInput:
+    """``base``: the (prefill, decode) efficiencies the factor ``efficiency`` scales (default: defaults.toml)."""
+    d = defaults()
+    pe, de = base or (d["prefill_compute_efficiency"], d["decode_bandwidth_efficiency"])
     return ServeInput(model=profile.serving_model, gpu=profile.serving_gpu, gpus=gpus, dtype=profile.serving_dtype,
                       prompt_tokens=profile.prompt_tokens, output_tokens=profile.output_tokens,
                       requests_per_s=requests_per_s, price_usd_per_hour=price,
-                      prefill_efficiency=d["prefill_compute_efficiency"] * efficiency,
-                      decode_efficiency=d["decode_bandwidth_efficiency"] * efficiency)
+                      prefill_efficiency=pe * efficiency, decode_efficiency=de * efficiency)
 
 
-def serving_basis(profile: Profile, measured: dict | None = None) -> ServingBasis:
+def serving_basis(profile: Profile, measured: dict | None = None, calibration: dict | None = None) -> ServingBasis:
+    """One replica of the serving model (see :func:`_serving_basis`), cached on the fields it reads:
+    a change of users, growth, cash or price reuses it, so the page reruns without the estimator.
+    ``calibration``: the latest serving calibration (its efficiencies apply when it ran on this GPU
+    model); ``measured``: a direct throughput measurement of this model on this GPU (replaces both)."""
+    pe, de, source = serving_efficiencies(profile.serving_gpu, calibration)
+    base = _serving_basis(profile.serving_model, profile.serving_gpu, profile.serving_dtype, profile.prompt_tokens,
+                          profile.output_tokens, profile.serving_price_usd_per_hour, pe, de)
+    base = replace(base, source=source)
+    if measured and measured.get("requests_per_s_per_replica"):
+        t1 = 1.0 / base.requests_per_s_per_replica()
+        factor = (1.0 / float(measured["requests_per_s_per_replica"])) / t1
+        base = replace(base, gpus_per_replica=int(measured.get("gpus") or base.gpus_per_replica),
+                       scaled_s=base.scaled_s * factor, fixed_s=base.fixed_s * factor,
+                       source=f"measured (run {measured.get('name')})")
+    return base
+
+
+@lru_cache(maxsize=256)
+def _serving_basis(model: str, gpu_id: str, dtype: str, prompt_tokens: int, output_tokens: int,
+                   price_usd_per_hour: float | None, prefill_efficiency: float, decode_efficiency: float) -> ServingBasis:
     """One replica of the serving model: the tensor-parallel group (from the smallest that holds the
     weights up to one 8-GPU node) with the lowest GPU cost per request, per the serving estimator.
 
     Two estimates at efficiency factors 1 and 1/2 give the two parts of the per-request GPU time
     exactly (T(1) = a + b, T(1/2) = 2a + b), so the Monte Carlo can vary the efficiency without
-    rerunning the estimator. ``measured`` (a serving calibration of the same model on the same GPU:
-    ``requests_per_s_per_replica``, ``gpus``) replaces the estimator's throughput, keeping its split."""
-    spec = resolve_model(profile.serving_model)
-    gpu = get_gpu(profile.serving_gpu)
-    price = gpu.price_usd_per_hour if profile.serving_price_usd_per_hour is None else profile.serving_price_usd_per_hour
-    probe = estimate_serving(_serve_input(profile, 1))
+    rerunning the estimator. A measured serving calibration of the same model on the same GPU
+    (``requests_per_s_per_replica``, ``gpus``) replaces the estimator's throughput, keeping its split."""
+    profile = _ServingFields(model, gpu_id, dtype, prompt_tokens, output_tokens)
+    spec = resolve_model(model)
+    gpu = get_gpu(gpu_id)
+    price = gpu.price_usd_per_hour if price_usd_per_hour is None else price_usd_per_hour
+    eff = (prefill_efficiency, decode_efficiency)
+    probe = estimate_serving(_serve_input(profile, 1, base=eff))
     low = probe.min_gpus_to_fit
     if low > spec.n_heads:
         raise ValidationError(f"serving_model {spec.id} does not fit one tensor-parallel group of {gpu.id} "
@@ -95,7 +148,7 @@ def serving_basis(profile: Profile, measured: dict | None = None) -> ServingBasi
     groups = [d for d in range(low, max(8, low) + 1) if spec.n_heads % d == 0] or [low]
     best = None
     for g in groups:
-        est = estimate_serving(_serve_input(profile, g))
+        est = estimate_serving(_serve_input(profile, g, base=eff))
         if not est.fits:
             continue
         per_gpu = est.requests_per_s_per_replica / g
@@ -105,15 +158,10 @@ def serving_basis(profile: Profile, measured: dict | None = None) -> ServingBasi
         raise ValidationError(f"serving_model {spec.id} with {profile.prompt_tokens} + {profile.output_tokens} tokens "
                               f"does not fit on {gpu.id}; choose a GPU with more memory")
     _, g, full = best
-    half = estimate_serving(_serve_input(profile, g, efficiency=0.5))
+    half = estimate_serving(_serve_input(profile, g, efficiency=0.5, base=eff))
     t1, t2 = 1.0 / full.requests_per_s_per_replica, 1.0 / half.requests_per_s_per_replica
     scaled, fixed = t2 - t1, max(0.0, 2.0 * t1 - t2)
     source = "estimator"
-    if measured and measured.get("requests_per_s_per_replica"):
-        g = int(measured.get("gpus") or g)
-        factor = (1.0 / float(measured["requests_per_s_per_replica"])) / t1
-        scaled, fixed = scaled * factor, fixed * factor
-        source = f"measured (run {measured.get('name')})"
     return ServingBasis(model=spec.id, gpu=gpu.id, gpus_per_replica=g, concurrency=full.concurrency,
                         scaled_s=scaled, fixed_s=fixed, price_usd_per_hour=price,
                         request_latency_s=full.request_latency_s, source=source)
@@ -171,17 +219,22 @@ def users_in_month(profile: Profile, month: int) -> float:
 
 def break_even_users(burn: float, revenue_per_user_month: float, users_per_replica: float,
                      replica_cost_month: float) -> int | None:
-    """Fewest daily users U with U·v >= burn + c·max(1, ceil(U / u)), v the revenue per user-month,
+    """Fewest whole daily users U with U·v >= burn + c·max(1, ceil(U / u)), v the revenue per user-month,
     u the users one replica serves at peak, c a replica's monthly cost.
 
-    k replicas serve up to k·u users, so k is feasible when (burn + c·k) / v <= k·u, i.e.
-    k >= burn / (v·u − c); the smallest such k (at least 1) gives U = ceil((burn + c·k) / v). When
-    v·u <= c every added replica costs more than its users pay: no U breaks even (None)."""
+    k replicas serve up to k·u users, so k can break even when (burn + c·k) / v <= k·u, i.e.
+    k >= burn / (v·u − c); from the smallest such k (at least 1), U = ceil((burn + c·k) / v) unless that
+    whole number already needs another replica, then the next k. When v·u <= c every added replica
+    costs more than its users pay: no U breaks even (None)."""
     v, u, c = revenue_per_user_month, users_per_replica, replica_cost_month
     if v <= 0 or v * u <= c:
         return None
     k = max(1, math.ceil(burn / (v * u - c) - 1e-12))
-    return max(1, math.ceil((burn + c * k) / v - 1e-9))
+    for k in range(k, k + 100_000):
+        users = max(1, math.ceil((burn + c * k) / v - 1e-9), math.floor((k - 1) * u) + 1)
+        if users <= k * u * (1 + 1e-12):
+            return users
+    return max(1, math.ceil((burn + c * k) / v - 1e-9))  # pragma: no cover - u far below one user
 
 
 @dataclass(frozen=True)
@@ -274,11 +327,12 @@ def project(profile: Profile, basis: ServingBasis, training_cost_usd: float, *, 
     )
 
 
-def plan(profile: Profile, *, calibration: dict | None = None, measured_serving: dict | None = None) -> Projection:
+def plan(profile: Profile, *, calibration: dict | None = None, measured_serving: dict | None = None,
+         serving_calibration: dict | None = None) -> Projection:
     """The profile's projection through the estimators (training estimator per planned run, serving
-    estimator for a replica), with a measured calibration where one applies."""
+    estimator for a replica), with measured calibrations where they apply."""
     runs = training_costs(profile, calibration)
-    basis = serving_basis(profile, measured_serving)
+    basis = serving_basis(profile, measured_serving, serving_calibration)
     return project(profile, basis, sum(r["cost_usd"] for r in runs), training=tuple(runs))
 
 
@@ -294,20 +348,22 @@ def scaled_profile(profile: Profile, users: float = 1.0, growth: float = 1.0, re
 
 
 def scalar_sample(profile: Profile, factors: dict[str, float], *, calibration: dict | None = None,
-                  horizon: int = HORIZON_MONTHS) -> Projection:
+                  serving_calibration: dict | None = None, horizon: int = HORIZON_MONTHS) -> Projection:
     """One Monte Carlo sample the slow way: the training estimator per planned run and the serving
     estimator for every month's load, with the sample's factors applied to the inputs. The reference
     that ``engine.readiness.montecarlo.simulate`` (all samples at once) must agree with."""
     f = factors
     runs = training_costs(profile, calibration, mfu_factor=f["mfu"], tokens_factor=f["tokens"], price_factor=f["gpu_price"])
-    group = serving_basis(profile).gpus_per_replica  # the replica shape is chosen once, at the point values
+    point = serving_basis(profile, calibration=serving_calibration)
+    group = point.gpus_per_replica  # the replica shape is chosen once, at the point values
+    pe, de, _ = serving_efficiencies(profile.serving_gpu, serving_calibration)
     sample = scaled_profile(profile, users=f["users"], growth=f["growth"], requests=f["requests_per_user"],
                             price=f["gpu_price"])
-    basis = replace(serving_basis(profile), price_usd_per_hour=sample.serving_price_usd_per_hour)
+    basis = replace(point, price_usd_per_hour=sample.serving_price_usd_per_hour)
 
     def replicas_for(peak_rps: float) -> int:
         return estimate_serving(_serve_input(sample, group, efficiency=f["serving_efficiency"], requests_per_s=peak_rps,
-                                             price=sample.serving_price_usd_per_hour)).replicas
+                                             price=sample.serving_price_usd_per_hour, base=(pe, de))).replicas
 
     return project(sample, basis, sum(r["cost_usd"] for r in runs), efficiency=f["serving_efficiency"],
                    horizon=horizon, training=tuple(runs), replicas_for=replicas_for)

@@ -44,20 +44,32 @@ class ScenarioStore:
     """Scenarios in the registry at ``path`` (default: the workspace's)."""
 
     def __init__(self, path: str | os.PathLike | None = None):
-        self.registry = Registry(path)  # creates the file and the run tables, migrated
-        self.path = Path(self.registry.path)
+        self.path = Path(Registry(path).path)  # creates the file and the run tables, migrated
         with self._connect() as conn:
             self._migrate(conn)
 
     @contextmanager
     def _connect(self):
-        with self.registry._connect() as conn:  # the registry's connection settings (WAL, busy timeout)
+        """A short-lived connection with the registry's settings (its file is in WAL mode already)."""
+        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA busy_timeout = 30000")
+            conn.execute("PRAGMA synchronous = NORMAL")
             yield conn
+        finally:
+            conn.close()
 
     @contextmanager
     def _tx(self):
-        with self.registry._tx() as conn:
-            yield conn
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         row = conn.execute("SELECT value FROM meta WHERE key = ?", (SCHEMA_KEY,)).fetchone()

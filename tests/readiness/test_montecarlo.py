@@ -24,11 +24,16 @@ def _point(profile):
 def test_vectorized_and_scalar_paths_agree(pricing):
     # Fast growth so the samples need several replicas and the cash path crosses zero in some.
     profile = replace(example_profile(), monthly_growth=0.25, daily_active_users=20_000, cash_usd=600_000, **pricing)
-    point = _point(profile)
+    # With a serving calibration on the serving GPU (efficiencies 0.5 and 0.7 instead of 0.6 and 0.8).
+    calibration = {"name": "sc", "device_name": "NVIDIA H100 80GB HBM3", "implied_prefill_efficiency": 0.5,
+                   "implied_decode_efficiency": 0.7}
+    runs = training_costs(profile)
+    point = PointCosts(tuple(r["cost_usd"] for r in runs), tuple(r["mfu"] for r in runs),
+                       serving_basis(profile, calibration=calibration))
     factors = draw(default_ranges(), 12, seed=7)
     sim = simulate(profile, point, factors)
     for i in range(12):
-        ref = scalar_sample(profile, {k: float(v[i]) for k, v in factors.items()})
+        ref = scalar_sample(profile, {k: float(v[i]) for k, v in factors.items()}, serving_calibration=calibration)
         assert sim["training_cost_usd"][i] == pytest.approx(ref.training_cost_usd, rel=1e-9)
         assert sim["serving_cost_per_month_usd"][i] == pytest.approx(ref.serving_cost_per_month_usd, rel=1e-9)
         assert sim["runway_months_after_training"][i] == pytest.approx(ref.runway_months_after_training, rel=1e-9)

@@ -158,3 +158,45 @@ def test_reports_html_md_json(tmp_path, capsys):
     assert "<script>" not in md and "| training |" in md and "P10 / P50 / P90" in md
     data = json.loads((tmp_path / "r.json").read_text())
     assert data["scenario"] == "base" and data["areas"]
+
+
+def _serve_calibration(name: str, device_name: str, prefill: float, decode: float) -> None:
+    """A finished run as the inference room's ``calibrate --serve`` records it (kind serve-calibrate),
+    written by hand so this test does not need torch or that room's code."""
+    Registry()
+    now = time.time()
+    summary = {"device": "cuda", "device_name": device_name, "implied_prefill_efficiency": prefill,
+               "implied_decode_efficiency": decode, "levels": []}
+    with sqlite3.connect(registry_path()) as conn:
+        conn.execute("INSERT INTO runs(name, run_dir, kind, status, config, summary, created, updated) VALUES "
+                     "(?, '/tmp/x', 'serve-calibrate', 'finished', '{}', ?, ?, ?)", (name, json.dumps(summary), now, now))
+
+
+def test_a_serving_calibration_on_the_serving_gpu_sets_the_efficiencies():
+    profile = example_profile()
+    before = assess(profile, samples=100)
+    assert _areas(before)["latency"].status == "no data yet"
+    # A calibration on this CPU does not describe an H100: defaults stay, and the reason says why.
+    _serve_calibration("sc-cpu", "AMD EPYC (cpu)", 0.5, 0.5)
+    cpu = assess(profile, samples=100)
+    assert "ran on AMD EPYC (cpu), not a h100-sxm" in cpu.projection["serving_speed_source"]
+    assert cpu.projection["serving_requests_per_s_per_replica"] == pytest.approx(
+        before.projection["serving_requests_per_s_per_replica"])
+    # One on an H100 at lower efficiencies than the defaults (0.6, 0.8): fewer requests per replica.
+    _serve_calibration("sc-h100", "NVIDIA H100 80GB HBM3", 0.3, 0.4)
+    h100 = assess(profile, samples=100)
+    assert h100.projection["serving_speed_source"].startswith("estimator with efficiencies measured by serving "
+                                                              "calibration sc-h100")
+    assert h100.projection["serving_requests_per_s_per_replica"] < 0.6 * before.projection["serving_requests_per_s_per_replica"]
+    latency = _areas(h100)["latency"]
+    assert latency.status in ("ready", "at risk", "blocked") and "no p95 measured yet" in latency.reason
+    assert "serving calibration sc-h100" in _areas(h100)["serving"].reason
+
+
+def test_the_model_area_quotes_the_evaluation_report_when_there_is_one():
+    from engine.readiness.areas import model_area
+
+    run = {"name": "r1", "status": "finished", "val_loss": 0.4, "evaluation": {"accuracy": 0.91, "macro_f1": 0.88}}
+    area = model_area(run, first_val_loss=0.7)
+    assert area.status == "ready" and "evaluation: accuracy 91.0%, macro F1 0.880" in area.reason
+    assert "evaluation:" not in model_area({**run, "evaluation": None}, 0.7).reason
