@@ -14,7 +14,7 @@ import streamlit as st
 from engine import catalog
 from engine.estimate import models as model_specs
 from engine.readiness.areas import TITLES
-from engine.readiness.profile import PRICE_FIELDS, Profile, example_profile
+from engine.readiness.profile import PRICE_FIELDS, TRAINING_METHODS, Profile, example_profile
 from engine.units import format_count
 from ui.navigation import PAGES, link
 from ui.widgets import money
@@ -45,8 +45,8 @@ def load_into_state(profile: Profile, version: int | None = None) -> None:
         "rd_serving_model": profile.serving_model, "rd_serving_gpu": profile.serving_gpu, "rd_price_kind": kind,
         "rd_price": float(price), "rd_peak": float(profile.peak_factor),
     })
-    ss["rd_training_rows"] = [{"model": t.model, "tokens": format_count(t.tokens, 12), "gpu": t.gpu, "gpus": int(t.gpus)}
-                              for t in profile.training]
+    ss["rd_training_rows"] = [{"model": t.model, "method": t.method, "tokens": format_count(t.tokens, 12), "gpu": t.gpu,
+                               "gpus": int(t.gpus)} for t in profile.training]
     ss["rd_training_version"] = ss.get("rd_training_version", 0) + 1  # a fresh editor shows the loaded rows
 
 
@@ -97,12 +97,17 @@ def profile_form(disabled: bool = False) -> tuple[dict[str, Any], dict[str, Any]
         st.number_input("Peak-to-average load", min_value=0.0, max_value=100.0, step=0.5, key="rd_peak",
                         help="servers are sized for the average load times this (defaults.toml: 2)")
         under("peak_to_average")
-    st.markdown("**Planned training runs** (model preset, tokens like 200B or 1T, GPU type, GPU count)")
-    frame = pd.DataFrame(st.session_state["rd_training_rows"], columns=["model", "tokens", "gpu", "gpus"])
+    st.markdown("**Planned training runs** (model preset; pretrain from scratch, or fine-tune it in full, with LoRA "
+                "or QLoRA; tokens like 200B or 40M; GPU type, GPU count)")
+    frame = pd.DataFrame(st.session_state["rd_training_rows"], columns=["model", "method", "tokens", "gpu", "gpus"])
     edited = st.data_editor(
         frame, num_rows="dynamic", key=f"rd_training_{st.session_state['rd_training_version']}", width="stretch",
         disabled=disabled, column_config={
             "model": st.column_config.SelectboxColumn("model", options=models, required=True),
+            "method": st.column_config.SelectboxColumn("method", options=list(TRAINING_METHODS), default="pretrain",
+                                                       help="pretrain: 6·N·D from scratch; full / lora / qlora: "
+                                                            "the Fine-tuning page's estimator (rank 16, all linear "
+                                                            "layers, gradient checkpointing)"),
             "tokens": st.column_config.TextColumn("tokens", required=True),
             "gpu": st.column_config.SelectboxColumn("gpu", options=gpus, required=True),
             "gpus": st.column_config.NumberColumn("gpus", min_value=1, step=1, required=True)})

@@ -184,8 +184,12 @@ def training_mfu(plan: TrainingPlan, calibration: dict | None) -> tuple[float | 
 
 def training_costs(profile: Profile, calibration: dict | None = None, *, mfu_factor: float = 1.0,
                    tokens_factor: float = 1.0, price_factor: float = 1.0) -> list[dict[str, Any]]:
-    """Each planned run through the training estimator (method 'pretrain'), with factors on its MFU
-    (capped at 1), tokens and GPU price: what one Monte Carlo sample of the scalar path does."""
+    """Each planned run through the training estimator (method 'pretrain') or the fine-tuning estimator
+    (full / lora / qlora: rank 16 on all linear layers with gradient checkpointing, one pass over the
+    plan's tokens), with factors on its MFU (capped at 1), tokens and GPU price: what one Monte Carlo
+    sample of the scalar path does. Both estimators' cost is linear in tokens and price and inverse in
+    MFU, which the vectorized path relies on."""
+    from engine.estimate.finetune import FinetuneInput, estimate_finetune
     from engine.estimate.models import load_model_file
 
     out = []
@@ -195,11 +199,20 @@ def training_costs(profile: Profile, calibration: dict | None = None, *, mfu_fac
         base_mfu = gpu.typical_mfu_for("bf16") if mfu is None else mfu
         price = gpu.price_usd_per_hour if plan.price_usd_per_hour is None else plan.price_usd_per_hour
         model = load_model_file(plan.model_file) if plan.model_file else plan.model
-        est = estimate_training(TrainingInput(model=model, tokens=plan.tokens * tokens_factor, gpu=gpu, gpus=plan.gpus,
-                                              mfu=min(1.0, base_mfu * mfu_factor), price_usd_per_hour=price * price_factor))
+        if plan.method == "pretrain":
+            est = estimate_training(TrainingInput(model=model, tokens=plan.tokens * tokens_factor, gpu=gpu,
+                                                  gpus=plan.gpus, mfu=min(1.0, base_mfu * mfu_factor),
+                                                  price_usd_per_hour=price * price_factor))
+            days = est.wall_clock_days
+        else:
+            est = estimate_finetune(FinetuneInput(model=model, tokens=plan.tokens * tokens_factor, gpu=gpu,
+                                                  gpus=plan.gpus, method=plan.method, gradient_checkpointing=True,
+                                                  mfu=min(1.0, base_mfu * mfu_factor),
+                                                  price_usd_per_hour=price * price_factor))
+            days = est.wall_clock_hours / 24
         out.append({"model": plan.model, "method": plan.method, "tokens": est.tokens, "gpu": plan.gpu,
                     "gpus": plan.gpus, "mfu": est.mfu, "mfu_basis": why, "gpu_hours": est.gpu_hours,
-                    "wall_clock_days": est.wall_clock_days, "cost_usd": est.cost_usd})
+                    "wall_clock_days": days, "cost_usd": est.cost_usd})
     return out
 
 

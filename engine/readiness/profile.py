@@ -37,9 +37,10 @@ from engine.units import parse_quantity
 from engine.workspace import safe_name
 
 PRICE_FIELDS = ("price_per_request_usd", "price_per_million_output_tokens_usd", "subscription_usd_per_user_month")
-# Training methods the profile accepts; only "pretrain" is computed until the fine-tuning estimator
-# (engine/estimate/finetune.py) lands, which will add its methods here.
-TRAINING_METHODS = ("pretrain",)
+# Training methods a plan may name: pretraining (engine/estimate/training.py, 6·N·D) or adapting an open
+# model with the fine-tuning estimator (engine/estimate/finetune.py: full, LoRA, QLoRA; rank 16 on all
+# linear layers, gradient checkpointing, one epoch over the plan's tokens).
+TRAINING_METHODS = ("pretrain", "full", "lora", "qlora")
 MAX_DAILY_USERS = 1e9  # growth is capped here: about the daily users of the largest consumer apps
 
 
@@ -193,10 +194,9 @@ def _training(value: Any) -> tuple[TrainingPlan, ...]:
             missing.insert(0, "model")
         if missing:
             raise ValidationError(f"{where}: {missing[0]} is required")
-        method = str(row.get("method", "pretrain")).strip().lower()
+        method = str(row.get("method") or "pretrain").strip().lower()
         if method not in TRAINING_METHODS:
-            raise ValidationError(f"{where}: method {method!r} is not computed yet; only 'pretrain' is "
-                                  "(fine-tuning methods arrive with the fine-tuning estimator)")
+            raise ValidationError(f"{where}: method {method!r} is not one of {', '.join(TRAINING_METHODS)}")
         for key in ("model", "gpu", "model_file"):
             if row.get(key) is not None and not isinstance(row[key], str):
                 raise ValidationError(f"{where}.{key} must be text, got {type(row[key]).__name__}")

@@ -42,6 +42,28 @@ def test_vectorized_and_scalar_paths_agree(pricing):
         assert (None if sim["cash_out_month"][i] < 0 else sim["cash_out_month"][i]) == ref.cash_out_month
 
 
+def test_a_fine_tuning_plan_is_priced_by_the_fine_tuning_estimator_on_both_paths():
+    """Issue 12's seam: a plan's `method` (full / lora / qlora) goes through engine.estimate.finetune, and
+    the vectorized path still agrees with the scalar one (its cost is linear in tokens and price, and
+    inverse in MFU, like pretraining's)."""
+    from engine.estimate.finetune import FinetuneInput, estimate_finetune
+    from engine.readiness.profile import TrainingPlan
+
+    plan = TrainingPlan(model="llama-3-8b", tokens=40e6, gpu="h100-sxm", gpus=1, method="qlora")
+    profile = replace(example_profile(), training=(plan,))
+    (run,) = training_costs(profile)
+    direct = estimate_finetune(FinetuneInput(model="llama-3-8b", tokens=40e6, gpu="h100-sxm", gpus=1, method="qlora",
+                                             gradient_checkpointing=True, mfu=run["mfu"]))
+    assert run["cost_usd"] == pytest.approx(direct.cost_usd, rel=1e-12)
+    pretrain = training_costs(replace(profile, training=(replace(plan, method="pretrain"),)))[0]
+    assert run["cost_usd"] < pretrain["cost_usd"]  # 4·N per token plus adapters and recompute, not 6·N
+    factors = draw(default_ranges(), 6, seed=3)
+    sim = simulate(profile, _point(profile), factors)
+    for i in range(6):
+        ref = scalar_sample(profile, {k: float(v[i]) for k, v in factors.items()})
+        assert sim["training_cost_usd"][i] == pytest.approx(ref.training_cost_usd, rel=1e-9)
+
+
 def _only(key: str, r: Range) -> dict[str, Range]:
     fixed = {k: Range(k, k, "triangular", 1.0, 1.0, 1.0) for k in FACTORS}
     return {**fixed, key: r}

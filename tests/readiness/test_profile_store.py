@@ -32,8 +32,8 @@ def _data(**changes):
     ({"price_per_request_usd": 0.01}, "price", "give one price"),
     ({"subscription_usd_per_user_month": None}, "price", "a price is required"),
     ({"training": [{"model": "llama-3-8b", "tokens": "1T", "gpu": "h100-sxm"}]}, "training", "gpus is required"),
-    ({"training": [{"model": "llama-3-8b", "tokens": "1T", "gpu": "h100-sxm", "gpus": 8, "method": "lora"}]},
-     "training", "only 'pretrain'"),
+    ({"training": [{"model": "llama-3-8b", "tokens": "1T", "gpu": "h100-sxm", "gpus": 8, "method": "dpo"}]},
+     "training", "is not one of pretrain, full, lora, qlora"),
     ({"training": [{"model": "llama-3-8b", "tokens": "1T", "gpu": "h100-sxm", "gpus": 8, "colour": 1}]},
      "training", "unknown key 'colour'"),
 ])
