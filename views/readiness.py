@@ -12,6 +12,7 @@ from engine.readiness.profile import check_scenario_name, profile_errors, profil
 from engine.readiness.report import render_html, render_markdown
 from engine.readiness.store import ScenarioStore, compare
 from ui.access import demo_notice
+from ui.currency import current_currency
 from ui.readiness import (compare_table, key_figures, load_into_state, plain, profile_form, quantile_table,
                           ranges_editor, show_errors, verdict_cards)
 from ui.widgets import run_engine
@@ -91,7 +92,7 @@ if errors:
 
 profile = profile_from_mapping(data)
 scenario = st.session_state.get("rd_current") or "unsaved"
-result = run_engine(assess, profile, scenario=scenario, ranges=ranges).to_dict()
+result = run_engine(assess, profile, scenario=scenario, ranges=ranges, currency=current_currency()).to_dict()
 
 # ---- verdicts and figures ----------------------------------------------------------------------------
 st.subheader("Verdicts")
@@ -109,16 +110,16 @@ st.dataframe(quantile_table(result), hide_index=True, width="stretch")
 unc = result["uncertainty"]
 c1, c2 = st.columns(2)
 with c1:
-    st.plotly_chart(tornado(unc["tornado"]), width="stretch", key="rd_tornado")
+    st.plotly_chart(tornado(unc["tornado"], current_currency()), width="stretch", key="rd_tornado")
 with c2:
-    st.plotly_chart(cash_fan(unc["fan"], unc["cash_out_probability"]), width="stretch", key="rd_fan")
+    st.plotly_chart(cash_fan(unc["fan"], unc["cash_out_probability"], current_currency()), width="stretch", key="rd_fan")
 # ---- report ------------------------------------------------------------------------------------------
 st.subheader("Report")
 d = st.columns(3)
 stem = f"readiness-{scenario}"
-d[0].download_button("Report (HTML, prints to PDF)", lambda: render_html(result), file_name=f"{stem}.html",
+d[0].download_button("Report (HTML, prints to PDF)", lambda: render_html(result, current_currency()), file_name=f"{stem}.html",
                      mime="text/html", on_click="ignore", key="rd_dl_html")
-d[1].download_button("Report (Markdown)", render_markdown(result), file_name=f"{stem}.md", mime="text/markdown",
+d[1].download_button("Report (Markdown)", render_markdown(result, current_currency()), file_name=f"{stem}.md", mime="text/markdown",
                      on_click="ignore", key="rd_dl_md")
 d[2].download_button("Report (JSON)", json.dumps(result, indent=2, allow_nan=False), file_name=f"{stem}.json",
                      mime="application/json", on_click="ignore", key="rd_dl_json")
@@ -128,5 +129,5 @@ if len(names) >= 2:
     st.subheader("Compare scenarios")
     chosen = st.multiselect("Scenarios", names, default=names[:3], key="rd_compare")
     if chosen:
-        results = {n: run_engine(assess, store.get(n).profile, scenario=n, samples=200).to_dict() for n in chosen}
+        results = {n: run_engine(assess, store.get(n).profile, scenario=n, samples=200, currency=current_currency()).to_dict() for n in chosen}
         st.dataframe(compare_table(compare(results)), width="stretch")

@@ -22,6 +22,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from engine.money import Currency, get_currency
+
 STATUSES = ("ready", "at risk", "blocked", "no data yet")
 RUNWAY_AT_RISK_MONTHS = 12.0
 CASH_OUT_AT_RISK_MONTHS = 24  # investors' usual advice: raise with 18-24 months of runway left
@@ -45,18 +47,21 @@ class Area:
         return asdict(self)
 
 
-def _usd(value: float) -> str:
-    """Plain USD for sentences (the engine has no currency setting; pages format figures themselves)."""
+def _usd(value: float, currency: Currency | None = None) -> str:
+    """A USD amount for a sentence, shown in ``currency`` (default USD): $2.2K, ¥15.6K."""
+    cur = currency or get_currency()
+    value, s = cur.from_usd(value), cur.symbol
     if abs(value) >= 1e6:
-        return f"${value / 1e6:,.2f}M"
+        return f"{s}{value / 1e6:,.2f}M"
     if abs(value) >= 1e3:
-        return f"${value / 1e3:,.1f}K"
+        return f"{s}{value / 1e3:,.1f}K"
     if abs(value) >= 1:
-        return f"${value:,.2f}"
-    return f"${value:.4f}"
+        return f"{s}{value:,.2f}"
+    return f"{s}{value:.4f}"
 
 
-def training_area(projection: dict | None, cash_usd: float, error: str | None = None) -> Area:
+def training_area(projection: dict | None, cash_usd: float, error: str | None = None,
+                  currency: Currency | None = None) -> Area:
     if error:
         return Area("training", "blocked", f"The training plan cannot be costed: {error}", PAGES["training"])
     if projection is None:
@@ -67,7 +72,7 @@ def training_area(projection: dict | None, cash_usd: float, error: str | None = 
         return Area("training", "ready", "No training run is planned, so nothing is paid up front.", PAGES["training"])
     basis = "; ".join(sorted({r["mfu_basis"] for r in runs}))
     if cost > cash_usd:
-        return Area("training", "blocked", f"Training costs {_usd(cost)}, more than the {_usd(cash_usd)} in cash "
+        return Area("training", "blocked", f"Training costs {_usd(cost, currency)}, more than the {_usd(cash_usd, currency)} in cash "
                     f"(MFU: {basis}).", PAGES["training"])
     runway = projection["runway_months_after_training"]
     share = cost / cash_usd if cash_usd else 1.0
@@ -80,7 +85,7 @@ def training_area(projection: dict | None, cash_usd: float, error: str | None = 
                 f"(MFU: {basis}).", PAGES["training"])
 
 
-def serving_area(projection: dict | None, error: str | None = None) -> Area:
+def serving_area(projection: dict | None, error: str | None = None, currency: Currency | None = None) -> Area:
     if error:
         return Area("serving", "blocked", f"Serving cannot be planned: {error}", PAGES["serving"])
     if projection is None:
@@ -88,13 +93,13 @@ def serving_area(projection: dict | None, error: str | None = None) -> Area:
     margin = projection["gross_margin_per_request_usd"]
     gpus, cost = projection["serving_gpus_needed"], projection["serving_cost_per_month_usd"]
     speed = projection["serving_speed_source"]
-    where = f"{gpus} GPU(s), {_usd(cost)} a month (speed from the {speed})"
+    where = f"{gpus} GPU(s), {_usd(cost, currency)} a month (speed from the {speed})"
     if margin < 0:
-        return Area("serving", "at risk", f"Each request loses {_usd(-margin)} at this price: {where}.", PAGES["serving"])
+        return Area("serving", "at risk", f"Each request loses {_usd(-margin, currency)} at this price: {where}.", PAGES["serving"])
     out = projection["cash_out_month"]
     if out is not None and out <= CASH_OUT_AT_RISK_MONTHS:
         return Area("serving", "at risk", f"Cash runs out in month {out} at the projected growth: {where}.", PAGES["serving"])
-    return Area("serving", "ready", f"A margin of {_usd(margin)} per request: {where}.", PAGES["serving"])
+    return Area("serving", "ready", f"A margin of {_usd(margin, currency)} per request: {where}.", PAGES["serving"])
 
 
 def data_area(data: dict | None) -> Area:

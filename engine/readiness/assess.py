@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from engine.errors import ValidationError
+from engine.money import Currency
 from engine.readiness import areas as A
 from engine.readiness.finance import (DAYS_PER_MONTH, HORIZON_MONTHS, HOURS_PER_MONTH, project, serving_basis,
                                       training_costs)
@@ -99,8 +100,10 @@ def incomplete(errors: dict[str, str], artifacts: Artifacts | None = None) -> li
 
 
 def assess(profile: Profile, *, scenario: str = "base", samples: int = DEFAULT_SAMPLES,
-           ranges: dict[str, Range] | None = None, artifacts: Artifacts | None = None) -> Assessment:
-    """Project the scenario, run the Monte Carlo and give each area its verdict. A training plan or a
+           ranges: dict[str, Range] | None = None, artifacts: Artifacts | None = None,
+           currency: Currency | None = None) -> Assessment:
+    """Project the scenario, run the Monte Carlo and give each area its verdict (its sentences' money in
+    ``currency``, default USD; the figures stay USD). A training plan or a
     serving model the estimators refuse turns into a blocked verdict naming the problem, and the
     figures that depend on it are None (never a number built on a refused input)."""
     arts = gather(profile) if artifacts is None else artifacts
@@ -123,8 +126,8 @@ def assess(profile: Profile, *, scenario: str = "base", samples: int = DEFAULT_S
                            basis=basis)
         uncertainty = run(profile, point, ranges, samples=samples).to_dict()
     verdicts = (
-        A.training_area(projection, profile.cash_usd, train_error),
-        A.serving_area(projection, serve_error),
+        A.training_area(projection, profile.cash_usd, train_error, currency),
+        A.serving_area(projection, serve_error, currency),
         A.data_area(arts.data),
         A.model_area(arts.training, arts.first_val_loss),
         A.latency_area(profile.p95_latency_s, arts.serving, basis.request_latency_s if basis else None,

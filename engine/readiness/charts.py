@@ -11,21 +11,25 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from engine.money import Currency, get_currency
+
 LOW, HIGH = "#dc2626", "#2563eb"
 _LAYOUT = dict(margin=dict(l=10, r=10, t=70, b=10), legend=dict(orientation="h", y=-0.15))
 
 
-def tornado(rows: list[dict[str, Any]]) -> go.Figure:
-    """Runway (months) and margin per request (USD) at each assumption's low and high factor, one bar
-    pair per assumption, biggest runway swing on top, drawn around the point value."""
+def tornado(rows: list[dict[str, Any]], currency: Currency | None = None) -> go.Figure:
+    """Runway (months) and margin per request (in ``currency``, default USD) at each assumption's low and
+    high factor, one bar pair per assumption, biggest runway swing on top, drawn around the point value."""
+    cur = currency or get_currency()
     order = list(reversed(rows))  # plotly draws the first category at the bottom
     labels = [r["label"] for r in order]
     data, shapes, titles = [], [], []
     for axis, metric, title, domain in (("", "runway", "Runway after training (months)", [0.0, 0.47]),
-                                        ("2", "margin", "Gross margin per request (USD)", [0.53, 1.0])):
-        base = (order[0][f"{metric}_base"] if order else None) or 0.0
+                                        ("2", "margin", f"Gross margin per request ({cur.code})", [0.53, 1.0])):
+        scale = cur.from_usd(1.0) if metric == "margin" else 1.0
+        base = ((order[0][f"{metric}_base"] if order else None) or 0.0) * scale
         for end, color in (("low", LOW), ("high", HIGH)):
-            values = [(r[f"{metric}_{end}"] if r[f"{metric}_{end}"] is not None else base) - base for r in order]
+            values = [(r[f"{metric}_{end}"] * scale if r[f"{metric}_{end}"] is not None else base) - base for r in order]
             data.append(dict(type="bar", orientation="h", y=labels, x=values, base=base, marker=dict(color=color),
                              name=f"assumption at its {end} end", showlegend=axis == "", legendgroup=end,
                              customdata=[r[f"{end}_factor"] for r in order], xaxis=f"x{axis}", yaxis=f"y{axis}",
@@ -40,9 +44,13 @@ def tornado(rows: list[dict[str, Any]]) -> go.Figure:
     return go.Figure(dict(data=data, layout=layout))
 
 
-def cash_fan(fan: dict[str, list[float]], cash_out_probability: float | None = None) -> go.Figure:
-    """Cash at the end of each month: the P10-P90 band and the median over the Monte Carlo samples."""
-    months, p10, p50, p90 = fan["month"], fan["p10"], fan["p50"], fan["p90"]
+def cash_fan(fan: dict[str, list[float]], cash_out_probability: float | None = None,
+             currency: Currency | None = None) -> go.Figure:
+    """Cash at the end of each month (in ``currency``, default USD): the P10-P90 band and the median over
+    the Monte Carlo samples."""
+    cur = currency or get_currency()
+    months = fan["month"]
+    p10, p50, p90 = ([cur.from_usd(v) for v in fan[k]] for k in ("p10", "p50", "p90"))
     title = "Cash over time"
     if cash_out_probability is not None:
         title += f" (runs out within {months[-1]} months in {cash_out_probability:.0%} of samples)"
@@ -50,12 +58,12 @@ def cash_fan(fan: dict[str, list[float]], cash_out_probability: float | None = N
         dict(type="scatter", x=months, y=p90, mode="lines", line=dict(width=0, color=HIGH), showlegend=False,
              hoverinfo="skip"),
         dict(type="scatter", x=months, y=p10, mode="lines", line=dict(width=0, color=HIGH), fill="tonexty",
-             fillcolor="rgba(37,99,235,0.18)", name="P10 to P90", hovertemplate="month %{x}: P10 $%{y:,.0f}<extra></extra>"),
+             fillcolor="rgba(37,99,235,0.18)", name="P10 to P90", hovertemplate=f"month %{{x}}: P10 {cur.symbol}%{{y:,.0f}}<extra></extra>"),
         dict(type="scatter", x=months, y=p50, mode="lines", line=dict(width=2, color="#111827"), name="median",
-             hovertemplate="month %{x}: median $%{y:,.0f}<extra></extra>"),
+             hovertemplate=f"month %{{x}}: median {cur.symbol}%{{y:,.0f}}<extra></extra>"),
     ]
     layout = dict(title=dict(text=title), xaxis=dict(title=dict(text="month")),
-                  yaxis=dict(title=dict(text="USD"), tickprefix="$"), height=380,
+                  yaxis=dict(title=dict(text=cur.code), tickprefix=cur.symbol), height=380,
                   shapes=[dict(type="line", xref="paper", yref="y", x0=0, x1=1, y0=0, y1=0,
                                line=dict(color=LOW, dash="dash"))], **_LAYOUT)
     return go.Figure(dict(data=data, layout=layout))

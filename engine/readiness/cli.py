@@ -47,23 +47,26 @@ def _readiness(args: argparse.Namespace) -> dict:
         raise ValidationError(f"no scenario {args.scenario[:40]!r} in {args.profile}; scenarios: {allowed}")
     if not (10 <= args.samples <= 200_000):
         raise ValidationError(f"samples must be between 10 and 200000, got {args.samples}")
-    result = assess(profile, scenario=name, samples=args.samples).to_dict()
+    result = assess(profile, scenario=name, samples=args.samples, currency=getattr(args, "money", None)).to_dict()
     if args.report:
-        result["report"] = str(write_report(result, args.report))
+        result["report"] = str(write_report(result, args.report, getattr(args, "money", None)))
     return result
 
 
 def _human(result: dict) -> str:
     if "areas" not in result:
         return importlib.import_module("engine.readiness").human(result)
+    from engine.money import get_currency
     from engine.readiness.report import QUANTILE_LABELS, figures
 
+    block = result.get("currency")
+    cur = get_currency(block["code"], block["per_usd"]) if isinstance(block, dict) else None
     lines = [f"scenario     {result['scenario']}"]
-    lines += [f"{label:<38} {text}" for label, text in figures(result)]
+    lines += [f"{label:<38} {text}" for label, text in figures(result, cur)]
     for key, (label, fmt) in QUANTILE_LABELS.items():
         q = (result.get("quantiles") or {}).get(key)
         if q:
-            lines.append(f"{label:<38} P10 {fmt(q['p10'])}  P50 {fmt(q['p50'])}  P90 {fmt(q['p90'])}")
+            lines.append(f"{label:<38} P10 {fmt(q['p10'], cur)}  P50 {fmt(q['p50'], cur)}  P90 {fmt(q['p90'], cur)}")
     lines += [f"{a['id']:<9} {a['status']:<12} {a['reason']}" for a in result["areas"]]
     if result.get("report"):
         lines.append(f"report       {result['report']}")

@@ -230,6 +230,9 @@ def users_in_month(profile: Profile, month: int) -> float:
     return min(profile.daily_active_users * (1.0 + profile.monthly_growth) ** (month - 1), MAX_DAILY_USERS)
 
 
+MAX_BREAK_EVEN_USERS = 1e12  # more than a hundred times everyone alive: "never at this price"
+
+
 def break_even_users(burn: float, revenue_per_user_month: float, users_per_replica: float,
                      replica_cost_month: float) -> int | None:
     """Fewest whole daily users U with U·v >= burn + c·max(1, ceil(U / u)), v the revenue per user-month,
@@ -238,9 +241,12 @@ def break_even_users(burn: float, revenue_per_user_month: float, users_per_repli
     k replicas serve up to k·u users, so k can break even when (burn + c·k) / v <= k·u, i.e.
     k >= burn / (v·u − c); from the smallest such k (at least 1), U = ceil((burn + c·k) / v) unless that
     whole number already needs another replica, then the next k. When v·u <= c every added replica
-    costs more than its users pay: no U breaks even (None)."""
+    costs more than its users pay: no U breaks even (None). Nor does it when the answer is beyond
+    ``MAX_BREAK_EVEN_USERS`` (a price of a fraction of a cent can need more users than people exist)."""
     v, u, c = revenue_per_user_month, users_per_replica, replica_cost_month
     if v <= 0 or v * u <= c:
+        return None
+    if not math.isfinite(burn / v) or burn / v > MAX_BREAK_EVEN_USERS or not math.isfinite(burn / (v * u - c)):
         return None
     k = max(1, math.ceil(burn / (v * u - c) - 1e-12))
     for k in range(k, k + 100_000):

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ValidationError
+from engine.money import Currency, get_currency
 
 FORMATS = ("html", "md", "json")
 STATUS_COLORS = {"ready": "#16a34a", "at risk": "#d97706", "blocked": "#dc2626", "no data yet": "#6b7280"}
@@ -35,36 +36,39 @@ def _e(value: Any) -> str:
     return "" if value is None else html.escape(str(value))
 
 
-def _usd(value: float | None) -> str:
+def _usd(value: float | None, currency: Currency | None = None) -> str:
+    """A USD amount shown in ``currency`` (default USD): $1.23M, ¥8,760, €0.0041."""
     if value is None:
         return "–"
+    cur = currency or get_currency()
     sign = "-" if value < 0 else ""
-    v = abs(value)
+    v = abs(cur.from_usd(value))
     if v >= 1e6:
-        return f"{sign}${v / 1e6:,.2f}M"
+        return f"{sign}{cur.symbol}{v / 1e6:,.2f}M"
     if v >= 1e3:
-        return f"{sign}${v:,.0f}"
+        return f"{sign}{cur.symbol}{v:,.0f}"
     if v >= 1:
-        return f"{sign}${v:,.2f}"
-    return f"{sign}${v:.4f}"
+        return f"{sign}{cur.symbol}{v:,.2f}"
+    return f"{sign}{cur.symbol}{v:.4f}"
 
 
 def _months(value: float | None) -> str:
     return "unlimited (nothing is spent)" if value is None else f"{value:.1f} months"
 
 
-def figures(r: dict[str, Any]) -> list[tuple[str, str]]:
-    """The headline figures as (label, text) pairs, the same in every format."""
+def figures(r: dict[str, Any], currency: Currency | None = None) -> list[tuple[str, str]]:
+    """The headline figures as (label, text) pairs, the same in every format; money in ``currency``."""
+
     gpus = r.get("serving_gpus_needed")
     out = [
-        ("Training cost", _usd(r.get("training_cost_usd"))),
+        ("Training cost", _usd(r.get("training_cost_usd"), currency)),
         ("Runway after training (no revenue)", _months(r.get("runway_months_after_training"))
          if r.get("training_cost_usd") is not None else "–"),
         ("Peak load", "–" if r.get("serving_requests_per_s") is None else f"{r['serving_requests_per_s']:,.3g} requests/s"),
         ("Serving GPUs (month 1)", "–" if gpus is None else f"{gpus:,}"),
-        ("Serving cost per month", _usd(r.get("serving_cost_per_month_usd"))),
-        ("Revenue per month", _usd(r.get("revenue_per_month_usd"))),
-        ("Gross margin per request", _usd(r.get("gross_margin_per_request_usd"))),
+        ("Serving cost per month", _usd(r.get("serving_cost_per_month_usd"), currency)),
+        ("Revenue per month", _usd(r.get("revenue_per_month_usd"), currency)),
+        ("Gross margin per request", _usd(r.get("gross_margin_per_request_usd"), currency)),
         ("Break-even daily users", "never at this price" if r.get("break_even_users") is None and
          r.get("training_cost_usd") is not None else "–" if r.get("break_even_users") is None else f"{r['break_even_users']:,}"),
         ("Cash runs out", "–" if r.get("training_cost_usd") is None else
@@ -76,7 +80,7 @@ def figures(r: dict[str, Any]) -> list[tuple[str, str]]:
 QUANTILE_LABELS = {"training_cost_usd": ("Training cost", _usd),
                    "serving_cost_per_month_usd": ("Serving cost per month", _usd),
                    "runway_months_after_training": ("Runway after training (months)",
-                                                    lambda v: "–" if v is None else f"{v:.1f}"),
+                                                    lambda v, currency=None: "–" if v is None else f"{v:.1f}"),
                    "gross_margin_per_request_usd": ("Gross margin per request", _usd)}
 
 
@@ -85,7 +89,7 @@ def _title(r: dict[str, Any]) -> str:
     return f"Readiness: {company + ', ' if company else ''}scenario {r.get('scenario')}"
 
 
-def _assumption_lines(r: dict[str, Any]) -> list[str]:
+def _assumption_lines(r: dict[str, Any], currency: Currency | None = None) -> list[str]:
     a = r.get("assumptions") or {}
     serving = a.get("serving") or {}
     lines = [f"A month is {a.get('hours_per_month', 730):g} hours; training is paid at month 0; the horizon is "
@@ -96,15 +100,15 @@ def _assumption_lines(r: dict[str, Any]) -> list[str]:
     if serving:
         lines.append(f"Serving: {serving.get('model')} on {serving.get('gpus_per_replica')} × {serving.get('gpu')} per replica, "
                      f"{serving.get('requests_per_s_per_replica', 0):.3g} requests/s per replica at full batch, "
-                     f"${serving.get('price_usd_per_hour', 0):.2f} per GPU-hour; speed from the {serving.get('source')}.")
+                     f"{_usd(serving.get('price_usd_per_hour', 0), currency)} per GPU-hour; speed from the {serving.get('source')}.")
     for t in r.get("training") or []:
         lines.append(f"Training: {t['model']} ({t['method']}) on {t['tokens']:.3g} tokens, {t['gpus']} × {t['gpu']}, "
-                     f"MFU {t['mfu']:.1%} ({t['mfu_basis']}), {t['gpu_hours']:,.0f} GPU-hours, {_usd(t['cost_usd'])}.")
+                     f"MFU {t['mfu']:.1%} ({t['mfu_basis']}), {t['gpu_hours']:,.0f} GPU-hours, {_usd(t['cost_usd'], currency)}.")
     return lines
 
 
-def render_html(r: dict[str, Any]) -> str:
-    """A standalone HTML document (plotly.js inlined once; opens offline)."""
+def render_html(r: dict[str, Any], currency: Currency | None = None) -> str:
+    """A standalone HTML document (plotly.js inlined once; opens offline); money in ``currency``."""
     import plotly.io as pio
 
     from engine.readiness.charts import cash_fan, tornado
@@ -119,7 +123,7 @@ def render_html(r: dict[str, Any]) -> str:
         parts.append(f"<tr><td>{_e(a['id'])}</td><td><span class='status' style='background:{color}'>{_e(a['status'])}</span></td>"
                      f"<td>{_e(a['reason'])}</td></tr>")
     parts.append("</table><h2>Key figures</h2><div class='cards'>")
-    parts.extend(f"<div class='card'><span class='muted'>{_e(k)}</span><b>{_e(v)}</b></div>" for k, v in figures(r))
+    parts.extend(f"<div class='card'><span class='muted'>{_e(k)}</span><b>{_e(v)}</b></div>" for k, v in figures(r, currency))
     parts.append("</div>")
     q = r.get("quantiles") or {}
     unc = r.get("uncertainty") or {}
@@ -129,14 +133,14 @@ def render_html(r: dict[str, Any]) -> str:
         for key, (label, fmt) in QUANTILE_LABELS.items():
             row = q.get(key)
             if row:
-                parts.append(f"<tr><td>{_e(label)}</td>" + "".join(f"<td class='num'>{_e(fmt(row[p]))}</td>"
+                parts.append(f"<tr><td>{_e(label)}</td>" + "".join(f"<td class='num'>{_e(fmt(row[p], currency))}</td>"
                                                                   for p in ("p10", "p50", "p90")) + "</tr>")
         parts.append("</table>")
         charts = []
         if unc.get("tornado"):
-            charts.append(tornado(unc["tornado"]))
+            charts.append(tornado(unc["tornado"], currency))
         if unc.get("fan"):
-            charts.append(cash_fan(unc["fan"], unc.get("cash_out_probability")))
+            charts.append(cash_fan(unc["fan"], unc.get("cash_out_probability"), currency))
         for i, fig in enumerate(charts):
             fig.update_layout(template="plotly_white")
             parts.append("<div class='chart'>" + pio.to_html(fig, include_plotlyjs=(i == 0), full_html=False,
@@ -149,15 +153,16 @@ def render_html(r: dict[str, Any]) -> str:
             parts.extend(f"<tr><td>{_e(x['label'])}</td><td>×{x['low']:g}</td><td>×{x['mode']:g}</td><td>×{x['high']:g}</td>"
                          f"<td class='muted'>{_e(x['source'])}</td></tr>" for x in ranges)
             parts.append("</table>")
-    parts.append("<h2>Assumptions</h2><ul>" + "".join(f"<li>{_e(x)}</li>" for x in _assumption_lines(r)) + "</ul>")
+    parts.append("<h2>Assumptions</h2><ul>" + "".join(f"<li>{_e(x)}</li>" for x in _assumption_lines(r, currency)) + "</ul>")
     months = r.get("months") or []
     if months:
         parts.append("<h2>Month by month (first 24 months)</h2><table><tr><th>month</th><th>daily users</th>"
                      "<th>serving GPUs</th><th>serving cost</th><th>revenue</th><th>cash at month end</th></tr>")
         for m in months[1:25]:
             parts.append(f"<tr><td>{m['month']}</td><td class='num'>{m['users']:,.0f}</td><td class='num'>{m['serving_gpus']:,}</td>"
-                         f"<td class='num'>{_e(_usd(m['serving_cost_usd']))}</td><td class='num'>{_e(_usd(m['revenue_usd']))}</td>"
-                         f"<td class='num'>{_e(_usd(m['cash_usd']))}</td></tr>")
+                         f"<td class='num'>{_e(_usd(m['serving_cost_usd'], currency))}</td>"
+                         f"<td class='num'>{_e(_usd(m['revenue_usd'], currency))}</td>"
+                         f"<td class='num'>{_e(_usd(m['cash_usd'], currency))}</td></tr>")
         parts.append("</table>")
     parts.append("</body></html>")
     return "\n".join(parts)
@@ -175,11 +180,11 @@ def _runway(value: float | None) -> str:
     return "–" if value is None else f"{value:.1f}"
 
 
-def render_markdown(r: dict[str, Any]) -> str:
+def render_markdown(r: dict[str, Any], currency: Currency | None = None) -> str:
     lines = [f"# {_m(_title(r))}", "", "## Verdicts", "", "| area | status | why |", "|---|---|---|"]
     lines += [f"| {_m(a['id'])} | **{_m(a['status'])}** | {_m(a['reason'])} |" for a in r.get("areas") or []]
     lines += ["", "## Key figures", "", "| figure | value |", "|---|---|"]
-    lines += [f"| {_m(k)} | {_m(v)} |" for k, v in figures(r)]
+    lines += [f"| {_m(k)} | {_m(v)} |" for k, v in figures(r, currency)]
     q = r.get("quantiles") or {}
     if any(q.values()):
         samples = (r.get("uncertainty") or {}).get("samples")
@@ -188,21 +193,21 @@ def render_markdown(r: dict[str, Any]) -> str:
         for key, (label, fmt) in QUANTILE_LABELS.items():
             row = q.get(key)
             if row:
-                lines.append(f"| {label} | " + " | ".join(_m(fmt(row[p])) for p in ("p10", "p50", "p90")) + " |")
+                lines.append(f"| {label} | " + " | ".join(_m(fmt(row[p], currency)) for p in ("p10", "p50", "p90")) + " |")
         tornado_rows = (r.get("uncertainty") or {}).get("tornado") or []
         if tornado_rows:
             lines += ["", "### What moves runway most", "", "| assumption | runway at low | runway at high |", "|---|---|---|"]
             lines += [f"| {_m(t['label'])} (×{t['low_factor']:g} to ×{t['high_factor']:g}) | "
                       f"{_runway(t['runway_low'])} | {_runway(t['runway_high'])} |" for t in tornado_rows]
-    lines += ["", "## Assumptions", ""] + [f"- {_m(x)}" for x in _assumption_lines(r)]
+    lines += ["", "## Assumptions", ""] + [f"- {_m(x)}" for x in _assumption_lines(r, currency)]
     return "\n".join(lines) + "\n"
 
 
-def render(r: dict[str, Any], fmt: str) -> str:
+def render(r: dict[str, Any], fmt: str, currency: Currency | None = None) -> str:
     if fmt == "html":
-        return render_html(r)
+        return render_html(r, currency)
     if fmt == "md":
-        return render_markdown(r)
+        return render_markdown(r, currency)
     if fmt == "json":
         return json.dumps(r, indent=2, allow_nan=False)
     raise ValidationError(f"unknown report format {fmt!r}; allowed: {', '.join(FORMATS)}")
@@ -216,10 +221,11 @@ def format_for(path: str | Path) -> str:
     return fmt
 
 
-def write_report(r: dict[str, Any], path: str | Path) -> Path:
-    """Write the report in the format its suffix names, atomically (a temporary file, then rename)."""
+def write_report(r: dict[str, Any], path: str | Path, currency: Currency | None = None) -> Path:
+    """Write the report in the format its suffix names, atomically (a temporary file, then rename);
+    HTML and Markdown show money in ``currency`` (JSON keeps the ``*_usd`` fields)."""
     out = Path(path)
-    text = render(r, format_for(out))
+    text = render(r, format_for(out), currency)
     if not out.parent.is_dir():
         raise ValidationError(f"cannot write the report: folder {out.parent} does not exist")
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
