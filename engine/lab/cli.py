@@ -89,6 +89,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 def _train(args: argparse.Namespace) -> dict:
     from engine.errors import ValidationError
+    from engine.requires import require_torch
+
+    require_torch("train")  # PREFLIGHT_TORCH=skip installs: one line (exit 2), not an import traceback
     from engine.lab.trainer import TrainConfig, train
 
     rank = int(os.environ.get("RANK", "0") or 0)
@@ -149,6 +152,9 @@ def _train_human(d: dict) -> str:
 
 
 def _calibrate(args: argparse.Namespace) -> dict:
+    from engine.requires import require_torch
+
+    require_torch("calibrate")
     from engine.lab.calibrate import CalibrateInput, calibrate
     from engine.store import Registry
 
@@ -184,6 +190,9 @@ def _runs_human(d: dict) -> str:
 
 
 def _generate(args: argparse.Namespace) -> dict:
+    from engine.requires import require_torch
+
+    require_torch("generate")
     from engine.lab.jobs import generate
 
     return generate(args.run, args.prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
