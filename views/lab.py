@@ -81,7 +81,7 @@ with st.expander("Start a training run", expanded=not st.session_state.get("lab_
                          if task == "classify" else None)
     with c2:
         st.markdown("**Model**")
-        preset_id = st.selectbox("Preset", list(PRESETS), key="lab_preset", format_func=lambda p: PRESETS[p].name)
+        preset_id = st.selectbox("Preset", list(PRESETS), key="lab_preset", format_func=lambda p: PRESETS[p].label)
         preset = PRESETS[preset_id]
         tokenizer = st.selectbox("Tokenizer", TOKENIZER_KINDS, key=f"lab_tokenizer_{task}",
                                  index=TOKENIZER_KINDS.index("bpe" if task == "classify" else "byte"),
@@ -278,7 +278,9 @@ with st.expander("Calibrate this machine (measured MFU for the cost estimator)")
 runs = registry.list_runs(kind="train")
 st.subheader("Runs")
 if runs.empty:
-    st.info("No runs yet. Start one above: the tiny preset on the arithmetic corpus learns in about a minute.")
+    took = PRESETS["tiny"].cpu_run_time
+    st.info("No runs yet. Start one above" + (f": the tiny preset's default run took {took} on 2 CPU cores when "
+                                             "measured (longer while the machine is busy)." if took else "."))
     st.stop()
 
 

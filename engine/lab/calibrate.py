@@ -245,7 +245,10 @@ class TensorCounter:
     optimizer states from the tensors themselves, and activations as the distinct storages autograd
     saves for backward (``torch.autograd.graph.saved_tensors_hooks``), parameters and buffers excluded.
     Storages are de-duplicated by address: views of one tensor, and the tied embedding and LM head,
-    count once. Saved tensors stay alive until backward, so an address is never reused meanwhile."""
+    count once. Saved tensors stay alive until backward, so an address is never reused meanwhile.
+    Under CUDA autocast the 16-bit copies of the weights that the matmuls keep for backward are saved
+    storages too, so they land in "activations" (ZeRO's convention, which the estimator follows, counts
+    them as the 16-bit weights); compare the totals there. Not run on a GPU while this was written."""
 
     def __init__(self, model) -> None:
         self._exclude = {t.untyped_storage().data_ptr() for t in (*model.parameters(), *model.buffers())}

@@ -89,6 +89,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 def _train(args: argparse.Namespace) -> dict:
     from engine.errors import ValidationError
+    from engine.requires import require_torch
+
+    require_torch("train")  # PREFLIGHT_TORCH=skip installs: one line (exit 2), not an import traceback
     from engine.lab.trainer import TrainConfig, train
 
     rank = int(os.environ.get("RANK", "0") or 0)
@@ -150,6 +153,9 @@ def _train_human(d: dict) -> str:
 
 
 def _calibrate(args: argparse.Namespace) -> dict:
+    from engine.requires import require_torch
+
+    require_torch("calibrate")
     if args.serve:  # serving calibration lives in the inference room
         from engine.infer.serve_calibrate import calibrate_serve_cli
 

@@ -33,6 +33,24 @@ class LabPreset:
     eval_every: int
     source: str
     date: str
+    # Measured wall time of the preset's default run on a 2-core CPU (bench/lab_preset_time.py), with when,
+    # where and at what load; the label quotes it, so the label says what was measured.
+    cpu_run_s: float | None = None
+    cpu_run_measured: str = ""
+
+    @property
+    def cpu_run_time(self) -> str | None:
+        """The measured default run, in words ("about 4 min"), or None where none was measured."""
+        if self.cpu_run_s is None:
+            return None
+        minutes = self.cpu_run_s / 60
+        return f"about {minutes:.0f} min" if minutes >= 1.5 else f"about {self.cpu_run_s:.0f} s"
+
+    @property
+    def label(self) -> str:
+        """The name, and for a preset with a measured CPU run, how long its default run took."""
+        took = self.cpu_run_time
+        return f"{self.name}: {self.max_steps} steps in {took} on 2 CPU cores" if took else self.name
 
     def config(self, vocab_size: int, n_classes: int = 0, **overrides) -> ModelConfig:
         """The model this preset builds for a tokenizer's ``vocab_size`` (and ``n_classes`` labels)."""
@@ -48,7 +66,7 @@ def _load() -> tuple[str, dict[str, LabPreset]]:
     text = resources.files("engine.catalog").joinpath("lab_presets.toml").read_text(encoding="utf-8")
     data = tomllib.loads(text)
     names = {f.name for f in fields(LabPreset)}
-    presets = {row["id"]: LabPreset(**{k: row[k] for k in names}) for row in data["preset"]}
+    presets = {row["id"]: LabPreset(**{k: row[k] for k in names if k in row}) for row in data["preset"]}
     return data["version"], presets
 
 

@@ -21,6 +21,7 @@ Selectors are Streamlit 1.67's own ``data-testid`` attributes (checked in stream
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -30,6 +31,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,15 +204,41 @@ def streamlit_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Strea
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
+    """Chromium for the session, closed in order at the end: its contexts, the browser, then Playwright's
+    driver (``stop``), so the run ends on pytest's own summary line."""
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
-    with sync_playwright() as pw:
+    manager = sync_playwright()
+    pw = manager.start()
+    try:
         b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
             yield b
         finally:
-            b.close()
+            for context in b.contexts:  # a test that failed before its own teardown
+                with contextlib.suppress(PlaywrightError):
+                    context.close()
+            with contextlib.suppress(PlaywrightError):
+                b.close()
+    finally:
+        pw.stop()
+        _settle_driver_error(manager)
+
+
+def _settle_driver_error(manager: Any) -> None:
+    """When Playwright's driver dies during the session (SIGKILLed from outside: the OOM killer, or a
+    test ending processes that are not its own), its transport keeps a "Connection closed while reading
+    from the driver" error that nothing awaits, and asyncio prints "Future exception was never retrieved"
+    after pytest's summary (issue 11 item 19; reproduced by SIGKILLing the driver mid-session). Read it
+    here, where it belongs to the session, and report it as a warning instead. The transport is
+    Playwright's private ``_client._transport.on_error_future``; if a version moves it, this does nothing."""
+    future = getattr(getattr(getattr(manager, "_client", None), "_transport", None), "on_error_future", None)
+    if future is None or not future.done() or future.cancelled():
+        return
+    error = future.exception()
+    if error is not None:
+        warnings.warn(f"Playwright's driver exited during the session: {error}", RuntimeWarning, stacklevel=1)
 
 
 def wait_idle(page: Page, timeout_ms: int = IDLE_TIMEOUT_MS) -> None:
