@@ -59,6 +59,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def _evaluate(args: argparse.Namespace) -> dict:
+    from engine.requires import require_torch
+
+    require_torch("evaluate")
     from engine.lab.evaluate import EvaluateInput, evaluate, save_report
 
     result = evaluate(EvaluateInput(run=args.run, data=args.data, folds=args.folds, cv_steps=args.cv_steps,
@@ -83,6 +86,10 @@ def _evaluate_human(d: dict) -> str:
 
 
 def _sweep(args: argparse.Namespace) -> dict:
+    from engine.requires import require_torch
+
+    if args.objective != "planted":  # the planted objective (tests, demos) trains nothing
+        require_torch("sweep")
     from engine.lab.tune import SweepInput, run_sweep
 
     return run_sweep(SweepInput(

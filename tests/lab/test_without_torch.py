@@ -30,12 +30,19 @@ TORCH_COMMANDS: dict[str, list[str]] = {
     "train": ["--sample", "stories", "--preset", "tiny", "--out", "{tmp}/run"],
     "calibrate": ["--preset", "tiny", "--device", "cpu", "--no-record"],
     "generate": ["--run", "{tmp}/run", "--prompt", "hi"],
+    "evaluate": ["--run", "{tmp}/run"],
+    "sweep": ["--sample", "stories", "--trials", "2", "--out", "{tmp}/study"],
+    "export": ["--run", "{tmp}/run"],
+    "classify": ["--run", "{tmp}/run", "--text", "hi"],
+    "bench": ["--preset", "tiny", "--backends", "torch"],
 }
 # command -> arguments; these must work without torch (exit 0)
 WITHOUT_TORCH: dict[str, list[str]] = {
     "runs": [], "readiness": [], "models": None, "gpus": None,  # None: pure catalog listings, not run here
     "estimate": ["train", "--model", "llama-3-8b", "--tokens", "1e9", "--gpu", "h100-sxm"],
     "check": None,  # reads a file; its own tests cover it (no torch import anywhere in engine.datacheck)
+    "backends": [],  # says which backends are missing and why (torch among them)
+    "sweep-worker": None,  # internal: started by `sweep`, which refuses first
 }
 
 _NO_TORCH = ("import runpy, sys; sys.modules['torch'] = None; sys.argv = ['preflight', *sys.argv[1:]]; "
