@@ -75,3 +75,9 @@ def format_sci(value: float, digits: int = 3) -> str:
         return "0"
     mantissa, exponent = f"{value:.{digits - 1}e}".split("e")
     return f"{mantissa}e{int(exponent)}"
+
+
+def format_wall_time(seconds: float) -> str:
+    """A measured wall time in words: "about 74 s" under a minute and a half, else "about 4 min"."""
+    minutes = seconds / 60
+    return f"about {minutes:.0f} min" if minutes >= 1.5 else f"about {seconds:.0f} s"

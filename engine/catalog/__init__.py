@@ -112,6 +112,13 @@ def default_rows() -> tuple[dict, ...]:
 
 
 @cache
+def lab_preset_file() -> dict:
+    """The model lab's presets file as parsed (version and [[preset]] rows); ``engine.lab.presets`` builds
+    its presets from it, and pages that must not import torch read a row's measured run from it."""
+    return _load("lab_presets.toml")
+
+
+@cache
 def currency_rows() -> tuple[dict, ...]:
     """The currencies money can be shown in: code, symbol, name, per_usd (units per US dollar),
     source and date, in file order (``engine.money`` builds on these)."""

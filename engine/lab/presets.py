@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, fields
 from functools import cache
-from importlib import resources
 
+from engine.catalog import lab_preset_file
 from engine.errors import ValidationError
 from engine.lab.model import ModelConfig
+from engine.units import format_wall_time
 
 
 @dataclass(frozen=True)
@@ -41,10 +41,7 @@ class LabPreset:
     @property
     def cpu_run_time(self) -> str | None:
         """The measured default run, in words ("about 4 min"), or None where none was measured."""
-        if self.cpu_run_s is None:
-            return None
-        minutes = self.cpu_run_s / 60
-        return f"about {minutes:.0f} min" if minutes >= 1.5 else f"about {self.cpu_run_s:.0f} s"
+        return None if self.cpu_run_s is None else format_wall_time(self.cpu_run_s)
 
     @property
     def label(self) -> str:
@@ -63,8 +60,7 @@ class LabPreset:
 
 @cache
 def _load() -> tuple[str, dict[str, LabPreset]]:
-    text = resources.files("engine.catalog").joinpath("lab_presets.toml").read_text(encoding="utf-8")
-    data = tomllib.loads(text)
+    data = lab_preset_file()
     names = {f.name for f in fields(LabPreset)}
     presets = {row["id"]: LabPreset(**{k: row[k] for k in names if k in row}) for row in data["preset"]}
     return data["version"], presets

@@ -4,6 +4,9 @@ MFU, the Memory page shows predicted vs measured memory; without a calibration n
 from __future__ import annotations
 
 from engine.store import Registry
+from streamlit.testing.v1 import AppTest
+
+from tests.pages.conftest import ROOT
 from tests.pages.conftest import metrics, run_page
 
 
@@ -73,3 +76,16 @@ def test_an_old_cpu_calibration_is_not_shown_as_a_comparison(tmp_path):
     assert "Measured / predicted" not in shown and "Measured" not in shown
     assert shown["Process RSS rise (not comparable)"] == "252.00 MiB"
     assert any("Run the calibration again" in i.value for i in at.info)
+
+
+def test_overview_quotes_the_tiny_presets_measured_run():
+    """Issue 11 item 13 on the Overview: no 'about a minute' promise, the figure lab_presets.toml records."""
+    from engine.catalog import lab_preset_file
+    from engine.units import format_wall_time
+
+    tiny = next(r for r in lab_preset_file()["preset"] if r["id"] == "tiny")
+    at = AppTest.from_file(str(ROOT / "views/home.py"), default_timeout=60)
+    at.run()
+    captions = " ".join(c.value for c in at.caption)
+    assert f"({format_wall_time(tiny['cpu_run_s'])} for its 300 steps on a 2-core CPU, measured)" in captions
+    assert "about a minute" not in captions
