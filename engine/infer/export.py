@@ -130,7 +130,7 @@ def _export_module(loaded, part: str, dtype: str, graph: str, opset: int, dest: 
             in_names, out_names = ["input_ids", *pasts], ["logits", *presents]
         else:
             args = (ids,)
-            dynamic = ({0: batch, 1: seq}, ())
+            dynamic = ({0: batch, 1: seq},)
             in_names, out_names = ["input_ids"], ["logits"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -143,7 +143,11 @@ def _export_module(loaded, part: str, dtype: str, graph: str, opset: int, dest: 
                                             input_names=in_names, output_names=out_names, verbose=False,
                                             report=False)
         except Exception as exc:  # noqa: BLE001 - exporter errors are long; one line is enough here
-            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            text = str(exc)
+            if "Exception summary" in text:  # torch.export's own reason, not its boilerplate
+                text = text.split("Exception summary", 1)[1]
+            lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+            first = lines[0][:300] if lines else type(exc).__name__
             raise ValidationError(f"ONNX export of this {part} failed: {first}") from None
     program.save(dest, external_data=False)
 
