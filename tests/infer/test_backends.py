@@ -115,3 +115,21 @@ def test_gpu_backends_match_and_cache(lm, backend):
     if "fp16" in info.dtypes:
         half = bk.make_runner(lm, backend, "fp16").forward(ids)
         assert np.abs(half - ref).max() / np.abs(ref).max() <= 1e-2
+
+
+@pytest.mark.skipif(not __import__("os").environ.get("PREFLIGHT_COMPILE_TESTS"),
+                    reason="torch.compile takes minutes on a 2-core CPU; set PREFLIGHT_COMPILE_TESTS=1 (gpu_check.sh does)")
+def test_torch_compile_matches_eager(lm):
+    import torch
+
+    info = bk.backend_info("torch-compile")
+    if not info.available:
+        pytest.skip(info.reason)
+    ids = np.random.default_rng(5).integers(0, lm.config.vocab_size, (2, 11))
+    with torch.no_grad():
+        ref = lm.model(torch.from_numpy(ids)).numpy()
+    r = bk.make_runner(lm, "torch-compile", "fp32")
+    assert np.abs(r.forward(ids) - ref).max() / np.abs(ref).max() <= 1e-5
+    logits, cache = r.prefill(ids[:, :10])
+    step, _ = r.step(ids[:, 10:], cache, 10)
+    assert np.abs(step - ref[:, -1]).max() / np.abs(ref).max() <= 1e-5
