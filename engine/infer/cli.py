@@ -99,6 +99,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     k.add_argument("--warmup", type=_int("warmup"), default=2, metavar="N")
     k.add_argument("--iters", type=_int("iters"), default=10, metavar="N")
     k.add_argument("--threads", type=_int("threads"), metavar="N", help="onnxruntime intra-op threads")
+    k.add_argument("--progress", metavar="FILE", help=argparse.SUPPRESS)  # JSON lines for the page's job view
     k.set_defaults(handler=_bench, human=_bench_human)
 
 
@@ -159,9 +160,17 @@ def _bench(args: argparse.Namespace) -> dict:
     require_torch("bench")
     from engine.infer.bench import BenchInput, bench
 
+    progress = None
+    if args.progress:
+        import json
+
+        def progress(event: dict) -> None:
+            with open(args.progress, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(event) + "\n")
+
     return bench(BenchInput(run=args.run, preset=args.preset, onnx=args.onnx, backends=args.backends, batch=args.batch,
                             seq_len=args.seq_len, dtype=args.dtype, part=args.part, seq_lens=args.seq_lens,
-                            warmup=args.warmup, iters=args.iters, threads=args.threads)).to_dict()
+                            warmup=args.warmup, iters=args.iters, threads=args.threads), progress=progress).to_dict()
 
 
 def _bench_human(d: dict) -> str:
