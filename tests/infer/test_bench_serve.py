@@ -61,3 +61,20 @@ def test_serving_calibration_is_a_write_refused_in_demo_mode(lm_run, monkeypatch
     with pytest.raises(ValidationError, match="read-only demo"):
         calibrate_serve(ServeCalibrateInput(run=str(lm_run), levels=(1,), output_tokens=2, repeats=1),
                         registry=Registry())
+
+
+def test_serving_page_offers_measured_efficiencies(lm_run):
+    from streamlit.testing.v1 import AppTest
+
+    from engine.store import Registry
+    from tests.pages.conftest import ROOT, assert_clean
+
+    if latest_serving_calibration() is None:
+        calibrate_serve(ServeCalibrateInput(run=str(lm_run), backend="torch", levels=(1,), output_tokens=2, repeats=1),
+                        registry=Registry())
+    at = AppTest.from_file(str(ROOT / "views/serve.py"), default_timeout=60).run()
+    before = {m.label: m.value for m in at.metric}
+    at.toggle(key="serve-measured").set_value(True).run()
+    assert_clean(at)
+    assert any("Measured (" in c.value for c in at.caption)
+    assert {m.label: m.value for m in at.metric} != before
