@@ -17,8 +17,10 @@ if importlib.util.find_spec("torch") is None:
 from engine import access  # noqa: E402
 from engine.errors import ValidationError  # noqa: E402
 from engine.infer import jobs  # noqa: E402
-from engine.infer.backends import list_backends, resolve_backend  # noqa: E402
+from engine.infer.backends import GRAPH_BY_BACKEND, check_dtype, list_backends, resolve_backend  # noqa: E402
+from engine.infer.export import DEFAULT_OPSET, default_path  # noqa: E402
 from engine.infer.generate import Stream, classify  # noqa: E402
+from engine.infer.loading import load_run  # noqa: E402
 from engine.infer.serve_calibrate import latest_serving_calibration  # noqa: E402
 from engine.lab import checkpoint as ck  # noqa: E402
 from engine.store import Registry  # noqa: E402
@@ -81,6 +83,35 @@ def _checkpoint_key(run_dir: str) -> str:
 
 run_dir = runs[run_name]
 chosen, how = run_engine(resolve_backend, backend)
+run_engine(check_dtype, chosen, dtype)
+
+
+@st.fragment(run_every=1.0)
+def _prepare_watch(job: str) -> None:
+    s = jobs.status(job)
+    if s["status"] == "running":
+        st.progress(0.5, text="Exporting the model to ONNX for this backend (checked against PyTorch) in its own "
+                              "process; the demo starts when it is ready…")
+    else:
+        st.session_state["infer_prepare_done"] = s
+        st.session_state.pop("infer_prepare_job", None)
+        st.rerun()
+
+
+graph = GRAPH_BY_BACKEND.get(chosen)
+if graph:  # an ONNX backend: export first, in its own process, never inside this page run
+    target = default_path(run_engine(load_run, run_dir), "model", dtype, graph, DEFAULT_OPSET)
+    if not target.is_file():
+        prep = st.session_state.get("infer_prepare_done")
+        if prep and prep["status"] == "failed" and st.session_state.get("infer_prepare_target") == str(target):
+            st.error(prep["error"])
+            st.stop()
+        if not st.session_state.get("infer_prepare_job"):
+            st.session_state["infer_prepare_target"] = str(target)
+            st.session_state["infer_prepare_job"] = run_engine(
+                jobs.start, "export", ["--run", run_dir, "--dtype", dtype, "--graph", graph, "--out", str(target)])
+        _prepare_watch(st.session_state["infer_prepare_job"])
+        st.stop()
 loaded, runner = run_engine(_runner, run_dir, _checkpoint_key(run_dir), chosen, dtype)
 st.caption(f"{how} · {dtype} · {loaded.checkpoint} (step {loaded.step}) · share: `/infer?run={run_name}`")
 
