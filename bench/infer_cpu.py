@@ -62,7 +62,7 @@ def main() -> None:
     import torch
 
     from engine.infer.backends import make_runner
-    from engine.infer.export import ExportInput, default_path, export
+    from engine.infer.export import ExportInput, default_path, ensure_onnx, export, int8_accuracy
     from engine.infer.generate import Stream
     from engine.infer.loading import load_run
 
@@ -73,8 +73,9 @@ def main() -> None:
     cfg = loaded.config
     print(f"model: {cfg.n_layers} layers, d_model {cfg.d_model}, {cfg.n_heads} heads, context {cfg.context}, "
           f"vocab {cfg.vocab_size}, {loaded.model.num_params():,} parameters", file=sys.stderr)
-    q = export(ExportInput(dtype="int8", out=str(default_path(loaded, "model", "int8", "fused", 18))), loaded=loaded) \
-        if not default_path(loaded, "model", "int8", "fused", 18).is_file() else None
+    int8_path = default_path(loaded, "model", "int8", "fused", 18)
+    if not int8_path.is_file():
+        export(ExportInput(dtype="int8", out=str(int8_path)), loaded=loaded)
     torch_r = make_runner(loaded, "torch", "fp32")
     ort_r = make_runner(loaded, "onnxruntime", "fp32")
     int8_r = make_runner(loaded, "onnxruntime", "int8")
@@ -92,15 +93,18 @@ def main() -> None:
                "ort_fp32_rel_err": float(np.abs(ort_r.forward(ids) - ref).max() / np.abs(ref).max()),
                "ort_int8_max_logit_rel_err": float(np.abs(int8_r.forward(ids) - ref).max() / np.abs(ref).max())}
         out["forward"].append(row)
-    if q is not None:
-        out["int8_val_loss"], out["fp32_val_loss"], out["int8_val_loss_change"] = q.val_loss, q.val_loss_fp32, \
-            q.val_loss_change
+        print(json.dumps(row), file=sys.stderr)
+    l8, l32, _ = int8_accuracy(loaded, str(int8_path), str(ensure_onnx(loaded)))
+    if l8 is not None:
+        out["int8_val_loss"], out["fp32_val_loss"], out["int8_val_loss_change"] = l8, l32, (l8 - l32) / l32
     # KV cache vs full recompute (torch, greedy), and decode rates at batch 1
     n = args.new_tokens
-    kv = Stream(loaded, torch_r, "\n", max_new_tokens=n, temperature=0).result()
-    full = Stream(loaded, torch_r, "\n", max_new_tokens=n, temperature=0, use_cache=False).result()
-    ort_kv = Stream(loaded, ort_r, "\n", max_new_tokens=n, temperature=0).result()
-    torch_kv2 = Stream(loaded, torch_r, "\n", max_new_tokens=n, temperature=0).result()
+    prompt = "".join(c for c in "Once upon a time" if c in getattr(loaded.tokenizer, "chars", c)) or \
+        loaded.tokenizer.decode([0])
+    kv = Stream(loaded, torch_r, prompt, max_new_tokens=n, temperature=0).result()
+    full = Stream(loaded, torch_r, prompt, max_new_tokens=n, temperature=0, use_cache=False).result()
+    ort_kv = Stream(loaded, ort_r, prompt, max_new_tokens=n, temperature=0).result()
+    torch_kv2 = Stream(loaded, torch_r, prompt, max_new_tokens=n, temperature=0).result()
     out["kv_cache"] = {"new_tokens": n, "same_tokens": kv.tokens == full.tokens == ort_kv.tokens,
                        "kv_total_s": kv.total_s, "recompute_total_s": full.total_s,
                        "kv_speedup": full.total_s / kv.total_s}
