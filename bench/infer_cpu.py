@@ -55,6 +55,8 @@ def main() -> None:
     ap.add_argument("--train-steps", type=int, default=60)
     ap.add_argument("--iters", type=int, default=15)
     ap.add_argument("--new-tokens", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                    help="threads for both torch and onnxruntime (default: one per core)")
     ap.add_argument("--out", help="write the figures as JSON here")
     args = ap.parse_args()
 
@@ -67,7 +69,7 @@ def main() -> None:
     from engine.infer.loading import load_run
 
     os.environ.setdefault("PREFLIGHT_HOME", tempfile.mkdtemp(prefix="preflight-bench-"))
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads)
     run = Path(args.run) if args.run else _train(args.train_steps, Path(os.environ["PREFLIGHT_HOME"]))
     loaded = load_run(run)
     cfg = loaded.config
@@ -77,10 +79,10 @@ def main() -> None:
     if not int8_path.is_file():
         export(ExportInput(dtype="int8", out=str(int8_path)), loaded=loaded)
     torch_r = make_runner(loaded, "torch", "fp32")
-    ort_r = make_runner(loaded, "onnxruntime", "fp32")
-    int8_r = make_runner(loaded, "onnxruntime", "int8")
+    ort_r = make_runner(loaded, "onnxruntime", "fp32", threads=args.threads)
+    int8_r = make_runner(loaded, "onnxruntime", "int8", threads=args.threads)
     out: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": _machine(),
-                 "load_before": list(os.getloadavg()), "params": loaded.model.num_params(), "forward": []}
+                 "load_before": list(os.getloadavg()), "threads": args.threads, "params": loaded.model.num_params(), "forward": []}
     rng = np.random.default_rng(0)
     for batch in (1, 8):
         ids = rng.integers(0, cfg.vocab_size, (batch, min(128, cfg.context)), dtype=np.int64)

@@ -15,7 +15,6 @@ if importlib.util.find_spec("torch") is None:
     st.stop()
 
 from engine import access  # noqa: E402
-from engine.errors import ValidationError  # noqa: E402
 from engine.infer import jobs  # noqa: E402
 from engine.infer.backends import GRAPH_BY_BACKEND, check_dtype, list_backends, resolve_backend  # noqa: E402
 from engine.infer.export import DEFAULT_OPSET, default_path  # noqa: E402

@@ -160,17 +160,16 @@ def _bench(args: argparse.Namespace) -> dict:
     require_torch("bench")
     from engine.infer.bench import BenchInput, bench
 
-    progress = None
-    if args.progress:
+    def write_progress(event: dict) -> None:
         import json
 
-        def progress(event: dict) -> None:
-            with open(args.progress, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(event) + "\n")
+        with open(args.progress, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(event) + "\n")
 
     return bench(BenchInput(run=args.run, preset=args.preset, onnx=args.onnx, backends=args.backends, batch=args.batch,
                             seq_len=args.seq_len, dtype=args.dtype, part=args.part, seq_lens=args.seq_lens,
-                            warmup=args.warmup, iters=args.iters, threads=args.threads), progress=progress).to_dict()
+                            warmup=args.warmup, iters=args.iters, threads=args.threads),
+                 progress=write_progress if args.progress else None).to_dict()
 
 
 def _bench_human(d: dict) -> str:
