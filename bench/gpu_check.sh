@@ -76,6 +76,10 @@ if [ -n "${MISSING// /}" ]; then
   echo "$MISSING" | grep -q onnxruntime-gpu && echo "  onnxruntime-gpu: run  bash ../shared/tools/ort-gpu-chunks.sh  and carry .ortchunk1 .. .ortchunk5, one per transfer (this script joins and installs them)"
   echo "$MISSING" | grep -qw torch && echo "  torch: the GPU machine's own CUDA PyTorch is expected; nothing here can replace it"
 fi
+if ! echo " $MISSING " | grep -q " onnxruntime-gpu "; then
+  $PY -c "import onnxruntime as o, sys; sys.exit(0 if 'CUDAExecutionProvider' in o.get_available_providers() else 1)" 2>/dev/null \
+    || echo "gpu_check.sh: this onnxruntime has no CUDAExecutionProvider (the CPU package?): carry onnxruntime-gpu with  bash ../shared/tools/ort-gpu-chunks.sh  (.ortchunk1 .. .ortchunk5); onnxruntime-cuda tests skip until then"
+fi
 $PY -c "import tensorrt" 2>/dev/null || echo "gpu_check.sh: tensorrt is not importable: its tests skip (pip install tensorrt 10/11 needs a wheel for this CUDA; none on PyPI for CUDA 13 as of 2026-12-02)"
 for must in torch numpy onnx onnxscript; do
   if echo " $MISSING " | grep -q " $must "; then echo "gpu_check.sh: cannot run without $must" >&2; exit 3; fi

@@ -83,7 +83,7 @@ def attention_core_backends(seq_lens, batch, dtype, backends, iters, d_model, he
     cfg = ModelConfig(vocab_size=258, context=context, n_layers=1, n_heads=heads, n_kv_heads=heads, d_model=d_model,
                       d_ff=4 * d_model, dropout=0.0)
     torch.manual_seed(0)
-    loaded = Loaded(model=Transformer(cfg).eval(), config=cfg, tokenizer=None, source="attention-core",
+    loaded = Loaded(model=Transformer(cfg).eval(), config=cfg, tokenizer=None, source=f"preset:attention-core-d{d_model}-h{heads}",
                     checkpoint=None, step=None, key=f"attn-{d_model}-{heads}-{context}")
     import engine.infer.loading as loading
 

@@ -167,8 +167,11 @@ def default_path(loaded, part: str, dtype: str, graph: str, opset: int) -> Path:
         folder = Path(loaded.source) / "onnx"
         stem = f"{part}-{dtype}-{graph}-op{opset}-step{loaded.step}"
     else:
-        folder = workspace.home() / "onnx" / loaded.source.split(":", 1)[1]
-        stem = f"{part}-{dtype}-{graph}-op{opset}-v{loaded.config.vocab_size}-c{loaded.config.context}"
+        import hashlib
+
+        folder = workspace.home() / "onnx" / loaded.source.split(":", 1)[-1]
+        weights = hashlib.sha1(f"{loaded.key}|{loaded.config.to_dict()}".encode()).hexdigest()[:10]
+        stem = f"{part}-{dtype}-{graph}-op{opset}-{weights}"
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"{stem}-g{GRAPH_VERSION}.onnx"
 
