@@ -93,7 +93,8 @@ if [ "$DRY" = 1 ]; then
   BENCH_RC=$?
 else
   $PY -c "import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)" || { echo "gpu_check.sh: no CUDA GPU visible to PyTorch (use --dry-run)" >&2; exit 3; }
-  timeout 240 $PY -m pytest -q -m gpu -p no:cacheprovider -x --timeout 200 tests/infer tests/lab > "$RESULTS/pytest.txt" 2>&1
+  TO=""; $PY -c "import pytest_timeout" 2>/dev/null && TO="--timeout 200"
+  timeout 240 $PY -m pytest -q -m gpu -p no:cacheprovider $TO tests/infer tests/lab > "$RESULTS/pytest.txt" 2>&1
   TEST_RC=$?
   timeout 210 $PY bench/infer_gpu.py --out "$RESULTS/bench.json" > "$RESULTS/bench.txt" 2>&1
   BENCH_RC=$?
