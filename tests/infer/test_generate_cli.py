@@ -134,3 +134,12 @@ def test_cli_export_json(capsys, lm_run, tmp_path):
     for k in ("path", "part", "dtype", "opset", "inputs", "outputs", "bytes", "sha256", "parity_max_abs_err",
               "parity_rel_err"):
         assert k in d
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["calibrate", "--json"], "--preset"),
+    (["calibrate", "--serve", "--json"], "exactly one of --run DIR or --preset NAME"),
+])
+def test_calibrate_serve_arguments(capsys, argv, msg):
+    code, out, err = _run(capsys, argv)
+    assert code == 2 and out == "" and msg in err and len(err.strip().splitlines()) == 1, err
