@@ -36,6 +36,8 @@ PAGES: tuple[PageInfo, ...] = (
              "Duplicates, PII, leakage, labels, drift: a readiness score and a report", "Data & models"),
     PageInfo("views/lab.py", "Model lab", ":material/model_training:", "lab",
              "Train a small Transformer live: curves, checkpoints, resume, samples", "Data & models"),
+    PageInfo("views/infer.py", "Inference", ":material/bolt:", "infer",
+             "Export to ONNX, run on PyTorch / onnxruntime / TensorRT, stream a demo, benchmark", "Data & models"),
     PageInfo("views/tune.py", "Sweeps", ":material/tune:", "tune",
              "Budget-aware hyperparameter search: TPE, pruning, predicted vs measured cost", "Data & models"),
     PageInfo("views/catalog.py", "Reference data", ":material/table:", "catalog",

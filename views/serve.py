@@ -51,6 +51,18 @@ with st.expander("Assumptions (editable; sources on the Reference data page)"):
     allreduce_us = e[2].number_input("All-reduce latency (µs)", 0.0, 10_000.0, d["allreduce_latency_us"], 5.0,
                                      key="allreduce-us", help="two per layer with tensor parallelism")
 
+# Measured efficiencies from the latest serving calibration (Inference page / `calibrate --serve`).
+from engine.infer.serve_calibrate import latest_serving_calibration  # noqa: E402
+
+measured = latest_serving_calibration()
+if measured and st.toggle("Use measured efficiencies", key="serve-measured",
+                          help="from the latest serving calibration: measured prefill and decode on "
+                               f"{measured['device_name']} against that machine's own roofline"):
+    eff_c = min(1.0, max(0.05, float(measured["implied_prefill_efficiency"])))
+    eff_b = min(1.0, max(0.05, float(measured["implied_decode_efficiency"])))
+    st.caption(f"Measured ({measured['name']}, {measured['backend']} on {measured['device_name']}): prefill "
+               f"efficiency {eff_c:.2f}, decode bandwidth efficiency {eff_b:.2f}.")
+
 inp = ServeInput(model=spec, gpu=gpu, gpus=int(n), dtype=dtype, kv_dtype=kv, prompt_tokens=int(prompt),
                  output_tokens=int(output), concurrency=int(conc) or None, requests_per_s=float(rps),
                  price_usd_per_hour=price, prefill_efficiency=eff_c, decode_efficiency=eff_b,

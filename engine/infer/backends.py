@@ -36,7 +36,7 @@ DTYPES_BY_BACKEND = {
     "torch": ("fp32", "bf16"),            # on a CPU; fp16 too on CUDA
     "torch-compile": ("fp32", "bf16"),
     "onnxruntime": ("fp32", "fp16", "int8"),
-    "onnxruntime-cuda": ("fp32", "fp16"),
+    "onnxruntime-cuda": ("fp32", "fp16", "bf16"),
     "onnxruntime-trt": ("fp32", "fp16"),
     "tensorrt": ("fp32", "fp16"),
 }
@@ -320,7 +320,12 @@ class OrtRunner(Runner):
         graph = GRAPH_BY_BACKEND[backend]
         self.path = str(path or ensure_onnx(loaded, part, dtype, graph))
         self.sess = ort_session(self.path, backend, dtype, threads)
-        self.np_dtype = np.float16 if dtype == "fp16" else np.float32
+        if dtype == "bf16":
+            import ml_dtypes
+
+            self.np_dtype = ml_dtypes.bfloat16
+        else:
+            self.np_dtype = np.float16 if dtype == "fp16" else np.float32
         self.lm = not self.cfg.n_classes
         self.pasts, self.presents = past_names(self.cfg.n_layers)
         self.gpu = self.device == "cuda"

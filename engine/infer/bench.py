@@ -138,7 +138,11 @@ def bench(inp: BenchInput, progress=None) -> BenchResult:
 
     loaded = load(inp.run, inp.preset)
     cfg = loaded.config
-    seq = int(require_number("seq-len", inp.seq_len, low=1, high=cfg.context, integer=True)) if inp.seq_len else cfg.context
+    if inp.part == "attention" and inp.seq_lens:
+        seq = None
+    else:
+        seq = int(require_number("seq-len", inp.seq_len, low=1, high=cfg.context, integer=True)) if inp.seq_len \
+            else cfg.context
     rng = np.random.default_rng(0)
     rows, sweep, notes = [], [], []
     roof, basis = None, ""

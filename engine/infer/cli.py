@@ -99,6 +99,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     k.add_argument("--warmup", type=_int("warmup"), default=2, metavar="N")
     k.add_argument("--iters", type=_int("iters"), default=10, metavar="N")
     k.add_argument("--threads", type=_int("threads"), metavar="N", help="onnxruntime intra-op threads")
+    k.add_argument("--progress", metavar="FILE", help=argparse.SUPPRESS)  # JSON lines for the page's job view
     k.set_defaults(handler=_bench, human=_bench_human)
 
 
@@ -159,9 +160,16 @@ def _bench(args: argparse.Namespace) -> dict:
     require_torch("bench")
     from engine.infer.bench import BenchInput, bench
 
+    def write_progress(event: dict) -> None:
+        import json
+
+        with open(args.progress, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(event) + "\n")
+
     return bench(BenchInput(run=args.run, preset=args.preset, onnx=args.onnx, backends=args.backends, batch=args.batch,
                             seq_len=args.seq_len, dtype=args.dtype, part=args.part, seq_lens=args.seq_lens,
-                            warmup=args.warmup, iters=args.iters, threads=args.threads)).to_dict()
+                            warmup=args.warmup, iters=args.iters, threads=args.threads),
+                 progress=write_progress if args.progress else None).to_dict()
 
 
 def _bench_human(d: dict) -> str:

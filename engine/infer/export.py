@@ -130,7 +130,7 @@ def _export_module(loaded, part: str, dtype: str, graph: str, opset: int, dest: 
             in_names, out_names = ["input_ids", *pasts], ["logits", *presents]
         else:
             args = (ids,)
-            dynamic = ({0: batch, 1: seq}, ())
+            dynamic = ({0: batch, 1: seq},)
             in_names, out_names = ["input_ids"], ["logits"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -143,7 +143,11 @@ def _export_module(loaded, part: str, dtype: str, graph: str, opset: int, dest: 
                                             input_names=in_names, output_names=out_names, verbose=False,
                                             report=False)
         except Exception as exc:  # noqa: BLE001 - exporter errors are long; one line is enough here
-            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            text = str(exc)
+            if "Exception summary" in text:  # torch.export's own reason, not its boilerplate
+                text = text.split("Exception summary", 1)[1]
+            lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+            first = lines[0][:300] if lines else type(exc).__name__
             raise ValidationError(f"ONNX export of this {part} failed: {first}") from None
     program.save(dest, external_data=False)
 
@@ -163,8 +167,11 @@ def default_path(loaded, part: str, dtype: str, graph: str, opset: int) -> Path:
         folder = Path(loaded.source) / "onnx"
         stem = f"{part}-{dtype}-{graph}-op{opset}-step{loaded.step}"
     else:
-        folder = workspace.home() / "onnx" / loaded.source.split(":", 1)[1]
-        stem = f"{part}-{dtype}-{graph}-op{opset}-v{loaded.config.vocab_size}-c{loaded.config.context}"
+        import hashlib
+
+        folder = workspace.home() / "onnx" / loaded.source.split(":", 1)[-1]
+        weights = hashlib.sha1(f"{loaded.key}|{loaded.config.to_dict()}".encode()).hexdigest()[:10]
+        stem = f"{part}-{dtype}-{graph}-op{opset}-{weights}"
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"{stem}-g{GRAPH_VERSION}.onnx"
 
@@ -178,9 +185,17 @@ def parity(loaded, path: str, part: str, dtype: str) -> tuple[float, float, str,
     from engine.infer.backends import ort_cpu_session
     from engine.infer.graphs import attention_reference
 
+    from engine.infer.backends import backend_info, ort_session
+
     cfg = loaded.config
-    sess = ort_cpu_session(path, dtype)
-    np_dtype = {"fp16": np.float16}.get(dtype, np.float32)
+    where = "onnxruntime-cuda" if backend_info("onnxruntime-cuda").available else "onnxruntime"
+    sess = ort_session(path, where, dtype) if where != "onnxruntime" else ort_cpu_session(path, dtype)
+    if dtype == "bf16":
+        import ml_dtypes
+
+        np_dtype = ml_dtypes.bfloat16
+    else:
+        np_dtype = {"fp16": np.float16}.get(dtype, np.float32)
     gen = torch.Generator().manual_seed(1234)
     ctx = cfg.context
     shapes = sorted({(1, min(1, ctx)), (2, min(7, ctx)), (3, min(33, ctx)), (1, ctx)})
@@ -210,7 +225,7 @@ def parity(loaded, path: str, part: str, dtype: str) -> tuple[float, float, str,
         worst_abs = max(worst_abs, float(np.abs(got.astype(np.float32) - ref).max()))
         worst_ref = max(worst_ref, float(np.abs(ref).max()))
         shapes = [*shapes, (2, t)]
-    return worst_abs, worst_abs / max(worst_ref, 1e-12), "onnxruntime", [list(s) for s in shapes]
+    return worst_abs, worst_abs / max(worst_ref, 1e-12), where, [list(s) for s in shapes]
 
 
 def _feed(cfg, ids, np_dtype, lm: bool) -> dict:
@@ -245,8 +260,12 @@ def export(inp: ExportInput, loaded=None) -> ExportResult:
     if dtype == "int8" and part != "model":
         raise ValidationError("int8 quantization applies to the whole model (--part model), not the attention core")
     if dtype == "bf16":
-        raise ValidationError("bf16 ONNX graphs cannot be parity-checked here: onnxruntime on CPU has no bf16 "
-                              "kernels; export fp32 or fp16 (bf16 runs on the torch backend)")
+        from engine.infer.backends import backend_info
+
+        if not backend_info("onnxruntime-cuda").available:
+            raise ValidationError("bf16 ONNX graphs cannot be parity-checked here: onnxruntime on CPU has no bf16 "
+                                  "kernels and onnxruntime-cuda is not available; export fp32 or fp16 (bf16 runs on "
+                                  "the torch backend)")
     loaded = loaded or load(inp.run, inp.preset, inp.which)
     if part == "model" and loaded.config.n_classes and dtype == "int8":
         pass  # a classifier quantizes like an LM; its accuracy cost is judged on logits below

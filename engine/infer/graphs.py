@@ -119,7 +119,7 @@ class Decoder(nn.Module):
         return not self.cfg.n_classes
 
     def forward(self, input_ids: torch.Tensor, *past: torch.Tensor):
-        m, cfg = self.m, self.cfg
+        m = self.m
         b, t = input_ids.shape
         p = past[0].shape[2] if past else 0
         x = m.tok_emb(input_ids).to(self.dtype)
