@@ -108,7 +108,8 @@ def latency_b1(backends, dtype, seq, cuda: bool, iters: int, preset: str) -> dic
     import numpy as np
     import torch
 
-    from engine.infer.backends import backend_info, make_runner
+    from engine.infer.backends import make_runner
+    from engine.infer.capabilities import backend_info
     from engine.infer.loading import load_preset
 
     loaded = load_preset(preset, context=max(seq, 8))
@@ -159,7 +160,7 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    from engine.infer.backends import list_backends
+    from engine.infer.capabilities import list_backends
 
     cuda = torch.cuda.is_available() and not args.dry_run
     if not cuda and not args.dry_run:

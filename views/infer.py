@@ -16,7 +16,7 @@ if importlib.util.find_spec("torch") is None:
 
 from engine import access  # noqa: E402
 from engine.infer import jobs  # noqa: E402
-from engine.infer.backends import GRAPH_BY_BACKEND, check_dtype, list_backends, resolve_backend  # noqa: E402
+from engine.infer.capabilities import GRAPH_BY_BACKEND, check_dtype, list_backends, resolve_backend  # noqa: E402
 from engine.infer.export import DEFAULT_OPSET, default_path  # noqa: E402
 from engine.infer.generate import Stream, classify  # noqa: E402
 from engine.infer.loading import load_run  # noqa: E402

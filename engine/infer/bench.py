@@ -114,7 +114,8 @@ def bench(inp: BenchInput, progress=None) -> BenchResult:
     """Time each named backend on the same input; unavailable backends get a row with their reason."""
     import numpy as np
 
-    from engine.infer.backends import BACKENDS, backend_info, make_runner
+    from engine.infer.backends import make_runner
+    from engine.infer.capabilities import BACKENDS, backend_info
     from engine.infer.export import PARTS
     from engine.requires import require_torch
 
@@ -231,7 +232,7 @@ def check_onnx_file(path: str) -> None:
 def _bench_onnx(inp: BenchInput, names, batch, warmup, iters, progress) -> BenchResult:
     import numpy as np
 
-    from engine.infer.backends import backend_info, ort_session
+    from engine.infer.capabilities import backend_info, ort_session
 
     check_onnx_file(inp.onnx)
     seq = int(require_number("seq-len", inp.seq_len, low=1, high=1e6, integer=True))

@@ -104,7 +104,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def _backends(args: argparse.Namespace) -> dict:
-    from engine.infer.backends import list_backends, resolve_backend
+    from engine.infer.capabilities import list_backends, resolve_backend
 
     rows = [b.to_dict() for b in list_backends()]
     for r in rows:

@@ -182,10 +182,10 @@ def parity(loaded, path: str, part: str, dtype: str) -> tuple[float, float, str,
     import numpy as np
     import torch
 
-    from engine.infer.backends import ort_cpu_session
+    from engine.infer.capabilities import ort_cpu_session
     from engine.infer.graphs import attention_reference
 
-    from engine.infer.backends import backend_info, ort_session
+    from engine.infer.capabilities import backend_info, ort_session
 
     cfg = loaded.config
     where = "onnxruntime-cuda" if backend_info("onnxruntime-cuda").available else "onnxruntime"
@@ -260,7 +260,7 @@ def export(inp: ExportInput, loaded=None) -> ExportResult:
     if dtype == "int8" and part != "model":
         raise ValidationError("int8 quantization applies to the whole model (--part model), not the attention core")
     if dtype == "bf16":
-        from engine.infer.backends import backend_info
+        from engine.infer.capabilities import backend_info
 
         if not backend_info("onnxruntime-cuda").available:
             raise ValidationError("bf16 ONNX graphs cannot be parity-checked here: onnxruntime on CPU has no bf16 "
@@ -380,7 +380,7 @@ def int8_accuracy(loaded, int8_path: str, fp32_path: str) -> tuple[float | None,
     """Validation loss of the int8 and fp32 graphs on the run's validation split (None for a preset)."""
     import numpy as np
 
-    from engine.infer.backends import ort_cpu_session
+    from engine.infer.capabilities import ort_cpu_session
 
     cfg = loaded.config
     if cfg.n_classes:

@@ -234,7 +234,9 @@ _LOCK = threading.Lock()
 
 def runner_for(loaded, backend: str = "auto", dtype: str = "fp32"):
     """A cached runner per (weights, backend, precision) in this process, and how the backend was chosen."""
-    from engine.infer.backends import make_runner, resolve_backend
+    from engine.infer.backends import make_runner
+
+    from engine.infer.capabilities import resolve_backend
 
     name, how = resolve_backend(backend)
     key = (loaded.key, name, dtype)

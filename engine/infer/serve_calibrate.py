@@ -127,7 +127,8 @@ def _predict(cfg, hw, prompt: int, output: int, conc: int, eff_c: float = 1.0, e
 def calibrate_serve(inp: ServeCalibrateInput, registry=None, progress=None) -> ServeCalibrateResult:
     import numpy as np
 
-    from engine.infer.backends import make_runner, resolve_backend
+    from engine.infer.backends import make_runner
+    from engine.infer.capabilities import resolve_backend
     from engine.infer.loading import load
     from engine.requires import require_torch
 

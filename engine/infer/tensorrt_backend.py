@@ -1,4 +1,4 @@
-"""Native TensorRT 10/11 (and onnxruntime's TensorRT provider options), kept apart: nothing here is
+"""Native TensorRT 10/11, kept apart: nothing here is
 imported unless a TensorRT backend is asked for, and nothing here has run on the machines this project is
 built on (no GPU, no TensorRT wheel). Written against the TensorRT 10 Python API:
 https://docs.nvidia.com/deeplearning/tensorrt/latest/_static/python-api/ (Builder, OnnxParser,
@@ -19,31 +19,10 @@ The engine build:
 
 from __future__ import annotations
 
-import hashlib
-import json
-from pathlib import Path
-
 from engine.errors import ValidationError
+from engine.infer.trt_cache import WORKSPACE_BYTES, cache_dir, engine_key
 
 MAX_BATCH = 64
-WORKSPACE_BYTES = 4 << 30
-
-
-def cache_dir() -> Path:
-    from engine import workspace
-
-    path = workspace.home() / "tensorrt-cache"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def engine_key(onnx_sha256: str, trt_version: str, gpu_name: str, dtype: str, profile: dict) -> str:
-    """The cache key of a serialized engine: every input that changes what TensorRT builds."""
-    doc = json.dumps({"onnx": onnx_sha256, "trt": trt_version, "gpu": gpu_name, "dtype": dtype, "profile": profile},
-                     sort_keys=True)
-    return hashlib.sha256(doc.encode()).hexdigest()[:32]
-
-
 def profile_shapes(cfg, part: str, max_batch: int = MAX_BATCH) -> dict[str, tuple[tuple, tuple, tuple]]:
     """(min, opt, max) shape per dynamic input of the portable graph."""
     ctx = cfg.context
@@ -57,22 +36,6 @@ def profile_shapes(cfg, part: str, max_batch: int = MAX_BATCH) -> dict[str, tupl
                 shapes[f"past_{kind}_{i}"] = ((1, kv[0], 0, kv[1]), (1, kv[0], min(128, ctx), kv[1]),
                                               (max_batch, kv[0], ctx, kv[1]))
     return shapes
-
-
-def ort_trt_provider_options(onnx_path: str, dtype: str) -> dict:
-    """onnxruntime TensorrtExecutionProvider options: engine and timing caches in the workspace, fp16 only
-    when the graph is fp16 (the graph carries the precision), explicit profile shapes left to ORT."""
-    folder = cache_dir() / "ort-trt"
-    folder.mkdir(parents=True, exist_ok=True)
-    return {
-        "device_id": 0,
-        "trt_fp16_enable": dtype == "fp16",
-        "trt_engine_cache_enable": True,
-        "trt_engine_cache_path": str(folder),
-        "trt_timing_cache_enable": True,
-        "trt_timing_cache_path": str(folder),
-        "trt_max_workspace_size": WORKSPACE_BYTES,
-    }
 
 
 def build_engine(trt, onnx_path: str, dtype: str, shapes: dict, gpu_name: str) -> bytes:

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from engine.errors import ValidationError
-from engine.infer import backends as bk
+from engine.infer import backends
+from engine.infer import capabilities as bk
 from engine.infer.generate import Stream
 
 AVAILABLE = [b.name for b in bk.list_backends() if b.available and b.name != "torch-compile"]
@@ -56,7 +57,7 @@ def test_backends_compute_the_same_logits(lm, backend):
     ids = np.random.default_rng(1).integers(0, lm.config.vocab_size, (3, 17))
     with torch.no_grad():
         ref = lm.model(torch.from_numpy(ids)).numpy()
-    r = bk.make_runner(lm, backend, "fp32")
+    r = backends.make_runner(lm, backend, "fp32")
     got = r.forward(ids)
     assert np.abs(got - ref).max() / np.abs(ref).max() <= 1e-5
 
@@ -70,14 +71,14 @@ def test_low_precision_within_1e_2(lm, backend, dtype):
     ids = np.random.default_rng(2).integers(0, lm.config.vocab_size, (2, 20))
     with torch.no_grad():
         ref = lm.model(torch.from_numpy(ids)).numpy()
-    got = bk.make_runner(lm, backend, dtype).forward(ids)
+    got = backends.make_runner(lm, backend, dtype).forward(ids)
     assert np.abs(got - ref).max() / np.abs(ref).max() <= 1e-2
 
 
 @pytest.mark.parametrize("backend", AVAILABLE)
 def test_greedy_kv_cache_tokens_equal_full_recompute(lm, backend):
     """40 new tokens with a context of 32: the cache is rebuilt when the window fills, both ways alike."""
-    r = bk.make_runner(lm, backend, "fp32")
+    r = backends.make_runner(lm, backend, "fp32")
     cached = Stream(lm, r, "Once upon a time", max_new_tokens=40, temperature=0).result()
     full = Stream(lm, r, "Once upon a time", max_new_tokens=40, temperature=0, use_cache=False).result()
     assert cached.tokens == full.tokens and len(cached.tokens) == 40
@@ -90,7 +91,7 @@ def test_classifier_backends_agree(cls):
     with torch.no_grad():
         ref = cls.model(torch.from_numpy(ids)).numpy()
     for name in AVAILABLE:
-        got = bk.make_runner(cls, name, "fp32").forward(ids)
+        got = backends.make_runner(cls, name, "fp32").forward(ids)
         assert got.shape == ref.shape and np.abs(got - ref).max() / np.abs(ref).max() <= 1e-5, name
 
 
@@ -107,13 +108,13 @@ def test_gpu_backends_match_and_cache(lm, backend):
     ids = np.random.default_rng(4).integers(0, lm.config.vocab_size, (2, 16))
     with torch.no_grad():
         ref = lm.model(torch.from_numpy(ids)).numpy()
-    r = bk.make_runner(lm, backend, "fp32")
+    r = backends.make_runner(lm, backend, "fp32")
     assert np.abs(r.forward(ids) - ref).max() / np.abs(ref).max() <= 1e-3  # TF32 allowed on GPUs
     cached = Stream(lm, r, "Once upon", max_new_tokens=40, temperature=0).result()
     full = Stream(lm, r, "Once upon", max_new_tokens=40, temperature=0, use_cache=False).result()
     assert cached.tokens == full.tokens
     if "fp16" in info.dtypes:
-        half = bk.make_runner(lm, backend, "fp16").forward(ids)
+        half = backends.make_runner(lm, backend, "fp16").forward(ids)
         assert np.abs(half - ref).max() / np.abs(ref).max() <= 1e-2
 
 
@@ -128,7 +129,7 @@ def test_torch_compile_matches_eager(lm):
     ids = np.random.default_rng(5).integers(0, lm.config.vocab_size, (2, 11))
     with torch.no_grad():
         ref = lm.model(torch.from_numpy(ids)).numpy()
-    r = bk.make_runner(lm, "torch-compile", "fp32")
+    r = backends.make_runner(lm, "torch-compile", "fp32")
     assert np.abs(r.forward(ids) - ref).max() / np.abs(ref).max() <= 1e-5
     logits, cache = r.prefill(ids[:, :10])
     step, _ = r.step(ids[:, 10:], cache, 10)

@@ -92,7 +92,7 @@ def test_decode_step_graph_reuses_the_cache(lm):
     """The exported decoder continues from its own present tensors: cached logits == full forward."""
     import torch
 
-    from engine.infer.backends import ort_cpu_session
+    from engine.infer.capabilities import ort_cpu_session
 
     sess = ort_cpu_session(str(ex.ensure_onnx(lm)))
     cfg = lm.config

@@ -10,6 +10,8 @@ import pytest
 from engine.cli import main
 from engine.errors import ValidationError
 from engine.infer import backends as bk
+from engine.infer.capabilities import BACKENDS, backend_info
+from engine.infer.capabilities import list_backends
 from engine.infer.generate import Stream, classify, encode_prompt, generate
 
 
@@ -36,7 +38,7 @@ def test_torch_backend_keeps_the_labs_generate(lm_run, lm):
 
 
 def test_same_tokens_on_every_backend_when_sampling(lm):
-    names = [b.name for b in bk.list_backends() if b.available and b.name != "torch-compile"]
+    names = [b.name for b in list_backends() if b.available and b.name != "torch-compile"]
     runs = {n: Stream(lm, bk.make_runner(lm, n), "Once", max_new_tokens=10, temperature=0.7, seed=3).result().tokens
             for n in names}
     assert len(set(map(tuple, runs.values()))) == 1, runs
@@ -87,7 +89,7 @@ def test_cli_generate_classify_backends(capsys, lm_run, cls_run):
     assert set(json.loads(out)) >= {"label", "probabilities"}
     code, out, _ = _run(capsys, ["backends", "--json"])
     rows = json.loads(out)["backends"]
-    assert {r["name"] for r in rows} == set(bk.BACKENDS)
+    assert {r["name"] for r in rows} == set(BACKENDS)
     assert all(set(r) >= {"name", "available", "reason", "device", "version"} for r in rows)
 
 
@@ -100,7 +102,7 @@ def test_cli_generate_classify_backends(capsys, lm_run, cls_run):
 ])
 def test_cli_bad_input_exits_2_with_one_line(capsys, lm_run, argv, msg):
     argv = argv[:1] + ["--run", str(lm_run)] + argv[1:]
-    if "tensorrt" in argv and bk.backend_info("tensorrt").available:
+    if "tensorrt" in argv and backend_info("tensorrt").available:
         pytest.skip("tensorrt is available here")
     code, out, err = _run(capsys, argv)
     assert code == 2 and out == "" and msg in err and len(err.strip().splitlines()) == 1, err
