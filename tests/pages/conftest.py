@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -30,3 +32,22 @@ def metrics(at: AppTest) -> dict[str, str]:
 @pytest.fixture
 def page():
     return run_page
+
+
+@pytest.fixture
+def end_children() -> Iterator[None]:
+    """Training, sweep and calibration processes a test started (our children, by pid) never outlive it.
+    Only those: children that were there before the test (in a whole-suite run, the e2e session's
+    Streamlit server and Playwright's driver and browser) are left alone; ending them killed the driver
+    under the e2e fixtures and left "Connection closed while reading from the driver" after the suite's
+    summary (issue 11 item 19). Test modules that start processes use it with ``autouse``."""
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    yield
+    children = [p for p in me.children(recursive=True) if p.pid not in before]
+    for child in children:
+        try:
+            child.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(children, timeout=10)

@@ -5,9 +5,7 @@ drawn with perplexity, bits per byte and loss by position."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
-import psutil
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -21,15 +19,9 @@ TINY = dict(preset="tiny", n_layers=1, d_model=32, n_heads=2, n_kv_heads=1, d_ff
 
 
 @pytest.fixture(autouse=True)
-def _end_children() -> Iterator[None]:
-    yield
-    children = psutil.Process().children(recursive=True)
-    for child in children:
-        try:
-            child.terminate()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(children, timeout=10)
+def _end_children(end_children) -> None:
+    """Processes started by these tests end with them (tests/pages/conftest.py)."""
+
 
 
 @pytest.mark.timeout(300)

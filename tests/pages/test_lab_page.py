@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import psutil
 import pytest
@@ -27,22 +27,9 @@ RUN_TIMEOUT_S = 150  # 20 tiny steps of 8 sequences: ~10 s on 2 idle cores, ~40 
 
 
 @pytest.fixture(autouse=True)
-def _end_children() -> Iterator[None]:
-    """Training and calibration processes this test started (our children, by pid) never outlive it.
-    Only those: children that were there before the test (in a whole-suite run, the e2e session's
-    Streamlit server and Playwright's driver and browser) are left alone; ending them here killed the
-    driver under the e2e fixtures and left "Connection closed while reading from the driver" after the
-    suite's summary (issue 11 item 19)."""
-    me = psutil.Process()
-    before = {p.pid for p in me.children(recursive=True)}
-    yield
-    children = [p for p in me.children(recursive=True) if p.pid not in before]
-    for child in children:
-        try:
-            child.terminate()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(children, timeout=10)
+def _end_children(end_children) -> None:
+    """Processes started by these tests end with them (tests/pages/conftest.py)."""
+
 
 
 def _page() -> AppTest:

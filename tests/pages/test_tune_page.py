@@ -5,9 +5,7 @@ one click from a full run."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
-import psutil
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -33,15 +31,9 @@ high = 2
 
 
 @pytest.fixture(autouse=True)
-def _end_children() -> Iterator[None]:
-    yield
-    children = psutil.Process().children(recursive=True)
-    for child in children:
-        try:
-            child.terminate()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(children, timeout=10)
+def _end_children(end_children) -> None:
+    """Processes started by these tests end with them (tests/pages/conftest.py)."""
+
 
 
 def _page() -> AppTest:
