@@ -218,27 +218,6 @@ def calibrate_serve(inp: ServeCalibrateInput, registry=None, progress=None) -> S
     return result
 
 
-def latest_serving_calibration() -> dict | None:
-    """The newest finished serving calibration in this workspace (the Serving page's measured efficiencies)."""
-    from engine import workspace
-
-    if not workspace.registry_path().exists():
-        return None
-    from engine.store import Registry
-
-    runs = Registry().list_runs(kind=KIND)
-    if runs is None or runs.empty:
-        return None
-    done = runs[runs["status"] == "finished"]
-    if done.empty:
-        return None
-    s = done.iloc[0]["summary"] or {}
-    keys = ("source", "backend", "device", "device_name", "prompt_tokens", "output_tokens", "peak_tflops",
-            "bandwidth_gbs", "implied_prefill_efficiency", "implied_decode_efficiency",
-            "calibrated_decode_ratio_max_error", "levels")
-    return {"name": done.iloc[0]["name"], **{k: s.get(k) for k in keys}}
-
-
 def calibrate_serve_cli(args) -> dict:
     """``calibrate --serve``: records in the registry unless --no-record."""
     from engine.requires import require_torch

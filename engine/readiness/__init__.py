@@ -104,18 +104,24 @@ def _evaluation(run_dir: str) -> dict[str, Any] | None:
     return out
 
 
-def latest_calibration(frame=None) -> dict[str, Any] | None:
-    runs = _runs("calibrate", frame)
+def _latest_finished(kind: str, keys: tuple[str, ...], frame=None) -> dict[str, Any] | None:
+    """The newest finished run of ``kind``: its name and these keys of its summary, or None."""
+    runs = _runs(kind, frame)
     if runs is None or runs.empty:
         return None
     done = runs[runs["status"] == "finished"]
     if done.empty:
         return None
     s = done.iloc[0]["summary"] or {}
-    keys = ("preset", "device", "device_name", "dtype", "batch_size", "context", "tokens_per_s", "achieved_tflops",
-            "mfu", "mfu_basis", "peak_memory_bytes", "predicted_memory_bytes", "measured_parts", "predicted_parts",
-            "rss_rise_bytes", "process_peak_rss_bytes", "measured_basis", "memory_basis")
     return {"name": done.iloc[0]["name"], **{k: s.get(k) for k in keys}}
+
+
+def latest_calibration(frame=None) -> dict[str, Any] | None:
+    """The newest finished training calibration (tokens/s, FLOP/s, MFU, memory parts), or None."""
+    return _latest_finished("calibrate", (
+        "preset", "device", "device_name", "dtype", "batch_size", "context", "tokens_per_s", "achieved_tflops",
+        "mfu", "mfu_basis", "peak_memory_bytes", "predicted_memory_bytes", "measured_parts", "predicted_parts",
+        "rss_rise_bytes", "process_peak_rss_bytes", "measured_basis", "memory_basis"), frame)
 
 
 # The inference room records serving measurements as runs of these kinds; a finished one's summary
@@ -128,17 +134,12 @@ SERVE_CALIBRATE_KIND = "serve-calibrate"
 
 
 def latest_serving_calibration(frame=None) -> dict[str, Any] | None:
-    """The newest finished serving calibration (device, implied prefill and decode efficiencies), or None."""
-    runs = _runs(SERVE_CALIBRATE_KIND, frame)
-    if runs is None or runs.empty:
-        return None
-    done = runs[runs["status"] == "finished"]
-    if done.empty:
-        return None
-    s = done.iloc[0]["summary"] or {}
-    keys = ("source", "backend", "device", "device_name", "prompt_tokens", "output_tokens",
-            "implied_prefill_efficiency", "implied_decode_efficiency", "calibrated_decode_ratio_max_error")
-    return {"name": done.iloc[0]["name"], **{k: s.get(k) for k in keys}}
+    """The newest finished serving calibration (device, measured peak and bandwidth, implied prefill and
+    decode efficiencies, the levels measured), or None: the Serving page's measured efficiencies."""
+    return _latest_finished(SERVE_CALIBRATE_KIND, (
+        "source", "backend", "device", "device_name", "prompt_tokens", "output_tokens", "peak_tflops",
+        "bandwidth_gbs", "implied_prefill_efficiency", "implied_decode_efficiency",
+        "calibrated_decode_ratio_max_error", "levels"), frame)
 
 
 def latest_serving_measurement(model: str | None = None, gpu: str | None = None, frame=None) -> dict[str, Any] | None:
