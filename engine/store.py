@@ -138,13 +138,14 @@ class Registry:
     def __init__(self, path: str | os.PathLike | None = None):
         self.path = Path(path) if path is not None else registry_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as conn:
+        with self.connect() as conn:
             self._migrate(conn)
 
     # ---- plumbing -------------------------------------------------------------------------
     @contextmanager
-    def _connect(self):
-        """One short-lived connection in autocommit mode; callers group writes with ``_tx``."""
+    def connect(self):
+        """One short-lived connection in autocommit mode; callers group writes with ``transaction``.
+        Public for the tables other rooms keep in this file (readiness scenarios)."""
         conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
         try:
             conn.row_factory = sqlite3.Row
@@ -156,8 +157,9 @@ class Registry:
             conn.close()
 
     @contextmanager
-    def _tx(self):
-        with self._connect() as conn:
+    def transaction(self):
+        """A connection inside BEGIN IMMEDIATE ... COMMIT (ROLLBACK on any exception)."""
+        with self.connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -230,7 +232,7 @@ class Registry:
         base = safe_name(name, "run name")
         now = _now()
         config_json = json.dumps(dict(config or {}), default=str)
-        with self._tx() as conn:
+        with self.transaction() as conn:
             taken = {r[0] for r in conn.execute("SELECT name FROM runs WHERE substr(name, 1, ?) = ?",
                                                 (len(base[:90]), base[:90]))}
             final, n = base, 1
@@ -245,7 +247,7 @@ class Registry:
 
     def get_run(self, name: str) -> dict:
         """The run's row as a dict (config and summary parsed); ValidationError if unknown."""
-        with self._connect() as conn:
+        with self.connect() as conn:
             row = conn.execute("SELECT * FROM runs WHERE name = ?", (name,)).fetchone()
         if row is None:
             raise ValidationError(f"no run named {name!r} in the registry")
@@ -253,7 +255,7 @@ class Registry:
 
     def find_run_by_dir(self, run_dir: str | os.PathLike) -> dict | None:
         """The newest run recorded for ``run_dir``, or None."""
-        with self._connect() as conn:
+        with self.connect() as conn:
             row = conn.execute("SELECT * FROM runs WHERE run_dir = ? ORDER BY id DESC LIMIT 1",
                                (str(Path(run_dir).resolve()),)).fetchone()
         return None if row is None else self._row(row)
@@ -262,7 +264,7 @@ class Registry:
         """All runs, newest first, as a pandas DataFrame (config and summary parsed into dicts)."""
         import pandas as pd
 
-        with self._connect() as conn:
+        with self.connect() as conn:
             query = "SELECT * FROM runs" + (" WHERE kind = ?" if kind else "") + " ORDER BY id DESC"
             rows = [self._row(r) for r in conn.execute(query, (kind,) if kind else ())]
         columns = ["id", "name", "run_dir", "kind", "status", "config", "summary", "error", "pid", "pid_started",
@@ -278,7 +280,7 @@ class Registry:
         if status not in STATUSES:
             raise ValidationError(f"unknown run status {status!r}; allowed: {', '.join(STATUSES)}")
         now = _now()
-        with self._tx() as conn:
+        with self.transaction() as conn:
             row = conn.execute("SELECT id, summary FROM runs WHERE name = ?", (name,)).fetchone()
             if row is None:
                 raise ValidationError(f"no run named {name!r} in the registry")
@@ -306,13 +308,13 @@ class Registry:
             conn.execute(f"UPDATE runs SET {', '.join(sets)} WHERE id = ?", (*args, row["id"]))
 
     def set_pid(self, name: str, pid: int) -> None:
-        with self._tx() as conn:
+        with self.transaction() as conn:
             conn.execute("UPDATE runs SET pid = ?, pid_started = ?, host = ?, updated = ? WHERE name = ?",
                          (pid, process_start_time(pid), socket.gethostname(), _now(), name))
 
     def update_summary(self, name: str, summary: Mapping) -> None:
         """Merge ``summary`` into the run's summary JSON."""
-        with self._tx() as conn:
+        with self.transaction() as conn:
             row = conn.execute("SELECT id, summary FROM runs WHERE name = ?", (name,)).fetchone()
             if row is None:
                 raise ValidationError(f"no run named {name!r} in the registry")
@@ -325,14 +327,14 @@ class Registry:
     def request_stop(self, name: str) -> None:
         """Ask a run to stop: the trainer polls this flag, checkpoints and ends as 'stopped'. A queued
         run that never started ends as 'stopped' at once."""
-        with self._tx() as conn:
+        with self.transaction() as conn:
             run_id = self._run_id(conn, name)
             conn.execute("UPDATE runs SET stop_requested = 1, updated = ?, "
                          "status = CASE status WHEN 'running' THEN 'stopping' ELSE status END WHERE id = ?",
                          (_now(), run_id))
 
     def stop_requested(self, name: str) -> bool:
-        with self._connect() as conn:
+        with self.connect() as conn:
             row = conn.execute("SELECT stop_requested FROM runs WHERE name = ?", (name,)).fetchone()
         return bool(row and row[0])
 
@@ -348,7 +350,7 @@ class Registry:
         if not batch:
             return
         now = _now()
-        with self._tx() as conn:
+        with self.transaction() as conn:
             run_id = self._run_id(conn, name)
             for row in batch:
                 unknown = set(row) - {"step", "time", *METRIC_COLUMNS}
@@ -369,7 +371,7 @@ class Registry:
         when given: what a page polling every second needs."""
         import pandas as pd
 
-        with self._connect() as conn:
+        with self.connect() as conn:
             run_id = self._run_id(conn, name)
             query = f"SELECT step, time, {', '.join(METRIC_COLUMNS)} FROM metrics WHERE run_id = ?"
             args: list = [run_id]
@@ -386,21 +388,21 @@ class Registry:
 
     def truncate_metrics(self, name: str, after_step: int) -> None:
         """Drop metrics and samples logged after ``after_step`` (a resumed run replays those steps)."""
-        with self._tx() as conn:
+        with self.transaction() as conn:
             run_id = self._run_id(conn, name)
             conn.execute("DELETE FROM metrics WHERE run_id = ? AND step > ?", (run_id, int(after_step)))
             conn.execute("DELETE FROM samples WHERE run_id = ? AND step > ?", (run_id, int(after_step)))
 
     # ---- samples --------------------------------------------------------------------------
     def add_sample(self, name: str, step: int, text: str, prompt: str = "") -> None:
-        with self._tx() as conn:
+        with self.transaction() as conn:
             run_id = self._run_id(conn, name)
             conn.execute("INSERT INTO samples(run_id, step, prompt, text, time) VALUES (?,?,?,?,?)",
                          (run_id, int(step), prompt, text, _now()))
 
     def samples(self, name: str, limit: int = 20) -> list[dict]:
         """The newest generated samples first."""
-        with self._connect() as conn:
+        with self.connect() as conn:
             run_id = self._run_id(conn, name)
             rows = conn.execute("SELECT step, prompt, text, time FROM samples WHERE run_id = ? "
                                 "ORDER BY step DESC, rowid DESC LIMIT ?", (run_id, int(limit))).fetchall()
@@ -412,13 +414,13 @@ class Registry:
         'failed' with "worker was killed (pid N gone)". Only this host's pids are checked; a queued run
         with no pid yet is left alone. Returns the names marked."""
         host = socket.gethostname()
-        with self._connect() as conn:
+        with self.connect() as conn:
             rows = conn.execute("SELECT name, pid, pid_started, host FROM runs WHERE status IN ('running', "
                                 "'stopping', 'queued') AND pid IS NOT NULL").fetchall()
         dead = [r for r in rows if (r["host"] in (None, host)) and not is_alive(r["pid"], r["pid_started"])]
         marked = []
         for r in dead:
-            with self._tx() as conn:
+            with self.transaction() as conn:
                 cur = conn.execute(
                     "UPDATE runs SET status = 'failed', error = ?, ended = ?, updated = ? "
                     "WHERE name = ? AND status IN ('running', 'stopping', 'queued') AND pid = ?",
@@ -442,7 +444,7 @@ class Registry:
             if run_dir == root or root not in run_dir.parents:
                 raise ValidationError(f"run folder {run_dir} is outside the runs folder {root}; not deleting it "
                                       f"(forget the run only with remove_files=False)")
-        with self._tx() as conn:
+        with self.transaction() as conn:
             conn.execute("DELETE FROM runs WHERE name = ?", (name,))
         if remove_files and run_dir.exists():
             shutil.rmtree(run_dir, ignore_errors=True)

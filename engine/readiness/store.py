@@ -15,7 +15,6 @@ import json
 import os
 import sqlite3
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 from engine.access import require_write
@@ -44,32 +43,10 @@ class ScenarioStore:
     """Scenarios in the registry at ``path`` (default: the workspace's)."""
 
     def __init__(self, path: str | os.PathLike | None = None):
-        self.path = Path(Registry(path).path)  # creates the file and the run tables, migrated
-        with self._connect() as conn:
+        self._registry = Registry(path)  # creates the file and the run tables, migrated
+        self.path = Path(self._registry.path)
+        with self._registry.connect() as conn:
             self._migrate(conn)
-
-    @contextmanager
-    def _connect(self):
-        """A short-lived connection with the registry's settings (its file is in WAL mode already)."""
-        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        try:
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA busy_timeout = 30000")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            yield conn
-        finally:
-            conn.close()
-
-    @contextmanager
-    def _tx(self):
-        with self._connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         row = conn.execute("SELECT value FROM meta WHERE key = ?", (SCHEMA_KEY,)).fetchone()
@@ -94,11 +71,11 @@ class ScenarioStore:
     # ---- reads ------------------------------------------------------------------------------
     def names(self) -> list[str]:
         """Scenario names, oldest first."""
-        with self._connect() as conn:
+        with self._registry.connect() as conn:
             return [r[0] for r in conn.execute("SELECT name FROM scenarios ORDER BY id")]
 
     def get(self, name: str) -> Scenario:
-        with self._connect() as conn:
+        with self._registry.connect() as conn:
             row = conn.execute("SELECT name, profile, created, updated FROM scenarios WHERE name = ?", (name,)).fetchone()
         if row is None:
             raise ValidationError(f"no scenario named {str(name)[:40]!r}")
@@ -115,7 +92,7 @@ class ScenarioStore:
         name = check_scenario_name(name)
         data = json.dumps(profile.to_dict())
         now = time.time()
-        with self._tx() as conn:
+        with self._registry.transaction() as conn:
             exists = conn.execute("SELECT 1 FROM scenarios WHERE name = ?", (name,)).fetchone()
             if exists and not overwrite:
                 raise ValidationError(f"a scenario named {name!r} exists already; choose another name")
@@ -133,7 +110,7 @@ class ScenarioStore:
     def rename(self, old: str, new: str) -> Scenario:
         require_write("renaming scenarios")
         new = check_scenario_name(new)
-        with self._tx() as conn:
+        with self._registry.transaction() as conn:
             if conn.execute("SELECT 1 FROM scenarios WHERE name = ?", (new,)).fetchone():
                 raise ValidationError(f"a scenario named {new!r} exists already; choose another name")
             cur = conn.execute("UPDATE scenarios SET name = ?, updated = ? WHERE name = ?", (new, time.time(), old))
@@ -143,7 +120,7 @@ class ScenarioStore:
 
     def delete(self, name: str) -> None:
         require_write("deleting scenarios")
-        with self._tx() as conn:
+        with self._registry.transaction() as conn:
             cur = conn.execute("DELETE FROM scenarios WHERE name = ?", (name,))
             if cur.rowcount == 0:
                 raise ValidationError(f"no scenario named {str(name)[:40]!r}")
