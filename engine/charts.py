@@ -14,6 +14,7 @@ COMPONENT_COLORS = {
 }
 CHOSEN, OTHERS = "#2563eb", "#94a3b8"
 _LAYOUT = dict(margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.2))
+_SIDE_LEGEND = dict(orientation="v", x=1.01, y=1, xanchor="left", yanchor="top")  # where labels fill the bottom
 
 
 def _empty(title: str, why: str) -> go.Figure:
@@ -233,16 +234,21 @@ def finetune_memory_by_gpu(df: pd.DataFrame) -> go.Figure:
                                  showlegend=i == 0, xaxis=axis, yaxis="y",
                                  marker=dict(symbol="line-ew-open", size=12, color="#dc2626", line=dict(width=3)),
                                  hovertemplate="%{x}<br>capacity %{y:,.0f} GiB<extra></extra>"))
-        layout["xaxis" if i == 0 else f"xaxis{i + 1}"] = dict(domain=domains[i], anchor="y", tickangle=-45)
+        layout["xaxis" if i == 0 else f"xaxis{i + 1}"] = dict(domain=domains[i], anchor="y", tickangle=-90,
+                                                                 automargin=True, tickfont=dict(size=10))
     fig = go.Figure(traces)
+    # The legend sits to the right: below the panels it covered the GPU labels.
     fig.update_layout(barmode="stack", title="Memory per GPU at each type's smallest fitting count",
-                      yaxis_title="GiB per GPU", height=480,
-                      annotations=_panel_titles([names.get(m, m) for m in methods], domains), **layout, **_LAYOUT)
+                      yaxis_title="GiB per GPU", height=520,
+                      annotations=_panel_titles([names.get(m, m) for m in methods], domains), **layout,
+                      **{**_LAYOUT, "legend": _SIDE_LEGEND})
     return fig
 
 
-def finetune_cost_time(df: pd.DataFrame) -> go.Figure:
-    """Cost and wall clock of the run per GPU type, one bar per method (smallest fitting counts)."""
+def finetune_cost_time(df: pd.DataFrame, currency: Currency | None = None) -> go.Figure:
+    """Cost (in ``currency``, default USD) and wall clock of the run per GPU type, one bar per method
+    (smallest fitting counts)."""
+    cur = currency or get_currency()
     fit = df[df["fits"].astype(bool)] if not df.empty else df
     if fit.empty:
         return _empty("Cost and wall clock by GPU type", "no GPU type holds this run within the GPU counts tried")
@@ -251,15 +257,18 @@ def finetune_cost_time(df: pd.DataFrame) -> go.Figure:
     for method in dict.fromkeys(fit["method"]):
         part = fit[fit["method"] == method]
         counts = [f"×{int(n)}" for n in part["gpus"]]
-        for col, (column, unit) in enumerate((("cost_usd", "$%{y:,.2f}"), ("wall_clock_hours", "%{y:,.1f} h")), 1):
-            traces.append(go.Bar(x=part["gpu"], y=part[column], name=method, marker_color=METHOD_COLORS.get(method),
+        for col, (column, unit, scale) in enumerate((("cost_usd", cur.symbol + "%{y:,.2f}", cur.per_usd),
+                                                     ("wall_clock_hours", "%{y:,.1f} h", 1.0)), 1):
+            traces.append(go.Bar(x=part["gpu"], y=part[column] * scale, name=method, marker_color=METHOD_COLORS.get(method),
                                  legendgroup=method, showlegend=col == 1, customdata=counts,
                                  xaxis=f"x{col if col > 1 else ''}", yaxis=f"y{col if col > 1 else ''}",
                                  hovertemplate="%{x} %{customdata}<br>" + method + ": " + unit + "<extra></extra>"))
     fig = go.Figure(traces)
     fig.update_layout(
         barmode="group", title="Cost and wall clock by GPU type and method", height=420,
-        xaxis=dict(domain=[0, 0.45]), xaxis2=dict(domain=[0.55, 1], anchor="y2"),
-        yaxis=dict(title="USD", rangemode="tozero"), yaxis2=dict(anchor="x2", title="hours", rangemode="tozero"),
-        annotations=_panel_titles(["Cost (USD)", "Wall clock (hours)"], [[0, 0.45], [0.55, 1]]), **_LAYOUT)
+        xaxis=dict(domain=[0, 0.45], tickangle=-90, automargin=True),
+        xaxis2=dict(domain=[0.55, 1], anchor="y2", tickangle=-90, automargin=True),
+        yaxis=dict(title=cur.code, rangemode="tozero"), yaxis2=dict(anchor="x2", title="hours", rangemode="tozero"),
+        annotations=_panel_titles([f"Cost ({cur.code})", "Wall clock (hours)"], [[0, 0.45], [0.55, 1]]),
+        **{**_LAYOUT, "legend": _SIDE_LEGEND})
     return fig

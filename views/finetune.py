@@ -10,6 +10,7 @@ from engine.estimate.finetune import METHODS, TARGETS, FinetuneInput, estimate_f
 from engine.estimate.sweeps import cheapest_fits, finetune_by_gpu
 from engine.readiness import latest_calibration
 from engine.units import format_bytes, format_count, format_duration_hours, format_sci
+from ui.currency import current_currency, price_input
 from ui.widgets import downloads, gpu_picker, model_picker, money, quantity_input, run_engine
 
 METHOD_NAMES = {"full": "Full fine-tune", "lora": "LoRA", "qlora": "QLoRA"}
@@ -56,8 +57,7 @@ with c3:
                              help=f"{float(calibration['mfu']):.1%} measured by calibrate on {calibration['device_name']}")
     mfu = None if measured else st.slider("MFU", 0.05, 0.80, float(gpu.typical_mfu), 0.01, key=f"ft-mfu-{gpu.id}",
                                           help="model FLOPs utilization; QLoRA's dequantization usually lowers it")
-    price = st.number_input("Price per GPU-hour (USD)", 0.0, 1000.0, float(gpu.price_usd_per_hour), 0.05,
-                            key=f"ft-price-{gpu.id}")
+    price = price_input("Price per GPU-hour", gpu.price_usd_per_hour, key=f"ft-price-{gpu.id}")
 
 if tokens is None:
     st.stop()
@@ -113,7 +113,7 @@ for col, row in zip(cols, best.itertuples()):
                delta_color="off", delta_arrow="off")
 
 st.plotly_chart(finetune_memory_by_gpu(table), width="stretch")
-st.plotly_chart(finetune_cost_time(table), width="stretch")
+st.plotly_chart(finetune_cost_time(table, current_currency()), width="stretch")
 
 st.subheader("Side by side: every GPU type × full, LoRA, QLoRA")
 shown = table[["gpu", "name", "memory_gib"]].drop_duplicates("gpu").reset_index(drop=True)
@@ -122,7 +122,7 @@ for method_id in METHODS:  # one block of columns per method, GPUs in catalog or
     shown[f"{method_id} gpus"] = shown["gpu"].map(part["gpus"]).astype("Int64")
     shown[f"{method_id} GiB per GPU"] = shown["gpu"].map(part["total"] / 2**30)
     shown[f"{method_id} hours"] = shown["gpu"].map(part["wall_clock_hours"])
-    shown[f"{method_id} cost (USD)"] = shown["gpu"].map(part["cost_usd"])
+    shown[f"{method_id} cost ({current_currency().code})"] = shown["gpu"].map(part["cost_usd"] * current_currency().per_usd)
 st.dataframe(shown, hide_index=True, width="stretch", key="ft-table",
              column_config={c: st.column_config.NumberColumn(c, format="%.2f") for c in shown.columns
                             if not c.endswith("gpus") and c not in ("gpu", "name", "memory_gib")})

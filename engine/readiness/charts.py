@@ -62,8 +62,10 @@ def cash_fan(fan: dict[str, list[float]], cash_out_probability: float | None = N
         dict(type="scatter", x=months, y=p50, mode="lines", line=dict(width=2, color="#111827"), name="median",
              hovertemplate=f"month %{{x}}: median {cur.symbol}%{{y:,.0f}}<extra></extra>"),
     ]
+    # The legend sits inside, top left (cash grows to the right): below the plot it covered "month".
     layout = dict(title=dict(text=title), xaxis=dict(title=dict(text="month")),
                   yaxis=dict(title=dict(text=cur.code), tickprefix=cur.symbol), height=380,
                   shapes=[dict(type="line", xref="paper", yref="y", x0=0, x1=1, y0=0, y1=0,
-                               line=dict(color=LOW, dash="dash"))], **_LAYOUT)
+                               line=dict(color=LOW, dash="dash"))],
+                  **{**_LAYOUT, "legend": dict(x=0.01, y=0.99, bgcolor="rgba(255,255,255,0.7)")})
     return go.Figure(dict(data=data, layout=layout))
