@@ -131,8 +131,12 @@ if loaded.task == "lm":
             st.write_stream(stream)
         res = stream.result()
         st.session_state["infer_last"] = res.to_dict()
+        st.session_state["infer_last_shown"] = True  # drawn by the stream in this run
     last = st.session_state.get("infer_last")
     if last:
+        if not st.session_state.pop("infer_last_shown", False):  # a later rerun: the text stays with its figures
+            with st.container(border=True):
+                st.text(last["text"])
         m = st.columns(4)
         m[0].metric("Time to first token", f"{last['time_to_first_token_s'] * 1e3:,.1f} ms")
         m[1].metric("Tokens/s", f"{last['tokens_per_s']:,.0f}", help="decode rate after the first token")
@@ -151,7 +155,7 @@ else:
 
 # ---- benchmark -----------------------------------------------------------------------------------------
 st.subheader("Benchmark")
-b1, b2, b3, b4 = st.columns(4)
+b1, b2, b3, b4 = st.columns([2, 1, 1, 1])  # the backends' chips need the room
 picked = b1.multiselect("Backends", [b.name for b in backends],
                         default=[n for n in ("torch", "onnxruntime") if n in available], key="infer_bench_backends")
 part = b2.selectbox("Part", ["model", "attention"], key="infer_bench_part")

@@ -27,6 +27,10 @@ def test_link_preselects_run_and_demo_streams(lm_run, cls_run):
     labels = [m.label for m in at.metric]
     assert "Time to first token" in labels and "Tokens/s" in labels
     assert any(m.label == "New tokens" and m.value == "10" for m in at.metric)
+    at.run()  # any later rerun (another button, a widget): the text stays beside its figures
+    assert_clean(at)
+    assert any(t.value.startswith("Once upon a time") for t in at.text), [t.value for t in at.text]
+    assert any(m.label == "New tokens" and m.value == "10" for m in at.metric)
 
 
 def test_classifier_shows_probability_chart(cls_run, lm_run):
