@@ -103,6 +103,9 @@ def main() -> None:
     p.add_argument("--budget-minutes", type=float)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--recipe-steps", type=int, default=2000)
+    p.add_argument("--best-steps", type=int, help="the best configuration's cosine length (default: as many steps "
+                   "as 0.6 × the recipe's wall time holds at the best trial's measured time per step; it is "
+                   "stopped at the recipe's val loss or at that time anyway)")
     args = p.parse_args()
     data = Path(args.data).resolve()
     out = Path(tempfile.mkdtemp(prefix="tune-bench-"))
@@ -125,9 +128,15 @@ def main() -> None:
     print("sweep", json.dumps(report["sweep"]), flush=True)
     if args.part == "all" and s["best_params"]:
         target = report["recipe"]["val_loss"]
-        # the best configuration on a cosine schedule half the recipe's length, stopped at the target or 0.6 × wall
-        report["best"] = best_until(Path(s["study_dir"]), target, 0.6 * report["recipe"]["wall_s"],
-                                    args.recipe_steps // 2, out)
+        # the best configuration on a cosine schedule sized to the time allowed (0.6 × the recipe's wall time at
+        # the best trial's measured seconds per step: a smaller model's steps are cheaper), stopped at the
+        # recipe's final val loss or at that time
+        allowed = 0.6 * report["recipe"]["wall_s"]
+        best_trial = min((t for t in s["trials"] if t["outcome"] == "complete"), key=lambda t: t["value"])
+        per_step = best_trial["measured_s"] / best_trial["steps"]
+        steps = args.best_steps or max(1, int(allowed / per_step))
+        report["best"] = best_until(Path(s["study_dir"]), target, allowed, steps, out)
+        report["best"]["planned_steps"], report["best"]["allowed_s"] = steps, allowed
         print("best", json.dumps(report["best"]), flush=True)
     print(json.dumps(report, indent=1))
 
