@@ -75,7 +75,7 @@ def best_until(study_dir: Path, target: float, budget_s: float, max_steps: int, 
     from dataclasses import replace
 
     from engine.lab.trainer import train
-    from engine.lab.tune import best_config
+    from engine.lab.tune_jobs import best_config
 
     cfg = replace(best_config(study_dir, max_steps), out=str(out / "best"), eval_every=50, eval_batches=20,
                   sample_tokens=0, threads=None)

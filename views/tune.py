@@ -15,7 +15,7 @@ if importlib.util.find_spec("torch") is None:  # set up with PREFLIGHT_TORCH=ski
     st.stop()
 
 from engine.errors import ValidationError  # noqa: E402
-from engine.lab import jobs, tune  # noqa: E402
+from engine.lab import jobs, tune, tune_jobs  # noqa: E402
 from engine.lab.corpora import CORPORA  # noqa: E402
 from engine.lab.data import list_uploads  # noqa: E402
 from engine.store import Registry  # noqa: E402
@@ -27,7 +27,7 @@ st.caption("Find a good configuration fast on the compute you can afford: Optuna
            "normal run on the Model lab page.")
 
 # ---- start a sweep --------------------------------------------------------------------------------------
-with st.expander("Start a sweep", expanded=not tune.list_studies()):
+with st.expander("Start a sweep", expanded=not tune_jobs.list_studies()):
     c1, c2, c3 = st.columns(3)
     with c1:
         st.markdown("**Data**")
@@ -77,13 +77,13 @@ with st.expander("Start a sweep", expanded=not tune.list_studies()):
                               budget_minutes=budget if budget_kind == "minutes" else None,
                               budget_usd=budget if budget_kind == "dollars" else None, space=space, name=study,
                               out=str(out))
-        started = run_engine(tune.start_sweep, inp)
+        started = run_engine(tune_jobs.start_sweep, inp)
         st.session_state["tune_study"] = started["study_dir"]
         st.toast(f"Sweep {started['study']} started in its own process.")
         st.rerun()
 
 # ---- the selected study, live ---------------------------------------------------------------------------------
-studies = tune.list_studies()
+studies = tune_jobs.list_studies()
 if not studies:
     st.info("No sweeps yet. Start one above: 12 trials on the arithmetic corpus take a few minutes on 2 cores.")
     st.stop()
@@ -112,7 +112,7 @@ def _charts(study_dir: str, res: dict) -> None:
     if not complete:
         st.caption("Charts appear when the first trial completes.")
         return
-    study = tune.load_study(study_dir)
+    study = tune_jobs.load_study(study_dir)
     t1, t2, t3 = st.tabs(["Optimization history", "Parallel coordinates", "Parameter importance"])
     with t1:
         st.plotly_chart(vis.plot_optimization_history(study), width="stretch", key="tune_hist")
@@ -132,13 +132,13 @@ def _study_view(study_dir: str) -> None:
     try:
         res = tune.summary(study_dir).to_dict()
     except ValidationError as exc:
-        if tune.sweep_alive(study_dir):
+        if tune_jobs.sweep_alive(study_dir):
             st.subheader(f"{Path(study_dir).name}: preparing")
             st.caption("Reading the data and measuring this machine's throughput for the predictions…")
         else:
-            st.error(tune.sweep_error(study_dir) or str(exc))
+            st.error(tune_jobs.sweep_error(study_dir) or str(exc))
         return
-    alive = tune.sweep_alive(study_dir)
+    alive = tune_jobs.sweep_alive(study_dir)
     n = json.loads((Path(study_dir) / "sweep.json").read_text())["input"]["trials"]
     finished = [t for t in res["trials"] if t["state"] != "running" and t["outcome"] not in tune.NOT_COUNTED]
     state = "running" if alive else (res["stopped_reason"] or "not running")
@@ -165,27 +165,27 @@ def _study_view(study_dir: str) -> None:
 @st.fragment(run_every=2.0)
 def _live(study_dir: str) -> None:
     _study_view(study_dir)
-    if not tune.sweep_alive(study_dir):
+    if not tune_jobs.sweep_alive(study_dir):
         st.rerun()
 
 
-if tune.sweep_alive(chosen):
+if tune_jobs.sweep_alive(chosen):
     _live(chosen)
     if st.button("Stop the sweep", key="tune_stop", help="running trials end at their next evaluation"):
-        run_engine(tune.stop_sweep, chosen)
+        run_engine(tune_jobs.stop_sweep, chosen)
         st.toast("Stop requested: trials end at their next evaluation.")
 else:
     _study_view(chosen)
     res = st.session_state.get("tune_result")
     b1, b2, b3 = st.columns(3)
     if b1.button("Resume the sweep", key="tune_resume", help="runs the remaining trials (same space and data)"):
-        started = run_engine(tune.start_sweep, run_engine(tune.study_input, chosen))
+        started = run_engine(tune_jobs.start_sweep, run_engine(tune_jobs.study_input, chosen))
         st.toast(f"Sweep {started['study']} resumed.")
         st.rerun()
     if res and res.get("best_params"):
         full = b2.number_input("Steps for the full run", 1, 1_000_000, 600, key="tune_full_steps")
         if b2.button("Train the best configuration fully", key="tune_best", type="primary"):
-            cfg = run_engine(tune.best_config, chosen, int(full))
+            cfg = run_engine(tune_jobs.best_config, chosen, int(full))
             run = run_engine(jobs.start_training, cfg, f"{res['study']}-best", registry=Registry())
             st.session_state["lab_run"] = run
             st.success(f"Started run {run}: follow it on the Model lab page.")

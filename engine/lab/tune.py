@@ -36,391 +36,13 @@ import signal
 import subprocess
 import sys
 import time
-import tomllib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from engine.errors import RunError, ValidationError, require_number
-
-TASKS = ("lm", "classify")
-OBJECTIVES = ("train", "planted")
-PRUNERS = ("asha", "median")
-LAUNCHER_FILES = ("log.txt", "space.json", "sweep.pid", "STOP", ".lock")  # what start_sweep writes before prepare
-# Parameters a space may search and their types; everything else in TrainConfig stays fixed.
-PARAMS = {"lr": float, "warmup_steps": int, "batch_size": int, "d_model": int, "n_layers": int, "n_heads": int,
-          "n_kv_heads": int, "dropout": float, "weight_decay": float, "tokenizer": str, "context": int, "d_ff": int}
-FIXED = ("max_steps", "eval_every", "eval_batches", "context", "bpe_vocab", "grad_clip", "min_lr_ratio", "dtype",
-         "preset", "step_s")
-NOT_COUNTED = ("killed", "stopped", "skipped")  # trial outcomes that do not use up one of the N trials
-PLANTED_LR = 3e-3  # the planted objective's optimum (tests, demos)
-
-
-def default_space(task: str, steps: int | None = None) -> dict[str, Any]:
-    """The default search space of ``task``: CPU-sized models around the tiny preset."""
-    steps = int(steps or 60)
-    space = {
-        "fixed": {"max_steps": steps, "eval_every": max(1, steps // 6), "eval_batches": 4, "context": 64},
-        "params": {
-            "lr": {"low": 3e-4, "high": 3e-2, "log": True},
-            "warmup_steps": {"low": 0, "high": max(1, steps // 5)},
-            "batch_size": {"choices": [8, 16, 32]},
-            "d_model": {"choices": [64, 128]},
-            "n_layers": {"low": 1, "high": 4},
-            "n_heads": {"choices": [2, 4]},
-            "n_kv_heads": {"choices": [1, 2]},
-            "dropout": {"low": 0.0, "high": 0.2},
-            "weight_decay": {"low": 0.0, "high": 0.2},
-            "tokenizer": {"choices": ["byte", "char"] if task == "lm" else ["byte", "bpe"]},
-        },
-    }
-    if task == "classify":
-        space["fixed"]["bpe_vocab"] = 1024
-    return space
-
-
-def load_space(path: str | os.PathLike) -> dict[str, Any]:
-    """A search space from a TOML or JSON file: ``[params.lr] low/high/log`` or ``choices``; ``[fixed]``."""
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise ValidationError(f"--space {path}: no such file")
-    try:
-        text = p.read_text(encoding="utf-8")
-        data = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise ValidationError(f"--space {p.name} cannot be read as {'JSON' if p.suffix == '.json' else 'TOML'}: "
-                              f"{str(exc).splitlines()[0]}") from None
-    return data
-
-
-def validate_space(space: Any) -> dict[str, Any]:
-    """The space with each parameter's kind resolved; one-line errors for anything unusable."""
-    if not isinstance(space, dict) or not isinstance(space.get("params"), dict):
-        raise ValidationError("a search space needs a [params] table (e.g. [params.lr] low = 1e-4, high = 1e-2)")
-    params = space["params"]
-    if not params:
-        raise ValidationError("the search space is empty: give at least one parameter under [params]")
-    fixed = dict(space.get("fixed") or {})
-    for key in fixed:
-        if key not in FIXED and key not in PARAMS:
-            raise ValidationError(f"[fixed] {key!r} is not something a sweep holds fixed; allowed: "
-                                  f"{', '.join((*FIXED, *PARAMS))}")
-    out: dict[str, Any] = {}
-    points = 1.0
-    for name, spec in params.items():
-        if name not in PARAMS:
-            raise ValidationError(f"unknown search parameter {name!r}; allowed: {', '.join(PARAMS)}")
-        if name in fixed:
-            raise ValidationError(f"{name!r} is both searched and fixed; keep it in one place")
-        if not isinstance(spec, dict):
-            raise ValidationError(f"[params.{name}] must be a table with low/high or choices")
-        if "choices" in spec:
-            choices = spec["choices"]
-            if not isinstance(choices, list) or not choices:
-                raise ValidationError(f"[params.{name}] choices must be a non-empty list")
-            if len(set(map(str, choices))) != len(choices):
-                raise ValidationError(f"[params.{name}] lists a choice twice")
-            kind = PARAMS[name]
-            for c in choices:
-                if kind is str and not isinstance(c, str) or kind is not str and (
-                        isinstance(c, bool) or not isinstance(c, (int, float))):
-                    raise ValidationError(f"[params.{name}] choice {c!r} is not a {kind.__name__}")
-            out[name] = {"kind": "categorical", "choices": list(choices)}
-            points *= len(choices)
-            continue
-        if "low" not in spec or "high" not in spec:
-            raise ValidationError(f"[params.{name}] needs low and high (or choices)")
-        low, high = spec["low"], spec["high"]
-        for v in (low, high):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ValidationError(f"[params.{name}] bounds must be finite numbers, got {v!r}")
-        if PARAMS[name] is str:
-            raise ValidationError(f"[params.{name}] is a choice; give choices = [...]")
-        if low > high:
-            raise ValidationError(f"[params.{name}] bounds are reversed: low {low} > high {high}")
-        log = bool(spec.get("log", False))
-        if log and low <= 0:
-            raise ValidationError(f"[params.{name}] log scale needs low > 0, got {low}")
-        kind = "int" if PARAMS[name] is int else "float"
-        if kind == "int" and (low != int(low) or high != int(high)):
-            raise ValidationError(f"[params.{name}] is a whole number; bounds {low}..{high} are not")
-        out[name] = {"kind": kind, "low": int(low) if kind == "int" else float(low),
-                     "high": int(high) if kind == "int" else float(high), "log": log}
-        points *= (int(high) - int(low) + 1) if kind == "int" else (1 if low == high else math.inf)
-    if points <= 1:
-        raise ValidationError("the search space has a single point (every parameter has one value); "
-                              "widen a range or add a choice, or train that configuration directly")
-    for name, spec in out.items():
-        if spec["kind"] != "categorical" and spec["low"] == spec["high"]:
-            raise ValidationError(f"[params.{name}] has low == high ({spec['low']}); move it to [fixed] or widen it")
-    return {"params": out, "fixed": fixed}
-
-
-# ---- input ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SweepInput:
-    data: str | None = None
-    sample: str | None = None
-    task: str | None = None
-    text_col: str | None = None
-    label_col: str | None = None
-    trials: int = 10
-    budget_minutes: float | None = None
-    budget_usd: float | None = None
-    usd_per_hour: float | None = None
-    workers: int = 1
-    space: str | dict | None = None
-    steps: int | None = None
-    preset: str = "tiny"
-    seed: int = 0
-    prune: bool = True
-    name: str | None = None
-    out: str | None = None
-    registry: str | None = None
-    objective: str = "train"        # "planted": a synthetic objective with a known best lr (tests, demos)
-    pruner: str = "asha"            # asha (successive halving) or median
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS
-        return os.cpu_count() or 1
-
-
-def check_study_name(name: str) -> str:
-    """``name`` unchanged when it is a safe study name; a one-line error for path or special characters."""
-    from engine.workspace import safe_name
-
-    name = str(name)
-    ok = bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0")
-    try:
-        ok = ok and safe_name(name, "study name") == name
-    except ValidationError:
-        ok = False
-    if not ok:
-        raise ValidationError(f"study name {name[:40]!r} has path or special characters; use letters, digits, "
-                              f"'.', '_' and '-'")
-    return name
-
-
-def _study_name(inp: SweepInput) -> str:
-    from engine.workspace import safe_name
-
-    if inp.name is not None:
-        return check_study_name(inp.name)
-    return safe_name(Path(str(inp.out)).name, "study name")
-
-
-def validate_sweep(inp: SweepInput) -> tuple[SweepInput, dict[str, Any], str]:
-    """Cheap checks (no torch, no data read): the resolved input, the validated space, the study name."""
-    if not isinstance(inp, SweepInput):
-        raise ValidationError(f"sweep input must be a SweepInput, got {type(inp).__name__}")
-    if not inp.out:
-        raise ValidationError("--out DIR is required (the study folder)")
-    if (inp.data is None) == (inp.sample is None) and inp.objective == "train":
-        raise ValidationError("give --data PATH or --sample NAME (exactly one)")
-    if inp.pruner not in PRUNERS:
-        raise ValidationError(f"pruner must be one of {', '.join(PRUNERS)}, got {inp.pruner!r}")
-    if inp.objective not in OBJECTIVES:
-        raise ValidationError(f"objective must be one of {', '.join(OBJECTIVES)}, got {inp.objective!r}")
-    task = inp.task
-    if task is None:
-        from engine.lab.corpora import CORPORA
-
-        task = CORPORA[inp.sample].task if inp.sample in CORPORA else "lm"
-    if task not in TASKS:
-        raise ValidationError(f"task must be lm or classify, got {task!r}")
-    trials = int(require_number("trials", inp.trials, low=1, high=10_000, integer=True))
-    workers = int(require_number("workers", inp.workers, low=1, high=1024, integer=True))
-    if workers > cores():
-        raise ValidationError(f"--workers {workers} is more than this machine's {cores()} cores; each worker "
-                              f"needs a core (use --workers {cores()} or fewer)")
-    if inp.budget_minutes is not None and inp.budget_usd is not None:
-        raise ValidationError("give --budget-minutes or --budget-usd, not both")
-    for key in ("budget_minutes", "budget_usd", "usd_per_hour"):
-        if getattr(inp, key) is not None:
-            require_number(key.replace("_", "-"), getattr(inp, key), low=0, low_inclusive=False)
-    if inp.steps is not None:
-        require_number("steps", inp.steps, low=2, high=1e7, integer=True)
-    require_number("seed", inp.seed, low=0, high=2**31 - 1, integer=True)
-    name = _study_name(inp)
-    raw = inp.space if isinstance(inp.space, dict) else (load_space(inp.space) if inp.space else default_space(task, inp.steps))
-    space = validate_space(raw)
-    if inp.steps is not None:
-        space["fixed"]["max_steps"] = int(inp.steps)
-    from engine.lab.presets import get_preset
-
-    preset = get_preset(space["fixed"].get("preset", inp.preset))
-    space["fixed"].setdefault("max_steps", int(inp.steps or preset.max_steps))
-    return replace(inp, task=task, trials=trials, workers=workers), space, name
-
-
-# ---- configurations and predictions -----------------------------------------------------------------------
-def suggest(trial, space: dict[str, Any]) -> dict[str, Any]:
-    """The trial's parameters from the space (Optuna's suggest_* API)."""
-    out = {}
-    for name, spec in space["params"].items():
-        if spec["kind"] == "categorical":
-            out[name] = trial.suggest_categorical(name, spec["choices"])
-        elif spec["kind"] == "int":
-            out[name] = trial.suggest_int(name, spec["low"], spec["high"], log=spec["log"])
-        else:
-            out[name] = trial.suggest_float(name, spec["low"], spec["high"], log=spec["log"])
-    return out
-
-
-def trial_config(base: dict[str, Any], space: dict[str, Any], params: dict[str, Any]):
-    """The TrainConfig of one trial: the sweep's data, the space's fixed values and the sampled ``params``.
-    Heads that do not divide the width (or KV heads the heads) are lowered to the nearest divisor, and the
-    FFN width follows the model width at the preset's ratio; ``adjusted`` lists what changed."""
-    from engine.lab.presets import get_preset
-    from engine.lab.trainer import TrainConfig
-
-    fixed = dict(space["fixed"])
-    preset = get_preset(fixed.pop("preset", base.get("preset", "tiny")))
-    fixed.pop("step_s", None)
-    values = {**fixed, **params}
-    adjusted = {}
-    d_model = int(values.get("d_model") or preset.d_model)
-    heads = int(values.get("n_heads") or preset.n_heads)
-    if d_model % heads:
-        new = max(h for h in range(1, heads + 1) if d_model % h == 0)
-        adjusted["n_heads"], heads = new, new
-    if "n_heads" in values or "d_model" in values:
-        values["n_heads"] = heads
-    kv = int(values.get("n_kv_heads") or min(heads, preset.n_kv_heads))
-    if heads % kv or kv > heads:
-        new = max(k for k in range(1, min(kv, heads) + 1) if heads % k == 0)
-        adjusted["n_kv_heads"], kv = new, new
-    values["n_kv_heads"] = kv
-    if "d_model" in values and "d_ff" not in values:
-        values["d_ff"] = max(16, int(round(d_model * preset.d_ff / preset.d_model / 16)) * 16)
-    if "warmup_steps" in values:
-        values["warmup_steps"] = min(int(values["warmup_steps"]), int(values["max_steps"]))
-    keys = {"data", "sample", "task", "text_col", "label_col", "seed", "registry", "device", "threads"}
-    cfg = TrainConfig(**{k: v for k, v in base.items() if k in keys}, preset=preset.id,
-                      **{k: v for k, v in values.items() if k in TrainConfig.__dataclass_fields__},
-                      sample_tokens=0, keep_checkpoints=1)
-    return cfg, adjusted
-
-
-def _tokens_per_row(data_info: dict, tokenizer: str, batch: int, context: int) -> float:
-    """Tokens a step trains per row: the context for a language model; for a classifier, the expected
-    longest row of a batch (rows are padded to it), from the row lengths measured on the data."""
-    lengths = (data_info.get("row_lengths") or {}).get(tokenizer)
-    if not lengths:
-        return float(context)
-    import numpy as np
-
-    arr = np.minimum(np.asarray(lengths), context)
-    rng = np.random.default_rng(0)
-    draws = rng.choice(arr, size=(64, min(batch, len(arr))))
-    return float(draws.max(axis=1).mean())
-
-
-def predict_trial(cfg, data_info: dict, throughput: dict, price: dict) -> dict[str, float]:
-    """Predicted seconds, FLOPs and USD of one trial (see the module docstring)."""
-    from engine.lab.presets import get_preset
-
-    preset = get_preset(cfg.preset)
-    if data_info.get("objective") == "planted":
-        seconds = cfg.max_steps * float(data_info.get("step_s", 0.0)) + float(data_info.get("setup_s", 0.0))
-        return {"seconds": seconds, "flops": 0.0, "usd": seconds / 3600 * price["usd_per_worker_hour"],
-                "setup_s": float(data_info.get("setup_s", 0.0)), "per_step_s": float(data_info.get("step_s", 0.0))}
-    vocab = int(data_info["vocab"].get(cfg.tokenizer, 258))
-    overrides = {k: getattr(cfg, k) for k in ("n_layers", "n_heads", "n_kv_heads", "d_model", "d_ff", "context",
-                                              "dropout") if getattr(cfg, k) is not None}
-    mcfg = preset.config(vocab, n_classes=int(data_info.get("n_classes") or 0), **overrides)
-    context = int(overrides.get("context", preset.context))
-    batch = int(cfg.batch_size or preset.batch_size)
-    steps = int(cfg.max_steps or preset.max_steps)
-    per_row = _tokens_per_row(data_info, cfg.tokenizer, batch, context)
-    f_tok = mcfg.model_spec().training_flops_per_token(context)
-    train_flops = f_tok * steps * batch * per_row
-    eval_every = int(cfg.eval_every or preset.eval_every)
-    n_evals = steps // eval_every + (0 if steps % eval_every == 0 else 1)
-    eval_flops = f_tok / 3.0 * n_evals * cfg.eval_batches * batch * per_row
-    rate = float(throughput["flops_per_s_per_worker"])
-    setup = float(data_info.get("setup_s", 0.0))
-    seconds = (train_flops + eval_flops) / rate + setup
-    return {"seconds": seconds, "flops": train_flops + eval_flops, "usd": seconds / 3600 * price["usd_per_worker_hour"],
-            "setup_s": setup, "per_step_s": (seconds - setup) / steps}
-
-
-def correction(trials) -> tuple[float, int]:
-    """The study's own correction of the FLOP-based prediction: the median of measured / raw predicted
-    seconds over finished trials (a pruned trial's raw prediction is re-scaled to the steps it ran), and
-    how many trials it rests on; 1.0 before any trial finished. Small models on a CPU run far below the
-    calibrated FLOP/s (per-operation overhead dominates), and a shared machine's load changes; the factor
-    absorbs both and the report shows raw and corrected predictions apart."""
-    import statistics
-
-    ratios = []
-    for t in trials:
-        ua = attrs(t)
-        if ua.get("measured_s") and ua.get("per_step_s") is not None and ua.get("steps"):
-            raw = float(ua.get("setup_s", 0.0)) + int(ua["steps"]) * float(ua["per_step_s"])
-            if raw > 0:
-                ratios.append(float(ua["measured_s"]) / raw)
-    if not ratios:
-        return 1.0, 0
-    return min(20.0, max(0.05, statistics.median(ratios))), len(ratios)
-
-
-def measure_throughput(registry_path: str | None, device: str, preset: str, context: int, threads: int,
-                       n_cores: int) -> dict[str, Any]:
-    """FLOP/s for the predictions: the latest finished calibration on this device in the registry, or
-    (none there) a quick measured probe of the preset; scaled to one worker's share of the cores."""
-    from engine.store import Registry
-
-    found = None
-    try:
-        runs = Registry(registry_path).list_runs(kind="calibrate")
-        done = runs[runs["status"] == "finished"]
-        for _, row in done.iterrows():
-            s = row["summary"] or {}
-            if s.get("device") == device and s.get("achieved_tflops"):
-                found = (row["name"], s)
-                break
-    except ValidationError:
-        found = None
-    if found is not None:
-        name, s = found
-        rate = float(s["achieved_tflops"]) * 1e12
-        basis = (f"calibration {name!r} in the registry ({s.get('preset')}, {s.get('device_name')}, "
-                 f"{rate / 1e9:.2f} GFLOP/s on all cores)")
-        source = "calibration"
-    else:
-        from engine.lab.calibrate import CalibrateInput, calibrate
-
-        r = calibrate(CalibrateInput(preset=preset, device=device, steps=3, warmup=1, context=context))
-        rate = r.achieved_tflops * 1e12
-        basis = (f"no calibration in the registry: a quick probe (3 timed steps of {r.preset}, batch {r.batch_size}, "
-                 f"context {r.context}) measured {rate / 1e9:.2f} GFLOP/s; run `preflight calibrate` for a better figure")
-        source = "probe"
-    share = min(1.0, threads / max(1, n_cores)) if device == "cpu" else 1.0
-    return {"flops_per_s": rate, "flops_per_s_per_worker": rate * share, "source": source, "basis": basis,
-            "threads_per_worker": threads}
-
-
-def _price(inp: SweepInput, device: str, n_cores: int) -> dict[str, Any]:
-    if inp.usd_per_hour is not None:
-        per_hour, basis = float(inp.usd_per_hour), "--usd-per-hour"
-    elif device == "cpu":
-        from engine.catalog import defaults
-
-        per_hour = defaults()["cpu_usd_per_vcpu_hour"] * n_cores
-        basis = (f"{n_cores} vCPU × ${defaults()['cpu_usd_per_vcpu_hour']}/vCPU-hour (engine/catalog/defaults.toml: "
-                 f"AWS c7i on-demand)")
-    else:
-        if inp.budget_usd is not None:
-            raise ValidationError("--budget-usd on a GPU needs --usd-per-hour (what this machine costs per hour)")
-        per_hour, basis = 0.0, "no price given (--usd-per-hour)"
-    return {"usd_per_hour": per_hour, "usd_per_worker_hour": per_hour / max(1, inp.workers), "basis": basis}
+from engine.errors import RunError, ValidationError
+from engine.lab.tune_predict import attrs, correction, machine_price, measure_throughput, predict_trial, suggest, trial_config
+from engine.lab.tune_space import LAUNCHER_FILES, NOT_COUNTED, PLANTED_LR, SweepInput, cores, validate_sweep
 
 
 # ---- the study ---------------------------------------------------------------------------------------------
@@ -442,7 +64,7 @@ def _storage(study_dir: Path):
     return optuna.storages.RDBStorage(f"sqlite:///{path}", engine_kwargs={"creator": connect})
 
 
-def _load_study(study_dir: Path, doc: dict, worker: int = 0):
+def open_study(study_dir: Path, doc: dict, worker: int = 0):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -470,17 +92,6 @@ def _locked(study_dir: Path):
             yield
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
-def attrs(t) -> dict[str, Any]:
-    """A trial's bookkeeping: what its worker wrote when it started ("meta") and ended ("result"), and the
-    outcome a reaper or the budget check set directly."""
-    ua = t.user_attrs
-    out = {**(ua.get("meta") or {}), **{k: v for k, v in (ua.get("result") or {}).items() if v is not None}}
-    for key in ("pid", "outcome", "error"):
-        if ua.get(key) is not None:
-            out[key] = ua[key]
-    return out
 
 
 def _ts(dt) -> float | None:
@@ -544,7 +155,7 @@ def _spent_and_projected(trials, now: float, exclude: int | None = None) -> tupl
     return _union_seconds(spent), _union_seconds(projected)
 
 
-def _stop_flag(study_dir: Path) -> Path:
+def stop_flag_path(study_dir: Path) -> Path:
     return study_dir / "STOP"
 
 
@@ -557,11 +168,11 @@ def worker_main(study_dir: str | os.PathLike, worker: int = 0) -> dict[str, Any]
     study_dir = Path(study_dir).resolve()
     doc = json.loads((study_dir / "sweep.json").read_text(encoding="utf-8"))
     inp = doc["input"]
-    study = _load_study(study_dir, doc, worker)
+    study = open_study(study_dir, doc, worker)
     ran, reason = [], ""
     budget_s = doc["budget"].get("seconds")
     while True:
-        if _stop_flag(study_dir).exists():
+        if stop_flag_path(study_dir).exists():
             reason = "stopped by request"
             break
         with _locked(study_dir):
@@ -610,7 +221,7 @@ def worker_main(study_dir: str | os.PathLike, worker: int = 0) -> dict[str, Any]
             trial.set_user_attr("meta", meta)  # one write (each is a committed transaction)
         _run_trial(study, trial, cfg, doc, study_dir, pred)
         ran.append(trial.number)
-        if _stop_flag(study_dir).exists():
+        if stop_flag_path(study_dir).exists():
             reason = "stopped by request"
             break
     return {"worker": worker, "trials": ran, "stopped_reason": reason}
@@ -661,7 +272,7 @@ def _run_trial(study, trial, cfg, doc: dict, study_dir: Path, pred: dict) -> Non
         value = float(metrics["val_loss"])
         if math.isfinite(value):
             trial.report(value, step)
-        if _stop_flag(study_dir).exists():
+        if stop_flag_path(study_dir).exists():
             stopped["flag"] = True
             return True
         return prune and trial.should_prune()
@@ -780,7 +391,7 @@ def prepare(inp: SweepInput) -> tuple[Path, dict]:
             threads, n_cores)
         throughput = {**throughput, "flops_per_s_per_worker": throughput["flops_per_s"] * (
             min(1.0, threads / n_cores) if device == "cpu" else 1.0), "threads_per_worker": threads}
-    price = _price(inp, device, n_cores)
+    price = machine_price(inp, device, n_cores)
     base = {"data": inp.data, "sample": inp.sample, "task": inp.task, "text_col": inp.text_col,
             "label_col": inp.label_col, "seed": inp.seed, "registry": inp.registry, "device": device,
             "threads": threads, "preset": space["fixed"].get("preset", inp.preset)}
@@ -805,8 +416,8 @@ def prepare(inp: SweepInput) -> tuple[Path, dict]:
 
     atomic_write_text(doc_path, json.dumps(doc, indent=1, default=str))
     with contextlib.suppress(FileNotFoundError):
-        _stop_flag(study_dir).unlink()
-    study = _load_study(study_dir, doc)  # create the study (or check it loads) before workers race to
+        stop_flag_path(study_dir).unlink()
+    study = open_study(study_dir, doc)  # create the study (or check it loads) before workers race to
     if study.user_attrs.get("budget_exhausted"):  # a resumed study gets this run's budget afresh
         study.set_user_attr("budget_exhausted", "")
     return study_dir, doc
@@ -828,7 +439,7 @@ def _typical_trial(space, base, data_info, throughput, price, seed) -> dict[str,
     return {"median_s": seconds[len(seconds) // 2], "min_s": seconds[0], "max_s": seconds[-1]}
 
 
-def _spawn_worker(study_dir: Path, index: int) -> subprocess.Popen:
+def spawn_worker(study_dir: Path, index: int) -> subprocess.Popen:
     logs = study_dir / "workers"
     logs.mkdir(exist_ok=True)
     env = dict(os.environ)
@@ -876,7 +487,7 @@ def summary(study_dir: str | os.PathLike, reason: str = "", workers: list[dict] 
     if not (study_dir / "sweep.json").is_file():
         raise ValidationError(f"{study_dir} holds no sweep (no sweep.json)")
     doc = json.loads((study_dir / "sweep.json").read_text(encoding="utf-8"))
-    study = _load_study(study_dir, doc)
+    study = open_study(study_dir, doc)
     trials = study.get_trials(deepcopy=False)
     rows = []
     for t in trials:
@@ -922,10 +533,10 @@ def summary(study_dir: str | os.PathLike, reason: str = "", workers: list[dict] 
 def run_sweep(inp: SweepInput) -> SweepResult:
     """Prepare the study, run ``inp.workers`` worker processes on it until they finish, and summarise."""
     study_dir, doc = prepare(inp)
-    procs = [_spawn_worker(study_dir, i) for i in range(int(doc["input"]["workers"]))]
+    procs = [spawn_worker(study_dir, i) for i in range(int(doc["input"]["workers"]))]
 
     def _stop(signum, frame):  # noqa: ARG001 - the page's Stop (SIGTERM) or Ctrl-C: workers finish their step
-        _stop_flag(study_dir).touch()
+        stop_flag_path(study_dir).touch()
 
     old = {}
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -939,15 +550,15 @@ def run_sweep(inp: SweepInput) -> SweepResult:
                     codes.append({"worker": i, "pid": p.pid, "exit_code": p.wait()})
                     break
                 except KeyboardInterrupt:  # pragma: no cover
-                    _stop_flag(study_dir).touch()
+                    stop_flag_path(study_dir).touch()
     finally:
         for sig, handler in old.items():
             with contextlib.suppress(ValueError, OSError):
                 signal.signal(sig, handler)
-    study = _load_study(study_dir, doc)
+    study = open_study(study_dir, doc)
     reap_dead_trials(study, doc["input"].get("registry"))
     reason = ""
-    if _stop_flag(study_dir).exists():
+    if stop_flag_path(study_dir).exists():
         reason = "stopped by request"
     elif any(c["exit_code"] for c in codes):
         reason = "a worker died: " + ", ".join(f"worker {c['worker']} exit {c['exit_code']}" for c in codes
@@ -959,129 +570,3 @@ def run_sweep(inp: SweepInput) -> SweepResult:
 
     atomic_write_text(study_dir / "result.json", json.dumps(res.to_dict(), indent=1))
     return res
-
-
-# ---- for the page: the sweep as its own process -----------------------------------------------------------
-def sweep_args(inp: SweepInput) -> list[str]:
-    """The ``sweep`` command line for ``inp`` (the space as a JSON file in the study folder)."""
-    args = ["--trials", str(inp.trials), "--workers", str(inp.workers), "--out", str(inp.out), "--seed", str(inp.seed),
-            "--preset", inp.preset]
-    for key, flag in (("data", "--data"), ("sample", "--sample"), ("task", "--task"), ("text_col", "--text-col"),
-                      ("label_col", "--label-col"), ("budget_minutes", "--budget-minutes"),
-                      ("budget_usd", "--budget-usd"), ("usd_per_hour", "--usd-per-hour"), ("steps", "--steps"),
-                      ("name", "--name"), ("registry", "--registry"), ("space", "--space")):
-        value = getattr(inp, key)
-        if value is not None:
-            args += [flag, str(value)]
-    if not inp.prune:
-        args.append("--no-prune")
-    args += ["--pruner", inp.pruner]
-    if inp.objective != "train":
-        args += ["--objective", inp.objective]
-    return args
-
-
-def start_sweep(inp: SweepInput) -> dict[str, Any]:
-    """Start ``preflight sweep`` in its own process (it survives page reruns); returns its folder and pid.
-    Cheap checks run here first, so bad input is one error line on the page, not a dead process."""
-    from engine.access import require_write
-    from engine.lab.checkpoint import atomic_write_text
-
-    require_write("starting a sweep")
-    inp2, space, name = validate_sweep(inp)
-    out = Path(inp.out).expanduser().resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    if isinstance(inp.space, dict):
-        space_file = out / "space.json"
-        atomic_write_text(space_file, json.dumps(inp.space, indent=1))
-        inp = replace(inp, space=str(space_file))
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    with open(out / "log.txt", "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "engine", "sweep", *sweep_args(inp), "--json"], stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                                cwd=os.getcwd(), env=env)
-    atomic_write_text(out / "sweep.pid", json.dumps({"pid": proc.pid, "started": time.time()}))
-    return {"study": name, "study_dir": str(out), "pid": proc.pid}
-
-
-def sweep_error(study_dir: str | os.PathLike) -> str:
-    """The error line a sweep process left in its log.txt ("" when none)."""
-    try:
-        lines = [ln for ln in (Path(study_dir) / "log.txt").read_text(encoding="utf-8", errors="replace").splitlines()
-                 if ln.strip()]
-    except OSError:
-        return ""
-    errors = [ln for ln in lines if "error:" in ln]
-    return errors[-1].split("error:", 1)[1].strip()[:500] if errors else ""
-
-
-def sweep_alive(study_dir: str | os.PathLike) -> bool:
-    from engine.store import is_alive
-
-    try:
-        pid = json.loads((Path(study_dir) / "sweep.pid").read_text(encoding="utf-8"))["pid"]
-    except (OSError, ValueError, KeyError):
-        return False
-    return is_alive(int(pid))
-
-
-def stop_sweep(study_dir: str | os.PathLike) -> None:
-    """Ask the sweep to stop: running trials end at their next evaluation (a stopped trial is re-run on resume)."""
-    path = Path(study_dir)
-    if not (path / "sweep.json").is_file() and not (path / "sweep.pid").is_file():
-        raise ValidationError(f"{path} holds no sweep")
-    _stop_flag(path).touch()
-
-
-def list_studies() -> list[Path]:
-    """Study folders under ``$PREFLIGHT_HOME/runs/sweeps``, newest first."""
-    from engine.workspace import runs_dir
-
-    root = runs_dir() / "sweeps"
-    if not root.is_dir():
-        return []
-    found = [p for p in root.iterdir() if (p / "sweep.json").is_file() or (p / "sweep.pid").is_file()]
-    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
-
-
-def best_config(study_dir: str | os.PathLike, max_steps: int | None = None):
-    """The TrainConfig of the study's best trial, for a full run (more steps when ``max_steps`` is given)."""
-    res = summary(study_dir)
-    if res.best_trial is None:
-        raise ValidationError("the study has no complete trial yet")
-    doc = json.loads((Path(study_dir) / "sweep.json").read_text(encoding="utf-8"))
-    if doc["input"]["objective"] != "train":
-        raise ValidationError("this study's objective is synthetic (planted); there is no model to train")
-    cfg, _ = trial_config(doc["base"], doc["space"], res.best_params)
-    changes: dict[str, Any] = {"out": None, "name": None, "sample_tokens": 120, "keep_checkpoints": 2, "threads": None}
-    if max_steps:
-        changes["max_steps"] = int(max_steps)
-    return replace(cfg, **changes)
-
-
-def load_study(study_dir: str | os.PathLike):
-    """The Optuna study of a study folder (for optuna.visualization on the page)."""
-    path = Path(study_dir).resolve()
-    try:
-        doc = json.loads((path / "sweep.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise ValidationError(f"{path} holds no sweep (no readable sweep.json)") from None
-    return _load_study(path, doc)
-
-
-def study_input(study_dir: str | os.PathLike) -> SweepInput:
-    """The input a study was last started with (to resume it from the page)."""
-    path = Path(study_dir).resolve()
-    try:
-        doc = json.loads((path / "sweep.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise ValidationError(f"{path} holds no sweep (no readable sweep.json)") from None
-    known = set(SweepInput.__dataclass_fields__)
-    data = {k: v for k, v in doc["input"].items() if k in known}
-    data["space"] = {"params": {k: {kk: vv for kk, vv in v.items() if kk != "kind"} for k, v in doc["space"]["params"].items()},
-                     "fixed": doc["space"]["fixed"]}
-    data["out"] = str(path)
-    return SweepInput(**data)

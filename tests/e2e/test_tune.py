@@ -40,7 +40,7 @@ def end_sweeps(streamlit_server: StreamlitServer) -> Iterator[None]:
     import os
     import signal
 
-    from engine.lab import tune
+    from engine.lab import tune_jobs
     from engine.store import is_alive
 
     root = streamlit_server.home / "runs" / "sweeps"
@@ -51,7 +51,7 @@ def end_sweeps(streamlit_server: StreamlitServer) -> Iterator[None]:
 
             pid = json.loads(pid_file.read_text())["pid"]
             if is_alive(pid):
-                tune.stop_sweep(study)
+                tune_jobs.stop_sweep(study)
                 try:
                     os.kill(pid, signal.SIGTERM)
                 except ProcessLookupError:

@@ -80,8 +80,8 @@ def test_two_workers_share_one_study_without_lost_or_duplicated_trials(tmp_path)
 def test_sigkilled_worker_trial_is_failed_and_the_study_resumes(tmp_path):
     inp = planted(tmp_path, trials=3, steps=40, every=10, step_s=0.1, prune=False)
     study_dir, doc = prepare(inp)
-    proc = tune._spawn_worker(study_dir, 0)
-    study = tune._load_study(study_dir, doc)
+    proc = tune.spawn_worker(study_dir, 0)
+    study = tune.open_study(study_dir, doc)
     deadline = time.time() + 120
     while time.time() < deadline:
         running = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("pid") == proc.pid]

@@ -9,7 +9,7 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from engine.lab import tune
+from engine.lab import tune, tune_jobs
 from tests.pages.conftest import ROOT, assert_clean
 
 PAGE = str(ROOT / "views/tune.py")
@@ -68,7 +68,7 @@ def test_bad_input_is_one_error_line():
     _fill(at, TINY_SPACE, "a/b")
     at.button(key="tune_start").click().run()
     assert len(at.error) == 1 and "path or special characters" in at.error[0].value
-    assert not tune.list_studies()
+    assert not tune_jobs.list_studies()
 
 
 @pytest.mark.timeout(300)
@@ -83,8 +83,8 @@ def test_start_a_sweep_and_see_trials_appear_live():
         frames = [df.value for df in at.dataframe]
         rows = frames[0] if frames else None
         if rows is not None and len(rows):
-            seen_running = seen_running or tune.sweep_alive(tune.study_dir_for("apptest"))
-            if not tune.sweep_alive(tune.study_dir_for("apptest")) and len(rows) == 2:
+            seen_running = seen_running or tune_jobs.sweep_alive(tune.study_dir_for("apptest"))
+            if not tune_jobs.sweep_alive(tune.study_dir_for("apptest")) and len(rows) == 2:
                 break
         assert time.monotonic() < deadline, "trials did not appear"
         time.sleep(1.5)

@@ -1,0 +1,144 @@
+"""Sweeps, part 4: the sweep as its own process for the page (start, stop, alive, error), the studies in the
+workspace, and the best configuration of a study."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ValidationError
+from engine.lab.tune import open_study, stop_flag_path, summary
+from engine.lab.tune_predict import trial_config
+from engine.lab.tune_space import SweepInput, validate_sweep
+
+
+# ---- for the page: the sweep as its own process -----------------------------------------------------------
+def sweep_args(inp: SweepInput) -> list[str]:
+    """The ``sweep`` command line for ``inp`` (the space as a JSON file in the study folder)."""
+    args = ["--trials", str(inp.trials), "--workers", str(inp.workers), "--out", str(inp.out), "--seed", str(inp.seed),
+            "--preset", inp.preset]
+    for key, flag in (("data", "--data"), ("sample", "--sample"), ("task", "--task"), ("text_col", "--text-col"),
+                      ("label_col", "--label-col"), ("budget_minutes", "--budget-minutes"),
+                      ("budget_usd", "--budget-usd"), ("usd_per_hour", "--usd-per-hour"), ("steps", "--steps"),
+                      ("name", "--name"), ("registry", "--registry"), ("space", "--space")):
+        value = getattr(inp, key)
+        if value is not None:
+            args += [flag, str(value)]
+    if not inp.prune:
+        args.append("--no-prune")
+    args += ["--pruner", inp.pruner]
+    if inp.objective != "train":
+        args += ["--objective", inp.objective]
+    return args
+
+
+def start_sweep(inp: SweepInput) -> dict[str, Any]:
+    """Start ``preflight sweep`` in its own process (it survives page reruns); returns its folder and pid.
+    Cheap checks run here first, so bad input is one error line on the page, not a dead process."""
+    from engine.access import require_write
+    from engine.lab.checkpoint import atomic_write_text
+
+    require_write("starting a sweep")
+    inp2, space, name = validate_sweep(inp)
+    out = Path(inp.out).expanduser().resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    if isinstance(inp.space, dict):
+        space_file = out / "space.json"
+        atomic_write_text(space_file, json.dumps(inp.space, indent=1))
+        inp = replace(inp, space=str(space_file))
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    with open(out / "log.txt", "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "engine", "sweep", *sweep_args(inp), "--json"], stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                                cwd=os.getcwd(), env=env)
+    atomic_write_text(out / "sweep.pid", json.dumps({"pid": proc.pid, "started": time.time()}))
+    return {"study": name, "study_dir": str(out), "pid": proc.pid}
+
+
+def sweep_error(study_dir: str | os.PathLike) -> str:
+    """The error line a sweep process left in its log.txt ("" when none)."""
+    try:
+        lines = [ln for ln in (Path(study_dir) / "log.txt").read_text(encoding="utf-8", errors="replace").splitlines()
+                 if ln.strip()]
+    except OSError:
+        return ""
+    errors = [ln for ln in lines if "error:" in ln]
+    return errors[-1].split("error:", 1)[1].strip()[:500] if errors else ""
+
+
+def sweep_alive(study_dir: str | os.PathLike) -> bool:
+    from engine.store import is_alive
+
+    try:
+        pid = json.loads((Path(study_dir) / "sweep.pid").read_text(encoding="utf-8"))["pid"]
+    except (OSError, ValueError, KeyError):
+        return False
+    return is_alive(int(pid))
+
+
+def stop_sweep(study_dir: str | os.PathLike) -> None:
+    """Ask the sweep to stop: running trials end at their next evaluation (a stopped trial is re-run on resume)."""
+    path = Path(study_dir)
+    if not (path / "sweep.json").is_file() and not (path / "sweep.pid").is_file():
+        raise ValidationError(f"{path} holds no sweep")
+    stop_flag_path(path).touch()
+
+
+def list_studies() -> list[Path]:
+    """Study folders under ``$PREFLIGHT_HOME/runs/sweeps``, newest first."""
+    from engine.workspace import runs_dir
+
+    root = runs_dir() / "sweeps"
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if (p / "sweep.json").is_file() or (p / "sweep.pid").is_file()]
+    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def best_config(study_dir: str | os.PathLike, max_steps: int | None = None):
+    """The TrainConfig of the study's best trial, for a full run (more steps when ``max_steps`` is given)."""
+    res = summary(study_dir)
+    if res.best_trial is None:
+        raise ValidationError("the study has no complete trial yet")
+    doc = json.loads((Path(study_dir) / "sweep.json").read_text(encoding="utf-8"))
+    if doc["input"]["objective"] != "train":
+        raise ValidationError("this study's objective is synthetic (planted); there is no model to train")
+    cfg, _ = trial_config(doc["base"], doc["space"], res.best_params)
+    changes: dict[str, Any] = {"out": None, "name": None, "sample_tokens": 120, "keep_checkpoints": 2, "threads": None}
+    if max_steps:
+        changes["max_steps"] = int(max_steps)
+    return replace(cfg, **changes)
+
+
+def load_study(study_dir: str | os.PathLike):
+    """The Optuna study of a study folder (for optuna.visualization on the page)."""
+    path = Path(study_dir).resolve()
+    try:
+        doc = json.loads((path / "sweep.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise ValidationError(f"{path} holds no sweep (no readable sweep.json)") from None
+    return open_study(path, doc)
+
+
+def study_input(study_dir: str | os.PathLike) -> SweepInput:
+    """The input a study was last started with (to resume it from the page)."""
+    path = Path(study_dir).resolve()
+    try:
+        doc = json.loads((path / "sweep.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise ValidationError(f"{path} holds no sweep (no readable sweep.json)") from None
+    known = set(SweepInput.__dataclass_fields__)
+    data = {k: v for k, v in doc["input"].items() if k in known}
+    data["space"] = {"params": {k: {kk: vv for kk, vv in v.items() if kk != "kind"} for k, v in doc["space"]["params"].items()},
+                     "fixed": doc["space"]["fixed"]}
+    data["out"] = str(path)
+    return SweepInput(**data)
