@@ -54,7 +54,9 @@ def recipe(data: Path, out: Path, max_steps: int) -> dict:
 
 
 def sweep(data: Path, out: Path, trials: int, steps: int, minutes: float | None, workers: int) -> dict:
-    from engine.lab.tune import SweepInput, run_sweep
+    from engine.lab.tune import run_sweep
+
+    from engine.lab.tune_space import SweepInput
 
     space = {"fixed": {"max_steps": steps, "eval_every": max(1, steps // 4), "eval_batches": 4, "context": 64,
                        "tokenizer": "char", "dropout": 0.0},

@@ -15,7 +15,7 @@ if importlib.util.find_spec("torch") is None:  # set up with PREFLIGHT_TORCH=ski
     st.stop()
 
 from engine.errors import ValidationError  # noqa: E402
-from engine.lab import jobs, tune, tune_jobs  # noqa: E402
+from engine.lab import jobs, tune, tune_jobs, tune_space  # noqa: E402
 from engine.lab.corpora import CORPORA  # noqa: E402
 from engine.lab.data import list_uploads  # noqa: E402
 from engine.store import Registry  # noqa: E402
@@ -52,13 +52,13 @@ with st.expander("Start a sweep", expanded=not tune_jobs.list_studies()):
             budget = st.number_input("Budget (minutes)" if budget_kind == "minutes" else "Budget (USD)", 0.0001,
                                      1e6, 10.0 if budget_kind == "minutes" else 0.05, key=f"tune_budget_{budget_kind}",
                                      format="%.4g")
-        workers = st.number_input("Worker processes", 1, tune.cores(), 1, key="tune_workers",
+        workers = st.number_input("Worker processes", 1, tune_space.cores(), 1, key="tune_workers",
                                   help="each worker trains one trial at a time on its share of the cores")
         steps = st.number_input("Steps per trial", 2, 100_000, 60, key="tune_steps")
         name = st.text_input("Study name", "", key="tune_name", help="letters, digits, '.', '_', '-'")
     with c3:
         st.markdown("**Search space** (TOML)")
-        default = tune.default_space(task, int(steps))
+        default = tune_space.default_space(task, int(steps))
         text = "\n".join(
             ["[fixed]"] + [f"{k} = {json.dumps(v)}" for k, v in default["fixed"].items()]
             + [line for p, spec in default["params"].items() for line in
@@ -72,8 +72,8 @@ with st.expander("Start a sweep", expanded=not tune_jobs.list_studies()):
             st.error(f"the search space is not valid TOML: {exc}")
             st.stop()
         study = name.strip() or f"{sample or 'data'}-{task}"
-        out = tune.study_dir_for(run_engine(tune.check_study_name, study))
-        inp = tune.SweepInput(data=data, sample=sample, task=task, trials=int(trials), workers=int(workers),
+        out = tune.study_dir_for(run_engine(tune_space.check_study_name, study))
+        inp = tune_space.SweepInput(data=data, sample=sample, task=task, trials=int(trials), workers=int(workers),
                               budget_minutes=budget if budget_kind == "minutes" else None,
                               budget_usd=budget if budget_kind == "dollars" else None, space=space, name=study,
                               out=str(out))
@@ -140,7 +140,7 @@ def _study_view(study_dir: str) -> None:
         return
     alive = tune_jobs.sweep_alive(study_dir)
     n = json.loads((Path(study_dir) / "sweep.json").read_text())["input"]["trials"]
-    finished = [t for t in res["trials"] if t["state"] != "running" and t["outcome"] not in tune.NOT_COUNTED]
+    finished = [t for t in res["trials"] if t["state"] != "running" and t["outcome"] not in tune_space.NOT_COUNTED]
     state = "running" if alive else (res["stopped_reason"] or "not running")
     st.subheader(f"{res['study']}: {state}")
     st.progress(min(1.0, len(finished) / max(1, n)), text=f"{len(finished)} of {n} trials")

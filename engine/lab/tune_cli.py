@@ -90,7 +90,9 @@ def _sweep(args: argparse.Namespace) -> dict:
 
     if args.objective != "planted":  # the planted objective (tests, demos) trains nothing
         require_torch("sweep")
-    from engine.lab.tune import SweepInput, run_sweep
+    from engine.lab.tune import run_sweep
+
+    from engine.lab.tune_space import SweepInput
 
     return run_sweep(SweepInput(
         data=args.data, sample=args.sample, task=args.task, text_col=args.text_col, label_col=args.label_col,

@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 
 from engine.errors import ValidationError
-from engine.lab import tune
-from engine.lab.tune import PLANTED_LR, SweepInput, prepare, run_sweep, summary, worker_main
+from engine.lab import tune, tune_space
+from engine.lab.tune import prepare, run_sweep, summary, worker_main
+
+from engine.lab.tune_space import PLANTED_LR, SweepInput
 
 ROOT = Path(__file__).resolve().parents[2]
 GRID = [1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 5e-3, 1e-2, 3e-2, 1e-1, 3e-1]
@@ -113,7 +115,7 @@ def test_bad_input_is_one_line(tmp_path, monkeypatch):
             prepare(SweepInput(space=space, **base))
     ok = {"params": {"lr": {"low": 1e-4, "high": 1e-2}}}
     with pytest.raises(ValidationError, match="more than this machine"):
-        prepare(SweepInput(space=ok, workers=tune.cores() + 1, **base))
+        prepare(SweepInput(space=ok, workers=tune_space.cores() + 1, **base))
     for bad in ("a/b", "..", "x\\y"):
         with pytest.raises(ValidationError, match="path or special characters"):
             prepare(SweepInput(space=ok, name=bad, **base))
@@ -169,9 +171,9 @@ def test_resumed_study_gets_a_fresh_budget(tmp_path):
     inp = planted(tmp_path, trials=6, steps=25, every=5, step_s=0.02, budget_minutes=0.012, prune=False)
     first = _run_in_process(inp)
     assert "budget reached" in first.stopped_reason
-    ran = len([t for t in first.trials if t["outcome"] not in tune.NOT_COUNTED])
+    ran = len([t for t in first.trials if t["outcome"] not in tune_space.NOT_COUNTED])
     assert ran < 6
     from dataclasses import replace
 
     again = _run_in_process(replace(inp, budget_minutes=None))
-    assert len([t for t in again.trials if t["outcome"] not in tune.NOT_COUNTED]) == 6
+    assert len([t for t in again.trials if t["outcome"] not in tune_space.NOT_COUNTED]) == 6
