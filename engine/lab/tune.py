@@ -61,7 +61,16 @@ def _storage(study_dir: Path):
         conn.execute("PRAGMA synchronous = NORMAL")
         return conn
 
-    return optuna.storages.RDBStorage(f"sqlite:///{path}", engine_kwargs={"creator": connect})
+    # Two processes opening a new study file at once (the page's summary and the sweep's first worker) both
+    # create Optuna's schema, and the slower one fails on alembic's version row; by then the schema exists,
+    # so opening it again succeeds.
+    for attempt in range(5):
+        try:
+            return optuna.storages.RDBStorage(f"sqlite:///{path}", engine_kwargs={"creator": connect})
+        except Exception as exc:  # noqa: BLE001 - sqlalchemy's IntegrityError / OperationalError
+            if attempt == 4 or type(exc).__name__ not in ("IntegrityError", "OperationalError"):
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def open_study(study_dir: Path, doc: dict, worker: int = 0):
