@@ -82,7 +82,7 @@ def start_training(cfg, name: str | None = None, *, registry: Registry | None = 
     (which must include ``--out``). Bad input is refused here, before any process starts."""
     from dataclasses import replace
 
-    from engine.lab.trainer import TrainConfig, _validate
+    from engine.lab.train_config import TrainConfig, validate_config
 
     require_write("starting training")
     reg = registry or Registry()
@@ -96,7 +96,7 @@ def start_training(cfg, name: str | None = None, *, registry: Registry | None = 
                 out = runs_dir() / f"{base}-{n}"
             cfg = replace(cfg, out=str(out))
         cfg = replace(cfg, registry=str(reg.path), resume=None)
-        _validate(cfg)
+        validate_config(cfg)
         from engine.lab.data import DataInput
 
         DataInput(path=cfg.data, sample=cfg.sample, task=cfg.task, text_col=cfg.text_col, label_col=cfg.label_col,
