@@ -123,3 +123,17 @@ def money(value: float) -> str:
     """A USD amount in the user's currency (the sidebar setting, ui/currency.py): ``$5.58M``,
     ``¥39.75M``, ``€2.57``. The one way pages show money."""
     return current_currency().format(value)
+
+
+@st.fragment(run_every=1.0)
+def watch_job(status: Callable[[str], dict], job: str, key: str, running: Callable[[dict], None]) -> None:
+    """Poll a job that runs in its own process once a second: while ``status(job)`` says it runs,
+    ``running(status)`` draws its progress; when it ends, its status goes to ``st.session_state[key +
+    "_done"]``, ``key + "_job"`` is cleared and the whole page reruns once (so polling stops)."""
+    s = status(job)
+    if s["status"] == "running":
+        running(s)
+        return
+    st.session_state[f"{key}_done"] = s
+    st.session_state.pop(f"{key}_job", None)
+    st.rerun()

@@ -24,7 +24,7 @@ from engine.readiness import latest_serving_calibration  # noqa: E402
 from engine.lab import checkpoint as ck  # noqa: E402
 from engine.store import Registry  # noqa: E402
 from engine.workspace import registry_path  # noqa: E402
-from ui.widgets import downloads, run_engine  # noqa: E402
+from ui.widgets import downloads, run_engine, watch_job  # noqa: E402
 
 st.caption("Run a trained model on the fastest backend this machine has, see it stream, and compare backends. "
            "Every backend computes the same function (checked against PyTorch); the benchmark shows how fast.")
@@ -85,18 +85,6 @@ chosen, how = run_engine(resolve_backend, backend)
 run_engine(check_dtype, chosen, dtype)
 
 
-@st.fragment(run_every=1.0)
-def _prepare_watch(job: str) -> None:
-    s = jobs.status(job)
-    if s["status"] == "running":
-        st.progress(0.5, text="Exporting the model to ONNX for this backend (checked against PyTorch) in its own "
-                              "process; the demo starts when it is ready…")
-    else:
-        st.session_state["infer_prepare_done"] = s
-        st.session_state.pop("infer_prepare_job", None)
-        st.rerun()
-
-
 graph = GRAPH_BY_BACKEND.get(chosen)
 if graph:  # an ONNX backend: export first, in its own process, never inside this page run
     target = default_path(run_engine(load_run, run_dir), "model", dtype, graph, DEFAULT_OPSET)
@@ -109,7 +97,9 @@ if graph:  # an ONNX backend: export first, in its own process, never inside thi
             st.session_state["infer_prepare_target"] = str(target)
             st.session_state["infer_prepare_job"] = run_engine(
                 jobs.start, "export", ["--run", run_dir, "--dtype", dtype, "--graph", graph, "--out", str(target)])
-        _prepare_watch(st.session_state["infer_prepare_job"])
+        watch_job(jobs.status, st.session_state["infer_prepare_job"], "infer_prepare", lambda _: st.progress(
+            0.5, text="Exporting the model to ONNX for this backend (checked against PyTorch) in its own process; "
+                      "the demo starts when it is ready…"))
         st.stop()
 loaded, runner = run_engine(_runner, run_dir, _checkpoint_key(run_dir), chosen, dtype)
 st.caption(f"{how} · {dtype} · {loaded.checkpoint} (step {loaded.step}) · share: `/infer?run={run_name}`")
@@ -172,21 +162,14 @@ if st.button("Run benchmark", key="infer_bench_start", disabled=not picked):
     st.session_state["infer_bench_job"] = run_engine(jobs.start, "bench", args)
 
 
-@st.fragment(run_every=1.0)
-def _bench_watch(job: str) -> None:
-    s = jobs.status(job)
-    if s["status"] == "running":
-        done = sum(1 for e in s["progress"] if e.get("event") == "time")
-        st.progress(min(0.95, 0.05 + 0.9 * done / max(1, len(picked) * (4 if part == "attention" else 1))),
-                    text=f"benchmarking in its own process… {s['progress'][-1] if s['progress'] else 'starting'}")
-    else:
-        st.session_state["infer_bench_done"] = s
-        st.session_state.pop("infer_bench_job", None)
-        st.rerun()
+def _bench_progress(s: dict) -> None:
+    done = sum(1 for e in s["progress"] if e.get("event") == "time")
+    st.progress(min(0.95, 0.05 + 0.9 * done / max(1, len(picked) * (4 if part == "attention" else 1))),
+                text=f"benchmarking in its own process… {s['progress'][-1] if s['progress'] else 'starting'}")
 
 
 if st.session_state.get("infer_bench_job"):
-    _bench_watch(st.session_state["infer_bench_job"])
+    watch_job(jobs.status, st.session_state["infer_bench_job"], "infer_bench", _bench_progress)
 done = st.session_state.get("infer_bench_done")
 if done and done["status"] == "failed":
     st.error(done["error"])
@@ -227,19 +210,9 @@ if e1.button("Export the model to ONNX (checked against PyTorch)", key="infer_ex
     st.session_state["infer_export_job"] = run_engine(jobs.start, "export", ["--run", run_dir, "--dtype", exp_dtype])
 
 
-@st.fragment(run_every=1.0)
-def _export_watch(job: str) -> None:
-    s = jobs.status(job)
-    if s["status"] == "running":
-        st.caption("Exporting in its own process (dynamo exporter, onnx.checker, parity run)…")
-    else:
-        st.session_state["infer_export_done"] = s
-        st.session_state.pop("infer_export_job", None)
-        st.rerun()
-
-
 if st.session_state.get("infer_export_job"):
-    _export_watch(st.session_state["infer_export_job"])
+    watch_job(jobs.status, st.session_state["infer_export_job"], "infer_export",
+              lambda _: st.caption("Exporting in its own process (dynamo exporter, onnx.checker, parity run)…"))
 exp = st.session_state.get("infer_export_done")
 if exp and exp["status"] == "failed":
     st.error(exp["error"])
@@ -280,19 +253,11 @@ if not access.demo_mode() and st.button("Calibrate serving on this machine", key
                                                    ["--serve", "--run", run_dir, "--backend", chosen])
 
 
-@st.fragment(run_every=1.0)
-def _cal_watch(job: str) -> None:
-    s = jobs.status(job)
-    if s["status"] == "running":
-        st.caption("Calibrating serving in its own process (prefill and decode at 1, 2, 4, 8 sequences)…")
-    else:
-        if s["status"] == "failed":
-            st.session_state["infer_cal_error"] = s["error"]
-        st.session_state.pop("infer_cal_job", None)
-        st.rerun()
-
-
 if st.session_state.get("infer_cal_job"):
-    _cal_watch(st.session_state["infer_cal_job"])
+    watch_job(jobs.status, st.session_state["infer_cal_job"], "infer_cal", lambda _: st.caption(
+        "Calibrating serving in its own process (prefill and decode at 1, 2, 4, 8 sequences)…"))
+cal_done = st.session_state.pop("infer_cal_done", None)
+if cal_done and cal_done["status"] == "failed":
+    st.session_state["infer_cal_error"] = cal_done["error"]
 if st.session_state.get("infer_cal_error"):
     st.error(st.session_state.pop("infer_cal_error"))
