@@ -54,16 +54,24 @@ with st.expander("Start a sweep", expanded=not tune_jobs.list_studies()):
                                      format="%.4g")
         workers = st.number_input("Worker processes", 1, tune_space.cores(), 1, key="tune_workers",
                                   help="each worker trains one trial at a time on its share of the cores")
-        steps = st.number_input("Steps per trial", 2, 100_000, 60, key="tune_steps")
+        length = st.radio("Trial length", ["steps", "seconds"], horizontal=True, key="tune_length",
+                          help="seconds: equal-time trials. Each trial trains as many steps as its configuration is "
+                               "predicted to fit in that time, so trials answer 'the best model I can train in S "
+                               "seconds' and a bigger model is not favoured or punished by a fixed step count")
+        steps = trial_seconds = None
+        if length == "steps":
+            steps = st.number_input("Steps per trial", 2, 100_000, 60, key="tune_steps")
+        else:
+            trial_seconds = st.number_input("Seconds per trial", 5.0, 86_400.0, 30.0, step=5.0, key="tune_trial_s")
         name = st.text_input("Study name", "", key="tune_name", help="letters, digits, '.', '_', '-'")
     with c3:
         st.markdown("**Search space** (TOML)")
-        default = tune_space.default_space(task, int(steps))
+        default = tune_space.default_space(task, steps, trial_seconds)
         text = "\n".join(
             ["[fixed]"] + [f"{k} = {json.dumps(v)}" for k, v in default["fixed"].items()]
             + [line for p, spec in default["params"].items() for line in
                ["", f"[params.{p}]"] + [f"{k} = {json.dumps(v)}" for k, v in spec.items()]])
-        space_text = st.text_area("Space", text, height=320, key=f"tune_space_{task}_{steps}",
+        space_text = st.text_area("Space", text, height=320, key=f"tune_space_{task}_{steps}_{trial_seconds}",
                                   help="[params.NAME] low/high (log = true) or choices = [...]; [fixed] values")
     if st.button("Start sweep", type="primary", key="tune_start", disabled=source != "Built-in corpus" and not data):
         try:
@@ -183,9 +191,19 @@ else:
         st.toast(f"Sweep {started['study']} resumed.")
         st.rerun()
     if res and res.get("best_params"):
-        full = b2.number_input("Steps for the full run", 1, 1_000_000, 600, key="tune_full_steps")
+        timed_study = res.get("trial_seconds")
+        unit = b2.radio("Full run length", ["steps", "minutes"], index=1 if timed_study else 0, horizontal=True,
+                        key="tune_full_unit", help="minutes: as many steps as that time holds at the best trial's "
+                                                   "measured time per step")
+        if unit == "steps":
+            length_kw = {"max_steps": int(b2.number_input("Steps for the full run", 1, 1_000_000, 600,
+                                                          key="tune_full_steps"))}
+        else:
+            minutes = b2.number_input("Minutes for the full run", 0.1, 100_000.0,
+                                      max(1.0, round(4 * (timed_study or 60) / 60, 1)), key="tune_full_minutes")
+            length_kw = {"seconds": float(minutes) * 60}
         if b2.button("Train the best configuration fully", key="tune_best", type="primary"):
-            cfg = run_engine(tune_jobs.best_config, chosen, int(full))
+            cfg = run_engine(tune_jobs.best_config, chosen, **length_kw)
             run = run_engine(jobs.start_training, cfg, f"{res['study']}-best", registry=Registry())
             st.session_state["lab_run"] = run
             st.success(f"Started run {run}: follow it on the Model lab page.")

@@ -21,9 +21,16 @@ al. 2022, App. B; :meth:`ModelSpec.training_flops_per_token`) × the trial's tok
 tokens per row; a classifier's rows are padded to the longest in the batch, measured on the data),
 plus evaluation forwards (a third of a training step's FLOPs per token), divided by the FLOP/s this machine
 measured (the latest calibration in the registry, or a quick probe when there is none), scaled to the
-worker's share of the cores, plus the measured time to load the data. Cost = time × the machine's price
-per hour ÷ workers. The budget counts the wall-clock time covered by trials (the union of their intervals),
-and the sweep stops when the next trial's predicted end would pass it.
+worker's share of the cores, plus a step's fixed cost (the probe at batch 2) and the measured time to load
+the data: the "raw" figure. Once trials have run, the prediction uses the speed fitted to them
+(:func:`engine.lab.tune_predict.fit_speed`: seconds per step = a·FLOPs + b, and their median setup).
+Cost = time × the machine's price per hour ÷ workers. The budget counts the wall-clock time covered by
+trials (the union of their intervals), and the sweep stops when the next trial's predicted end would pass it.
+
+Equal-time trials (``[fixed] trial_seconds``, ``--trial-seconds``): each trial trains the steps its
+configuration is predicted to fit in that time (:func:`engine.lab.tune_predict.size_to_seconds`), with
+``TIMED_EVALS`` evaluations reported to the pruner at per mille of the trial, so rungs compare equal shares
+of equal time.
 """
 
 from __future__ import annotations
@@ -41,8 +48,12 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import RunError, ValidationError
-from engine.lab.tune_predict import attrs, correction, machine_price, measure_throughput, predict_trial, suggest, trial_config
-from engine.lab.tune_space import LAUNCHER_FILES, NOT_COUNTED, PLANTED_LR, SweepInput, cores, validate_sweep
+from engine.lab.tune_predict import (
+    attrs, fit_speed, machine_price, measure_throughput, predict_trial, size_to_seconds, suggest, trial_config,
+)
+from engine.lab.tune_space import LAUNCHER_FILES, NOT_COUNTED, PLANTED_LR, TIMED_EVALS, SweepInput, cores, validate_sweep
+
+PER_MILLE = 1000
 
 
 # ---- the study ---------------------------------------------------------------------------------------------
@@ -81,14 +92,35 @@ def open_study(study_dir: Path, doc: dict, worker: int = 0):
                                          n_startup_trials=doc.get("n_startup_trials", 5))
     kind = doc["input"].get("pruner", "asha") if doc["input"]["prune"] else "none"
     if kind == "asha":  # rungs at eval_every × 3^k steps; a trial continues only in the top third of its rung
-        pruner = optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=int(doc["space"]["fixed"].get("eval_every") or 1), reduction_factor=3)
+        # (equal-time trials report per mille of the trial, so their first rung is the first evaluation)
+        first = PER_MILLE // TIMED_EVALS if timed(doc) else int(doc["space"]["fixed"].get("eval_every") or 1)
+        pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=first, reduction_factor=3)
     elif kind == "median":
         pruner = optuna.pruners.MedianPruner(n_startup_trials=doc.get("prune_startup_trials", 3), n_warmup_steps=0)
     else:
         pruner = optuna.pruners.NopPruner()
     return optuna.create_study(study_name=doc["study"], storage=_storage(study_dir), sampler=sampler, pruner=pruner,
                                direction="minimize", load_if_exists=True)
+
+
+def _work_rate(doc: dict) -> float:
+    """The probe's FLOP/s per worker (the planted objective counts seconds: 1 per second)."""
+    return 1.0 if doc["input"]["objective"] == "planted" else float(doc["throughput"]["flops_per_s_per_worker"])
+
+
+def timed(doc: dict) -> bool:
+    """Whether the study's trials are equal-time (``[fixed] trial_seconds``) rather than a number of steps."""
+    return bool(doc["space"]["fixed"].get("trial_seconds"))
+
+
+def reported_step(doc: dict, step: int, max_steps: int) -> int:
+    """The step an evaluation is reported to the pruner at: the trainer's step, or for equal-time trials
+    (whose step counts differ by configuration) the per mille of the trial reached, so rungs compare
+    trials at the same share of the same time (evaluation k of TIMED_EVALS reports k/TIMED_EVALS, whatever
+    the rounding of its step)."""
+    if not timed(doc):
+        return int(step)
+    return PER_MILLE // TIMED_EVALS * int(round(TIMED_EVALS * step / max_steps))
 
 
 @contextlib.contextmanager
@@ -205,10 +237,14 @@ def worker_main(study_dir: str | os.PathLike, worker: int = 0) -> dict[str, Any]
                 _reuse(study, trial, twin)
                 ran.append(trial.number)
                 continue
-            pred = predict_trial(cfg, doc["data_info"], doc["throughput"], doc["price"])
-            factor, basis_n = correction(trials)
-            pred = {**pred, "raw_seconds": pred["seconds"], "seconds": pred["seconds"] * factor,
-                    "usd": pred["usd"] * factor, "correction": factor, "correction_n": basis_n}
+            speed = fit_speed(trials, _work_rate(doc))
+            if timed(doc):
+                cfg, _ = size_to_seconds(cfg, doc["space"]["fixed"]["trial_seconds"], doc["data_info"],
+                                         doc["throughput"], doc["price"], speed)
+            raw = predict_trial(cfg, doc["data_info"], doc["throughput"], doc["price"])
+            pred = predict_trial(cfg, doc["data_info"], doc["throughput"], doc["price"], speed) if speed else raw
+            pred = {**pred, "raw_seconds": raw["seconds"], "correction": pred["seconds"] / raw["seconds"]
+                    if raw["seconds"] > 0 else 1.0, "correction_n": speed["n"] if speed else 0, "speed": speed}
             now = time.time()
             if budget_s is not None:
                 spent, projected = _spent_and_projected(study.get_trials(deepcopy=False), now, exclude=trial.number)
@@ -225,6 +261,7 @@ def worker_main(study_dir: str | os.PathLike, worker: int = 0) -> dict[str, Any]
                     "predicted_usd": pred["usd"], "predicted_flops": pred["flops"], "predicted_raw_s": pred["raw_seconds"],
                     "correction": pred["correction"], "correction_n": pred["correction_n"],
                     "setup_s": pred.get("setup_s", 0.0), "per_step_s": pred.get("per_step_s"), "run": cfg.name,
+                    "step_flops": pred["step_flops"], "eval_flops": pred["eval_flops"], "speed": pred["speed"],
                     "run_dir": cfg.out, "adjusted": adjusted,
                     "config": {k: v for k, v in cfg.to_dict().items() if v is not None}}
             trial.set_user_attr("meta", meta)  # one write (each is a committed transaction)
@@ -280,7 +317,7 @@ def _run_trial(study, trial, cfg, doc: dict, study_dir: Path, pred: dict) -> Non
     def on_eval(step: int, metrics: dict) -> bool:
         value = float(metrics["val_loss"])
         if math.isfinite(value):
-            trial.report(value, step)
+            trial.report(value, reported_step(doc, step, int(cfg.max_steps)))
         if stop_flag_path(study_dir).exists():
             stopped["flag"] = True
             return True
@@ -288,6 +325,7 @@ def _run_trial(study, trial, cfg, doc: dict, study_dir: Path, pred: dict) -> Non
 
     t0 = time.perf_counter()
     outcome, value, steps, error, extra = "complete", None, 0, None, {}
+    train_s = None
     try:
         if doc["input"]["objective"] == "planted":
             step_s = float(doc["data_info"].get("step_s", 0.0))
@@ -306,7 +344,7 @@ def _run_trial(study, trial, cfg, doc: dict, study_dir: Path, pred: dict) -> Non
             from engine.store import Registry
 
             res = train(cfg, registry=Registry(doc["input"].get("registry")), on_eval=on_eval)
-            steps, value = res.steps, res.best_val_loss
+            steps, value, train_s = res.steps, res.best_val_loss, res.train_time_s
             extra = {"status": res.status, "val_accuracy": res.val_accuracy, "val_f1": res.val_f1}
             if res.status == "stopped":
                 outcome = "stopped" if stopped["flag"] else "pruned"
@@ -316,7 +354,10 @@ def _run_trial(study, trial, cfg, doc: dict, study_dir: Path, pred: dict) -> Non
     except Exception as exc:  # noqa: BLE001 - a crash fails this trial, not the study
         outcome, error = "failed", f"{type(exc).__name__}: {str(exc)[:300]}"
     measured = time.perf_counter() - t0
-    trial.set_user_attr("result", {**extra, "measured_s": measured, "steps": steps, "outcome": outcome, "error": error,
+    if train_s is None and doc["input"]["objective"] == "planted":
+        train_s = measured  # the planted objective has no setup
+    trial.set_user_attr("result", {**extra, "measured_s": measured, "train_s": train_s, "steps": steps,
+                                   "outcome": outcome, "error": error,
                                    "measured_usd": measured / 3600 * doc["price"]["usd_per_worker_hour"]})
     if outcome == "complete" and value is not None and math.isfinite(value):
         study.tell(trial, float(value))
@@ -438,14 +479,26 @@ def _typical_trial(space, base, data_info, throughput, price, seed) -> dict[str,
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    seconds = []
+    seconds, steps = [], []
+    timed_s = space["fixed"].get("trial_seconds")
     for _ in range(32):
         t = study.ask()
         cfg, _ = trial_config(base, space, suggest(t, space))
+        if timed_s:
+            cfg, n = size_to_seconds(cfg, timed_s, data_info, throughput, price)
+            steps.append(n)
         seconds.append(predict_trial(cfg, data_info, throughput, price)["seconds"])
         study.tell(t, 0.0)
     seconds.sort()
-    return {"median_s": seconds[len(seconds) // 2], "min_s": seconds[0], "max_s": seconds[-1]}
+    out = {"median_s": seconds[len(seconds) // 2], "min_s": seconds[0], "max_s": seconds[-1]}
+    if timed_s:
+        steps.sort()
+        out |= {"median_steps": steps[len(steps) // 2], "min_steps": steps[0], "max_steps": steps[-1]}
+        if out["median_s"] > 1.5 * timed_s:  # most configurations cannot train 2 × TIMED_EVALS steps in the time
+            raise ValidationError(
+                f"--trial-seconds {timed_s:g} is too short for this space: loading the data and "
+                f"{2 * TIMED_EVALS} steps take about {out['median_s']:.0f} s on this machine")
+    return out
 
 
 def spawn_worker(study_dir: Path, index: int) -> subprocess.Popen:
@@ -478,6 +531,7 @@ class SweepResult:
     throughput: dict
     price: dict
     trial_steps: int
+    trial_seconds: float | None  # equal-time trials' length (None: trials are a number of steps)
     spent_s: float
     spent_usd: float
     workers: list[dict] = field(default_factory=list)
@@ -518,8 +572,9 @@ def summary(study_dir: str | os.PathLike, reason: str = "", workers: list[dict] 
     pvm = {"n": len(ratios), "median_ratio": statistics.median([x[3] for x in ratios]) if ratios else None,
            "median_ratio_raw": statistics.median(raw) if raw else None,
            "basis": ("measured / predicted wall time of complete trials (pruned ones stop early and are left out); "
-                     "'predicted' is the FLOP-based figure × the study's correction from the trials finished before "
-                     "it started; 'raw' is the FLOP-based figure alone"),
+                     "'predicted' uses the speed fitted to the trials finished before it started (time per FLOP and "
+                     "a per-step overhead, engine.lab.tune_predict.fit_speed); 'raw' is FLOPs over the probe's "
+                     "FLOP/s alone"),
            "trials": [{"number": n, "predicted_s": p, "measured_s": m, "ratio": q, "predicted_raw_s": pr,
                        "correction": c} for n, p, m, q, pr, c in ratios]}
     spent, _ = _spent_and_projected(trials, time.time())
@@ -535,7 +590,8 @@ def summary(study_dir: str | os.PathLike, reason: str = "", workers: list[dict] 
         pruned=[r["number"] for r in rows if r["outcome"] == "pruned"], predicted_vs_measured=pvm,
         n_complete=len(done), n_failed=sum(1 for r in rows if r["state"] == "fail" and r["outcome"] != "skipped"),
         stopped_reason=reason, budget=doc["budget"], throughput=doc["throughput"], price=doc["price"],
-        trial_steps=sum(int(r["steps"] or 0) for r in rows), spent_s=spent,
+        trial_steps=sum(int(r["steps"] or 0) for r in rows), trial_seconds=doc["space"]["fixed"].get("trial_seconds"),
+        spent_s=spent,
         spent_usd=spent / 3600 * doc["price"]["usd_per_hour"], workers=workers or [])
 
 

@@ -40,7 +40,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                    help="what this machine costs per hour (default: engine/catalog defaults' CPU price)")
     s.add_argument("--workers", type=_int("workers"), default=1, metavar="K", help="worker processes (at most the cores)")
     s.add_argument("--space", metavar="FILE", help="search space (TOML or JSON); default: the task's space")
-    s.add_argument("--steps", type=_int("steps"), metavar="N", help="training steps per trial (default: the space's)")
+    length = s.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=_int("steps"), metavar="N", help="training steps per trial (default: the space's)")
+    length.add_argument("--trial-seconds", type=_float("trial-seconds"), metavar="S",
+                        help="equal-time trials: each trial trains the steps its configuration is predicted to fit "
+                             "in S seconds (a bigger model trains fewer steps); ASHA compares trials at equal shares")
     s.add_argument("--preset", default="tiny", metavar="NAME", help="base lab preset (default tiny)")
     s.add_argument("--seed", type=_int("seed"), default=0, metavar="S")
     s.add_argument("--no-prune", action="store_true", help="run every trial to the end (no pruning)")
@@ -97,8 +101,8 @@ def _sweep(args: argparse.Namespace) -> dict:
     return run_sweep(SweepInput(
         data=args.data, sample=args.sample, task=args.task, text_col=args.text_col, label_col=args.label_col,
         trials=args.trials, budget_minutes=args.budget_minutes, budget_usd=args.budget_usd,
-        usd_per_hour=args.usd_per_hour, workers=args.workers, space=args.space, steps=args.steps, preset=args.preset,
-        seed=args.seed, prune=not args.no_prune, name=args.name, out=args.out, registry=args.registry,
+        usd_per_hour=args.usd_per_hour, workers=args.workers, space=args.space, steps=args.steps,
+        trial_seconds=args.trial_seconds, preset=args.preset, seed=args.seed, prune=not args.no_prune, name=args.name, out=args.out, registry=args.registry,
         objective=args.objective, pruner=args.pruner)).to_dict()
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from engine.errors import ValidationError
 from engine.lab.tune import open_study, stop_flag_path, summary
-from engine.lab.tune_predict import trial_config
+from engine.lab.tune_predict import attrs, trial_config
 from engine.lab.tune_space import SweepInput, validate_sweep
 
 
@@ -26,6 +26,7 @@ def sweep_args(inp: SweepInput) -> list[str]:
     for key, flag in (("data", "--data"), ("sample", "--sample"), ("task", "--task"), ("text_col", "--text-col"),
                       ("label_col", "--label-col"), ("budget_minutes", "--budget-minutes"),
                       ("budget_usd", "--budget-usd"), ("usd_per_hour", "--usd-per-hour"), ("steps", "--steps"),
+                      ("trial_seconds", "--trial-seconds"),
                       ("name", "--name"), ("registry", "--registry"), ("space", "--space")):
         value = getattr(inp, key)
         if value is not None:
@@ -104,18 +105,41 @@ def list_studies() -> list[Path]:
     return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
-def best_config(study_dir: str | os.PathLike, max_steps: int | None = None):
-    """The TrainConfig of the study's best trial, for a full run (more steps when ``max_steps`` is given)."""
+def best_config(study_dir: str | os.PathLike, max_steps: int | None = None, seconds: float | None = None):
+    """The TrainConfig of the study's best trial (exactly as it ran: an equal-time trial's sized steps
+    included), for a full run: ``max_steps`` steps, or as many as ``seconds`` hold at the best trial's
+    measured time per step (its setup taken off), with about ten evaluations."""
+    import math
+
+    from engine.lab.trainer import TrainConfig
+
+    if max_steps and seconds:
+        raise ValidationError("give the full run's steps or its time, not both")
     res = summary(study_dir)
     if res.best_trial is None:
         raise ValidationError("the study has no complete trial yet")
     doc = json.loads((Path(study_dir) / "sweep.json").read_text(encoding="utf-8"))
     if doc["input"]["objective"] != "train":
         raise ValidationError("this study's objective is synthetic (planted); there is no model to train")
-    cfg, _ = trial_config(doc["base"], doc["space"], res.best_params)
-    changes: dict[str, Any] = {"out": None, "name": None, "sample_tokens": 120, "keep_checkpoints": 2, "threads": None}
+    trial = load_study(study_dir).trials[res.best_trial]
+    ua = attrs(trial)
+    cfg = TrainConfig.from_dict(ua["config"]) if ua.get("config") else trial_config(doc["base"], doc["space"],
+                                                                                    res.best_params)[0]
+    changes: dict[str, Any] = {"out": None, "name": None, "sample_tokens": 120, "keep_checkpoints": 2, "threads": None,
+                               "resume": None}
+    if seconds:
+        steps, measured = int(ua.get("steps") or 0), float(ua.get("measured_s") or 0.0)
+        train_s = float(ua.get("train_s") or 0.0)  # the trainer's own step time (evaluations excluded)
+        setup = measured - train_s if train_s else float(ua.get("setup_s") or 0.0)
+        if not steps or measured <= setup:
+            raise ValidationError("the best trial has no measured time per step; give the full run's steps instead")
+        per_step = (measured - setup) / steps
+        max_steps = max(1, int((float(seconds) - setup) / per_step))
     if max_steps:
         changes["max_steps"] = int(max_steps)
+        changes["eval_every"] = max(1, math.ceil(int(max_steps) / 10))
+        if cfg.warmup_steps is not None:
+            changes["warmup_steps"] = min(int(cfg.warmup_steps), int(max_steps))
     return replace(cfg, **changes)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.errors import ValidationError
-from engine.lab.tune_space import SweepInput
+from engine.lab.tune_space import TIMED_EVALS, SweepInput
 
 
 # ---- configurations and predictions -----------------------------------------------------------------------
@@ -49,7 +49,7 @@ def trial_config(base: dict[str, Any], space: dict[str, Any], params: dict[str, 
     values["n_kv_heads"] = kv
     if "d_model" in values and "d_ff" not in values:
         values["d_ff"] = max(16, int(round(d_model * preset.d_ff / preset.d_model / 16)) * 16)
-    if "warmup_steps" in values:
+    if "warmup_steps" in values and values.get("max_steps"):
         values["warmup_steps"] = min(int(values["warmup_steps"]), int(values["max_steps"]))
     keys = {"data", "sample", "task", "text_col", "label_col", "seed", "registry", "device", "threads"}
     cfg = TrainConfig(**{k: v for k, v in base.items() if k in keys}, preset=preset.id,
@@ -72,53 +72,107 @@ def _tokens_per_row(data_info: dict, tokenizer: str, batch: int, context: int) -
     return float(draws.max(axis=1).mean())
 
 
-def predict_trial(cfg, data_info: dict, throughput: dict, price: dict) -> dict[str, float]:
-    """Predicted seconds, FLOPs and USD of one trial (see the module docstring)."""
+def _work(cfg, data_info: dict, throughput: dict) -> dict[str, float]:
+    """What a trial's time rests on: training FLOPs per step, FLOPs per evaluation, the evaluations it
+    makes, the probe's FLOP/s and the measured setup (the planted objective: ``step_s`` per step, 1 "FLOP"
+    per second)."""
     from engine.lab.presets import get_preset
 
     preset = get_preset(cfg.preset)
+    steps = int(cfg.max_steps or preset.max_steps)
+    eval_every = int(cfg.eval_every or preset.eval_every)
+    n_evals = steps // eval_every + (0 if steps % eval_every == 0 else 1)
     if data_info.get("objective") == "planted":
-        seconds = cfg.max_steps * float(data_info.get("step_s", 0.0)) + float(data_info.get("setup_s", 0.0))
-        return {"seconds": seconds, "flops": 0.0, "usd": seconds / 3600 * price["usd_per_worker_hour"],
-                "setup_s": float(data_info.get("setup_s", 0.0)), "per_step_s": float(data_info.get("step_s", 0.0))}
+        return {"steps": steps, "step_flops": float(data_info.get("step_s", 0.0)), "eval_flops": 0.0,
+                "n_evals": n_evals, "rate": 1.0, "setup_s": float(data_info.get("setup_s", 0.0)), "overhead_s": 0.0}
     vocab = int(data_info["vocab"].get(cfg.tokenizer, 258))
     overrides = {k: getattr(cfg, k) for k in ("n_layers", "n_heads", "n_kv_heads", "d_model", "d_ff", "context",
                                               "dropout") if getattr(cfg, k) is not None}
     mcfg = preset.config(vocab, n_classes=int(data_info.get("n_classes") or 0), **overrides)
     context = int(overrides.get("context", preset.context))
     batch = int(cfg.batch_size or preset.batch_size)
-    steps = int(cfg.max_steps or preset.max_steps)
     per_row = _tokens_per_row(data_info, cfg.tokenizer, batch, context)
     f_tok = mcfg.model_spec().training_flops_per_token(context)
-    train_flops = f_tok * steps * batch * per_row
-    eval_every = int(cfg.eval_every or preset.eval_every)
-    n_evals = steps // eval_every + (0 if steps % eval_every == 0 else 1)
-    eval_flops = f_tok / 3.0 * n_evals * cfg.eval_batches * batch * per_row
-    rate = float(throughput["flops_per_s_per_worker"])
-    setup = float(data_info.get("setup_s", 0.0))
-    seconds = (train_flops + eval_flops) / rate + setup
-    return {"seconds": seconds, "flops": train_flops + eval_flops, "usd": seconds / 3600 * price["usd_per_worker_hour"],
-            "setup_s": setup, "per_step_s": (seconds - setup) / steps}
+    return {"steps": steps, "step_flops": f_tok * batch * per_row,
+            "eval_flops": f_tok / 3.0 * cfg.eval_batches * batch * per_row, "n_evals": n_evals,
+            "rate": float(throughput["flops_per_s_per_worker"]), "setup_s": float(data_info.get("setup_s", 0.0)),
+            "overhead_s": float(throughput.get("step_overhead_s") or 0.0)}
 
 
-def correction(trials) -> tuple[float, int]:
-    """The study's own correction of the FLOP-based prediction: the median of measured / raw predicted
-    seconds over finished trials (a pruned trial's raw prediction is re-scaled to the steps it ran), and
-    how many trials it rests on; 1.0 before any trial finished. Small models on a CPU run far below the
-    calibrated FLOP/s (per-operation overhead dominates), and a shared machine's load changes; the factor
-    absorbs both and the report shows raw and corrected predictions apart."""
+def predict_trial(cfg, data_info: dict, throughput: dict, price: dict, speed: dict | None = None) -> dict[str, float]:
+    """Predicted seconds, FLOPs and USD of one trial (see :mod:`engine.lab.tune`). Without ``speed``: FLOPs
+    over the probe's FLOP/s plus the probe's fixed cost per step and the measured data setup ("raw"). With ``speed`` (:func:`fit_speed`, from the
+    study's finished trials): ``per_flop_s`` × FLOPs + ``per_step_s`` per step + the trials' median setup."""
+    w = _work(cfg, data_info, throughput)
+    eval_flops = w["eval_flops"] * w["n_evals"]
+    if speed:
+        per_step = speed["per_flop_s"] * w["step_flops"] + speed["per_step_s"]
+        setup = speed["setup_s"] + speed["per_flop_s"] * eval_flops
+    else:
+        per_step = w["step_flops"] / w["rate"] + w["overhead_s"]
+        setup = w["setup_s"] + eval_flops / w["rate"]
+    seconds = setup + w["steps"] * per_step
+    flops = w["step_flops"] * w["steps"] + eval_flops if data_info.get("objective") != "planted" else 0.0
+    return {"seconds": seconds, "flops": flops, "usd": seconds / 3600 * price["usd_per_worker_hour"],
+            "setup_s": setup, "per_step_s": per_step, "step_flops": w["step_flops"],
+            "eval_flops": w["eval_flops"]}
+
+
+def size_to_seconds(cfg, seconds: float, data_info: dict, throughput: dict, price: dict, speed: dict | None = None):
+    """``cfg`` with the steps it is predicted to train in ``seconds`` (an equal-time trial) and
+    ``TIMED_EVALS`` evaluations spread over them (the prediction is a fixed part plus a per-step part;
+    :func:`predict_trial`, with the study's fitted ``speed`` when there is one). Returns ``(cfg, steps)``;
+    at least ``2 * TIMED_EVALS`` steps even when that overruns (the caller checks the cheapest
+    configuration fits at all)."""
+    from dataclasses import replace
+
+    def predicted(n: int) -> float:
+        return predict_trial(replace(cfg, max_steps=n, eval_every=-(-n // TIMED_EVALS)), data_info, throughput,
+                             price, speed)["seconds"]
+
+    one, two = predicted(1000), predicted(2000)
+    per_step = (two - one) / 1000.0
+    if per_step <= 0:
+        raise ValidationError("equal-time trials need this machine's speed per step; none was measured")
+    fixed_s = one - 1000.0 * per_step
+    steps = max(2 * TIMED_EVALS, int((float(seconds) - fixed_s) / per_step))
+    warmup = None if cfg.warmup_steps is None else min(int(cfg.warmup_steps), steps)
+    return replace(cfg, max_steps=steps, eval_every=-(-steps // TIMED_EVALS), warmup_steps=warmup), steps
+
+
+def fit_speed(trials, flops_per_s: float) -> dict[str, Any] | None:
+    """This machine's speed learned from the study's finished trials (complete or pruned): the training
+    time of a step as ``per_flop_s`` × its FLOPs + ``per_step_s``, the per-step overhead of framework and
+    optimizer that makes small models run far below the probe's FLOP/s on a CPU. With trials of several
+    sizes it is a least-squares line through each trial's measured seconds per step against its FLOPs per
+    step; with one trial (or one size, or a line that comes out negative) the slope is the probe's
+    ``flops_per_s`` and the overhead is what the trials measured beyond it. ``setup_s`` is the median of
+    the rest of a trial's time (data, model build, checkpoints; evaluations at the same FLOP rate taken
+    off). None before any trial measured its steps."""
     import statistics
 
-    ratios = []
+    import numpy as np
+
+    pts = []
     for t in trials:
         ua = attrs(t)
-        if ua.get("measured_s") and ua.get("per_step_s") is not None and ua.get("steps"):
-            raw = float(ua.get("setup_s", 0.0)) + int(ua["steps"]) * float(ua["per_step_s"])
-            if raw > 0:
-                ratios.append(float(ua["measured_s"]) / raw)
-    if not ratios:
-        return 1.0, 0
-    return min(20.0, max(0.05, statistics.median(ratios))), len(ratios)
+        steps, train_s = int(ua.get("steps") or 0), float(ua.get("train_s") or 0.0)
+        if steps >= 2 and train_s > 0 and ua.get("step_flops") is not None and ua.get("measured_s"):
+            evals = steps // max(1, int((ua.get("config") or {}).get("eval_every") or steps))
+            pts.append((float(ua["step_flops"]), train_s / steps, float(ua["measured_s"]) - train_s,
+                        float(ua.get("eval_flops") or 0.0) * evals))
+    if not pts:
+        return None
+    x = np.array([p[0] for p in pts])
+    y = np.array([p[1] for p in pts])
+    a = 1.0 / float(flops_per_s)
+    b = max(0.0, float(np.median(y - a * x)))
+    if len(pts) >= 2 and x.max() > 1.2 * x.min():
+        slope, icpt = np.polyfit(x, y, 1)
+        if slope > 0 and icpt >= 0:
+            a, b = float(slope), float(icpt)
+    setup = statistics.median(max(0.0, other - a * ev) for _, _, other, ev in pts)
+    return {"per_flop_s": a, "per_step_s": b, "setup_s": setup, "n": len(pts)}
 
 
 def measure_throughput(registry_path: str | None, device: str, preset: str, context: int, threads: int,
@@ -153,8 +207,16 @@ def measure_throughput(registry_path: str | None, device: str, preset: str, cont
                  f"context {r.context}) measured {rate / 1e9:.2f} GFLOP/s; run `preflight calibrate` for a better figure")
         source = "probe"
     share = min(1.0, threads / max(1, n_cores)) if device == "cpu" else 1.0
-    return {"flops_per_s": rate, "flops_per_s_per_worker": rate * share, "source": source, "basis": basis,
-            "threads_per_worker": threads}
+    # A step's fixed cost (framework, optimizer, kernel launches) beside its FLOPs: the same preset at batch 2
+    # does an eighth of the FLOPs or less and takes more than an eighth of the time; what its step takes beyond
+    # its FLOPs at the rate above is the overhead (small models on a CPU run far below the FLOP rate without it).
+    from engine.lab.calibrate import CalibrateInput, calibrate
+
+    small = calibrate(CalibrateInput(preset=preset, device=device, steps=3, warmup=1, context=context, batch_size=2))
+    overhead = max(0.0, small.step_s - small.achieved_tflops * 1e12 * small.step_s / rate)
+    basis += f"; a step's fixed cost {overhead * 1e3:.1f} ms (the same preset at batch 2)"
+    return {"flops_per_s": rate, "flops_per_s_per_worker": rate * share, "step_overhead_s": overhead,
+            "source": source, "basis": basis, "threads_per_worker": threads}
 
 
 def machine_price(inp: SweepInput, device: str, n_cores: int) -> dict[str, Any]:

@@ -20,21 +20,32 @@ PRUNERS = ("asha", "median")
 LAUNCHER_FILES = ("log.txt", "space.json", "sweep.pid", "STOP", ".lock")  # what start_sweep writes before prepare
 # Parameters a space may search and their types; everything else in TrainConfig stays fixed.
 PARAMS = {"lr": float, "warmup_steps": int, "batch_size": int, "d_model": int, "n_layers": int, "n_heads": int,
-          "n_kv_heads": int, "dropout": float, "weight_decay": float, "tokenizer": str, "context": int, "d_ff": int}
-FIXED = ("max_steps", "eval_every", "eval_batches", "context", "bpe_vocab", "grad_clip", "min_lr_ratio", "dtype",
-         "preset", "step_s")
+          "n_kv_heads": int, "dropout": float, "weight_decay": float, "tokenizer": str, "context": int, "d_ff": int,
+          "min_lr_ratio": float}
+FIXED = ("max_steps", "trial_seconds", "eval_every", "eval_batches", "context", "bpe_vocab", "grad_clip",
+         "min_lr_ratio", "dtype", "preset", "step_s")
+TIMED_EVALS = 4  # evaluations in an equal-time trial (at 1/4, 1/2, 3/4 and the end); ASHA's rungs are fractions
 NOT_COUNTED = ("killed", "stopped", "skipped")  # trial outcomes that do not use up one of the N trials
 PLANTED_LR = 3e-3  # the planted objective's optimum (tests, demos)
 
 
-def default_space(task: str, steps: int | None = None) -> dict[str, Any]:
-    """The default search space of ``task``: CPU-sized models around the tiny preset."""
-    steps = int(steps or 60)
+def default_space(task: str, steps: int | None = None, trial_seconds: float | None = None) -> dict[str, Any]:
+    """The default search space of ``task``: CPU-sized models around the tiny preset. Trials are ``steps``
+    long, or (``trial_seconds``) equal-time: each trial gets the steps its configuration is predicted to
+    train in that many seconds, so a bigger model trains fewer steps (the question "what is the best model
+    I can train in S seconds")."""
+    if trial_seconds:
+        fixed: dict[str, Any] = {"trial_seconds": float(trial_seconds), "eval_batches": 4, "context": 64}
+        warmup_high = 50
+    else:
+        steps = int(steps or 60)
+        fixed = {"max_steps": steps, "eval_every": max(1, steps // 6), "eval_batches": 4, "context": 64}
+        warmup_high = max(1, steps // 5)
     space = {
-        "fixed": {"max_steps": steps, "eval_every": max(1, steps // 6), "eval_batches": 4, "context": 64},
+        "fixed": fixed,
         "params": {
             "lr": {"low": 3e-4, "high": 3e-2, "log": True},
-            "warmup_steps": {"low": 0, "high": max(1, steps // 5)},
+            "warmup_steps": {"low": 0, "high": warmup_high},
             "batch_size": {"choices": [8, 16, 32]},
             "d_model": {"choices": [64, 128]},
             "n_layers": {"low": 1, "high": 4},
@@ -142,6 +153,7 @@ class SweepInput:
     workers: int = 1
     space: str | dict | None = None
     steps: int | None = None
+    trial_seconds: float | None = None  # equal-time trials: each trial's steps sized to this (replaces steps)
     preset: str = "tiny"
     seed: int = 0
     prune: bool = True
@@ -217,14 +229,33 @@ def validate_sweep(inp: SweepInput) -> tuple[SweepInput, dict[str, Any], str]:
             require_number(key.replace("_", "-"), getattr(inp, key), low=0, low_inclusive=False)
     if inp.steps is not None:
         require_number("steps", inp.steps, low=2, high=1e7, integer=True)
+    if inp.trial_seconds is not None:
+        require_number("trial-seconds", inp.trial_seconds, low=0, high=7 * 86400, low_inclusive=False)
+        if inp.steps is not None:
+            raise ValidationError("give --steps or --trial-seconds, not both (a trial is a number of steps or a time)")
     require_number("seed", inp.seed, low=0, high=2**31 - 1, integer=True)
     name = _study_name(inp)
-    raw = inp.space if isinstance(inp.space, dict) else (load_space(inp.space) if inp.space else default_space(task, inp.steps))
+    raw = inp.space if isinstance(inp.space, dict) else (
+        load_space(inp.space) if inp.space else default_space(task, inp.steps, inp.trial_seconds))
     space = validate_space(raw)
+    fixed = space["fixed"]
     if inp.steps is not None:
-        space["fixed"]["max_steps"] = int(inp.steps)
+        fixed.pop("trial_seconds", None)
+        fixed["max_steps"] = int(inp.steps)
+    if inp.trial_seconds is not None:
+        fixed.pop("max_steps", None)
+        fixed.pop("eval_every", None)
+        fixed["trial_seconds"] = float(inp.trial_seconds)
+    if "trial_seconds" in fixed:
+        fixed["trial_seconds"] = float(require_number("[fixed] trial_seconds", fixed["trial_seconds"], low=0,
+                                                      high=7 * 86400, low_inclusive=False))
+        for key in ("max_steps", "eval_every"):
+            if key in fixed:
+                raise ValidationError(f"[fixed] has both trial_seconds and {key}: an equal-time trial's steps and "
+                                      f"evaluations follow from its time; keep one")
+        return replace(inp, task=task, trials=trials, workers=workers), space, name
     from engine.lab.presets import get_preset
 
-    preset = get_preset(space["fixed"].get("preset", inp.preset))
-    space["fixed"].setdefault("max_steps", int(inp.steps or preset.max_steps))
+    preset = get_preset(fixed.get("preset", inp.preset))
+    fixed.setdefault("max_steps", int(inp.steps or preset.max_steps))
     return replace(inp, task=task, trials=trials, workers=workers), space, name

@@ -177,3 +177,94 @@ def test_resumed_study_gets_a_fresh_budget(tmp_path):
 
     again = _run_in_process(replace(inp, budget_minutes=None))
     assert len([t for t in again.trials if t["outcome"] not in tune_space.NOT_COUNTED]) == 6
+
+
+# ---- equal-time trials ---------------------------------------------------------------------------------------
+def timed(tmp_path, name="t", seconds=0.2, step_s=0.002, **kw) -> SweepInput:
+    space = {"fixed": {"trial_seconds": seconds, "step_s": step_s},
+             "params": {"lr": {"low": 1e-5, "high": 1.0, "log": True}}}
+    return SweepInput(objective="planted", space=space, out=str(tmp_path / name), **kw)
+
+
+def test_equal_time_trials_get_the_steps_their_time_holds_and_are_pruned_at_shares(tmp_path):
+    res = _run_in_process(timed(tmp_path, trials=8, seconds=0.2, step_s=0.002))
+    assert res.trial_seconds == 0.2
+    study = tune.open_study(Path(res.study_dir), json.loads((Path(res.study_dir) / "sweep.json").read_text()))
+    for t in study.get_trials(deepcopy=False):
+        meta = t.user_attrs["meta"]
+        # 0.2 s at 2 ms a step (the planted objective has no setup): 100 steps before any trial measured
+        # its speed, then the steps the speed fitted to the finished trials predicts; four evaluations
+        n = meta["config"]["max_steps"]
+        assert meta["config"]["eval_every"] == -(-n // 4)
+        if meta["speed"] is None:
+            assert n == 100
+        else:
+            assert 50 <= n <= 100 and meta["correction"] >= 0.95  # Python's overhead makes a step slower
+        assert meta["predicted_s"] == pytest.approx(0.2, abs=meta["per_step_s"] + 1e-9)
+        # reported to the pruner at per mille of the trial, so rungs compare equal shares of equal times
+        assert set(t.intermediate_values) <= {250, 500, 750}
+    assert res.pruned, "ASHA prunes at the first rung (250 ‰)"
+
+
+def test_a_bigger_model_gets_fewer_steps_for_the_same_time():
+    from engine.lab.trainer import TrainConfig
+    from engine.lab.tune_predict import predict_trial, size_to_seconds
+
+    info = {"vocab": {"char": 65}, "setup_s": 1.5, "objective": "train", "n_classes": 0}
+    rate = {"flops_per_s_per_worker": 5e10}
+    price = {"usd_per_worker_hour": 0.1}
+    small = TrainConfig(tokenizer="char", n_layers=2, d_model=64, d_ff=176, n_heads=4, n_kv_heads=4, context=64,
+                        batch_size=16, warmup_steps=500, eval_batches=4)
+    big = TrainConfig(tokenizer="char", n_layers=4, d_model=128, d_ff=352, n_heads=4, n_kv_heads=4, context=64,
+                      batch_size=16, warmup_steps=10, eval_batches=4)
+    fitted = {"per_flop_s": 1.7 / 5e10, "per_step_s": 0.004, "setup_s": 0.8, "n": 3}
+    for speed in (None, fitted):
+        (s_cfg, s_n), (b_cfg, b_n) = (size_to_seconds(c, 30.0, info, rate, price, speed) for c in (small, big))
+        assert s_n > 3 * b_n > 0
+        for cfg, n in ((s_cfg, s_n), (b_cfg, b_n)):
+            assert cfg.max_steps == n and cfg.eval_every == -(-n // 4)
+            # the sized trial's prediction is the time asked for (within one step)
+            pred = predict_trial(cfg, info, rate, price, speed)
+            assert pred["seconds"] == pytest.approx(30.0, abs=pred["per_step_s"])
+    assert s_cfg.warmup_steps == min(500, s_n) and b_cfg.warmup_steps == 10
+
+
+def test_equal_time_bad_input_is_one_line(tmp_path):
+    ok = {"lr": {"low": 1e-4, "high": 1e-2, "log": True}}
+    with pytest.raises(ValidationError, match="--steps or --trial-seconds, not both"):
+        prepare(timed(tmp_path, steps=50, trial_seconds=5))
+    with pytest.raises(ValidationError, match="trial_seconds and max_steps"):
+        prepare(SweepInput(objective="planted", out=str(tmp_path / "b"),
+                           space={"fixed": {"trial_seconds": 5, "max_steps": 10}, "params": ok}))
+    with pytest.raises(ValidationError, match="trial-seconds must be"):
+        prepare(timed(tmp_path, seconds=None, trial_seconds=-3))
+    with pytest.raises(ValidationError, match=r"--trial-seconds 2 is too short for this space: .* 8 steps take about 8 s"):
+        prepare(timed(tmp_path, "short", seconds=2, step_s=1.0))
+    # --trial-seconds replaces a space's step count
+    study_dir, doc = prepare(SweepInput(objective="planted", out=str(tmp_path / "c"), trial_seconds=0.5,
+                                        space={"fixed": {"max_steps": 10, "eval_every": 5, "step_s": 0.01},
+                                               "params": ok}))
+    assert doc["space"]["fixed"] == {"trial_seconds": 0.5, "step_s": 0.01} and tune.timed(doc)
+
+
+def test_speed_is_fitted_from_finished_trials_with_a_per_step_overhead():
+    """Trials timed at 2 ms per step plus 1 ms per MFLOP (the overhead of small models on a CPU): the fit
+    recovers both, and the setup beside them; one trial keeps the probe's FLOP rate and measures the
+    overhead beyond it."""
+    from types import SimpleNamespace
+
+    from engine.lab.tune_predict import fit_speed
+
+    def trial(mflop, steps, setup):
+        train = steps * (0.002 + mflop * 1e-3)
+        return SimpleNamespace(user_attrs={"meta": {"step_flops": mflop * 1e6, "eval_flops": 0.0,
+                                                    "config": {"eval_every": steps}},
+                                           "result": {"steps": steps, "train_s": train, "measured_s": train + setup}})
+
+    assert fit_speed([], 1e9) is None
+    one = fit_speed([trial(4.0, 100, 1.0)], 2e9)  # the probe: 2 GFLOP/s, so 2 ms of a 6 ms step is FLOPs
+    assert one["per_flop_s"] == 1 / 2e9 and one["per_step_s"] == pytest.approx(0.004)
+    assert one["setup_s"] == pytest.approx(1.0)
+    fit = fit_speed([trial(1.0, 100, 1.0), trial(4.0, 50, 1.2), trial(9.0, 30, 0.9)], 2e9)
+    assert fit["per_step_s"] == pytest.approx(0.002) and fit["per_flop_s"] == pytest.approx(1e-9)
+    assert fit["setup_s"] == pytest.approx(1.0) and fit["n"] == 3

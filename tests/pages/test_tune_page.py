@@ -48,7 +48,7 @@ def _fill(at: AppTest, space: str, name: str, trials: int = 2) -> None:
     at.number_input(key="tune_trials").set_value(trials)
     at.number_input(key="tune_steps").set_value(4)
     at.run()
-    at.text_area(key="tune_space_lm_4").set_value(space)
+    at.text_area(key="tune_space_lm_4_None").set_value(space)
     at.text_input(key="tune_name").set_value(name)
 
 
@@ -56,6 +56,15 @@ def test_empty_workspace_shows_the_form_and_an_info():
     at = _page()
     assert any("No sweeps yet" in i.value for i in at.info)
     assert at.button(key="tune_start")
+
+
+def test_equal_time_trials_put_their_length_in_the_space():
+    at = _page()
+    at.radio(key="tune_length").set_value("seconds").run()
+    at.number_input(key="tune_trial_s").set_value(20.0).run()
+    assert_clean(at)
+    text = at.text_area(key="tune_space_lm_None_20.0").value
+    assert "trial_seconds = 20.0" in text and "max_steps" not in text and "eval_every" not in text
 
 
 def test_bad_input_is_one_error_line():
