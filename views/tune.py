@@ -160,6 +160,9 @@ def _study_view(study_dir: str) -> None:
     m[3].metric("Cost", money(res["spent_usd"]))
     ratio = res["predicted_vs_measured"]["median_ratio"]
     m[4].metric("Measured ÷ predicted", f"{ratio:.2f}" if ratio else "–", help=res["predicted_vs_measured"]["basis"])
+    if res.get("trial_seconds"):
+        st.caption(f"Equal-time trials: each trains the steps its configuration is predicted to fit in "
+                   f"{res['trial_seconds']:g} s (the steps column), pruned at a quarter and three quarters of it.")
     if res["best_params"]:
         st.caption("Best configuration: " + ", ".join(f"{k} = {v:.3g}" if isinstance(v, float) else f"{k} = {v}"
                                                       for k, v in res["best_params"].items()))

@@ -229,6 +229,8 @@ class CausalSelfAttention(nn.Module):
         dropout = self.dropout if self.training else 0.0
         if past is None:
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True, enable_gqa=gqa)
+        elif t == 1:  # one new query (a decode step) sees every key: no mask to build or apply
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, enable_gqa=gqa)
         else:
             # New queries sit at the end: query i may see every cached key and new keys up to itself.
             total = k.shape[2]

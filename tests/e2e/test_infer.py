@@ -50,7 +50,10 @@ def test_demo_streams_and_benchmark_csv_downloads(app: AppPage, trained: str) ->
     app.assert_no_exceptions()
     expect(app.page.get_by_role("combobox", name="Run", exact=True)).to_have_value(trained)
     backend = app.page.get_by_role("combobox", name="Backend", exact=True)
-    app.rerun_after(lambda: (backend.click(), app.page.get_by_role("option", name="torch", exact=True).click()))
+    # the page opened on an ONNX backend and is exporting for it in its own process (both cores on this
+    # machine): the switch's rerun waits for CPU, so it gets longer than the usual idle timeout
+    app.rerun_after(lambda: (backend.click(), app.page.get_by_role("option", name="torch", exact=True).click()),
+                    timeout_ms=90_000)
     app.commit(app.number_input("New tokens"), "400")
     before = app.page.evaluate(_STREAM_TEXT_JS)
     app.page.get_by_role("button", name="Generate").click()
