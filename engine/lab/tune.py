@@ -49,7 +49,8 @@ from typing import Any
 
 from engine.errors import RunError, ValidationError
 from engine.lab.tune_predict import (
-    attrs, fit_speed, machine_price, measure_throughput, predict_trial, size_to_seconds, suggest, trial_config,
+    attrs, fit_speed, machine_price, measure_data, measure_throughput, predict_trial, size_to_seconds, suggest,
+    trial_config, typical_trial,
 )
 from engine.lab.tune_space import LAUNCHER_FILES, NOT_COUNTED, PLANTED_LR, TIMED_EVALS, SweepInput, cores, validate_sweep
 
@@ -368,28 +369,6 @@ def _run_trial(study, trial, cfg, doc: dict, study_dir: Path, pred: dict) -> Non
 
 
 # ---- the sweep: prepare, run workers, summarise ----------------------------------------------------------------
-def _data_info(inp: SweepInput, space: dict) -> dict[str, Any]:
-    """What predictions need from the data: vocabulary per tokenizer, classes, row lengths, load time."""
-    from engine.lab.data import DataInput, load_dataset
-
-    tokenizers = space["params"].get("tokenizer", {}).get("choices") or [space["fixed"].get("tokenizer", "byte")]
-    context = int(space["fixed"].get("context") or 64)
-    info: dict[str, Any] = {"vocab": {}, "row_lengths": {}, "n_classes": 0, "objective": "train"}
-    setup = []
-    for tok in tokenizers:
-        t0 = time.perf_counter()
-        ds = load_dataset(DataInput(path=inp.data, sample=inp.sample, task=inp.task, text_col=inp.text_col,
-                                    label_col=inp.label_col, tokenizer=tok,
-                                    bpe_vocab=int(space["fixed"].get("bpe_vocab", 4096)), seed=inp.seed), context)
-        setup.append(time.perf_counter() - t0)
-        info["vocab"][tok] = ds.tokenizer.vocab_size
-        if ds.task == "classify":
-            info["n_classes"] = ds.n_classes
-            info["row_lengths"][tok] = [int(len(r)) for r in ds.train_x[:2000]]
-    info["setup_s"] = max(setup) + 0.5  # + model build, first checkpoint (measured order of magnitude)
-    return info
-
-
 def study_dir_for(name: str) -> Path:
     """The page's default study folder: ``$PREFLIGHT_HOME/runs/sweeps/<name>`` (so the lab page may delete trials)."""
     from engine.workspace import runs_dir
@@ -435,7 +414,7 @@ def prepare(inp: SweepInput) -> tuple[Path, dict]:
 
         require_torch("a sweep")
         device = resolve_device("auto")
-        data_info = _data_info(inp, space)
+        data_info = measure_data(inp, space)
         throughput = (old or {}).get("throughput") or measure_throughput(
             inp.registry, device, space["fixed"].get("preset", inp.preset), int(space["fixed"].get("context") or 64),
             threads, n_cores)
@@ -452,7 +431,7 @@ def prepare(inp: SweepInput) -> tuple[Path, dict]:
         if not price["usd_per_hour"]:
             raise ValidationError("--budget-usd needs a price: pass --usd-per-hour")
         budget["seconds"] = inp.budget_usd / price["usd_per_hour"] * 3600.0
-    typical = _typical_trial(space, base, data_info, throughput, price, inp.seed)
+    typical = typical_trial(space, base, data_info, throughput, price, inp.seed)
     if budget["seconds"] is not None and budget["seconds"] < typical["min_s"]:
         raise ValidationError(
             f"the budget ({budget['seconds'] / 60:.2g} min) is smaller than one trial: a trial in this space takes "
@@ -471,34 +450,6 @@ def prepare(inp: SweepInput) -> tuple[Path, dict]:
     if study.user_attrs.get("budget_exhausted"):  # a resumed study gets this run's budget afresh
         study.set_user_attr("budget_exhausted", "")
     return study_dir, doc
-
-
-def _typical_trial(space, base, data_info, throughput, price, seed) -> dict[str, float]:
-    """Predicted seconds of 32 random configurations of the space (median and cheapest)."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    seconds, steps = [], []
-    timed_s = space["fixed"].get("trial_seconds")
-    for _ in range(32):
-        t = study.ask()
-        cfg, _ = trial_config(base, space, suggest(t, space))
-        if timed_s:
-            cfg, n = size_to_seconds(cfg, timed_s, data_info, throughput, price)
-            steps.append(n)
-        seconds.append(predict_trial(cfg, data_info, throughput, price)["seconds"])
-        study.tell(t, 0.0)
-    seconds.sort()
-    out = {"median_s": seconds[len(seconds) // 2], "min_s": seconds[0], "max_s": seconds[-1]}
-    if timed_s:
-        steps.sort()
-        out |= {"median_steps": steps[len(steps) // 2], "min_steps": steps[0], "max_steps": steps[-1]}
-        if out["median_s"] > 1.5 * timed_s:  # most configurations cannot train 2 × TIMED_EVALS steps in the time
-            raise ValidationError(
-                f"--trial-seconds {timed_s:g} is too short for this space: loading the data and "
-                f"{2 * TIMED_EVALS} steps take about {out['median_s']:.0f} s on this machine")
-    return out
 
 
 def spawn_worker(study_dir: Path, index: int) -> subprocess.Popen:

@@ -1,8 +1,10 @@
 """Sweeps, part 2: a trial's configuration from TPE's suggestion, and its time and cost predicted before it
-starts (estimator FLOPs over the measured throughput; see :mod:`engine.lab.tune` for the formula and sources)."""
+starts (estimator FLOPs over the measured throughput, then the speed fitted to the study's trials; see
+:mod:`engine.lab.tune` for the formula and sources), and what the predictions measure first (the data, the probe)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from engine.errors import ValidationError
@@ -173,6 +175,56 @@ def fit_speed(trials, flops_per_s: float) -> dict[str, Any] | None:
             a, b = float(slope), float(icpt)
     setup = statistics.median(max(0.0, other - a * ev) for _, _, other, ev in pts)
     return {"per_flop_s": a, "per_step_s": b, "setup_s": setup, "n": len(pts)}
+
+
+def measure_data(inp: SweepInput, space: dict) -> dict[str, Any]:
+    """What predictions need from the data: vocabulary per tokenizer, classes, row lengths, load time."""
+    from engine.lab.data import DataInput, load_dataset
+
+    tokenizers = space["params"].get("tokenizer", {}).get("choices") or [space["fixed"].get("tokenizer", "byte")]
+    context = int(space["fixed"].get("context") or 64)
+    info: dict[str, Any] = {"vocab": {}, "row_lengths": {}, "n_classes": 0, "objective": "train"}
+    setup = []
+    for tok in tokenizers:
+        t0 = time.perf_counter()
+        ds = load_dataset(DataInput(path=inp.data, sample=inp.sample, task=inp.task, text_col=inp.text_col,
+                                    label_col=inp.label_col, tokenizer=tok,
+                                    bpe_vocab=int(space["fixed"].get("bpe_vocab", 4096)), seed=inp.seed), context)
+        setup.append(time.perf_counter() - t0)
+        info["vocab"][tok] = ds.tokenizer.vocab_size
+        if ds.task == "classify":
+            info["n_classes"] = ds.n_classes
+            info["row_lengths"][tok] = [int(len(r)) for r in ds.train_x[:2000]]
+    info["setup_s"] = max(setup) + 0.5  # + model build, first checkpoint (measured order of magnitude)
+    return info
+
+
+def typical_trial(space, base, data_info, throughput, price, seed) -> dict[str, float]:
+    """Predicted seconds of 32 random configurations of the space (median and cheapest)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    seconds, steps = [], []
+    timed_s = space["fixed"].get("trial_seconds")
+    for _ in range(32):
+        t = study.ask()
+        cfg, _ = trial_config(base, space, suggest(t, space))
+        if timed_s:
+            cfg, n = size_to_seconds(cfg, timed_s, data_info, throughput, price)
+            steps.append(n)
+        seconds.append(predict_trial(cfg, data_info, throughput, price)["seconds"])
+        study.tell(t, 0.0)
+    seconds.sort()
+    out = {"median_s": seconds[len(seconds) // 2], "min_s": seconds[0], "max_s": seconds[-1]}
+    if timed_s:
+        steps.sort()
+        out |= {"median_steps": steps[len(steps) // 2], "min_steps": steps[0], "max_steps": steps[-1]}
+        if out["median_s"] > 1.5 * timed_s:  # most configurations cannot train 2 × TIMED_EVALS steps in the time
+            raise ValidationError(
+                f"--trial-seconds {timed_s:g} is too short for this space: loading the data and "
+                f"{2 * TIMED_EVALS} steps take about {out['median_s']:.0f} s on this machine")
+    return out
 
 
 def measure_throughput(registry_path: str | None, device: str, preset: str, context: int, threads: int,

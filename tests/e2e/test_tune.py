@@ -10,27 +10,15 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.sweep_spaces import TINY_SPACE
+
 if TYPE_CHECKING:
     from conftest import AppPage, StreamlitServer
 
 pytestmark = pytest.mark.e2e
 
 SWEEP_TIMEOUT_S = 300  # 2 trials of 4 tiny steps, plus a throughput probe: ~30 s idle, minutes on a busy machine
-SPACE = """[fixed]
-max_steps = 4
-eval_every = 2
-eval_batches = 1
-context = 16
-batch_size = 4
-d_model = 32
-[params.lr]
-low = 1e-4
-high = 1e-2
-log = true
-[params.n_layers]
-low = 1
-high = 2
-"""
+SPACE = TINY_SPACE
 
 
 @pytest.fixture

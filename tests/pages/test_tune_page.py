@@ -11,23 +11,9 @@ from streamlit.testing.v1 import AppTest
 
 from engine.lab import tune, tune_jobs
 from tests.pages.conftest import ROOT, assert_clean
+from tests.sweep_spaces import TINY_SPACE
 
 PAGE = str(ROOT / "views/tune.py")
-TINY_SPACE = """[fixed]
-max_steps = 4
-eval_every = 2
-eval_batches = 1
-context = 16
-batch_size = 4
-d_model = 32
-[params.lr]
-low = 1e-4
-high = 1e-2
-log = true
-[params.n_layers]
-low = 1
-high = 2
-"""
 
 
 @pytest.fixture(autouse=True)
