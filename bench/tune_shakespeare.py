@@ -13,7 +13,7 @@
    ``best_config(seconds=...)`` from the best trial's measured time per step), evaluated 20 times; reports
    the wall time at which it first reached each target's final validation loss.
 5. Always: the sweep's predicted vs measured trial time (median of measured / predicted over complete
-   trials, raw FLOP-based and study-corrected).
+   trials, raw FLOP-based and with the speed fitted to the study's trials).
 
 The load average (``os.getloadavg``) is printed with every figure: the machine is shared.
 
