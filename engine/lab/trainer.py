@@ -38,11 +38,11 @@ from engine.lab.device import (
     cpu_matmul_peak, device_name, gpu_peak_flops, is_oom, oom_message, peak_rss_bytes,
     resolve_device, resolve_dtype,
 )
+from engine.lab.run_folder import attach_registry, check_resume_target, prepare_run_dir
 from engine.lab.train_config import (  # noqa: F401 - TrainConfig, TrainResult and lr_at are the trainer's API too
     ARCH_OVERRIDES, TrainConfig, TrainResult, lr_at, resolve_config, validate_config,
 )
 
-FRESH_DIR_OK = {"log.txt"}  # files a launcher may create in a run folder before the trainer starts
 
 # ---- distributed ---------------------------------------------------------------------------------
 @dataclass
@@ -85,55 +85,6 @@ class _Stop:
     def handler(self, signum, frame) -> None:  # noqa: ARG002
         self.reason = f"stopped by signal {signal.Signals(signum).name}"
         self.signal.set()
-
-
-def _prepare_run_dir(cfg: TrainConfig) -> Path:
-    run_dir = Path(cfg.resume or cfg.out).expanduser().resolve()
-    if cfg.resume:
-        if not run_dir.is_dir():
-            raise ValidationError(f"--resume {cfg.resume}: no such run folder")
-        return run_dir
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ValidationError(f"--out {cfg.out} is a file, not a folder")
-    if run_dir.is_dir():
-        present = {p.name for p in run_dir.iterdir()} - FRESH_DIR_OK
-        if present:
-            raise ValidationError(f"run folder {run_dir} is not empty; pass --resume {cfg.out} to continue that run "
-                                  f"or choose a new --out")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
-
-
-def _attach_registry(registry, cfg: TrainConfig, run_dir: Path, config_doc: dict) -> str:
-    """Register the run (or adopt the queued row a launcher made for this folder); returns its name."""
-    existing = registry.find_run_by_dir(run_dir)
-    if existing is not None and (cfg.resume or existing["status"] == "queued"):
-        name = existing["name"]
-    elif existing is not None:  # a stale row for a folder that was emptied: start over under its name
-        name = existing["name"]
-        registry.truncate_metrics(name, -1)
-    else:
-        name = registry.create_run(cfg.name or run_dir.name, config_doc, run_dir, kind="train")
-    registry.set_status(name, "running", pid=os.getpid(), config=config_doc)
-    return name
-
-
-def _check_resume_target(cfg: TrainConfig, run_dir: Path) -> None:
-    """Refuse a resume that has nothing to do (before the registry marks the run as running)."""
-    from engine.lab import checkpoint as ck
-    from engine.lab.presets import get_preset
-
-    latest = ck.latest_path(run_dir)
-    if latest is None:
-        raise ValidationError(f"--resume {cfg.resume}: no checkpoint to resume from in {run_dir}")
-    try:
-        step = int(json.loads((latest / "state.json").read_text(encoding="utf-8"))["step"])
-    except (OSError, ValueError, KeyError) as exc:
-        raise ValidationError(f"--resume {cfg.resume}: checkpoint {latest.name} cannot be read ({exc})") from None
-    max_steps = int(cfg.max_steps or get_preset(cfg.preset).max_steps)
-    if step >= max_steps:
-        raise ValidationError(f"the run is already at step {step}; pass a larger --max-steps (now {max_steps}) "
-                              f"to train further")
 
 
 def train(cfg: TrainConfig, registry=None, progress: Callable[[dict], None] | None = None,
@@ -213,9 +164,9 @@ class _Run:
     def execute(self) -> TrainResult:
         cfg = self.cfg
         try:
-            self.run_dir = _prepare_run_dir(cfg) if self.dist.main else Path(cfg.resume or cfg.out).expanduser().resolve()
+            self.run_dir = prepare_run_dir(cfg) if self.dist.main else Path(cfg.resume or cfg.out).expanduser().resolve()
             if cfg.resume:
-                _check_resume_target(cfg, self.run_dir)
+                check_resume_target(cfg, self.run_dir)
         except ValidationError as exc:
             if self.reg is not None and not cfg.resume:  # a launcher's queued row learns why it never ran
                 queued = self.reg.find_run_by_dir(Path(cfg.out).expanduser())
@@ -229,7 +180,7 @@ class _Run:
         if self.reg is not None:
             found = self.reg.find_run_by_dir(self.run_dir)
             prev_status = found["status"] if found and cfg.resume else None
-            self.name = _attach_registry(self.reg, cfg, self.run_dir, config_doc)
+            self.name = attach_registry(self.reg, cfg, self.run_dir, config_doc)
         try:
             return self._execute()
         except ValidationError as exc:
