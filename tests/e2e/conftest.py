@@ -277,6 +277,7 @@ class AppPage:
     base_url: str
     console_errors: list[str] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
+    server_runs_finished: int = 0  # full script runs the server reported finished (_count_script_finished)
 
     def goto(self, path: str = "") -> None:
         """Open a page by its url_path (deep link) and wait for its first run to finish."""
@@ -294,14 +295,18 @@ class AppPage:
         return self.page.evaluate("window.__stRunsFinished")
 
     def rerun_after(self, action: Callable[[], Any], timeout_ms: int = IDLE_TIMEOUT_MS) -> None:
-        """Do ``action`` (which must make Streamlit rerun) and wait until that rerun has finished."""
-        before = self.runs_finished()
+        """Do ``action`` (which must make Streamlit rerun) and wait until that rerun has finished: the
+        server's script_finished message counted on the websocket, or stApp's script state seen going
+        from running to notRunning. Either alone can miss a run: a browser short of CPU may take the
+        started and finished messages in one tick, so the DOM never shows 'running'."""
+        before_dom, before_server = self.runs_finished(), self.server_runs_finished
         action()
-        try:
-            self.page.wait_for_function(f"window.__stRunsFinished > {before}", timeout=timeout_ms)
-        except PlaywrightError as exc:
-            raise AssertionError(f"no Streamlit rerun finished within {timeout_ms} ms of the input on {self.page.url}: "
-                                 f"{exc.message.splitlines()[0]}") from None
+        deadline = time.monotonic() + timeout_ms / 1000
+        while self.server_runs_finished <= before_server and self.runs_finished() <= before_dom:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no Streamlit rerun finished within {timeout_ms} ms of the input on "
+                                     f"{self.page.url}")
+            self.page.wait_for_timeout(50)  # also lets Playwright deliver the websocket frames
         self.wait_idle()
 
     # -- finding things by their visible label
@@ -375,6 +380,7 @@ def app(browser: Browser, streamlit_server: StreamlitServer) -> Iterator[AppPage
     wrapped = AppPage(page=page, base_url=streamlit_server.url)
     page.on("console", lambda msg: _console_error(wrapped, msg))
     page.on("pageerror", lambda err: wrapped.page_errors.append(f"{err.name}: {err.message}\n{err.stack or ''}"))
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: _count_script_finished(wrapped, payload)))
     _CURRENT.append(wrapped)
     try:
         yield wrapped
@@ -385,6 +391,21 @@ def app(browser: Browser, streamlit_server: StreamlitServer) -> Iterator[AppPage
         except PlaywrightError:
             pass
     assert not wrapped.page_errors, "uncaught page error(s):\n" + "\n".join(wrapped.page_errors)
+
+
+def _count_script_finished(app: AppPage, payload: str | bytes) -> None:
+    """Count a ForwardMsg that ends a full script run (fragment runs and runs cut short for a rerun are not)."""
+    if not isinstance(payload, bytes):
+        return
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    try:
+        msg = ForwardMsg.FromString(payload)
+    except Exception:  # noqa: BLE001 - not a ForwardMsg: nothing to count
+        return
+    if msg.WhichOneof("type") == "script_finished" and msg.script_finished in (
+            ForwardMsg.FINISHED_SUCCESSFULLY, ForwardMsg.FINISHED_WITH_COMPILE_ERROR):
+        app.server_runs_finished += 1
 
 
 @pytest.hookimpl(wrapper=True)
