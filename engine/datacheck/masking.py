@@ -254,15 +254,7 @@ def _mask_span(kind: str, span: str) -> str:
     if kind == "iban":  # the country code and the last 4 characters stay (a reference, not the account)
         return span[:2] + _keep_last(span[2:], 4)
     keep = 4 if kind in ("card", "ssn") else 2  # cards/SSNs keep the last 4 digits (PCI DSS 3.4 display rule)
-    n = sum(ch.isdigit() for ch in span)
-    out, seen = [], 0
-    for ch in span:
-        if ch.isdigit():
-            seen += 1
-            out.append(ch if seen > n - keep else "*")
-        else:
-            out.append(ch)
-    return "".join(out)
+    return _keep_last(span, keep, str.isdigit)
 
 
 def mask_text(text: str) -> str:
@@ -316,12 +308,13 @@ def mask_value(kind: str, value: str) -> str:
     return mask_text(value)
 
 
-def _keep_last(value: str, keep: int) -> str:
-    """Letters and digits starred but the last ``keep`` of them; separators stay."""
-    n = sum(ch.isalnum() for ch in value)
+def _keep_last(value: str, keep: int, counts=str.isalnum) -> str:
+    """The characters ``counts`` picks (letters and digits by default) starred but the last ``keep`` of
+    them; everything else (separators) stays."""
+    n = sum(counts(ch) for ch in value)
     out, seen = [], 0
     for ch in value:
-        if ch.isalnum():
+        if counts(ch):
             seen += 1
             out.append(ch if seen > n - keep else "*")
         else:
