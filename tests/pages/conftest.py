@@ -12,8 +12,9 @@ from streamlit.testing.v1 import AppTest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_page(path: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / path), default_timeout=60)
+def run_page(path: str, timeout: float = 60) -> AppTest:
+    """The page at ``path`` (relative to the repository) after its first run, which must be clean."""
+    at = AppTest.from_file(str(ROOT / path), default_timeout=timeout)
     at.run()
     assert_clean(at)
     return at

@@ -7,16 +7,13 @@ import time
 
 from streamlit.testing.v1 import AppTest
 
-from tests.pages.conftest import ROOT, assert_clean, metrics
+from tests.pages.conftest import ROOT, assert_clean, metrics, run_page
 
 PAGE = str(ROOT / "views/data.py")
 
 
 def _page() -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=120)
-    at.run()
-    assert_clean(at)
-    return at
+    return run_page(PAGE, timeout=120)
 
 
 def _finding_titles(at: AppTest) -> list[str]:

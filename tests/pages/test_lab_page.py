@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 from engine import workspace
 from engine.store import Registry
 from engine.units import parse_quantity
-from tests.pages.conftest import ROOT, assert_clean, metrics
+from tests.pages.conftest import ROOT, assert_clean, metrics, run_page
 
 PAGE = str(ROOT / "views/lab.py")
 RUN_TIMEOUT_S = 150  # 20 tiny steps of 8 sequences: ~10 s on 2 idle cores, ~40 s on 2 busy ones
@@ -33,10 +33,7 @@ def _end_children(end_children) -> None:
 
 
 def _page() -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=90)
-    at.run()
-    assert_clean(at)
-    return at
+    return run_page(PAGE, timeout=90)
 
 
 def _status(at: AppTest) -> str:

@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from engine.lab import tune, tune_jobs
-from tests.pages.conftest import ROOT, assert_clean
+from tests.pages.conftest import ROOT, assert_clean, run_page
 from tests.sweep_spaces import TINY_SPACE
 
 PAGE = str(ROOT / "views/tune.py")
@@ -23,10 +23,7 @@ def _end_children(end_children) -> None:
 
 
 def _page() -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=90)
-    at.run()
-    assert_clean(at)
-    return at
+    return run_page(PAGE, timeout=90)
 
 
 def _fill(at: AppTest, space: str, name: str, trials: int = 2) -> None:
