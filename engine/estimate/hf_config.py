@@ -134,9 +134,10 @@ def _parse(raw: bytes, name: str) -> dict:
     return data
 
 
-def load_hf_config(source: object, *, id: str | None = None, name: str | None = None) -> ModelSpec:
+def load_hf_config(source: object, *, id: str | None = None, name: str | None = None,
+                   meta: Mapping | None = None) -> ModelSpec:
     """The exact architecture of a Hugging Face model from its config.json (see the module doc)."""
-    return spec_from_hf_config(read_hf_config(source), id=id, name=name)
+    return spec_from_hf_config(read_hf_config(source), id=id, name=name, meta=meta)
 
 
 def params_from_hf_config(source: object) -> dict:
@@ -254,8 +255,13 @@ def _bias_fields(cfg: Mapping, mtype: str) -> dict:
     return dict(qkv_bias=attention_bias, o_bias=attention_bias)  # qwen3(_moe), gemma2/3, deepseek (MLA)
 
 
-def spec_from_hf_config(config: Mapping, *, id: str | None = None, name: str | None = None) -> ModelSpec:
-    """The ModelSpec of a parsed config.json; ``id``/``name`` default to its name_or_path or type."""
+_META_FIELDS = ("source", "date", "train_tokens", "published_gpu_hours", "published_gpu")
+
+
+def spec_from_hf_config(config: Mapping, *, id: str | None = None, name: str | None = None,
+                        meta: Mapping | None = None) -> ModelSpec:
+    """The ModelSpec of a parsed config.json; ``id``/``name`` default to its name_or_path or type;
+    ``meta`` may add the spec's source, date, train_tokens, published_gpu_hours, published_gpu."""
     if not isinstance(config, Mapping):
         raise ValidationError("config.json must hold a JSON object")
     mtype, cfg = _model_type(config)
@@ -291,4 +297,5 @@ def spec_from_hf_config(config: Mapping, *, id: str | None = None, name: str | N
                       head_dim=0 if d % heads == 0 else nope + rope)
     label = str(cfg.get("_name_or_path") or config.get("_name_or_path") or mtype)
     fields.update(id=id or "hf-config", name=name or f"{label} (config.json)", source="Hugging Face config.json")
+    fields.update({k: v for k, v in (meta or {}).items() if k in _META_FIELDS})
     return ModelSpec(**fields)

@@ -1,6 +1,11 @@
 """Model presets and custom architectures as :class:`ModelSpec`: the catalog's plain rows (or a user's
 TOML/JSON file, or a form's mapping) turned into specs whose parameter counts are derived.
 
+The catalog is models.toml's hand-written rows followed by the open models of hf_configs.json, each
+generated from its config.json by the importer (``engine.estimate.hf_config``). Lookups by id also find
+the models a user saved into the workspace (``$PREFLIGHT_HOME/models/<name>.json``, a config.json), so
+readiness scenarios, training plans and the fine-tuning page can name them.
+
 Lookups by id raise :class:`~engine.errors.ValidationError` naming the allowed ids.
 """
 
@@ -12,19 +17,60 @@ from dataclasses import fields
 from functools import cache
 from pathlib import Path
 
-from engine.catalog import model_rows
+from engine import workspace
+from engine.catalog import hf_config_rows, model_rows
 from engine.errors import ValidationError, require_choice
 from engine.estimate.architecture import ModelSpec
+from engine.estimate.hf_config import load_hf_config
 
 
 @cache
 def models() -> dict[str, ModelSpec]:
-    """The model presets, keyed by id, in file order; parameter counts derived from architecture."""
-    return {row["id"]: ModelSpec(**row) for row in model_rows()}
+    """The model presets, keyed by id, in file order; parameter counts derived from architecture:
+    models.toml's rows, then hf_configs.json's configs through the importer."""
+    out = {row["id"]: ModelSpec(**row) for row in model_rows()}
+    for row in hf_config_rows():
+        if row["id"] in out:
+            raise ValidationError(f"model id {row['id']!r} is in both models.toml and hf_configs.json")
+        out[row["id"]] = load_hf_config(row["config"], id=row["id"], name=row["name"], meta=row)
+    return out
 
 
 def get_model(model_id: object) -> ModelSpec:
+    if isinstance(model_id, str) and model_id not in models():
+        saved = saved_model_path(model_id)
+        if saved is not None:
+            return load_hf_config(saved, id=model_id, name=model_id, meta={"source": f"workspace model {model_id}"})
+        return models()[require_choice("model", model_id, [*models(), *saved_models()])]
     return models()[require_choice("model", model_id, models())]
+
+
+def saved_models() -> list[str]:
+    """Names of the models saved into the workspace (imported config.json files), sorted."""
+    return sorted(p.stem for p in workspace.models_dir().glob("*.json") if not p.name.startswith("."))
+
+
+def saved_model_path(name: str) -> Path | None:
+    """The saved config.json of workspace model ``name``, or None."""
+    try:
+        path = workspace.models_dir() / f"{workspace.safe_name(name, 'model name')}.json"
+    except ValidationError:
+        return None
+    return path if path.is_file() else None
+
+
+def save_model(name: str, config: object) -> ModelSpec:
+    """Keep an imported config.json in the workspace under ``name`` (checked through the importer
+    first; a catalog id cannot be reused). Returns the spec that lookups by ``name`` will find."""
+    safe = workspace.safe_name(name, "model name")
+    if safe in models():
+        raise ValidationError(f"model name {safe!r} is a catalog model; choose another name")
+    from engine.estimate.hf_config import read_hf_config
+
+    data = read_hf_config(config)
+    spec = load_hf_config(data, id=safe, name=safe)
+    workspace.write_model_file(safe, json.dumps(data, indent=1, sort_keys=True).encode("utf-8"))
+    return spec
 
 
 def resolve_model(model: ModelSpec | str) -> ModelSpec:
