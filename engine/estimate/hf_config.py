@@ -140,9 +140,9 @@ def load_hf_config(source: object, *, id: str | None = None, name: str | None = 
     return spec_from_hf_config(read_hf_config(source), id=id, name=name, meta=meta)
 
 
-def params_from_hf_config(source: object) -> dict:
+def params_from_hf_config(source: object, *, id: str | None = None, name: str | None = None) -> dict:
     """``{"params_total", "params_active", "spec"}`` of a config.json (what ``models --hf-config`` prints)."""
-    spec = load_hf_config(source)
+    spec = load_hf_config(source, id=id, name=name)
     return {"params_total": spec.params_total, "params_active": spec.params_active, "spec": spec.summary()}
 
 

@@ -73,6 +73,33 @@ def save_model(name: str, config: object) -> ModelSpec:
     return spec
 
 
+HF_CONFIG_HELP = "a Hugging Face config.json, or the model folder holding one (in place of --model)"
+
+
+def hf_config_names(path: str | Path) -> dict[str, str]:
+    """``id`` and ``name`` for a config.json read from ``path``: its folder's name (a downloaded
+    model folder is named after the model), or the file's own name when it is not config.json."""
+    path = Path(path)
+    label = path.name if path.is_dir() or path.name != "config.json" else path.parent.name
+    label = label[:-5] if label.endswith(".json") else label
+    try:
+        model_id = workspace.safe_name(label, "model name")
+    except ValidationError:
+        model_id = "hf-config"
+    return {"id": model_id, "name": f"{label} (config.json)"}
+
+
+def model_from_args(model: str | None = None, model_file: str | None = None,
+                    hf_config: str | None = None) -> str | ModelSpec | None:
+    """What a command line chose: a preset id, a --model-file architecture or a --hf-config import
+    (a bad file is a one-line ValidationError). The CLIs of every room share this."""
+    if hf_config:
+        return load_hf_config(hf_config, **hf_config_names(hf_config))
+    if model_file:
+        return load_model_file(model_file)
+    return model
+
+
 def resolve_model(model: ModelSpec | str) -> ModelSpec:
     if isinstance(model, ModelSpec):
         return model
