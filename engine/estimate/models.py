@@ -45,6 +45,11 @@ def get_model(model_id: object) -> ModelSpec:
     return models()[require_choice("model", model_id, models())]
 
 
+def model_ids() -> list[str]:
+    """Every id a lookup finds: the catalog's, then the workspace's saved models."""
+    return [*models(), *(name for name in saved_models() if name not in models())]
+
+
 def saved_models() -> list[str]:
     """Names of the models saved into the workspace (imported config.json files), sorted."""
     return sorted(p.stem for p in workspace.models_dir().glob("*.json") if not p.name.startswith("."))
@@ -53,7 +58,7 @@ def saved_models() -> list[str]:
 def saved_model_path(name: str) -> Path | None:
     """The saved config.json of workspace model ``name``, or None."""
     try:
-        path = workspace.models_dir() / f"{workspace.safe_name(name, 'model name')}.json"
+        path = workspace.models_dir() / f"{workspace.safe_name(name, 'model name').lower()}.json"
     except ValidationError:
         return None
     return path if path.is_file() else None
@@ -62,7 +67,7 @@ def saved_model_path(name: str) -> Path | None:
 def save_model(name: str, config: object) -> ModelSpec:
     """Keep an imported config.json in the workspace under ``name`` (checked through the importer
     first; a catalog id cannot be reused). Returns the spec that lookups by ``name`` will find."""
-    safe = workspace.safe_name(name, "model name")
+    safe = workspace.safe_name(name, "model name").lower()  # ids are matched in lower case
     if safe in models():
         raise ValidationError(f"model name {safe!r} is a catalog model; choose another name")
     from engine.estimate.hf_config import read_hf_config

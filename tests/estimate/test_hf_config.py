@@ -166,3 +166,25 @@ def test_parser_gives_a_spec_or_one_validation_line(mtype, seed, changes):
         return
     assert spec.params_total >= spec.params_active > 0
     assert spec.params_total == load_hf_config(json.dumps(read_hf_config(cfg))).params_total
+
+
+def test_saved_workspace_model_is_found_by_lookups_scenarios_and_plans(tmp_path):
+    from engine.readiness.assess import assess
+    from engine.readiness.profile import example_profile, with_changes
+
+    with pytest.raises(ValidationError, match="is a catalog model"):
+        model_specs.save_model("qwen2.5-7b", ROWS["qwen2.5-7b"]["config"])
+    with pytest.raises(ValidationError, match="not a decoder language model"):
+        model_specs.save_model("enc", {"model_type": "bert"})
+    spec = model_specs.save_model("Our Qwen", json.dumps(ROWS["qwen2.5-0.5b"]["config"]))
+    assert spec.id == "our-qwen" and "our-qwen" in model_specs.model_ids()
+    assert model_specs.get_model("our-qwen").params_total == 494_032_768
+    with pytest.raises(ValidationError, match="unknown model 'nope'"):
+        model_specs.get_model("nope")
+    profile = with_changes(example_profile(), serving_model="our-qwen", serving_gpu="l4",
+                           training=[{"model": "our-qwen", "method": "lora", "tokens": 10e6, "gpu": "l4", "gpus": 1}])
+    result = assess(profile, samples=50).to_dict()
+    status = {area["id"]: area["status"] for area in result["areas"]}
+    assert status["training"] == status["serving"] == "ready"
+    assert result["assumptions"]["serving"]["model"] == result["training"][0]["model"] == "our-qwen"
+    assert result["training"][0]["gpu_hours"] > 0
