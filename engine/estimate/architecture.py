@@ -256,6 +256,12 @@ class ModelSpec:
         return self.n_shared_experts * self.mlp_params(self.d_ff_expert) + (
             self.d_model if self.shared_expert_gate else 0)
 
+    @property
+    def active_expert_width(self) -> int:
+        """Summed MLP width one token passes through in an MoE layer: its top-k routed experts and the
+        shared ones (d_ff_shared when the shared expert has its own width)."""
+        return self.top_k * self.d_ff_expert + (self.d_ff_shared or self.n_shared_experts * self.d_ff_expert)
+
     def expert_params_per_layer(self) -> int:
         """Weights of the routed experts in one MoE layer (what decode may or may not read)."""
         return self.n_experts * self.mlp_params(self.d_ff_expert) if self.is_moe else 0
