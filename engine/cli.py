@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     est = sub.add_parser("estimate", help="training, memory, serving and compute-optimal estimates")
     est_sub = est.add_subparsers(dest="what", required=True, parser_class=Parser)
 
-    models = sorted(model_specs.models())
+    models = sorted(model_specs.model_ids())  # the catalog and the models saved into the workspace
     gpus = list(catalog.gpus())
 
     t = est_sub.add_parser("train", parents=[common], help="training FLOPs, GPU-hours, wall clock, dollars, energy")

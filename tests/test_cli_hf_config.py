@@ -63,3 +63,13 @@ def test_bad_hf_config_is_one_line_exit_2(capsys, tmp_path, content, message):
 def test_hf_config_and_model_are_exclusive(capsys, folder):
     code, _, err = cli(capsys, *COMMANDS["memory"], "--model", "gpt2", "--hf-config", str(folder))
     assert code == 2 and "not allowed with" in err
+
+
+def test_model_names_a_saved_workspace_model(capsys):
+    from engine.estimate import models as model_specs
+
+    qwen = next(row["config"] for row in hf_config_rows() if row["id"] == "qwen2.5-7b")
+    model_specs.save_model("cli-qwen", qwen)
+    obj = cli_json(capsys, "estimate", "serve", "--model", "cli-qwen", "--gpu", "h100-sxm",
+                   "--prompt-tokens", "100", "--output-tokens", "10")
+    assert obj["weights_bytes"] == 7_615_616_512 * 2

@@ -76,7 +76,9 @@ def architecture_editor(base: catalog.ModelSpec, key: str) -> catalog.ModelSpec:
             edited["d_ff_expert"] = c[0].number_input("Expert FFN size", 1, 10_000_000, base.d_ff_expert, key=f"{key}-ffe")
         data = {f.name: getattr(base, f.name) for f in fields(base) if f.init}
         data.update({k: int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v for k, v in edited.items()})
-        data.update(head_dim=0 if not base.is_mla else base.head_dim, id="custom", name=f"{base.name} (edited)")
+        # A given head_dim (Qwen3, Gemma: not d_model / n_heads) stays while the width and heads do.
+        same_heads = (data["d_model"], data["n_heads"]) == (base.d_model, base.n_heads)
+        data.update(head_dim=base.head_dim if base.is_mla or same_heads else 0, id="custom", name=f"{base.name} (edited)")
         try:
             spec = model_specs.model_from_mapping(data, where="architecture")
         except ValidationError as exc:

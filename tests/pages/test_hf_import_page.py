@@ -42,3 +42,14 @@ def test_bad_pasted_configs_are_one_error_line():
                           ('{"model_type": "llama", "hidden_size": 8}', "missing")):
         at.text_area(key="mem-model-hf-paste").set_value(text).run()
         assert not at.exception and len(at.error) == 1 and message in at.error[0].value
+
+
+def test_editor_keeps_a_given_head_dim_until_the_shape_changes():
+    """Qwen3-4B's head_dim (128, not 2560 / 32): opening the editor leaves its count as it was."""
+    at = run_page("views/memory.py")
+    at.selectbox(key="mem-model").set_value("qwen3-4b").run()
+    at.toggle(key="mem-model-edit").set_value(True).run()
+    assert_clean(at)
+    spec = model_specs.get_model("qwen3-4b")
+    assert any(f"{spec.params_total / 1e9:.3f}B parameters" in c.value for c in at.caption)
+
