@@ -53,3 +53,17 @@ def test_editor_keeps_a_given_head_dim_until_the_shape_changes():
     spec = model_specs.get_model("qwen3-4b")
     assert any(f"{spec.params_total / 1e9:.3f}B parameters" in c.value for c in at.caption)
 
+
+
+def test_uploaded_config_on_the_fine_tuning_page():
+    """An uploaded Qwen3-30B-A3B config.json: the page counts its total parameters; a file over 1 MB is refused."""
+    moe = next(row["config"] for row in hf_config_rows() if row["id"] == "qwen3-30b-a3b")
+    at = run_page("views/finetune.py")
+    at.toggle(key="ft-model-hf").set_value(True).run()
+    at.file_uploader(key="ft-model-hf-upload").set_value(("config.json", json.dumps(moe).encode(), "application/json")).run()
+    assert_clean(at)
+    assert any("30.53B parameters, 3.353B active" in c.value for c in at.caption)
+    assert metrics(at)["Fits"] in ("yes", "no")
+    big = json.dumps({**moe, "pad": "x" * 1_000_001}).encode()
+    at.file_uploader(key="ft-model-hf-upload").set_value(("config.json", big, "application/json")).run()
+    assert not at.exception and len(at.error) == 1 and "at most 1,000,000" in at.error[0].value
