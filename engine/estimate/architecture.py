@@ -171,14 +171,19 @@ class ModelSpec:
         """Layers with a dense MLP: all but the MoE ones. A layer i is MoE when i >= first_dense_layers
         (DeepSeek's first_k_dense_replace), (i + 1) % moe_layer_step == 0 and i is not in
         dense_layer_ids (Qwen2/3-MoE's decoder_sparse_step and mlp_only_layers)."""
+        return self.dense_layers_in(0, self.n_layers)
+
+    def dense_layers_in(self, start: int, stop: int) -> int:
+        """Dense-MLP layers among layers start..stop-1 (a pipeline stage's share; see n_dense_layers)."""
+        stop = min(stop, self.n_layers)
         if not self.is_moe:
-            return self.n_layers
+            return max(0, stop - start)
         if self.moe_layer_step == 1 and not self.dense_layer_ids:
-            return min(self.first_dense_layers, self.n_layers)
+            return max(0, min(stop, self.first_dense_layers) - start)
         dense_ids = set(self.dense_layer_ids)
-        moe = sum(1 for i in range(self.first_dense_layers, self.n_layers)
+        moe = sum(1 for i in range(max(start, self.first_dense_layers), stop)
                   if (i + 1) % self.moe_layer_step == 0 and i not in dense_ids)
-        return self.n_layers - moe
+        return max(0, stop - start) - moe
 
     @property
     def qk_head_dim(self) -> int:

@@ -151,7 +151,9 @@ def _model_type(cfg: Mapping) -> tuple[str, Mapping]:
     if not isinstance(mtype, str) or not mtype:
         raise ValidationError(f"config.json has no model_type; supported: {', '.join(SUPPORTED_MODEL_TYPES)}")
     mtype = mtype.strip().lower()
-    if mtype == "gemma3" and isinstance(cfg.get("text_config"), Mapping):
+    if mtype == "gemma3":  # Gemma3ForConditionalGeneration: the language model is its text_config
+        if not isinstance(cfg.get("text_config"), Mapping):
+            raise ValidationError("a gemma3 config.json needs its text_config (the language model's fields)")
         text = dict(cfg["text_config"])
         text.setdefault("model_type", "gemma3_text")
         return "gemma3_text", text
@@ -195,7 +197,7 @@ def _layer_kinds(cfg: Mapping, mtype: str, n: dict) -> tuple[int, int]:
         return 0, 0
     if not window:
         return 0, 0
-    if isinstance(types, list):
+    if isinstance(types, list) and mtype not in ("mistral", "mixtral", "phi3"):  # these ignore layer_types
         if len(types) != layers or not set(types) <= {"full_attention", "sliding_attention"}:
             raise ValidationError(f"layer_types must list {layers} of full_attention / sliding_attention")
         full = types.count("full_attention")

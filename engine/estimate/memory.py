@@ -163,7 +163,7 @@ def _stage_layers(spec: ModelSpec, pp: int, stage: int) -> tuple[int, int]:
     base, extra = divmod(spec.n_layers, pp)
     start = stage * base + min(stage, extra)
     count = base + (1 if stage < extra else 0)
-    dense = max(0, min(start + count, spec.n_dense_layers) - start)
+    dense = spec.dense_layers_in(start, start + count)
     return dense, count - dense
 
 

@@ -188,3 +188,16 @@ def test_saved_workspace_model_is_found_by_lookups_scenarios_and_plans(tmp_path)
     assert status["training"] == status["serving"] == "ready"
     assert result["assumptions"]["serving"]["model"] == result["training"][0]["model"] == "our-qwen"
     assert result["training"][0]["gpu_hours"] > 0
+
+
+def test_moe_layer_placement_per_pipeline_stage():
+    """decoder_sparse_step 2 and mlp_only_layers [0, 5]: MoE layers are 1, 3, 7 of 0..7."""
+    cfg = {"model_type": "qwen3_moe", "hidden_size": 64, "num_hidden_layers": 8, "num_attention_heads": 4,
+           "num_key_value_heads": 2, "head_dim": 16, "intermediate_size": 96, "vocab_size": 100,
+           "max_position_embeddings": 512, "num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32,
+           "decoder_sparse_step": 2, "mlp_only_layers": [0, 5]}
+    spec = load_hf_config(cfg)
+    assert spec.n_dense_layers == 5
+    assert [spec.dense_layers_in(a, a + 2) for a in (0, 2, 4, 6)] == [1, 1, 2, 1]
+    deepseek = model_specs.get_model("deepseek-v3")
+    assert [deepseek.dense_layers_in(a, a + 2) for a in (0, 2, 4)] == [2, 1, 0]
