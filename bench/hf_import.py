@@ -24,11 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.catalog import hf_config_rows  # noqa: E402
-from engine.estimate.hf_config import SUPPORTED_MODEL_TYPES, load_hf_config  # noqa: E402
-from engine.estimate.memory import MemoryInput, estimate_memory  # noqa: E402
-from engine.estimate.serving import ServeInput, estimate_serving  # noqa: E402
-from tests.estimate.hf_parity import random_config  # noqa: E402
+from engine.catalog import hf_config_rows
+from engine.estimate.hf_config import SUPPORTED_MODEL_TYPES, load_hf_config
+from engine.estimate.memory import MemoryInput, estimate_memory
+from engine.estimate.serving import ServeInput, estimate_serving
+from tests.estimate.hf_parity import random_config
 
 TARGET_S = 1.0
 N = 100

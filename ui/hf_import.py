@@ -8,7 +8,12 @@ import streamlit as st
 
 from engine.estimate import models as model_specs
 from engine.estimate.architecture import ModelSpec
-from engine.estimate.hf_config import CONFIG_MAX_BYTES, SUPPORTED_MODEL_TYPES, load_hf_config, read_hf_config
+from engine.estimate.hf_config import (
+    CONFIG_MAX_BYTES,
+    SUPPORTED_MODEL_TYPES,
+    load_hf_config,
+    read_hf_config,
+)
 from engine.units import format_count
 
 

@@ -224,37 +224,40 @@ def _rotary_fraction(cfg: Mapping, mtype: str) -> float:
 
 def _moe_fields(cfg: Mapping, mtype: str, n: dict) -> dict:
     if mtype == "mixtral":
-        return dict(n_experts=n["num_local_experts"], top_k=n["num_experts_per_tok"], d_ff_expert=n["intermediate_size"])
+        return {"n_experts": n["num_local_experts"], "top_k": n["num_experts_per_tok"],
+                "d_ff_expert": n["intermediate_size"]}
     if mtype in ("qwen2_moe", "qwen3_moe"):
         dense = cfg.get("mlp_only_layers") or []
         if not isinstance(dense, list):
             raise ValidationError(f"mlp_only_layers must be a list of layer numbers, got {dense!r}")
-        out = dict(n_experts=n["num_experts"], top_k=n["num_experts_per_tok"], d_ff_expert=n["moe_intermediate_size"],
-                   moe_layer_step=n.get("decoder_sparse_step", 1), dense_layer_ids=tuple(dense))
+        out = {"n_experts": n["num_experts"], "top_k": n["num_experts_per_tok"],
+               "d_ff_expert": n["moe_intermediate_size"], "moe_layer_step": n.get("decoder_sparse_step", 1),
+               "dense_layer_ids": tuple(dense)}
         if mtype == "qwen2_moe":
             out.update(n_shared_experts=1, d_ff_shared=n["shared_expert_intermediate_size"], shared_expert_gate=True)
         return out
     if cfg.get("mlp_bias"):
         raise ValidationError(f"{mtype} with mlp_bias=true is not supported (its routed experts carry no bias)")
-    return dict(n_experts=n["n_routed_experts"], top_k=n["num_experts_per_tok"], d_ff_expert=n["moe_intermediate_size"],
-                n_shared_experts=n.get("n_shared_experts", 2 if mtype == "deepseek_v2" else 1),
-                first_dense_layers=min(n["num_hidden_layers"], n.get("first_k_dense_replace", 3 if mtype == "deepseek_v3" else 0)),
-                router_bias=mtype == "deepseek_v3")
+    first_dense = n.get("first_k_dense_replace", 3 if mtype == "deepseek_v3" else 0)
+    return {"n_experts": n["n_routed_experts"], "top_k": n["num_experts_per_tok"],
+            "d_ff_expert": n["moe_intermediate_size"],
+            "n_shared_experts": n.get("n_shared_experts", 2 if mtype == "deepseek_v2" else 1),
+            "first_dense_layers": min(n["num_hidden_layers"], first_dense), "router_bias": mtype == "deepseek_v3"}
 
 
 def _bias_fields(cfg: Mapping, mtype: str) -> dict:
     attention_bias = bool(cfg.get("attention_bias", mtype == "glm"))
     if mtype == "qwen2":
-        return dict(qkv_bias=True)
+        return {"qkv_bias": True}
     if mtype == "qwen2_moe":
-        return dict(qkv_bias=bool(cfg.get("qkv_bias", True)))
+        return {"qkv_bias": bool(cfg.get("qkv_bias", True))}
     if mtype == "glm":
-        return dict(qkv_bias=attention_bias)
+        return {"qkv_bias": attention_bias}
     if mtype in ("mistral", "mixtral", "phi3"):
         return {}
     if mtype == "llama":
-        return dict(qkv_bias=attention_bias, o_bias=attention_bias, mlp_bias=bool(cfg.get("mlp_bias", False)))
-    return dict(qkv_bias=attention_bias, o_bias=attention_bias)  # qwen3(_moe), gemma2/3, deepseek (MLA)
+        return {"qkv_bias": attention_bias, "o_bias": attention_bias, "mlp_bias": bool(cfg.get("mlp_bias", False))}
+    return {"qkv_bias": attention_bias, "o_bias": attention_bias}  # qwen3(_moe), gemma2/3, deepseek (MLA)
 
 
 _META_FIELDS = ("source", "date", "train_tokens", "published_gpu_hours", "published_gpu")

@@ -86,7 +86,7 @@ def hf_config_names(path: str | Path) -> dict[str, str]:
     model folder is named after the model), or the file's own name when it is not config.json."""
     path = Path(path)
     label = path.name if path.is_dir() or path.name != "config.json" else path.parent.name
-    label = label[:-5] if label.endswith(".json") else label
+    label = label.removesuffix(".json")
     try:
         model_id = workspace.safe_name(label, "model name")
     except ValidationError:

@@ -13,8 +13,12 @@ from hypothesis import strategies as st
 from engine.catalog import hf_config_rows
 from engine.errors import ValidationError
 from engine.estimate import models as model_specs
-from engine.estimate.hf_config import (SUPPORTED_MODEL_TYPES, load_hf_config, params_from_hf_config,
-                                       read_hf_config)
+from engine.estimate.hf_config import (
+    SUPPORTED_MODEL_TYPES,
+    load_hf_config,
+    params_from_hf_config,
+    read_hf_config,
+)
 from tests.estimate.hf_parity import random_config, transformers_params
 
 ROWS = {row["id"]: row for row in hf_config_rows()}
