@@ -205,3 +205,12 @@ def test_moe_layer_placement_per_pipeline_stage():
     assert [spec.dense_layers_in(a, a + 2) for a in (0, 2, 4, 6)] == [1, 1, 2, 1]
     deepseek = model_specs.get_model("deepseek-v3")
     assert [deepseek.dense_layers_in(a, a + 2) for a in (0, 2, 4)] == [2, 1, 0]
+
+
+def test_demo_mode_refuses_saving_a_model(monkeypatch):
+    from engine.access import DEMO_ENV
+
+    monkeypatch.setenv(DEMO_ENV, "1")
+    with pytest.raises(ValidationError, match="read-only demo"):
+        model_specs.save_model("demo-qwen", ROWS["qwen2.5-0.5b"]["config"])
+    assert "demo-qwen" not in model_specs.model_ids()
