@@ -18,6 +18,7 @@ from engine import __version__, catalog, money
 from engine.estimate import models as model_specs
 from engine.errors import RunError, ValidationError
 from engine.estimate.architecture import ModelSpec
+from engine.estimate.hf_config import params_from_hf_config
 from engine.estimate.dtypes import KV_DTYPES, WEIGHT_DTYPES
 from engine.estimate.memory import ATTENTION, OPTIMIZER_STATE_BYTES, RECOMPUTE, MemoryInput, estimate_memory
 from engine.estimate.scaling import DEFAULT_FIT, FITS, OptimalInput, estimate_optimal
@@ -42,11 +43,13 @@ def _model_args(parser: argparse.ArgumentParser, models: list[str]) -> None:
     who = parser.add_mutually_exclusive_group(required=True)
     who.add_argument("--model", type=_lower, choices=models, metavar="NAME", help=f"preset: {', '.join(models)}")
     who.add_argument("--model-file", metavar="PATH", help="a custom architecture (TOML or JSON, fields as in models.toml)")
+    who.add_argument("--hf-config", metavar="PATH", help=model_specs.HF_CONFIG_HELP)
 
 
 def _model(args: argparse.Namespace) -> str | ModelSpec | None:
-    """The preset id, or the architecture read from --model-file (a bad file is a ValidationError)."""
-    return model_specs.load_model_file(args.model_file) if args.model_file else args.model
+    """The preset id, or the architecture read from --model-file or --hf-config (a bad file is a
+    ValidationError)."""
+    return model_specs.model_from_args(args.model, args.model_file, getattr(args, "hf_config", None))
 
 
 # Commands that live next to their capability. Each module exposes ``register(sub, common)``, which adds
@@ -66,13 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"preflight {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
-    sub.add_parser("models", parents=[common], help="list the model presets")
+    mp = sub.add_parser("models", parents=[common], help="list the model presets, or read one config.json")
+    mp.add_argument("--hf-config", metavar="PATH",
+                    help="print params_total, params_active and the architecture (spec) read from this config.json")
     sub.add_parser("gpus", parents=[common], help="list the GPU catalog")
 
     est = sub.add_parser("estimate", help="training, memory, serving and compute-optimal estimates")
     est_sub = est.add_subparsers(dest="what", required=True, parser_class=Parser)
 
-    models = sorted(model_specs.models())
+    models = sorted(model_specs.model_ids())  # the catalog and the models saved into the workspace
     gpus = list(catalog.gpus())
 
     t = est_sub.add_parser("train", parents=[common], help="training FLOPs, GPU-hours, wall clock, dollars, energy")
@@ -80,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--model", type=_lower, choices=models, metavar="NAME", help=f"preset: {', '.join(models)}")
     who.add_argument("--params", type=quantity("params"), metavar="N", help="parameter count, e.g. 7e9 or 7B")
     who.add_argument("--model-file", metavar="PATH", help="a custom architecture (TOML or JSON, fields as in models.toml)")
+    who.add_argument("--hf-config", metavar="PATH", help=model_specs.HF_CONFIG_HELP)
     t.add_argument("--tokens", type=quantity("tokens"), required=True, metavar="T", help="training tokens, e.g. 2T")
     t.add_argument("--gpu", type=_lower, choices=gpus, required=True, metavar="ID", help=f"one of: {', '.join(gpus)}")
     t.add_argument("--gpus", type=whole("gpus"), default=1, metavar="N", help="number of GPUs (default 1)")
@@ -173,6 +179,8 @@ def _run(args: argparse.Namespace) -> dict:
     handler = getattr(args, "handler", None)
     if handler is not None:
         return handler(args)
+    if args.command == "models" and args.hf_config:
+        return params_from_hf_config(args.hf_config, **model_specs.hf_config_names(args.hf_config))
     if args.command == "models":
         return {"models": [_model_row(spec) for spec in model_specs.models().values()], "version": catalog.catalog_versions()["models"]}
     if args.command == "gpus":
@@ -242,7 +250,7 @@ def _model_row(spec: catalog.ModelSpec) -> dict:
 def _human(command: str, result: dict) -> str:
     lines = []
     cur = money.get_currency(result["currency"]["code"], result["currency"]["per_usd"]) if "currency" in result else None
-    if command in ("models", "gpus"):
+    if command in ("models", "gpus") and command in result:
         for row in result[command]:
             if command == "models":
                 lines.append(f"{row['id']:<16} {row['params_total'] / 1e9:>9.2f}B  {row['name']}")

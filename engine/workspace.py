@@ -6,6 +6,7 @@ mounts one volume and a test points it at a temporary folder::
     $PREFLIGHT_HOME/
       uploads/<name>          datasets uploaded on the data-checks page (reused by the model lab)
       runs/<run name>/        one directory per training run (config, checkpoints, logs)
+      models/<name>.json      model architectures saved by name (an imported Hugging Face config.json)
       registry.sqlite         the run registry (status, metrics, errors)
 
 Names that come from users (an uploaded file's name, a run name) go through :func:`safe_name`, so
@@ -41,6 +42,24 @@ def uploads_dir() -> Path:
 def runs_dir() -> Path:
     path = home() / "runs"
     path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def models_dir() -> Path:
+    path = home() / "models"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_model_file(name: str, data: bytes) -> Path:
+    """Write ``models/<name>.json`` atomically (``name`` through safe_name); replaces one of that name."""
+    from engine.access import require_write
+
+    require_write("saving models")
+    path = models_dir() / f"{safe_name(name, 'model name')}.json"
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
     return path
 
 

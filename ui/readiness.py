@@ -59,7 +59,7 @@ def profile_form(disabled: bool = False) -> tuple[dict[str, Any], dict[str, Any]
     """The form; returns (profile mapping, placeholders by field name for the messages under each field)."""
     ensure_state()
     holders: dict[str, Any] = {}
-    models, gpus = list(model_specs.models()), list(catalog.gpus())
+    models, gpus = model_specs.model_ids(), list(catalog.gpus())
 
     def under(name: str) -> None:
         holders[name] = st.empty()

@@ -26,14 +26,27 @@ T = TypeVar("T")
 
 
 def model_picker(label: str = "Model preset", key: str = "model", default: str = "llama-3-8b") -> catalog.ModelSpec:
-    """A preset, optionally edited into a custom architecture (any shape the engine knows)."""
+    """A preset (or a model saved into the workspace), optionally edited into a custom architecture
+    (any shape the engine knows), or a model read from a Hugging Face config.json."""
+    from ui.hf_import import hf_config_input
+
     models = model_specs.models()
-    ids = list(models)
-    choice = st.selectbox(label, ids, index=ids.index(default), key=key,
-                          format_func=lambda i: f"{models[i].name} · {format_count(models[i].params_total)}")
-    spec = models[choice]
-    if st.toggle("Edit the architecture", key=f"{key}-edit", help="start from this preset and change its shape"):
+    ids = model_specs.model_ids()
+    saved = {i: model_specs.get_model(i) for i in ids if i not in models}
+
+    def label_of(i: str) -> str:
+        spec = models.get(i) or saved[i]
+        return f"{spec.name} · {format_count(spec.params_total)}" + (" · saved" if i in saved else "")
+
+    choice = st.selectbox(label, ids, index=ids.index(default), key=key, format_func=label_of)
+    spec = models.get(choice) or saved[choice]
+    c = st.columns(2)
+    imported = c[1].toggle("Use a config.json", key=f"{key}-hf", help="upload or paste a Hugging Face config.json")
+    if c[0].toggle("Edit the architecture", key=f"{key}-edit", help="start from this preset and change its shape",
+                   disabled=imported):
         spec = architecture_editor(spec, key=f"{key}-{spec.id}")
+    if imported:
+        spec = hf_config_input(key) or spec
     return spec
 
 
@@ -63,7 +76,9 @@ def architecture_editor(base: catalog.ModelSpec, key: str) -> catalog.ModelSpec:
             edited["d_ff_expert"] = c[0].number_input("Expert FFN size", 1, 10_000_000, base.d_ff_expert, key=f"{key}-ffe")
         data = {f.name: getattr(base, f.name) for f in fields(base) if f.init}
         data.update({k: int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v for k, v in edited.items()})
-        data.update(head_dim=0 if not base.is_mla else base.head_dim, id="custom", name=f"{base.name} (edited)")
+        # A given head_dim (Qwen3, Gemma: not d_model / n_heads) stays while the width and heads do.
+        same_heads = (data["d_model"], data["n_heads"]) == (base.d_model, base.n_heads)
+        data.update(head_dim=base.head_dim if base.is_mla or same_heads else 0, id="custom", name=f"{base.name} (edited)")
         try:
             spec = model_specs.model_from_mapping(data, where="architecture")
         except ValidationError as exc:

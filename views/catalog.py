@@ -10,7 +10,8 @@ from ui.currency import money_table
 st.title("Reference data")
 versions = catalog.catalog_versions()
 st.caption(f"Versioned data files in engine/catalog/ — GPUs {versions['gpus']}, models {versions['models']}, "
-           f"defaults {versions['defaults']}, currencies {versions['currencies']}. Every row carries its source and "
+           f"defaults {versions['defaults']}, currencies {versions['currencies']}, open models' config.json files "
+           f"{versions['hf_configs']} (generated through the config.json importer). Every row carries its source and "
            "date; prices are meant to be edited. `platform` is the software stack: only CUDA rows get CUDA paths.")
 
 st.subheader("GPUs")
@@ -23,7 +24,8 @@ rows = []
 for spec in model_specs.models().values():
     s = spec.summary()
     rows.append({k: s[k] for k in ("id", "name", "params_total", "params_active", "n_layers", "d_model", "n_heads",
-                                   "n_kv_heads", "d_ff", "ffn", "vocab_size", "context", "attention", "n_experts",
+                                   "n_kv_heads", "head_dim", "d_ff", "ffn", "vocab_size", "context", "attention",
+                                   "sliding_window", "n_experts",
                                    "top_k", "train_tokens", "source", "date")})
 models = pd.DataFrame(rows)
 st.dataframe(models, hide_index=True, width="stretch",

@@ -9,6 +9,7 @@ cached; lookups by id raise :class:`~engine.errors.ValidationError` naming the a
 
 from __future__ import annotations
 
+import json
 import tomllib
 from dataclasses import dataclass, fields
 from functools import cache
@@ -100,6 +101,20 @@ def model_rows() -> tuple[dict, ...]:
 
 
 @cache
+def hf_config_file() -> dict:
+    """Hugging Face config.json files of open models (hf_configs.json: version, and rows with id,
+    name, source URL, date, published_params, train_tokens and the config itself). JSON, not TOML,
+    because config.json's nulls carry meaning; ``engine.estimate.models`` builds their specs through
+    the importer (``engine.estimate.hf_config``)."""
+    with open(_HERE / "hf_configs.json", encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def hf_config_rows() -> tuple[dict, ...]:
+    return tuple(hf_config_file()["model"])
+
+
+@cache
 def defaults() -> dict[str, float]:
     """Default assumptions (PUE, grid intensity, overheads, serving efficiencies) by key."""
     return {row["key"]: float(row["value"]) for row in _load("defaults.toml")["default"]}
@@ -132,7 +147,9 @@ def uncertainty_rows() -> tuple[dict, ...]:
 
 
 def catalog_versions() -> dict[str, str]:
-    return {n: _load(f"{n}.toml")["version"] for n in ("gpus", "models", "defaults", "currencies")}
+    out = {n: _load(f"{n}.toml")["version"] for n in ("gpus", "models", "defaults", "currencies")}
+    out["hf_configs"] = hf_config_file()["version"]
+    return out
 
 
 def get_gpu(gpu_id: object) -> GPUSpec:

@@ -15,6 +15,7 @@ from engine.cliargs import finite, quantity, whole
 def register(est_sub: argparse._SubParsersAction, common: argparse.ArgumentParser, models: list[str],
              gpus: list[str]) -> None:
     from engine.estimate.finetune import ADAPTER_OPTIMIZER_BYTES, BASE_DTYPES, METHODS, TARGETS
+    from engine.estimate.models import HF_CONFIG_HELP
 
     lower = lambda text: text.strip().lower()  # noqa: E731
     f = est_sub.add_parser("finetune", parents=[common],
@@ -22,6 +23,7 @@ def register(est_sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     who = f.add_mutually_exclusive_group(required=True)
     who.add_argument("--model", type=lower, choices=models, metavar="NAME", help=f"preset: {', '.join(models)}")
     who.add_argument("--model-file", metavar="PATH", help="a custom architecture (TOML or JSON, fields as in models.toml)")
+    who.add_argument("--hf-config", metavar="PATH", help=HF_CONFIG_HELP)
     f.add_argument("--method", type=lower, choices=METHODS, required=True)
     f.add_argument("--tokens", type=quantity("tokens"), required=True, metavar="T", help="tokens in your data, e.g. 40M")
     f.add_argument("--epochs", type=finite("epochs"), default=1.0, metavar="E", help="passes over the data (default 1)")
@@ -55,7 +57,7 @@ def _finetune(args: argparse.Namespace) -> dict:
     from engine.estimate import sweeps
     from engine.estimate.finetune import FinetuneInput, estimate_finetune
 
-    model = model_specs.load_model_file(args.model_file) if args.model_file else args.model
+    model = model_specs.model_from_args(args.model, args.model_file, args.hf_config)
     inp = FinetuneInput(
         model=model, method=args.method, tokens=args.tokens, epochs=args.epochs, gpu=args.gpu, gpus=args.gpus,
         rank=args.rank, alpha=args.alpha, target=args.target, seq_len=args.seq_len, batch=args.batch,

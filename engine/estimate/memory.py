@@ -163,13 +163,13 @@ def _stage_layers(spec: ModelSpec, pp: int, stage: int) -> tuple[int, int]:
     base, extra = divmod(spec.n_layers, pp)
     start = stage * base + min(stage, extra)
     count = base + (1 if stage < extra else 0)
-    dense = max(0, min(start + count, spec.n_dense_layers) - start)
+    dense = spec.dense_layers_in(start, start + count)
     return dense, count - dense
 
 
 def _layer_params_per_gpu(spec: ModelSpec, moe: bool, tp: int) -> float:
     """Weights of one layer on one tensor-parallel rank: matrices sharded, norms replicated."""
-    norms = 2 * spec.norm_params()
+    norms = spec.layer_norm_params()
     mats = spec.attention_params() + (spec.moe_params(active=False) if moe else spec.mlp_params(spec.d_ff))
     return mats / tp + norms
 
@@ -211,7 +211,7 @@ def activation_bytes_per_layer(spec: ModelSpec, *, b: int, s: int, tp: int = 1, 
     if spec.is_mla:  # the compressed query and KV latents feed their up-projections
         replicated += 2.0 * s * b * (spec.q_lora_rank + spec.kv_lora_rank + spec.qk_rope_head_dim) * scale
     if moe:
-        width = (spec.top_k + spec.n_shared_experts) * spec.d_ff_expert
+        width = spec.active_expert_width
         # Router logits in fp32 (4·s·b·E bytes), plus each token's copies for its top-k experts: the
         # experts' inputs, and their outputs kept for the gradient of the gate weights.
         replicated += 4.0 * s * b * spec.n_experts + 2.0 * (2.0 * s * b * spec.top_k * h) * scale
@@ -244,7 +244,7 @@ def inference_activation_bytes(spec: ModelSpec, tokens: int, sequences: int, tp:
     """Transient peak of a forward pass over ``tokens`` tokens at once (a prefill chunk): one layer's
     widest intermediate (activations are freed layer by layer at inference), plus fp32 logits for the
     last position of each of ``sequences`` sequences."""
-    width = (spec.top_k + spec.n_shared_experts) * spec.d_ff_expert if spec.is_moe else spec.d_ff
+    width = spec.active_expert_width if spec.is_moe else spec.d_ff
     widest = max((3.0 if spec.gated else 2.0) * width, spec.n_heads * (spec.qk_head_dim * 3))
     return tokens * (spec.d_model + widest / tp) * bytes_per_value + sequences * spec.vocab_size / tp * 4.0
 

@@ -205,10 +205,10 @@ def _training(value: Any) -> tuple[TrainingPlan, ...]:
             raise ValidationError(f"{where}.gpu: unknown GPU {row['gpu']!r}; allowed: {', '.join(gpus())}")
         model = (row.get("model") or "").strip().lower()
         if row.get("model_file") is None:
-            from engine.estimate.models import models
+            from engine.estimate.models import model_ids
 
-            if model not in models():
-                raise ValidationError(f"{where}.model: unknown preset {row['model']!r}; allowed: {', '.join(models())}")
+            if model not in model_ids():
+                raise ValidationError(f"{where}.model: unknown preset {row['model']!r}; allowed: {', '.join(model_ids())}")
         plans.append(TrainingPlan(
             model=model or "custom", tokens=_number(f"{where}.tokens", row["tokens"], "count", 1, True, 1e17),
             gpu=gpu, gpus=int(_number(f"{where}.gpus", row["gpus"], "int", 1, True, 1e7)), method=method,
@@ -247,10 +247,10 @@ def profile_errors(data: Any) -> dict[str, str]:
     if isinstance(data.get("serving_gpu"), str) and data["serving_gpu"].strip().lower() not in gpus():
         errors["serving_gpu"] = f"unknown serving_gpu {data['serving_gpu']!r}; allowed: {', '.join(gpus())}"
     if isinstance(data.get("serving_model"), str):
-        from engine.estimate.models import models
+        from engine.estimate.models import model_ids
 
-        if data["serving_model"].strip().lower() not in models():
-            errors["serving_model"] = f"unknown serving_model {data['serving_model']!r}; allowed: {', '.join(models())}"
+        if data["serving_model"].strip().lower() not in model_ids():
+            errors["serving_model"] = f"unknown serving_model {data['serving_model']!r}; allowed: {', '.join(model_ids())}"
     for name in ("serving_dtype", "company"):
         if data.get(name) is not None and not isinstance(data[name], str):
             errors[name] = f"{name} must be text, got {type(data[name]).__name__}"

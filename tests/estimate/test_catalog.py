@@ -202,7 +202,7 @@ def test_defaults():
 
 def test_catalog_versions():
     versions = catalog.catalog_versions()
-    assert set(versions) == {"gpus", "models", "defaults", "currencies"}
+    assert set(versions) == {"gpus", "models", "defaults", "currencies", "hf_configs"}
     assert all(isinstance(v, str) and v for v in versions.values())
 
 
