@@ -138,7 +138,9 @@ def _watch(status: Callable[[str], dict], job: str, key: str, running: Callable[
     s = status(job)
     if s["status"] == "running":
         running(s)
-        return
+        s = status(job)  # it may have ended while it was drawn: then the page draws the result at once
+        if s["status"] == "running":
+            return
     st.session_state[f"{key}_done"] = s
     st.session_state.pop(f"{key}_job", None)
     st.rerun()
