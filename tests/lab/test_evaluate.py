@@ -150,7 +150,7 @@ def test_bad_input(classifier, csv_file, tmp_path):
 
 def test_saved_report_reaches_the_readiness_overview(classifier, monkeypatch):
     from engine.lab.evaluate import read_report, save_report
-    from engine.readiness import latest_training_run
+    from engine.artifacts import latest_training_run
     from engine.store import Registry
 
     res = evaluate(EvaluateInput(run=str(classifier)))
