@@ -160,3 +160,43 @@ def test_the_one_reader_sits_below_the_rooms_that_read_files():
             calls = {ast.unparse(n.func) for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Call)}
             assert not {c for c in calls if c.endswith(("open_csv", "read_csv", "ParquetFile", "read_parquet"))}, \
                 f"{path.relative_to(ROOT)} reads files itself; use engine.tabular.open_dataset"
+
+
+# The floors of the house, ground first (docs/ARCHITECTURE.md's rooms): a room imports only rooms on floors
+# below its own. Every engine room, ui and views stand on one; a new room is placed here on purpose.
+FLOORS: tuple[tuple[str, ...], ...] = (
+    ("engine", "engine.errors"),                      # the package's face (its version) and the one error type
+    ("engine.units", "engine.catalog", "engine.access", "engine.requires", "engine.tabular"),
+    ("engine.money", "engine.workspace"),
+    ("engine.store", "engine.cliargs", "engine.charts"),
+    ("engine.artifacts", "engine.jobs"),              # the workspace's artifacts read one way; the job runner
+    ("engine.estimate",),
+    ("engine.datacheck",),
+    ("engine.lab",),
+    ("engine.infer",),
+    ("engine.readiness",),
+    ("engine.cli",),
+    ("engine.__main__",),                             # python -m engine
+    ("ui",),
+    ("views",),
+)
+
+
+def test_no_room_imports_one_on_a_floor_above_it():
+    """Arrows run down only: e.g. the estimator reads a calibration through engine.artifacts, never through
+    readiness; the lab's CLI never hands a command to the inference room (infer adds --serve to it)."""
+    floor = {room: i for i, rooms in enumerate(FLOORS) for room in rooms}
+    graph = _engine_module_graph()
+    for path in [*(ROOT / "views").glob("*.py"), *(ROOT / "ui").glob("*.py")]:
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        graph[name] = {m for m, _ in _from_imports(path) if m.startswith(("engine", "ui", "views"))}
+    unplaced = sorted({_room(m) for m in graph} - set(floor))
+    assert not unplaced, f"rooms on no floor (place them in FLOORS): {unplaced}"
+    upward = []
+    for module, deps in graph.items():
+        here = _room(module)
+        for dep in deps:
+            there = _room(dep)
+            if there != here and floor.get(there, -1) >= floor[here]:
+                upward.append(f"{module} (floor {floor[here]}) imports {dep} (floor {floor.get(there)})")
+    assert not upward, "imports that run back up: " + "; ".join(sorted(upward))

@@ -9,8 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from engine.lab import evaluate as ev
-from engine.store import is_alive
-from ui.widgets import run_engine
+from ui.widgets import run_engine, watch_job
 
 TERMINAL = ("finished", "stopped", "failed", "diverged")
 
@@ -93,23 +92,17 @@ def evaluation_section(run: dict, key: str = "eval") -> None:
         folds = c1.number_input("k-fold (0: none)", 0, 20, 0, key=f"{key}_folds_{run['name']}",
                                 help="stratified k-fold macro-F1; each fold trains a fresh model for a few steps",
                                 disabled=not is_cls)
-        pid_key = f"{key}_pid_{run['name']}"
+        watch = f"{key}_watch_{run['name']}"
         if c2.button("Evaluate this run", key=f"{key}_start_{run['name']}", disabled=run["status"] not in TERMINAL):
-            st.session_state[pid_key] = run_engine(ev.start_evaluation, run_dir, int(folds))
-        if is_alive(st.session_state.get(pid_key)):
-            _watch(run_dir, pid_key)
+            st.session_state[f"{watch}_job"] = run_engine(ev.start_evaluation, run_dir, int(folds))
+            st.session_state.pop(f"{watch}_done", None)
+        if st.session_state.get(f"{watch}_job"):
+            watch_job(ev.evaluation_status, st.session_state[f"{watch}_job"], watch,
+                      lambda _: st.caption("Evaluating in its own process…"))
             return
-        error = ev.report_error(run_dir)
+        done = st.session_state.get(f"{watch}_done")
+        if done and done["status"] == "failed":
+            st.error(done["error"])
         report = ev.read_report(run_dir)
-        if error and st.session_state.get(pid_key):
-            st.error(error)
         if report is not None:
             render_report(report, f"{key}_{run['name']}")
-
-
-@st.fragment(run_every=1.0)
-def _watch(run_dir: str, pid_key: str) -> None:
-    if is_alive(st.session_state.get(pid_key)):
-        st.caption("Evaluating in its own process…")
-    else:
-        st.rerun()

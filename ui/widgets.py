@@ -140,15 +140,22 @@ def money(value: float) -> str:
     return current_currency().format(value)
 
 
-@st.fragment(run_every=1.0)
-def watch_job(status: Callable[[str], dict], job: str, key: str, running: Callable[[dict], None]) -> None:
-    """Poll a job that runs in its own process once a second: while ``status(job)`` says it runs,
-    ``running(status)`` draws its progress; when it ends, its status goes to ``st.session_state[key +
-    "_done"]``, ``key + "_job"`` is cleared and the whole page reruns once (so polling stops)."""
+def watch_job(status: Callable[[str], dict], job: str, key: str, running: Callable[[dict], None], *,
+              every: float = 1.0) -> None:
+    """The one way a page follows work in its own process (engine/jobs.py): every ``every`` seconds, while
+    ``status(job)["status"]`` is "running", ``running(status)`` draws its progress (a bar, the live view,
+    a stop button); when it ends, its status goes to ``st.session_state[key + "_done"]``, ``key + "_job"``
+    is cleared and the whole page reruns once (so polling stops and the page draws the result)."""
+    st.fragment(_watch, run_every=every)(status, job, key, running)
+
+
+def _watch(status: Callable[[str], dict], job: str, key: str, running: Callable[[dict], None]) -> None:
     s = status(job)
     if s["status"] == "running":
         running(s)
-        return
+        s = status(job)  # it may have ended while it was drawn: then the page draws the result at once
+        if s["status"] == "running":
+            return
     st.session_state[f"{key}_done"] = s
     st.session_state.pop(f"{key}_job", None)
     st.rerun()

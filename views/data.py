@@ -19,7 +19,7 @@ from engine.tabular import sheet_names
 from ui.currency import current_currency, money_result
 from ui.access import demo_notice
 from ui.navigation import PAGES, link
-from ui.widgets import run_engine
+from ui.widgets import run_engine, watch_job
 
 UPLOAD_TYPES = ["csv", "tsv", "jsonl", "json", "ndjson", "parquet", "txt", "text", "md", "xlsx", "xlsm", "xls", "ods",
                 "gz"]
@@ -111,18 +111,10 @@ if st.session_state.get("dc_fingerprint") != fingerprint:
     st.session_state["dc_fingerprint"] = fingerprint
 
 
-@st.fragment(run_every=0.5)
-def _progress(job_id: str) -> None:
-    status = job.poll(job_id)
-    if status.state == "running":
-        st.progress(min(1.0, status.fraction), text=f"Checking: {status.message}")
-    else:
-        st.rerun()  # the whole page draws the result
-
-
 status = job.poll(st.session_state["dc_job"])
-if status.state == "running":
-    _progress(status.job_id)
+if status.state == "running":  # the whole page draws the result once the job ends
+    watch_job(lambda j: job.poll(j).to_dict(), status.job_id, "dc_watch",
+              lambda s: st.progress(min(1.0, s["fraction"]), text=f"Checking: {s['message']}"), every=0.5)
     st.stop()
 if status.state == "failed":
     st.error(status.error)

@@ -20,7 +20,7 @@ from engine.infer.capabilities import GRAPH_BY_BACKEND, check_dtype, list_backen
 from engine.infer.export import DEFAULT_OPSET, default_path  # noqa: E402
 from engine.infer.generate import Stream, classify  # noqa: E402
 from engine.infer.loading import load_run  # noqa: E402
-from engine.readiness import latest_serving_calibration  # noqa: E402
+from engine.artifacts import latest_serving_calibration  # noqa: E402
 from engine.lab import checkpoint as ck  # noqa: E402
 from engine.store import Registry  # noqa: E402
 from engine.workspace import registry_path  # noqa: E402

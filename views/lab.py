@@ -28,7 +28,7 @@ from engine.store import ACTIVE, Registry  # noqa: E402
 from engine.units import format_bytes, format_bytes_short, format_count  # noqa: E402
 from ui.evaluation import evaluation_section  # noqa: E402
 from ui.access import demo_notice  # noqa: E402
-from ui.widgets import run_engine  # noqa: E402
+from ui.widgets import run_engine, watch_job  # noqa: E402
 
 UPLOAD_TYPES = ["txt", "md", "csv", "tsv", "jsonl", "json", "parquet", "xlsx", "xlsm", "xls", "ods", "gz"]
 STATUS_ICONS = {"queued": "⏳", "running": "🟢", "stopping": "🟡", "finished": "✅", "stopped": "⏸️",
@@ -206,14 +206,13 @@ def _run_view(name: str) -> None:
         st.caption(f"Ended: {summary['stopped_reason']}")
 
 
-@st.fragment(run_every=1.0)
-def _live(name: str) -> None:
-    _run_view(name)
+def _live_status(name: str) -> dict:
+    """The run for watch_job: running while its registry row is active (then the page draws it once more)."""
     try:
-        if registry.get_run(name)["status"] not in ACTIVE:
-            st.rerun()  # finished: redraw the whole page once, and stop polling
+        active = registry.get_run(name)["status"] in ACTIVE
     except ValidationError:
-        pass
+        active = False
+    return {"status": "running" if active else "done"}
 
 
 selected = st.session_state.get("lab_run")
@@ -224,22 +223,11 @@ if selected:
         active, selected = False, None
         st.session_state.pop("lab_run", None)
     if selected and active:
-        _live(selected)
+        watch_job(_live_status, selected, "lab_live", lambda _: _run_view(selected))
     elif selected:
         _run_view(selected)
 
 # ---- calibration: measured tokens/s, FLOP/s, MFU and memory on this machine --------------------------
-@st.fragment(run_every=1.0)
-def _calibration_watch() -> None:
-    """Poll while a calibration process lives (it registers itself only once torch has loaded)."""
-    alive = jobs.is_alive(st.session_state.get("lab_cal_pid"))
-    if alive or registry.list_runs(kind="calibrate")["status"].isin(ACTIVE).any():
-        st.caption("Calibrating: timed training steps in their own process…")
-    else:
-        st.session_state.pop("lab_cal_pid", None)
-        st.rerun()  # done: redraw the whole page (the table) once, and stop polling
-
-
 with st.expander("Calibrate this machine (measured MFU for the cost estimator)"):
     k1, k2, k3 = st.columns(3)
     cal_preset = k1.selectbox("Preset", list(PRESETS), key="lab_cal_preset", format_func=lambda p: PRESETS[p].name)
@@ -248,12 +236,14 @@ with st.expander("Calibrate this machine (measured MFU for the cost estimator)")
     if k3.button("Run calibration", key="lab_cal_start", disabled=demo,
                  help="a few timed training steps on random tokens, in their own process"):
         run_engine(resolve_device, cal_device)  # no CUDA here: one error line now, not a silent child exit
-        st.session_state["lab_cal_pid"] = run_engine(jobs.start_calibration, cal_preset, cal_device, registry=registry)
+        st.session_state["lab_cal_job"] = run_engine(jobs.start_calibration, cal_preset, cal_device, registry=registry)
         st.toast("Calibration started: a few training steps, then the result appears here.")
     calibrations = registry.list_runs(kind="calibrate")
-    busy = jobs.is_alive(st.session_state.get("lab_cal_pid")) or calibrations["status"].isin(ACTIVE).any()
-    if busy:
-        _calibration_watch()
+    if st.session_state.get("lab_cal_job") or calibrations["status"].isin(ACTIVE).any():
+        # polled while the process lives (it registers itself only once torch has loaded); then the table
+        watch_job(lambda folder: {"status": "running" if jobs.calibration_running(folder, registry=registry) else "done"},
+                  st.session_state.get("lab_cal_job"), "lab_cal",
+                  lambda _: st.caption("Calibrating: timed training steps in their own process…"))
     if not calibrations.empty:
         rows = []
         for _, r in calibrations.iterrows():

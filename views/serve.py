@@ -52,7 +52,7 @@ with st.expander("Assumptions (editable; sources on the Reference data page)"):
                                      key="allreduce-us", help="two per layer with tensor parallelism")
 
 # Measured efficiencies from the latest serving calibration (Inference page / `calibrate --serve`).
-from engine.readiness import latest_serving_calibration  # noqa: E402
+from engine.artifacts import latest_serving_calibration  # noqa: E402
 
 measured = latest_serving_calibration()
 if measured and st.toggle("Use measured efficiencies", key="serve-measured",

@@ -6,7 +6,7 @@ from engine.catalog import defaults
 from engine.charts import cost_time_by_gpu, cost_vs_size
 from engine.estimate.sweeps import cost_by_size, training_by_gpu
 from engine.estimate.training import PRECISIONS, RECOMPUTE, TrainingInput, estimate_training
-from engine.readiness import latest_calibration
+from engine.artifacts import latest_calibration
 from engine.units import format_count, format_duration_hours, format_sci
 from ui.currency import current_currency, money_table, price_input
 from ui.widgets import downloads, gpu_picker, model_picker, money, quantity_input, run_engine

@@ -19,7 +19,7 @@ from engine.lab import jobs, tune, tune_jobs, tune_space  # noqa: E402
 from engine.lab.corpora import CORPORA  # noqa: E402
 from engine.lab.data import list_uploads  # noqa: E402
 from engine.store import Registry  # noqa: E402
-from ui.widgets import money, run_engine  # noqa: E402
+from ui.widgets import money, run_engine, watch_job  # noqa: E402
 
 st.title("Sweeps")
 st.caption("Find a good configuration fast on the compute you can afford: Optuna's TPE search with pruning, "
@@ -173,15 +173,8 @@ def _study_view(study_dir: str) -> None:
     st.session_state["tune_result"] = res
 
 
-@st.fragment(run_every=2.0)
-def _live(study_dir: str) -> None:
-    _study_view(study_dir)
-    if not tune_jobs.sweep_alive(study_dir):
-        st.rerun()
-
-
 if tune_jobs.sweep_alive(chosen):
-    _live(chosen)
+    watch_job(tune_jobs.sweep_status, chosen, "tune_live", lambda _: _study_view(chosen), every=2.0)
     if st.button("Stop the sweep", key="tune_stop", help="running trials end at their next evaluation"):
         run_engine(tune_jobs.stop_sweep, chosen)
         st.toast("Stop requested: trials end at their next evaluation.")

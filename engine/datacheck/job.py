@@ -11,15 +11,15 @@ A job is a folder (under ``$PREFLIGHT_HOME/checks/``) and a worker process::
     error.txt       one line, when the input was bad (ValidationError) or the worker crashed
 
 Every file is written to a temporary name and renamed, so a reader never sees half a file.
-Started with ``python -m engine.datacheck.job DIR``; a worker that dies without writing a report or an
-error is reported as failed once its pid is gone.
+Started with ``python -m engine.datacheck.job DIR`` through the job runner (engine/jobs.py: its record
+``job.json`` and ``worker.log``); a worker that dies without writing a report or an error is reported as
+failed once its pid is gone, with the last line of its log.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 import traceback
@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from engine import jobs as runner
 from engine import workspace
 from engine.errors import ValidationError
 
@@ -38,10 +39,7 @@ def jobs_dir() -> Path:
     return path
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+_write_atomic = runner.write_atomic
 
 
 def _read_json(path: Path) -> Any:
@@ -49,12 +47,6 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-
-
-def _pid_alive(pid: int) -> bool:
-    from engine.store import is_alive  # psutil-based, zombie-aware: the same rule as training runs
-
-    return is_alive(pid)
 
 
 @dataclass(frozen=True)
@@ -70,7 +62,7 @@ class JobStatus:
     directory: str = ""
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "status": self.state}  # "status": the key ui.widgets.watch_job reads
 
 
 def start_check(inp_fields: dict[str, Any], *, inline: bool = False) -> str:
@@ -94,13 +86,7 @@ def start_check(inp_fields: dict[str, Any], *, inline: bool = False) -> str:
     if inline:
         run_job(directory)
         return job_id
-    log = open(directory / "worker.log", "wb")  # noqa: SIM115 - the child owns it
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "engine.datacheck.job", str(directory)], stdout=log, stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL, start_new_session=True, cwd=os.getcwd(),
-    )
-    log.close()
-    _write_atomic(directory / "pid", str(proc.pid))
+    runner.start("engine.datacheck.job", [str(directory)], directory, log="worker.log", append=False)
     return job_id
 
 
@@ -109,40 +95,38 @@ def poll(job_id: str) -> JobStatus:
     directory = jobs_dir() / workspace.safe_name(job_id, "job id")
     if not directory.is_dir():
         return JobStatus(job_id, "failed", 0.0, "", error=f"no data-check job {job_id!r}")
-    error = directory / "error.txt"
-    if error.exists():
-        return JobStatus(job_id, "failed", 1.0, "", error=error.read_text(encoding="utf-8").strip()[:500],
-                         directory=str(directory))
+    error = _error(directory)
+    if error is not None:
+        return JobStatus(job_id, "failed", 1.0, "", error=error, directory=str(directory))
     report = _read_json(directory / "report.json")
     if report is not None:
         return JobStatus(job_id, "done", 1.0, "done", report=report, directory=str(directory))
-    progress = _read_json(directory / "progress.json") or {}
-    pid_text = (directory / "pid").read_text().strip() if (directory / "pid").exists() else ""
-    if pid_text.isdigit() and not _pid_alive(int(pid_text)):
-        # One last look: the worker may have finished between the reads above.
-        if (directory / "report.json").exists() or (directory / "error.txt").exists():
-            return poll(job_id)
-        return JobStatus(job_id, "failed", float(progress.get("fraction", 0.0)), "",
-                         error=f"the check worker (pid {pid_text}) stopped without a report; see {directory / 'worker.log'}",
-                         directory=str(directory))
-    return JobStatus(job_id, "running", float(progress.get("fraction", 0.0)), str(progress.get("message", "starting")),
+    s = runner.status(directory, lambda: _read_json(directory / "report.json") or _error(directory))
+    if s.status == "running":
+        return JobStatus(job_id, "running", s.fraction, s.message, directory=str(directory))
+    if s.result is not None:  # finished between the reads above
+        return poll(job_id)
+    pid = (runner.read_record(directory) or {}).get("pid")
+    why = f": {s.error}" if s.error != "the worker stopped without a result" else ""
+    return JobStatus(job_id, "failed", s.fraction, "",
+                     error=f"the check worker (pid {pid}) stopped without a report{why}; see {directory / 'worker.log'}",
                      directory=str(directory))
+
+
+def _error(directory: Path) -> str | None:
+    """The one line a finished worker left in error.txt, or None."""
+    try:
+        return (directory / "error.txt").read_text(encoding="utf-8").strip()[:500]
+    except OSError:
+        return None
 
 
 def cancel(job_id: str) -> None:
     """Stop a running job's worker (the page starts a new job when its inputs change)."""
-    import signal
-
     directory = jobs_dir() / workspace.safe_name(job_id, "job id")
-    pid_file = directory / "pid"
-    if not pid_file.exists() or (directory / "report.json").exists() or (directory / "error.txt").exists():
+    if (directory / "report.json").exists() or (directory / "error.txt").exists():
         return
-    pid = pid_file.read_text().strip()
-    if pid.isdigit() and _pid_alive(int(pid)):
-        try:
-            os.killpg(int(pid), signal.SIGTERM)  # the worker leads its own session
-        except OSError:
-            pass
+    if runner.stop(directory):  # SIGTERM to the worker's process group
         _write_atomic(directory / "error.txt", "cancelled: the inputs changed before the check finished")
 
 
@@ -164,8 +148,7 @@ def run_job(directory: Path) -> None:
         now = time.monotonic()
         if now - last[0] >= 0.2 or fraction >= 1.0:
             last[0] = now
-            _write_atomic(directory / "progress.json",
-                          json.dumps({"fraction": round(float(fraction), 4), "message": message, "time": time.time()}))
+            runner.write_progress(directory, fraction, message)
 
     try:
         fields = json.loads((directory / "input.json").read_text(encoding="utf-8"))

@@ -255,7 +255,7 @@ def _mfu(inp: FinetuneInput, gpu: GPUSpec) -> tuple[float, str]:
     if inp.measured_mfu:
         if inp.mfu is not None:
             raise ValidationError("give either mfu or measured-mfu, not both")
-        from engine.readiness import latest_calibration  # lazy: reads the workspace registry
+        from engine.artifacts import latest_calibration  # lazy: reads the workspace registry
 
         cal = latest_calibration()
         if not cal or not cal.get("mfu"):

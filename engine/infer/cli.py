@@ -7,7 +7,7 @@
     preflight classify --run runs/sentiment-1 --text "what a lovely day" --json
     preflight bench --preset shakespeare-char --backends torch,onnxruntime --batch 8 --seq-len 128 --json
     preflight bench --preset shakespeare-char --part attention --seq-lens 64,128,256 --json
-    preflight calibrate --serve --preset shakespeare-char --json        (registered by engine.lab.cli)
+    preflight calibrate --serve --preset shakespeare-char --json   (--serve added to the lab's calibrate)
 """
 
 from __future__ import annotations
@@ -101,6 +101,26 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     k.add_argument("--threads", type=_int("threads"), metavar="N", help="onnxruntime intra-op threads")
     k.add_argument("--progress", metavar="FILE", help=argparse.SUPPRESS)  # JSON lines for the page's job view
     k.set_defaults(handler=_bench, human=_bench_human)
+    _serving_calibration(sub.choices["calibrate"])  # engine/cli.py registers the lab's commands first
+
+
+def _serving_calibration(c: argparse.ArgumentParser) -> None:
+    """``calibrate --serve``: the lab's ``calibrate`` times training steps; this room adds serving
+    calibration to the same command (one command line for users), so the lab never imports this room."""
+    c.add_argument("--serve", action="store_true",
+                   help="serving calibration: measured prefill and decode vs the serving estimator (engine.infer)")
+    c.add_argument("--run", metavar="DIR", help="with --serve: a trained run instead of a preset")
+    c.add_argument("--backend", type=str.lower, default="auto", metavar="NAME", help="with --serve: inference backend")
+    training = c.get_default("handler")
+
+    def handler(args: argparse.Namespace) -> dict:
+        if not args.serve:
+            return training(args)
+        from engine.infer.serve_calibrate import calibrate_serve_cli
+
+        return calibrate_serve_cli(args)
+
+    c.set_defaults(handler=handler)
 
 
 def _backends(args: argparse.Namespace) -> dict:

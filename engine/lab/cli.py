@@ -4,7 +4,7 @@
     preflight train --resume runs/tiny-1 --max-steps 600 --json
     preflight calibrate --preset gpt2-small --device cuda --json
     preflight runs --json
-    preflight calibrate --serve --preset shakespeare-char --json   (engine.infer.serve_calibrate)
+    (``calibrate --serve``, serving calibration, is added to this command by engine/infer/cli.py)
     torchrun --nproc-per-node 2 -m engine train --sample stories --preset tiny --device cpu --out runs/ddp
 """
 
@@ -65,10 +65,6 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
     c = sub.add_parser("calibrate", parents=[common], help="measure tokens/s, FLOP/s, MFU and memory of a preset")
     c.add_argument("--preset", metavar="NAME")
-    c.add_argument("--serve", action="store_true",
-                   help="serving calibration: measured prefill and decode vs the serving estimator (engine.infer)")
-    c.add_argument("--run", metavar="DIR", help="with --serve: a trained run instead of a preset")
-    c.add_argument("--backend", type=str.lower, default="auto", metavar="NAME", help="with --serve: inference backend")
     c.add_argument("--device", type=str.lower, choices=("auto", "cpu", "cuda"), default="auto")
     c.add_argument("--batch-size", type=_int("batch-size"), metavar="B")
     c.add_argument("--steps", type=_int("steps"), default=10, metavar="N")
@@ -156,10 +152,6 @@ def _calibrate(args: argparse.Namespace) -> dict:
     from engine.requires import require_torch
 
     require_torch("calibrate")
-    if args.serve:  # serving calibration lives in the inference room
-        from engine.infer.serve_calibrate import calibrate_serve_cli
-
-        return calibrate_serve_cli(args)
     if not args.preset:
         from engine.errors import ValidationError
 

@@ -409,6 +409,7 @@ def evaluate(inp: EvaluateInput) -> EvaluateResult:
 # ---- for the page: evaluation in its own process ----------------------------------------------------------
 REPORT = "evaluation.json"
 LOG = "evaluation.log"
+JOB = "evaluation.job.json"  # the background evaluation's record (engine/jobs.py)
 
 
 def save_report(result: EvaluateResult) -> Path:
@@ -422,12 +423,11 @@ def save_report(result: EvaluateResult) -> Path:
     return path
 
 
-def start_evaluation(run_dir: str | os.PathLike, folds: int = 0) -> int:
-    """Start ``preflight evaluate --save`` for a run in its own process (cross-validation can take minutes);
-    its report lands in ``<run>/evaluation.json`` and its errors in ``<run>/evaluation.log``. Returns the pid."""
-    import subprocess
-    import sys
-
+def start_evaluation(run_dir: str | os.PathLike, folds: int = 0) -> str:
+    """Start ``preflight evaluate --save`` for a run through the job runner (cross-validation can take
+    minutes); its report lands in ``<run>/evaluation.json``, its errors in ``<run>/evaluation.log`` and its
+    record in ``<run>/evaluation.job.json``. Returns the run folder, for :func:`evaluation_status`."""
+    from engine import jobs as runner
     from engine.access import require_write
 
     require_write("evaluating a run (it saves a report)")
@@ -439,14 +439,9 @@ def start_evaluation(run_dir: str | os.PathLike, folds: int = 0) -> int:
 
     if ck.latest_path(run_dir) is None:
         raise ValidationError(f"run {run_dir.name} has no checkpoint to evaluate yet")
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    with open(run_dir / LOG, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "engine", "evaluate", "--run", str(run_dir), "--folds",
-                                 str(folds), "--save", "--json"], stdout=subprocess.DEVNULL, stderr=log,
-                                stdin=subprocess.DEVNULL, start_new_session=True, env=env)
-    return proc.pid
+    runner.start("engine", ["evaluate", "--run", str(run_dir), "--folds", str(folds), "--save", "--json"], run_dir,
+                 log=LOG, stdout=runner.DISCARD, append=False, record=JOB)
+    return str(run_dir)
 
 
 def read_report(run_dir: str | os.PathLike) -> dict | None:
@@ -457,11 +452,24 @@ def read_report(run_dir: str | os.PathLike) -> dict | None:
         return None
 
 
-def report_error(run_dir: str | os.PathLike) -> str:
-    """The last line of a failed background evaluation ("" when none)."""
-    try:
-        lines = [ln for ln in (Path(run_dir) / LOG).read_text(encoding="utf-8", errors="replace").splitlines()
-                 if ln.strip()]
-    except OSError:
-        return ""
-    return lines[-1].replace("preflight: error: ", "")[:500] if lines else ""
+def evaluation_status(run_dir: str | os.PathLike) -> dict:
+    """The background evaluation of a run now: {'status': running|done|failed, 'result': the report written
+    since it started, 'error': the last line of its log}; 'status' is 'none' when no evaluation was started."""
+    from engine import jobs as runner
+
+    folder = Path(run_dir)
+    rec = runner.read_record(folder, JOB)
+    if rec is None:
+        return {"status": "none", "result": None, "error": None}
+
+    def fresh() -> dict | None:  # a report from an earlier evaluation is not this one's result
+        try:
+            if (folder / REPORT).stat().st_mtime < float(rec.get("started") or 0.0) - 1.0:
+                return None
+        except OSError:
+            return None
+        return read_report(folder)
+
+    s = runner.status(folder, fresh, record=JOB, log=LOG, dead="the evaluation ended without a report")
+    error = s.error.replace("preflight: error: ", "") if s.error else None
+    return {"status": s.status, "result": s.result, "error": error}

@@ -1,9 +1,9 @@
 """Training as its own process, for the page: start, stop, resume, delete, and sample from a run.
 
 The page never trains inside the Streamlit script. :func:`start_training` registers the run as
-'queued' and starts ``python -m engine train ... --out <run dir>`` in a new session
-(``start_new_session=True``), so it survives Streamlit reruns, page switches and closed tabs; its
-output goes to ``<run dir>/log.txt``. The trainer adopts the queued row and reports status, metrics
+'queued' and starts ``python -m engine train ... --out <run dir>`` through the job runner
+(engine/jobs.py: a new session, so it survives Streamlit reruns, page switches and closed tabs); its
+output goes to ``<run dir>/log.txt`` and its pid (with the pid's start time) to the registry. The trainer adopts the queued row and reports status, metrics
 and samples to the registry, which the page polls. :func:`stop_run` sets the registry's stop flag
 (the trainer checkpoints and ends as 'stopped') and sends SIGTERM after a grace period, which the
 trainer treats the same way.
@@ -11,19 +11,16 @@ trainer treats the same way.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
+from engine import jobs as runner
 from engine.access import require_write
 from engine.errors import ValidationError
 from engine.store import Registry, is_alive
 from engine.workspace import runs_dir, safe_name
 
-__all__ = ["start_calibration", "start_training", "stop_run", "resume_run", "delete_run", "is_alive", "refresh", "generate", "train_args"]
+__all__ = ["start_calibration", "calibration_running", "start_training", "stop_run", "resume_run", "delete_run", "is_alive", "refresh", "generate", "train_args"]
 
 _FLAG = {
     "data": "--data", "sample": "--sample", "task": "--task", "text_col": "--text-col", "label_col": "--label-col",
@@ -57,22 +54,9 @@ def train_args(cfg) -> list[str]:
     return out
 
 
-def _spawn(args: list[str], run_dir: Path, env: dict | None = None, command: str = "train") -> subprocess.Popen:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    log = open(run_dir / "log.txt", "ab")  # noqa: SIM115 - handed to the child, closed below
-    try:
-        child_env = dict(os.environ)
-        child_env.setdefault("PYTHONUNBUFFERED", "1")
-        root = str(Path(__file__).resolve().parents[2])  # the folder holding the engine package
-        child_env["PYTHONPATH"] = os.pathsep.join(p for p in (root, child_env.get("PYTHONPATH")) if p)
-        if env:
-            child_env.update(env)
-        return subprocess.Popen(
-            [sys.executable, "-m", "engine", command, *args], stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True, cwd=os.getcwd(), env=child_env,
-        )
-    finally:
-        log.close()
+def _spawn(args: list[str], run_dir: Path, env: dict | None = None, command: str = "train",
+           record: str | None = None) -> runner.Job:
+    return runner.start("engine", [command, *args], run_dir, log="log.txt", record=record, env=env)
 
 
 def start_training(cfg, name: str | None = None, *, registry: Registry | None = None,
@@ -119,15 +103,16 @@ def start_training(cfg, name: str | None = None, *, registry: Registry | None = 
         config = {"args": args}
     run_name = reg.create_run(base, config, run_dir, kind="train", status="queued")
     args += ["--name", run_name]
-    proc = _spawn(args, run_dir, env)
-    reg.set_pid(run_name, proc.pid)
+    job = _spawn(args, run_dir, env)
+    reg.set_pid(run_name, job.pid)
     return run_name
 
 
 def start_calibration(preset: str, device: str = "auto", batch_size: int | None = None, *,
-                      registry: Registry | None = None, env: dict | None = None) -> int:
+                      registry: Registry | None = None, env: dict | None = None) -> str:
     """Start ``calibrate`` in its own process; it records a 'calibrate' run in the registry when it
-    starts and its result (or error) when it ends. Returns the process id."""
+    starts and its result (or error) when it ends. Returns its job folder (log.txt and the runner's
+    record, under the runs folder's ``calibrations/``), for :func:`calibration_running`."""
     from engine.lab.presets import get_preset
 
     from engine.lab.device import resolve_device
@@ -139,8 +124,22 @@ def start_calibration(preset: str, device: str = "auto", batch_size: int | None 
     args = ["--preset", preset, "--device", device, "--json", "--registry", str(reg.path)]
     if batch_size is not None:
         args += ["--batch-size", str(int(batch_size))]
-    folder = runs_dir() / "calibrations"
-    return _spawn(args, folder, env, command="calibrate").pid
+    import uuid
+
+    folder = runs_dir() / "calibrations" / (time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6])
+    _spawn(args, folder, env, command="calibrate", record=runner.RECORD)
+    return str(folder)
+
+
+def calibration_running(folder: str | None, *, registry: Registry | None = None) -> bool:
+    """Whether a calibration started by :func:`start_calibration` still runs (its process lives, or a
+    calibration run in the registry is still active: it registers itself once torch has loaded)."""
+    from engine.store import ACTIVE
+
+    if folder and runner.running(folder):
+        return True
+    runs = (registry or Registry()).list_runs(kind="calibrate")
+    return bool(runs["status"].isin(ACTIVE).any())
 
 
 def stop_run(name: str, *, grace_s: float = 30.0, registry: Registry | None = None, wait: bool = False) -> None:
@@ -167,14 +166,7 @@ def terminate(name: str, *, registry: Registry | None = None) -> bool:
     require_write("stopping runs")
     reg = registry or Registry()
     run = reg.get_run(name)
-    pid = run["pid"]
-    if not is_alive(pid, run["pid_started"]):
-        return False
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
+    return runner.send(run["pid"], run["pid_started"], group=False)
 
 
 def resume_run(name: str, *, max_steps: int | None = None, registry: Registry | None = None,
@@ -195,8 +187,8 @@ def resume_run(name: str, *, max_steps: int | None = None, registry: Registry | 
     if max_steps is not None:
         args += ["--max-steps", str(int(max_steps))]
     reg.set_status(name, "queued")
-    proc = _spawn(args, run_dir, env)
-    reg.set_pid(name, proc.pid)
+    job = _spawn(args, run_dir, env)
+    reg.set_pid(name, job.pid)
     return name
 
 
@@ -213,20 +205,10 @@ def refresh(registry: Registry | None = None) -> list[str]:
     marked = reg.mark_dead()
     for name in marked:
         run = reg.get_run(name)
-        tail = _log_tail(Path(run["run_dir"]) / "log.txt")
+        tail = runner.last_line(Path(run["run_dir"]) / "log.txt")
         if tail and "error:" in tail:
             reg.set_status(name, "failed", error=f"{run['error']}: {tail.split('error:', 1)[1].strip()}")
     return marked
-
-
-def _log_tail(path: Path) -> str:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(max(0, path.stat().st_size - 4096))
-            lines = [ln for ln in fh.read().decode("utf-8", "replace").splitlines() if ln.strip()]
-    except OSError:
-        return ""
-    return lines[-1][:500] if lines else ""
 
 
 def generate(run: str, prompt: str = "", *, max_new_tokens: int = 200, temperature: float = 0.8,

@@ -41,7 +41,6 @@ import math
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -453,16 +452,13 @@ def prepare(inp: SweepInput) -> tuple[Path, dict]:
 
 
 def spawn_worker(study_dir: Path, index: int) -> subprocess.Popen:
-    logs = study_dir / "workers"
-    logs.mkdir(exist_ok=True)
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    with open(logs / f"worker-{index}.log", "ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "engine", "sweep-worker", "--study-dir", str(study_dir),
-                                 "--worker", str(index), "--json"], stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=env, cwd=os.getcwd())
+    """One trial worker through the job runner, in the sweep's own process group (it ends with the sweep);
+    its pid goes into each trial it takes, where :func:`reap_dead_trials` looks for it."""
+    from engine import jobs as runner
+
+    job = runner.start("engine", ["sweep-worker", "--study-dir", str(study_dir), "--worker", str(index), "--json"],
+                       study_dir, log=f"workers/worker-{index}.log", record=None, new_session=False)
+    return job.process
 
 
 @dataclass

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from engine import jobs as runner
 from engine.errors import ValidationError
 from engine.lab.tune import open_study, stop_flag_path, summary
 from engine.lab.tune_predict import attrs, trial_config
@@ -53,43 +51,34 @@ def start_sweep(inp: SweepInput) -> dict[str, Any]:
         space_file = out / "space.json"
         atomic_write_text(space_file, json.dumps(inp.space, indent=1))
         inp = replace(inp, space=str(space_file))
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    with open(out / "log.txt", "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "engine", "sweep", *sweep_args(inp), "--json"], stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                                cwd=os.getcwd(), env=env)
-    atomic_write_text(out / "sweep.pid", json.dumps({"pid": proc.pid, "started": time.time()}))
-    return {"study": name, "study_dir": str(out), "pid": proc.pid}
+    job = runner.start("engine", ["sweep", *sweep_args(inp), "--json"], out, record=PID_FILE)
+    return {"study": name, "study_dir": str(out), "pid": job.pid}
+
+
+PID_FILE = "sweep.pid"  # the sweep process's record (engine/jobs.py), in the study folder
 
 
 def sweep_error(study_dir: str | os.PathLike) -> str:
     """The error line a sweep process left in its log.txt ("" when none)."""
-    try:
-        lines = [ln for ln in (Path(study_dir) / "log.txt").read_text(encoding="utf-8", errors="replace").splitlines()
-                 if ln.strip()]
-    except OSError:
-        return ""
-    errors = [ln for ln in lines if "error:" in ln]
-    return errors[-1].split("error:", 1)[1].strip()[:500] if errors else ""
+    return runner.last_line(Path(study_dir) / "log.txt", "error:")
 
 
 def sweep_alive(study_dir: str | os.PathLike) -> bool:
-    from engine.store import is_alive
+    return runner.running(study_dir, PID_FILE)
 
-    try:
-        pid = json.loads((Path(study_dir) / "sweep.pid").read_text(encoding="utf-8"))["pid"]
-    except (OSError, ValueError, KeyError):
-        return False
-    return is_alive(int(pid))
+
+def sweep_status(study_dir: str | os.PathLike) -> dict:
+    """{'status': running | done | failed, 'error': the sweep's error line} for the page's watch_job."""
+    if sweep_alive(study_dir):
+        return {"status": "running", "error": None}
+    error = sweep_error(study_dir)
+    return {"status": "failed" if error else "done", "error": error or None}
 
 
 def stop_sweep(study_dir: str | os.PathLike) -> None:
     """Ask the sweep to stop: running trials end at their next evaluation (a stopped trial is re-run on resume)."""
     path = Path(study_dir)
-    if not (path / "sweep.json").is_file() and not (path / "sweep.pid").is_file():
+    if not (path / "sweep.json").is_file() and not (path / PID_FILE).is_file():
         raise ValidationError(f"{path} holds no sweep")
     stop_flag_path(path).touch()
 
@@ -101,7 +90,7 @@ def list_studies() -> list[Path]:
     root = runs_dir() / "sweeps"
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if (p / "sweep.json").is_file() or (p / "sweep.pid").is_file()]
+    found = [p for p in root.iterdir() if (p / "sweep.json").is_file() or (p / PID_FILE).is_file()]
     return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
 

@@ -231,21 +231,14 @@ def measure_throughput(registry_path: str | None, device: str, preset: str, cont
                        n_cores: int) -> dict[str, Any]:
     """FLOP/s for the predictions: the latest finished calibration on this device in the registry, or
     (none there) a quick measured probe of the preset; scaled to one worker's share of the cores."""
-    from engine.store import Registry
+    from engine.artifacts import latest_calibration
 
-    found = None
     try:
-        runs = Registry(registry_path).list_runs(kind="calibrate")
-        done = runs[runs["status"] == "finished"]
-        for _, row in done.iterrows():
-            s = row["summary"] or {}
-            if s.get("device") == device and s.get("achieved_tflops"):
-                found = (row["name"], s)
-                break
+        s = latest_calibration(device=device, registry=registry_path)
     except ValidationError:
-        found = None
-    if found is not None:
-        name, s = found
+        s = None
+    if s is not None and s.get("achieved_tflops"):
+        name = s["name"]
         rate = float(s["achieved_tflops"]) * 1e12
         basis = (f"calibration {name!r} in the registry ({s.get('preset')}, {s.get('device_name')}, "
                  f"{rate / 1e9:.2f} GFLOP/s on all cores)")

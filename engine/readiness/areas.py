@@ -13,8 +13,9 @@ here:
   bands of the data-check page's gauge).
 - model: the latest training run: blocked when it failed or diverged, at risk while running, stopped,
   or when its validation loss did not fall by ``LEARNED_FRACTION`` from the first evaluation.
-- latency: a measured p95 (the inference room's serving measurement) against the target: ready
-  within it, at risk up to 1.5× it, blocked beyond.
+- latency: the estimated time per request against the p95 target once a serving calibration on the
+  serving GPU's model measured the efficiencies it uses: ready within it, at risk up to 1.5× it, blocked
+  beyond; no p95 is measured yet (nothing in the workspace records one), and the sentence says so.
 """
 
 from __future__ import annotations
@@ -144,24 +145,15 @@ def model_area(run: dict | None, first_val_loss: float | None = None) -> Area:
     return Area("model", "ready", f"The latest run {name} finished with {quality}.", PAGES["model"])
 
 
-def latency_area(target_s: float, measured: dict | None, estimated_s: float | None = None,
-                 calibrated: str | None = None) -> Area:
+def latency_area(target_s: float, estimated_s: float | None = None, calibrated: str | None = None) -> Area:
     """``calibrated``: where the estimate's efficiencies were measured (a serving calibration on the
     serving GPU's model); then the estimate is judged, and the sentence says it is not a p95 yet."""
-    if (not measured or measured.get("p95_latency_s") is None) and calibrated and estimated_s is not None:
+    if calibrated and estimated_s is not None:
         where = (f"{estimated_s:.2f} s per request at full batch, estimated from the {calibrated}, against the "
                  f"{target_s:g} s p95 target; no p95 measured yet")
         status = "ready" if estimated_s <= target_s else "at risk" if estimated_s <= 1.5 * target_s else "blocked"
         return Area("latency", status, f"{where[0].upper()}{where[1:]}.", PAGES["latency"])
-    if not measured or measured.get("p95_latency_s") is None:
-        hint = (f" (the estimator expects {estimated_s:.2f} s per request at full batch, not a measurement)"
-                if estimated_s is not None else "")
-        return Area("latency", "no data yet", f"No measured latency yet: measure the serving model on its GPU in the "
-                    f"inference room, then compare with the {target_s:g} s p95 target{hint}.", PAGES["latency"])
-    p95 = float(measured["p95_latency_s"])
-    where = f"measured p95 {p95:.2f} s (run {measured.get('name')}) against the {target_s:g} s target"
-    if p95 <= target_s:
-        return Area("latency", "ready", f"Within target: {where}.", PAGES["latency"])
-    if p95 <= 1.5 * target_s:
-        return Area("latency", "at risk", f"Slightly over: {where}.", PAGES["latency"])
-    return Area("latency", "blocked", f"Far over: {where}.", PAGES["latency"])
+    hint = (f" (the estimator expects {estimated_s:.2f} s per request at full batch, not a measurement)"
+            if estimated_s is not None else "")
+    return Area("latency", "no data yet", f"No measured latency yet: measure the serving model on its GPU in the "
+                f"inference room, then compare with the {target_s:g} s p95 target{hint}.", PAGES["latency"])

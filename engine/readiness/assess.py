@@ -22,13 +22,12 @@ CONTRACT = ("training_cost_usd", "runway_months_after_training", "serving_reques
 @dataclass(frozen=True)
 class Artifacts:
     """What the workspace knows: latest data check, training run (and its first validation loss),
-    calibration, and serving measurement of the scenario's model and GPU."""
+    calibration and serving calibration."""
 
     data: dict | None = None
     training: dict | None = None
     first_val_loss: float | None = None
     calibration: dict | None = None
-    serving: dict | None = None
     serving_calibration: dict | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -36,15 +35,14 @@ class Artifacts:
 
 
 def gather(profile: Profile) -> Artifacts:
-    from engine.readiness import (all_runs, first_val_loss, latest_calibration, latest_data_check,
-                                  latest_serving_calibration, latest_serving_measurement, latest_training_run)
+    from engine.artifacts import (all_runs, first_val_loss, latest_calibration, latest_data_check,
+                                  latest_serving_calibration, latest_training_run)
 
-    frame = all_runs()  # one registry read for the three kinds of run
+    frame = all_runs()  # one registry read for the kinds of run
     run_ = latest_training_run(frame)
     return Artifacts(data=latest_data_check(), training=run_,
                      first_val_loss=first_val_loss(run_["name"]) if run_ else None,
                      calibration=latest_calibration(frame),
-                     serving=latest_serving_measurement(profile.serving_model, profile.serving_gpu, frame),
                      serving_calibration=latest_serving_calibration(frame))
 
 
@@ -84,7 +82,7 @@ class Assessment:
 def incomplete(errors: dict[str, str], artifacts: Artifacts | None = None) -> list[A.Area]:
     """Verdicts for a profile that failed validation: the money and latency areas say what is missing
     (never a figure built on it); data and model still read the workspace."""
-    from engine.readiness import (all_runs, first_val_loss, latest_data_check, latest_training_run)
+    from engine.artifacts import all_runs, first_val_loss, latest_data_check, latest_training_run
 
     if artifacts is None:
         run_ = latest_training_run(all_runs())
@@ -115,7 +113,7 @@ def assess(profile: Profile, *, scenario: str = "base", samples: int = DEFAULT_S
     except ValidationError as exc:
         train_error = str(exc)
     try:
-        basis = serving_basis(profile, arts.serving, arts.serving_calibration)
+        basis = serving_basis(profile, arts.serving_calibration)
     except ValidationError as exc:
         serve_error = str(exc)
     projection = uncertainty = None
@@ -130,7 +128,7 @@ def assess(profile: Profile, *, scenario: str = "base", samples: int = DEFAULT_S
         A.serving_area(projection, serve_error, currency),
         A.data_area(arts.data),
         A.model_area(arts.training, arts.first_val_loss),
-        A.latency_area(profile.p95_latency_s, arts.serving, basis.request_latency_s if basis else None,
+        A.latency_area(profile.p95_latency_s, basis.request_latency_s if basis else None,
                        basis.source if basis and basis.source.startswith("estimator with efficiencies measured") else None),
     )
     assumptions = {

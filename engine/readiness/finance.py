@@ -107,22 +107,15 @@ def _serve_input(profile: Profile | _ServingFields, gpus: int, efficiency: float
                       prefill_efficiency=pe * efficiency, decode_efficiency=de * efficiency)
 
 
-def serving_basis(profile: Profile, measured: dict | None = None, calibration: dict | None = None) -> ServingBasis:
+def serving_basis(profile: Profile, calibration: dict | None = None) -> ServingBasis:
     """One replica of the serving model (see :func:`_serving_basis`), cached on the fields it reads:
     a change of users, growth, cash or price reuses it, so the page reruns without the estimator.
     ``calibration``: the latest serving calibration (its efficiencies apply when it ran on this GPU
-    model); ``measured``: a direct throughput measurement of this model on this GPU (replaces both)."""
+    model)."""
     pe, de, source = serving_efficiencies(profile.serving_gpu, calibration)
     base = _serving_basis(profile.serving_model, profile.serving_gpu, profile.serving_dtype, profile.prompt_tokens,
                           profile.output_tokens, profile.serving_price_usd_per_hour, pe, de)
-    base = replace(base, source=source)
-    if measured and measured.get("requests_per_s_per_replica"):
-        t1 = 1.0 / base.requests_per_s_per_replica()
-        factor = (1.0 / float(measured["requests_per_s_per_replica"])) / t1
-        base = replace(base, gpus_per_replica=int(measured.get("gpus") or base.gpus_per_replica),
-                       scaled_s=base.scaled_s * factor, fixed_s=base.fixed_s * factor,
-                       source=f"measured (run {measured.get('name')})")
-    return base
+    return replace(base, source=source)
 
 
 @lru_cache(maxsize=256)
@@ -346,12 +339,11 @@ def project(profile: Profile, basis: ServingBasis, training_cost_usd: float, *, 
     )
 
 
-def plan(profile: Profile, *, calibration: dict | None = None, measured_serving: dict | None = None,
-         serving_calibration: dict | None = None) -> Projection:
+def plan(profile: Profile, *, calibration: dict | None = None, serving_calibration: dict | None = None) -> Projection:
     """The profile's projection through the estimators (training estimator per planned run, serving
     estimator for a replica), with measured calibrations where they apply."""
     runs = training_costs(profile, calibration)
-    basis = serving_basis(profile, measured_serving, serving_calibration)
+    basis = serving_basis(profile, serving_calibration)
     return project(profile, basis, sum(r["cost_usd"] for r in runs), training=tuple(runs))
 
 

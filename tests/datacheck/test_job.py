@@ -66,7 +66,9 @@ def test_killed_worker_is_reported_failed(tmp_path):
     big = tmp_path / "big.csv"
     big.write_text("id,text\n" + "".join(f"{i},some words here number {i}\n" for i in range(300_000)))
     job_id = job.start_check({"path": str(big)})
-    pid = int((job.jobs_dir() / job_id / "pid").read_text())
+    from engine import jobs
+
+    pid = jobs.read_record(job.jobs_dir() / job_id)["pid"]
     os.kill(pid, signal.SIGKILL)
     status = _wait(job_id, timeout=30)
     assert status.state == "failed" and "stopped without a report" in status.error

@@ -43,7 +43,7 @@ def _click(app: AppPage, name: str) -> None:
 def _missing_artifacts(home, monkeypatch) -> tuple[int, bool]:
     """Areas the server's workspace has nothing for yet: the latency area always (no serving measurement
     in these tests), data and model unless an earlier e2e test of the session checked a file or trained."""
-    from engine.readiness import latest_data_check, latest_training_run
+    from engine.artifacts import latest_data_check, latest_training_run
 
     monkeypatch.setenv("PREFLIGHT_HOME", str(home))
     no_data = latest_data_check() is None

@@ -301,16 +301,16 @@ def test_cli_tokens_absent_and_qlora_model_file_missing_fields(capsys, tmp_path)
 
 
 def test_measured_mfu_comes_from_the_latest_calibration(monkeypatch):
-    import engine.readiness as readiness
+    import engine.artifacts as artifacts
 
-    monkeypatch.setattr(readiness, "latest_calibration", lambda: {"mfu": 0.21, "preset": "tiny", "device_name": "H100"})
+    monkeypatch.setattr(artifacts, "latest_calibration", lambda: {"mfu": 0.21, "preset": "tiny", "device_name": "H100"})
     base = FinetuneInput(model="llama-3-8b", tokens=4e7, gpu="h100-sxm", method="lora", measured_mfu=True)
     est = estimate_finetune(base)
     assert est.mfu == 0.21 and "measured" in est.mfu_basis
     assert est.gpu_hours == pytest.approx(est.flops_total / (989.4e12 * 0.21) / 3600)
     with pytest.raises(ValidationError, match="not both"):
         estimate_finetune(replace(base, mfu=0.3))
-    monkeypatch.setattr(readiness, "latest_calibration", lambda: None)
+    monkeypatch.setattr(artifacts, "latest_calibration", lambda: None)
     with pytest.raises(ValidationError, match="calibrate"):
         estimate_finetune(base)
 

@@ -7,7 +7,7 @@ import pytest
 from engine.errors import ValidationError
 from engine.infer.bench import BenchInput, bench
 from engine.infer.serve_calibrate import ServeCalibrateInput, calibrate_serve
-from engine.readiness import latest_serving_calibration
+from engine.artifacts import latest_serving_calibration
 
 
 def test_bench_rows_side_by_side(lm_run):

@@ -150,7 +150,7 @@ def test_bad_input(classifier, csv_file, tmp_path):
 
 def test_saved_report_reaches_the_readiness_overview(classifier, monkeypatch):
     from engine.lab.evaluate import read_report, save_report
-    from engine.readiness import latest_training_run
+    from engine.artifacts import latest_training_run
     from engine.store import Registry
 
     res = evaluate(EvaluateInput(run=str(classifier)))
@@ -159,3 +159,25 @@ def test_saved_report_reaches_the_readiness_overview(classifier, monkeypatch):
     Registry().create_run("cls", {}, classifier, status="finished")
     ev = latest_training_run()["evaluation"]
     assert ev["task"] == "classify" and ev["macro_f1"] == res.to_dict()["macro_f1"] and ev["ece"] >= 0
+
+
+def test_background_evaluation_status_reads_the_runner_record(tmp_path):
+    """A dead evaluation worker whose report predates it failed (its log's last line says why); a report
+    written since it started is its result."""
+    import json
+    import os
+    import time
+
+    from engine import jobs
+    from engine.lab.evaluate import JOB, LOG, REPORT, evaluation_status
+
+    assert evaluation_status(tmp_path)["status"] == "none"
+    (tmp_path / REPORT).write_text(json.dumps({"task": "lm", "val_loss": 1.0}))
+    os.utime(tmp_path / REPORT, (time.time() - 3600, time.time() - 3600))  # an earlier evaluation's report
+    # a gone worker: this test's pid with another start time (a recycled pid is not the worker)
+    jobs.write_atomic(tmp_path / JOB, json.dumps({"pid": os.getpid(), "pid_started": 1.0, "started": time.time()}))
+    (tmp_path / LOG).write_text("Traceback ...\npreflight: error: run x has no validation data\n")
+    s = evaluation_status(tmp_path)
+    assert s == {"status": "failed", "result": None, "error": "run x has no validation data"}
+    (tmp_path / REPORT).write_text(json.dumps({"task": "lm", "val_loss": 0.5}))  # written by this worker
+    assert evaluation_status(tmp_path) == {"status": "done", "result": {"task": "lm", "val_loss": 0.5}, "error": None}

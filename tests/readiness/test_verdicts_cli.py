@@ -81,25 +81,6 @@ def test_verdicts_change_when_the_artifacts_change(tmp_path):
     assert result.projection["training_cost_usd"] == pytest.approx(2 * cost_before, rel=1e-6)
 
 
-def test_a_serving_measurement_replaces_the_estimate_and_judges_latency():
-    """The inference room's contract (a finished run of kind 'serve' with these summary keys), written
-    here by hand because that room has not landed: speed and latency then come from it."""
-    profile = example_profile()
-    Registry()
-    now = time.time()
-    summary = {"model": "llama-3-8b", "gpu": "h100-sxm", "gpus": 1, "requests_per_s_per_replica": 1.0, "p95_latency_s": 9.0}
-    with sqlite3.connect(registry_path()) as conn:
-        conn.execute("INSERT INTO runs(name, run_dir, kind, status, config, summary, created, updated) VALUES "
-                     "('bench-1', '/tmp/x', 'serve', 'finished', '{}', ?, ?, ?)", (json.dumps(summary), now, now))
-    result = assess(profile, samples=100)
-    areas = _areas(result)
-    assert result.projection["serving_speed_source"] == "measured (run bench-1)"
-    assert result.projection["serving_requests_per_s_per_replica"] == pytest.approx(1.0)
-    # 5,000 users × 20 / 86,400 × 2 peak = 2.31 requests/s at 1 per replica: 3 GPUs.
-    assert result.projection["serving_gpus_needed"] == 3
-    assert areas["latency"].status == "blocked" and "measured p95 9.00 s" in areas["latency"].reason
-
-
 def test_cli_json_has_the_contract_fields(tmp_path, capsys):
     path = tmp_path / "company.toml"
     path.write_text(PROFILE)
