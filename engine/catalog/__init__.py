@@ -131,6 +131,12 @@ def uncertainty_rows() -> tuple[dict, ...]:
     return tuple(_load("uncertainty.toml")["range"])
 
 
+@cache
+def stack_rows() -> tuple[dict, ...]:
+    """The fine-tuning software stacks (stacks.toml): memory conventions, speed defaults, source, date."""
+    return tuple(_load("stacks.toml")["stack"])
+
+
 def catalog_versions() -> dict[str, str]:
     return {n: _load(f"{n}.toml")["version"] for n in ("gpus", "models", "defaults", "currencies")}
 

@@ -219,7 +219,8 @@ def _check(inp: FinetuneInput) -> None:
             assert math.isfinite(value), key
             assert value >= 0 or key == "headroom_bytes", key
     assert d["total_bytes_per_gpu"] == pytest.approx(sum(d[k] for k in (
-        "weights_bytes", "adapter_bytes", "gradients_bytes", "optimizer_bytes", "activations_bytes")))
+        "weights_bytes", "adapter_bytes", "gradients_bytes", "optimizer_bytes", "activations_bytes",
+        "checkpoint_bytes", "logits_bytes")))
     assert d["trainable_params"] <= d["total_params"]
     assert d["fits"] == (d["headroom_bytes"] >= 0)
 
