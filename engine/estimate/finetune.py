@@ -331,10 +331,18 @@ def _memory(spec: ModelSpec, method: str, rank: int, target: str, s: int, b: int
     n_dense = spec.n_dense_layers
     adapter_acts = n_dense * adapter_acts_per_layer(False) + (spec.n_layers - n_dense) * (
         adapter_acts_per_layer(True) if spec.is_moe else 0.0)
+    # A frozen matmul without an adapter needs only its weight for the input gradient, so autograd keeps
+    # no input for it (PyTorch saves mm's input only when the weight requires a gradient): without an
+    # adapter on down_proj its input (the MLP's width, 2·s·b·f bytes) goes; without one on gate/up, the
+    # MLP's normed input (2·s·b·h). The attention output is kept anyway (FlashAttention's backward needs it).
+    names = {x.name for x in targeted(spec, target, False)}
+    width = (spec.top_k + spec.n_shared_experts) * spec.d_ff_expert if spec.is_moe else spec.d_ff
+    unadapted = act / 2.0 * s * b * ((2.0 * width if "down_proj" not in names else 0.0)
+                                      + (2.0 * spec.d_model if not names & {"gate_proj", "up_proj"} else 0.0))
     if ckpt:
-        acts += full_layer + adapter_acts / spec.n_layers
+        acts += full_layer - unadapted + adapter_acts / spec.n_layers
     else:
-        acts += adapter_acts
+        acts += adapter_acts - spec.n_layers * unadapted
     trainable = lora_trainable_params(spec, rank, target)
     quantized = block_linear_params(spec) if method == "qlora" else 0
     if method == "qlora":
@@ -398,7 +406,11 @@ def _budget(p: _Plan, s: int) -> dict:
         grads = min(grads, spec.vocab_size * spec.d_model * (4.0 if p.dtype == "fp32" else 2.0))
     if p.stack.paged:
         opt, host_opt = 0.0, opt
-    allocated = weights + mem.adapters + grads + opt + acts + ckpt_gpu + logits
+    # Under checkpointing the logits and loss are freed before backward recomputes its first layer, so
+    # the two are never alive together: the peak holds the larger. Without it every layer's activations
+    # are still alive when the loss is computed.
+    live = max(acts, logits) if p.ckpt and p.pp == 1 else acts + logits
+    allocated = weights + mem.adapters + grads + opt + ckpt_gpu + live
     if p.fixed_overhead is None:
         context, frag = p.context, p.fragmentation * allocated
     else:
