@@ -482,9 +482,10 @@ def _plan(inp: FinetuneInput, spec: ModelSpec, method: str, gpu: GPUSpec) -> tup
     return plan, alpha, trainable
 
 
-def estimate_finetune(inp: FinetuneInput) -> FinetuneEstimate:
+def estimate_finetune(inp: FinetuneInput, *, longest: bool = True) -> FinetuneEstimate:
     """Memory per GPU (and on the host), fit, the longest sequence that fits, FLOPs, GPU-hours, tokens per
-    second, wall clock and dollars of one fine-tuning run on one software stack."""
+    second, wall clock and dollars of one fine-tuning run on one software stack. ``longest=False`` skips
+    the search for the longest sequence (max_seq_len_fits is then -1): for searches over many runs."""
     spec = resolve_model(inp.model)
     method = require_choice("method", inp.method, METHODS)
     gpu = resolve_gpu(inp.gpu)
@@ -541,7 +542,7 @@ def estimate_finetune(inp: FinetuneInput) -> FinetuneEstimate:
         quantized_params=int(mem["quantized"]), parallelism=parallelism, stack=p.stack.id, logits_bytes=mem["logits"],
         checkpoint_bytes=mem["checkpoints"], cuda_context_bytes=mem["context"], fragmentation_bytes=mem["fragmentation"],
         host_bytes=mem["host"], host_memory_bytes=p.host_memory, fits_gpu=mem["fits_gpu"], fits_host=mem["fits_host"],
-        max_seq_len_fits=max_seq_len_fits(p), optimizer=p.optimizer + (" (paged)" if p.stack.paged else "")
+        max_seq_len_fits=max_seq_len_fits(p) if longest else -1, optimizer=p.optimizer + (" (paged)" if p.stack.paged else "")
         + (" (in backward)" if p.stack.optimizer_in_backward else ""), offload_checkpoints=p.offload and p.ckpt,
         attention=p.stack.attention, hfu=speed["hfu"], dequant_hours=speed["dequant_hours"],
         tokens_per_second=trained / (gpu_hours * 3600.0), effective_mfu=speed["effective_mfu"],
@@ -584,9 +585,9 @@ def smallest_fit(inp: FinetuneInput, gpu: GPUSpec | str, limit: int = MAX_GPUS) 
     data parallel with ZeRO-3 / FSDP full sharding (the weights too, so the count can shrink the
     per-GPU share of a large model). None when even ``limit`` GPUs cannot hold it."""
     for n in gpu_counts(limit):
-        est = estimate_finetune(replace(inp, gpu=gpu, gpus=n, zero=0 if n == 1 else 3, tp=1, pp=1))
-        if est.fits:
-            return est
+        one = replace(inp, gpu=gpu, gpus=n, zero=0 if n == 1 else 3, tp=1, pp=1)
+        if estimate_finetune(one, longest=False).fits:
+            return estimate_finetune(one)
     return None
 
 

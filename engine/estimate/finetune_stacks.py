@@ -67,6 +67,12 @@ def stack_ids() -> tuple[str, ...]:
     return tuple(row["id"] for row in stack_rows())
 
 
+def stack_methods(stack_id: object) -> tuple[str, ...]:
+    """The methods a stack models."""
+    sid = require_choice("stack", stack_id, stack_ids())
+    return tuple(next(r for r in stack_rows() if r["id"] == sid)["methods"])
+
+
 def get_stack(stack_id: object, method: str) -> Stack:
     """The stack's defaults for ``method``; one line naming what it models when it does not model it."""
     sid = require_choice("stack", stack_id, stack_ids())
@@ -163,5 +169,5 @@ def stack_notes(stack: Stack, method: str, ckpt: bool, offload: bool, logits_byt
     return tuple(notes)
 
 
-__all__ = ["Stack", "stack_ids", "get_stack", "logits_loss_bytes", "dequant_seconds_per_step",
+__all__ = ["Stack", "stack_ids", "stack_methods", "get_stack", "logits_loss_bytes", "dequant_seconds_per_step",
            "dequant_bytes_per_weight", "offloaded_checkpoint_split", "run_speed", "stack_notes"]
