@@ -40,7 +40,7 @@
   gradients for them (the other 2·N of full training's backward), while the adapters train in full
   (6 per parameter). Attention's score and value products (no weights) cost 3× their forward either way.
   Gradient checkpointing adds one forward pass to the hardware FLOPs, not to the model FLOPs an MFU is
-  quoted against. QLoRA's dequantization is not a matmul FLOP: it shows as a lower MFU, set it yourself.
+  quoted against. QLoRA's dequantization is not a matmul FLOP: it is its own memory-bound time (finetune_stacks).
 - **Time and cost**: model FLOPs of tokens × epochs / (GPUs × peak bf16 × MFU), the catalog's typical
   MFU or the model lab's measured one; dollars = GPU-hours × price.
 
@@ -567,8 +567,8 @@ def _assumptions(method: str, dtype: str, optimizer: str, ckpt: bool) -> tuple[s
     if method == "qlora":
         notes.append(f"frozen block linears in NF4 with double quantization, {NF4_BITS_PER_PARAM:.4g} bits/param "
                      "(Dettmers et al. 2023, Sec. 3); embeddings, LM head and norms stay in 16-bit")
-        notes.append("paged 32-bit AdamW counted as resident on the GPU; dequantization overhead is not in the "
-                     "FLOP count: lower the MFU to reflect it")
+        notes.append("the optimizer counted as resident on the GPU unless the stack pages it; dequantization "
+                     "time is added to the matmuls' (not in the FLOP count)")
     notes.append("activations per Korthikanti et al. 2022 with FlashAttention" +
                  ("; gradient checkpointing keeps each layer's input plus one recomputed layer" if ckpt else ""))
     return tuple(notes)
