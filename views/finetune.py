@@ -114,9 +114,11 @@ if est.fits:
     st.success(f"**Yes.** {what} fits {where} ({used}); it takes about "
                f"{format_duration_hours(est.wall_clock_hours)} and costs about {money(est.cost_usd)}.")
 else:
-    st.warning(f"**No.** {what} does not fit {where}: it needs {used}. "
+    host = (f" The host needs {format_bytes(est.host_bytes)} for what the stack moves off the GPU, more than the "
+            f"{format_bytes(est.host_memory_bytes or 0)} given." if not est.fits_host else "")
+    st.warning(f"**No.** {what} does not fit {where}: it needs {used}.{host} "
                "The table below gives the smallest count of each GPU type that holds it.")
-m = st.columns(7)
+m = st.columns(5)
 m[0].metric("Fits", "yes" if est.fits else "no", help=est.parallelism)
 m[1].metric("Memory per GPU", format_bytes(est.total_bytes_per_gpu + est.overhead_bytes),
             help=f"of {format_bytes(est.gpu_memory_bytes)}, incl. {format_bytes(est.overhead_bytes)} fixed overhead")
@@ -125,11 +127,15 @@ m[2].metric("Trainable parameters", format_count(est.trainable_params),
 m[3].metric("Wall clock", format_duration_hours(est.wall_clock_hours),
             help=f"{format_count(est.gpu_hours)} GPU-hours at MFU {est.mfu:.0%} ({est.mfu_basis})")
 m[4].metric("Cost", money(est.cost_usd), help=f"{format_count(est.gpu_hours)} GPU-hours × {money(est.price_usd_per_hour)} per GPU-hour")
-m[5].metric("Longest sequence that fits", f"{est.max_seq_len_fits:,}",
+m = st.columns(5)
+m[0].metric("Longest sequence that fits", f"{est.max_seq_len_fits:,}",
             help=f"tokens per sequence at batch {est.batch} on {gpu.name}, {STACK_NAMES.get(stack_id, stack_id)}")
-m[6].metric("Tokens/s per GPU", f"{est.tokens_per_second:,.0f}",
+m[1].metric("Tokens/s per GPU", f"{est.tokens_per_second:,.0f}",
             help=f"hardware FLOPs utilization {est.hfu:.0%}" + (f"; QLoRA dequantization {format_duration_hours(est.dequant_hours)} "
                                                                   "of GPU time" if est.method == "qlora" else ""))
+m[2].metric("On the host", format_bytes(est.host_bytes), help="offloaded checkpoints and paged optimizer state, of "
+            f"{format_bytes(est.host_memory_bytes or 0)} host memory" + ("" if est.fits_host else ": does NOT fit"))
+m[3].metric("Stack", STACK_NAMES.get(stack_id, stack_id), help=stack.name)
 st.plotly_chart(finetune_breakdown(est.to_dict()), width="stretch", key="ft-breakdown")
 st.caption(f"Per GPU: weights {format_bytes(est.weights_bytes)}, adapters {format_bytes(est.adapter_bytes)}, "
            f"gradients {format_bytes(est.gradients_bytes)}, optimizer {format_bytes(est.optimizer_bytes)}, "

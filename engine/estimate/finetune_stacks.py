@@ -56,7 +56,9 @@ class Stack:
     attention: str
     cuda_context_gib: float
     fragmentation: float
-    hfu: float | None  # None: the GPU's typical MFU (gpus.toml)
+    hfu: float | None  # None: the GPU's typical MFU (gpus.toml) × hfu_scale
+    hfu_scale: float  # on the typical MFU, where hfu is None or the GPU is outside the fitted class
+    hfu_class_bandwidth: float | None  # hfu holds for GPUs up to this bandwidth (GB/s): the class it was measured on
     dequant_efficiency: float
     source: str
     date: str
@@ -89,6 +91,7 @@ def get_stack(stack_id: object, method: str) -> Stack:
         paged=bool(pick("paged")), optimizer_in_backward=bool(pick("optimizer_in_backward")),
         pure_bf16=bool(row["pure_bf16"]), attention=row["attention"], cuda_context_gib=float(row["cuda_context_gib"]),
         fragmentation=float(row["fragmentation"]), hfu=None if hfu == "typical" else float(hfu),
+        hfu_scale=float(row.get("hfu_scale", 1.0)), hfu_class_bandwidth=row.get("hfu_class_max_bandwidth_gbs"),
         dequant_efficiency=float(row["dequant_efficiency"]), source=row["source"], date=row["date"],
     )
 
@@ -130,11 +133,14 @@ def run_speed(stack: Stack, method: str, ckpt: bool, batch: int, gpu: GPUSpec, s
         mfu, basis = given_mfu
         util = mfu * hw_per_token / per_token
     else:
-        default = stack.hfu if stack.hfu is not None else gpu.typical_mfu
+        in_class = stack.hfu is not None and (stack.hfu_class_bandwidth is None
+                                              or gpu.bandwidth_gbs <= stack.hfu_class_bandwidth)
+        default = stack.hfu if in_class else min(1.0, gpu.typical_mfu * stack.hfu_scale)
         util = require_number("hfu", default if hfu is None else hfu, low=0, low_inclusive=False, high=1.0)
         basis = ("given hardware FLOPs utilization" if hfu is not None else
-                 f"stack {stack.id}'s hardware FLOPs utilization (engine/catalog/stacks.toml)" if stack.hfu is not None
-                 else f"typical bf16 MFU of {gpu.id} (engine/catalog/gpus.toml) as the {stack.id} stack's utilization")
+                 f"stack {stack.id}'s hardware FLOPs utilization on its GPU class (engine/catalog/stacks.toml)"
+                 if in_class else f"typical bf16 MFU of {gpu.id} (engine/catalog/gpus.toml) × {stack.hfu_scale:g} "
+                 f"for the {stack.id} stack")
         mfu = util * per_token / hw_per_token
     if peak * mfu <= 0:
         raise ValidationError(f"gpu {gpu.id} has no throughput at that precision in the catalog")
