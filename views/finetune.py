@@ -177,7 +177,8 @@ st.dataframe(shown, hide_index=True, width="stretch", key="ft-table",
                             if not c.endswith("gpus") and c not in ("gpu", "name", "memory_gib")})
 st.caption("Each GPU type at its smallest fitting count (1, 2, 4, ... GPUs; more than one data parallel with "
            "FSDP / ZeRO-3 sharding of weights, gradients and optimizer). Empty cells: no fit within 1024 GPUs. "
-           "LoRA and QLoRA cost the same at the same MFU; QLoRA's dequantization makes it slower in practice.")
+           "QLoRA takes longer than LoRA at the same MFU: every micro-batch dequantizes its NF4 weights again. "
+           "Empty cells under a stack that does not model a method.")
 st.subheader("The longest sequence that fits each GPU")
 longest = run_engine(finetune_longest_context, inp)
 wide = longest[["gpu", "name", "memory_gib"]].drop_duplicates("gpu").reset_index(drop=True)

@@ -157,3 +157,28 @@ def test_property_longest_sequence_is_monotone_in_gpu_memory(stack, method, low,
     small = estimate_finetune(replace(inp, gpu=replace(card, memory_gib=low))).max_seq_len_fits
     large = estimate_finetune(replace(inp, gpu=replace(card, memory_gib=low + extra))).max_seq_len_fits
     assert small <= large
+
+
+def test_cli_flags_override_the_stack_defaults(capsys):
+    import json
+
+    base = ["estimate", "finetune", "--model", "llama-3-8b", "--method", "qlora", "--tokens", "1M", "--gpu", "rtx-4090",
+            "--seq-len", "1024", "--gradient-checkpointing", "--json"]
+    main(base + ["--stack", "unsloth", "--no-offload-checkpoints", "--cuda-context-gib", "1", "--fragmentation", "0"])
+    d = json.loads(capsys.readouterr().out)
+    assert d["host_bytes"] == 0 and d["cuda_context_bytes"] == 2**30 and d["fragmentation_bytes"] == 0
+    main(base + ["--loss-chunks", "4", "--hfu", "0.5", "--dequant-efficiency", "1"])
+    d = json.loads(capsys.readouterr().out)
+    assert d["logits_bytes"] == 656_670_720 and d["hfu"] == 0.5  # hf: (2 + 12/4) B × 131,334,144 logits
+
+
+def test_longest_context_table_is_the_estimates_own_figure():
+    from engine.estimate.sweeps import finetune_longest_context
+
+    table = finetune_longest_context(BASE, gpu_ids=["rtx-4090", "l4"])
+    assert len(table) == 2 * 3 * len(stack_ids())
+    full_unsloth = table[(table["stack"] == "unsloth") & (table["method"] == "full")]
+    assert full_unsloth["max_seq_len_fits"].isna().all()
+    row = table[(table["stack"] == "torchtune") & (table["method"] == "qlora") & (table["gpu"] == "l4")].iloc[0]
+    one = estimate_finetune(replace(BASE, stack="torchtune", gpu="l4"))
+    assert row["max_seq_len_fits"] == one.max_seq_len_fits
