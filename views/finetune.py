@@ -135,11 +135,13 @@ m[1].metric("Tokens/s per GPU", f"{est.tokens_per_second:,.0f}",
                                                                   "of GPU time" if est.method == "qlora" else ""))
 m[2].metric("On the host", format_bytes(est.host_bytes), help="offloaded checkpoints and paged optimizer state, of "
             f"{format_bytes(est.host_memory_bytes or 0)} host memory" + ("" if est.fits_host else ": does NOT fit"))
-m[3].metric("Stack", STACK_NAMES.get(stack_id, stack_id), help=stack.name)
+m[3].metric("QLoRA dequantization", format_duration_hours(est.dequant_hours) if est.method == "qlora" else "—",
+            help="GPU time spent turning NF4 weights back into bf16, every micro-batch, in every pass")
 st.plotly_chart(finetune_breakdown(est.to_dict()), width="stretch", key="ft-breakdown")
 st.caption(f"Per GPU: weights {format_bytes(est.weights_bytes)}, adapters {format_bytes(est.adapter_bytes)}, "
            f"gradients {format_bytes(est.gradients_bytes)}, optimizer {format_bytes(est.optimizer_bytes)}, "
-           f"activations {format_bytes(est.activations_bytes)}. {format_sci(est.flops_total)} model FLOPs "
+           f"activations {format_bytes(est.activations_bytes)}, checkpoints {format_bytes(est.checkpoint_bytes)}, "
+           f"logits and loss {format_bytes(est.logits_bytes)}. {format_sci(est.flops_total)} model FLOPs "
            f"({format_sci(est.flops_per_token)} per token). " + "; ".join(est.assumptions) + ".")
 
 # The other GPU types run at the stack's own speed on each unless the user set an MFU (or measured one).
