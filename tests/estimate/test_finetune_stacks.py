@@ -182,3 +182,16 @@ def test_longest_context_table_is_the_estimates_own_figure():
     row = table[(table["stack"] == "torchtune") & (table["method"] == "qlora") & (table["gpu"] == "l4")].iloc[0]
     one = estimate_finetune(replace(BASE, stack="torchtune", gpu="l4"))
     assert row["max_seq_len_fits"] == one.max_seq_len_fits
+
+
+def test_every_stack_row_has_a_source_a_date_and_known_methods():
+    import datetime
+
+    from engine.catalog import stack_rows
+    from engine.estimate.finetune import METHODS
+
+    for row in stack_rows():
+        assert row["source"].count("http") >= 2 and datetime.date.fromisoformat(row["date"]), row["id"]
+        assert set(row["methods"]) <= set(METHODS) and row["methods"]
+        for method in row["methods"]:
+            assert row[f"hfu_{method}"] == "typical" or 0 < row[f"hfu_{method}"] <= 1
