@@ -195,3 +195,31 @@ def test_every_stack_row_has_a_source_a_date_and_known_methods():
         assert set(row["methods"]) <= set(METHODS) and row["methods"]
         for method in row["methods"]:
             assert row[f"hfu_{method}"] == "typical" or 0 < row[f"hfu_{method}"] <= 1
+
+
+def test_eager_cross_entropy_saves_fp32_log_probs_chunked_or_not():
+    """The premise of the logits coefficients, measured with autograd's saved-tensor hooks on a tiny case:
+    F.cross_entropy(logits.float()) keeps the fp32 log-softmax (4 B per token × vocabulary entry) for
+    backward; splitting it into 8 chunks in eager mode keeps the same 4 B in total (only a compiled loss,
+    which recomputes the softmax, drops it: torchtune's row assumes compile on)."""
+    torch = pytest.importorskip("torch")
+    functional = torch.nn.functional
+    t, v = 64, 1000
+    logits = torch.randn(t, v, dtype=torch.bfloat16, requires_grad=True)
+    labels = torch.randint(0, v, (t,))
+
+    def saved(fn) -> int:
+        seen: dict[int, int] = {}
+
+        def pack(x):
+            seen[id(x)] = x.numel() * x.element_size()
+            return x
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
+            fn()
+        return sum(seen.values())
+
+    whole = saved(lambda: functional.cross_entropy(logits.float(), labels))
+    chunked = saved(lambda: sum(functional.cross_entropy(c.float(), y, reduction="sum")
+                                for c, y in zip(logits.chunk(8), labels.chunk(8))))
+    assert whole == pytest.approx(4 * t * v, rel=0.01) and chunked == pytest.approx(4 * t * v, rel=0.01)
