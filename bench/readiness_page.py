@@ -90,7 +90,8 @@ engine, mc = [], []
 for _ in range({reruns}):
     t = time.perf_counter(); assess(p, samples=2000); engine.append(time.perf_counter() - t)
 runs = training_costs(p)
-point = PointCosts(tuple(r["cost_usd"] for r in runs), tuple(r["mfu"] for r in runs), serving_basis(p))
+point = PointCosts(tuple(r["cost_usd"] for r in runs), tuple(r["mfu"] for r in runs), serving_basis(p),
+                   tuple(r["mfu_free_cost_usd"] for r in runs))
 for _ in range({reruns}):
     t = time.perf_counter(); run(p, point, samples=2000); mc.append(time.perf_counter() - t)
 print(json.dumps({{"first_render_s": first, "new_session_render_median_s": statistics.median(new_sessions),

@@ -196,9 +196,10 @@ def data_check_figures(report: dict) -> list[go.Figure]:
 
 
 # ---- fine-tuning -------------------------------------------------------------------------------------
-FINETUNE_COMPONENTS = ("weights", "adapters", "gradients", "optimizer", "activations", "overhead")
+FINETUNE_COMPONENTS = ("weights", "adapters", "gradients", "optimizer", "activations", "checkpoints", "logits",
+                       "overhead")
 METHOD_COLORS = {"full": "#db2777", "lora": "#2563eb", "qlora": "#16a34a"}
-_COMPONENT_COLOR = {**COMPONENT_COLORS, "adapters": "#0891b2"}
+_COMPONENT_COLOR = {**COMPONENT_COLORS, "adapters": "#0891b2", "checkpoints": "#ca8a04", "logits": "#dc2626"}
 
 
 def _panels(n: int, gap: float = 0.04) -> list[list[float]]:
@@ -210,6 +211,32 @@ def _panels(n: int, gap: float = 0.04) -> list[list[float]]:
 def _panel_titles(titles: list[str], domains: list[list[float]]) -> list[dict]:
     return [dict(text=t, x=(d[0] + d[1]) / 2, y=1.0, xref="paper", yref="paper", showarrow=False, xanchor="center",
                  yanchor="bottom") for t, d in zip(titles, domains)]
+
+
+FINETUNE_BREAKDOWN = (  # (estimate field, label, where)
+    ("weights_bytes", "weights", "GPU"), ("adapter_bytes", "adapters", "GPU"), ("gradients_bytes", "gradients", "GPU"),
+    ("optimizer_bytes", "optimizer", "GPU"), ("activations_bytes", "activations (live layers)", "GPU"),
+    ("checkpoint_bytes", "activation checkpoints on the GPU", "GPU"), ("logits_bytes", "logits and loss", "GPU"),
+    ("cuda_context_bytes", "CUDA context", "GPU"), ("fragmentation_bytes", "allocator fragmentation", "GPU"),
+    ("host_bytes", "on the host: offloaded checkpoints, paged optimizer", "host"),
+)
+
+
+def finetune_breakdown(est: dict) -> go.Figure:
+    """One fine-tuning estimate's memory, one bar per component (GPU parts, then what lives on the host),
+    with the GPU's capacity and, where given, the host's. Input: ``FinetuneEstimate.to_dict()``."""
+    labels = [label for _, label, _ in FINETUNE_BREAKDOWN]
+    values = [float(est.get(key) or 0.0) / 2**30 for key, _, _ in FINETUNE_BREAKDOWN]
+    colors = ["#94a3b8" if where == "host" else "#2563eb" for _, _, where in FINETUNE_BREAKDOWN]
+    fig = go.Figure(go.Bar(y=labels, x=values, orientation="h", marker_color=colors,
+                           hovertemplate="%{y}: %{x:,.2f} GiB<extra></extra>"))
+    fig.add_vline(x=float(est["gpu_memory_bytes"]) / 2**30, line_color="#dc2626", line_dash="dash",
+                  annotation_text="GPU memory", annotation_position="top")
+    peak = "the larger of the live layer and the logits counts (never alive together)" if est.get(
+        "gradient_checkpointing") else "all of them are alive when the loss is computed"
+    fig.update_layout(title=f"Memory by component ({est.get('stack', '')} stack): {peak}", xaxis_title="GiB",
+                      height=420, yaxis=dict(autorange="reversed"), **_LAYOUT)
+    return fig
 
 
 def finetune_memory_by_gpu(df: pd.DataFrame) -> go.Figure:

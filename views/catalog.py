@@ -44,3 +44,10 @@ st.dataframe(pd.DataFrame(catalog.currency_rows()), hide_index=True, width="stre
 st.subheader("Readiness ranges")
 st.caption("Factors on a scenario's own values for the readiness Monte Carlo (engine/catalog/uncertainty.toml).")
 st.dataframe(pd.DataFrame(catalog.uncertainty_rows()), hide_index=True, width="stretch")
+
+st.subheader("Fine-tuning software stacks")
+st.caption("How each stack holds the logits and loss, where checkpoints live, its optimizer, attention and "
+           "speed, with the code or docs each value follows (engine/catalog/stacks.toml).")
+stacks = pd.DataFrame(catalog.stack_rows())
+stacks["methods"] = stacks["methods"].map(", ".join)
+st.dataframe(stacks.astype(str), hide_index=True, width="stretch")

@@ -146,6 +146,12 @@ def uncertainty_rows() -> tuple[dict, ...]:
     return tuple(_load("uncertainty.toml")["range"])
 
 
+@cache
+def stack_rows() -> tuple[dict, ...]:
+    """The fine-tuning software stacks (stacks.toml): memory conventions, speed defaults, source, date."""
+    return tuple(_load("stacks.toml")["stack"])
+
+
 def catalog_versions() -> dict[str, str]:
     out = {n: _load(f"{n}.toml")["version"] for n in ("gpus", "models", "defaults", "currencies")}
     out["hf_configs"] = hf_config_file()["version"]

@@ -40,7 +40,7 @@
   gradients for them (the other 2·N of full training's backward), while the adapters train in full
   (6 per parameter). Attention's score and value products (no weights) cost 3× their forward either way.
   Gradient checkpointing adds one forward pass to the hardware FLOPs, not to the model FLOPs an MFU is
-  quoted against. QLoRA's dequantization is not a matmul FLOP: it shows as a lower MFU, set it yourself.
+  quoted against. QLoRA's dequantization is not a matmul FLOP: it is its own memory-bound time (finetune_stacks).
 - **Time and cost**: model FLOPs of tokens × epochs / (GPUs × peak bf16 × MFU), the catalog's typical
   MFU or the model lab's measured one; dollars = GPU-hours × price.
 
@@ -57,6 +57,9 @@ from engine.catalog import GPUSpec, defaults, resolve_gpu
 from engine.errors import ValidationError, require_choice, require_finite_result, require_number
 from engine.estimate.architecture import ModelSpec
 from engine.estimate.memory import OPTIMIZER_STATE_BYTES, MemoryInput, activation_bytes_per_layer, estimate_memory
+from engine.estimate.finetune_stacks import (
+    Stack, get_stack, offloaded_checkpoint_split, run_speed, stack_notes,
+)
 from engine.estimate.models import resolve_model
 
 METHODS = ("full", "lora", "qlora")
@@ -198,11 +201,20 @@ class FinetuneInput:
     measured_mfu: bool = False
     price_usd_per_hour: float | None = None
     dtype: str = "bf16"
-    optimizer: str = "adamw"
+    optimizer: str | None = None  # None: the stack's (stacks.toml)
     zero: int = 0
     tp: int = 1
     pp: int = 1
-    overhead_gib: float | None = None
+    overhead_gib: float | None = None  # given: replaces the stack's CUDA context + fragmentation
+    stack: str = "hf"
+    loss_chunks: int | None = None
+    logits_bytes: float | None = None  # bytes per token × vocab entry held by the logits and loss
+    offload_checkpoints: bool | None = None
+    host_memory_gib: float | None = None
+    cuda_context_gib: float | None = None
+    fragmentation: float | None = None
+    hfu: float | None = None  # hardware FLOPs utilization (instead of an MFU)
+    dequant_efficiency: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +255,23 @@ class FinetuneEstimate:
     gradient_checkpointing: bool
     quantized_params: int
     parallelism: str
+    stack: str = "hf"
+    logits_bytes: float = 0.0
+    checkpoint_bytes: float = 0.0
+    cuda_context_bytes: float = 0.0
+    fragmentation_bytes: float = 0.0
+    host_bytes: float = 0.0
+    host_memory_bytes: float | None = None
+    fits_gpu: bool = True
+    fits_host: bool = True
+    max_seq_len_fits: int = 0
+    optimizer: str = ""
+    offload_checkpoints: bool = False
+    attention: str = ""
+    hfu: float = 0.0
+    dequant_hours: float = 0.0
+    tokens_per_second: float = 0.0
+    effective_mfu: float = 0.0
     assumptions: tuple[str, ...] = field(default=())
 
     def to_dict(self) -> dict:
@@ -302,10 +331,18 @@ def _memory(spec: ModelSpec, method: str, rank: int, target: str, s: int, b: int
     n_dense = spec.n_dense_layers
     adapter_acts = n_dense * adapter_acts_per_layer(False) + (spec.n_layers - n_dense) * (
         adapter_acts_per_layer(True) if spec.is_moe else 0.0)
+    # A frozen matmul without an adapter needs only its weight for the input gradient, so autograd keeps
+    # no input for it (PyTorch saves mm's input only when the weight requires a gradient): without an
+    # adapter on down_proj its input (the MLP's width, 2·s·b·f bytes) goes; without one on gate/up, the
+    # MLP's normed input (2·s·b·h). The attention output is kept anyway (FlashAttention's backward needs it).
+    names = {x.name for x in targeted(spec, target, False)}
+    width = (spec.top_k + spec.n_shared_experts) * spec.d_ff_expert if spec.is_moe else spec.d_ff
+    unadapted = act / 2.0 * s * b * ((2.0 * width if "down_proj" not in names else 0.0)
+                                      + (2.0 * spec.d_model if not names & {"gate_proj", "up_proj"} else 0.0))
     if ckpt:
-        acts += full_layer + adapter_acts / spec.n_layers
+        acts += full_layer - unadapted + adapter_acts / spec.n_layers
     else:
-        acts += adapter_acts
+        acts += adapter_acts - spec.n_layers * unadapted
     trainable = lora_trainable_params(spec, rank, target)
     quantized = block_linear_params(spec) if method == "qlora" else 0
     if method == "qlora":
@@ -318,81 +355,199 @@ def _memory(spec: ModelSpec, method: str, rank: int, target: str, s: int, b: int
                    trainable * ADAPTER_OPTIMIZER_BYTES[optimizer] / shard(1), acts, quantized)
 
 
-def estimate_finetune(inp: FinetuneInput) -> FinetuneEstimate:
-    """Memory per GPU, fit, FLOPs, GPU-hours, wall clock and dollars of one fine-tuning run."""
-    spec = resolve_model(inp.model)
-    method = require_choice("method", inp.method, METHODS)
-    gpu = resolve_gpu(inp.gpu)
-    tokens = require_number("tokens", inp.tokens, low=1, high=MAX_TOKENS)
-    epochs = require_number("epochs", inp.epochs, low=0, low_inclusive=False, high=1000)
+SEQ_LEN_MAX = 10_000_000  # the seq-len input's upper bound; max_seq_len_fits searches up to it
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """Validated inputs of one run, everything but the sequence length (what max_seq_len_fits varies)."""
+
+    spec: ModelSpec
+    method: str
+    rank: int
+    target: str
+    b: int
+    ckpt: bool
+    dtype: str
+    optimizer: str
+    n: int
+    zero: int
+    tp: int
+    pp: int
+    stack: Stack
+    logits_bytes: float  # per token × vocab entry
+    offload: bool
+    fixed_overhead: float | None  # bytes; None: CUDA context + fragmentation
+    context: float
+    fragmentation: float
+    gpu_memory: float
+    host_memory: float | None
+
+
+def _budget(p: _Plan, s: int) -> dict:
+    """Bytes per GPU by component and on the host at sequence length ``s``, and whether they fit: the one
+    memory function behind ``fits`` and ``max_seq_len_fits``."""
+    spec = p.spec
+    mem = _memory(spec, p.method, p.rank, p.target, s, p.b, p.ckpt, p.dtype, p.optimizer, p.n, p.zero, p.tp, p.pp)
+    weights, grads, opt, acts = mem.weights, mem.gradients, mem.optimizer, mem.activations
+    tokens = s * p.b
+    logits = ckpt_gpu = ckpt_host = host_opt = 0.0
+    if p.pp == 1:  # memory.py adds fp32 logits (4 B) on the last stage; the stack's convention replaces them
+        acts -= 4.0 * tokens * spec.vocab_size / p.tp
+        logits = tokens * spec.vocab_size * p.logits_bytes / p.tp
+        if p.ckpt:  # each layer's input, 2·s·b·h bytes at 16-bit (sequence parallel splits it over tp)
+            value = 4.0 if p.dtype == "fp32" else 2.0
+            ckpt_all = spec.n_layers * tokens * spec.d_model * value / (p.tp if p.tp > 1 else 1)
+            acts -= ckpt_all
+            ckpt_gpu, ckpt_host = offloaded_checkpoint_split(ckpt_all, spec.n_layers, p.offload)
+    if p.method == "full" and p.stack.pure_bf16 and p.dtype != "fp32":  # no fp32 master copy
+        opt -= 4.0 * spec.params_total / (p.n // (p.tp * p.pp) if p.zero >= 1 else 1) / (p.tp * p.pp)
+    if p.stack.optimizer_in_backward:  # one parameter's gradient alive at a time: the largest matrix
+        grads = min(grads, spec.vocab_size * spec.d_model * (4.0 if p.dtype == "fp32" else 2.0))
+    if p.stack.paged:
+        opt, host_opt = 0.0, opt
+    # Under checkpointing the logits and loss are freed before backward recomputes its first layer, so
+    # the two are never alive together: the peak holds the larger. Without it every layer's activations
+    # are still alive when the loss is computed.
+    live = max(acts, logits) if p.ckpt and p.pp == 1 else acts + logits
+    allocated = weights + mem.adapters + grads + opt + ckpt_gpu + live
+    if p.fixed_overhead is None:
+        context, frag = p.context, p.fragmentation * allocated
+    else:
+        context, frag = p.fixed_overhead, 0.0
+    host = ckpt_host + host_opt
+    fits_gpu = allocated + context + frag <= p.gpu_memory
+    fits_host = host == 0 or (p.host_memory is not None and host <= p.host_memory)
+    return dict(weights=weights, adapters=mem.adapters, gradients=grads, optimizer=opt, activations=acts,
+                checkpoints=ckpt_gpu, logits=logits, allocated=allocated, context=context, fragmentation=frag,
+                host=host, fits_gpu=fits_gpu, fits_host=fits_host, fits=fits_gpu and fits_host,
+                quantized=mem.quantized)
+
+
+def max_seq_len_fits(p: _Plan) -> int:
+    """The longest sequence (at the plan's batch) whose budget fits, by binary search over ``_budget``:
+    memory grows with the sequence, so one token more does not fit. 0 when not even one token fits."""
+    if not _budget(p, 1)["fits"]:
+        return 0
+    lo, hi = 1, SEQ_LEN_MAX
+    if _budget(p, hi)["fits"]:
+        return hi
+    while hi - lo > 1:  # fits(lo), not fits(hi)
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if _budget(p, mid)["fits"] else (lo, mid)
+    return lo
+
+
+def _plan(inp: FinetuneInput, spec: ModelSpec, method: str, gpu: GPUSpec) -> tuple[_Plan, float, float]:
+    """Validate everything but the sequence length; (plan, alpha, trainable parameters)."""
     n = require_number("gpus", inp.gpus, low=1, high=1e6, integer=True)
     b = require_number("batch", inp.batch, low=1, high=1e5, integer=True)
-    s = min(spec.context, 2048) if inp.seq_len is None else inp.seq_len
-    s = require_number("seq-len", s, low=1, high=1e7, integer=True)
     zero = require_number("zero", inp.zero, low=0, high=3, integer=True)
     tp = require_number("tp", inp.tp, low=1, high=1024, integer=True)
     pp = require_number("pp", inp.pp, low=1, high=1024, integer=True)
-    ckpt = bool(inp.gradient_checkpointing)
-    price = require_number("price", gpu.price_usd_per_hour if inp.price_usd_per_hour is None else inp.price_usd_per_hour,
-                           low=0, high=1e4)
-    overhead = require_number("overhead-gib", defaults()["overhead_gib"] if inp.overhead_gib is None else inp.overhead_gib,
-                              low=0, high=1e4) * 2**30
+    stack = get_stack(inp.stack, method)
+    optimizer = stack.optimizer if inp.optimizer is None else inp.optimizer
     if method == "full":
         dtype = require_choice("dtype", inp.dtype, BASE_DTYPES)
         if n % (tp * pp):
             raise ValidationError(f"gpus ({n}) must be a multiple of tp × pp = {tp * pp}")
-        optimizer = require_choice("optimizer", inp.optimizer, OPTIMIZER_STATE_BYTES)
+        optimizer = require_choice("optimizer", optimizer, OPTIMIZER_STATE_BYTES)
         rank, target, alpha, trainable = 0, "", 0.0, spec.params_total
     else:
         dtype = "nf4" if method == "qlora" else require_choice("dtype", inp.dtype, BASE_DTYPES)
         if tp > 1 or pp > 1:
             raise ValidationError("tensor and pipeline parallelism are modelled for full fine-tuning only; LoRA and "
                                   "QLoRA spread over GPUs by data parallelism (zero 3 shards the frozen weights)")
-        optimizer = require_choice("optimizer", inp.optimizer, ADAPTER_OPTIMIZER_BYTES)
+        optimizer = require_choice("optimizer", optimizer, ADAPTER_OPTIMIZER_BYTES)
         target = require_choice("target", inp.target, TARGETS)
         rank = check_rank(spec, inp.rank, target)
         alpha = float(require_number("alpha", 2.0 * rank if inp.alpha is None else inp.alpha, low=0,
                                      low_inclusive=False, high=1e6))
         trainable = lora_trainable_params(spec, rank, target)
-    mem = _memory(spec, method, rank, target, s, b, ckpt, dtype, optimizer, n, zero, tp, pp)
-    total = mem.weights + mem.adapters + mem.gradients + mem.optimizer + mem.activations
+    chunks = require_number("loss-chunks", stack.loss_chunks if inp.loss_chunks is None else inp.loss_chunks,
+                            low=1, high=1e6, integer=True)
+    per_logit = (stack.logits_resident + stack.logits_transient / chunks if inp.logits_bytes is None
+                 else require_number("logits-bytes", inp.logits_bytes, low=0, high=64))
+    fixed = None if inp.overhead_gib is None else require_number("overhead-gib", inp.overhead_gib, low=0, high=1e4) * 2**30
+    context = require_number("cuda-context-gib", stack.cuda_context_gib if inp.cuda_context_gib is None
+                             else inp.cuda_context_gib, low=0, high=1e3) * 2**30
+    frag = require_number("fragmentation", stack.fragmentation if inp.fragmentation is None else inp.fragmentation,
+                          low=0, high=1)
+    host = None if inp.host_memory_gib is None else require_number(
+        "host-memory-gib", inp.host_memory_gib, low=0, low_inclusive=False, high=1e6) * 2**30
+    offload = stack.offload_checkpoints if inp.offload_checkpoints is None else bool(inp.offload_checkpoints)
+    plan = _Plan(spec, method, rank, target, int(b), bool(inp.gradient_checkpointing), dtype, optimizer, int(n),
+                 int(zero), int(tp), int(pp), stack, float(per_logit), offload, fixed, context, frag,
+                 gpu.memory_bytes, host)
+    return plan, alpha, trainable
+
+
+def estimate_finetune(inp: FinetuneInput, *, longest: bool = True) -> FinetuneEstimate:
+    """Memory per GPU (and on the host), fit, the longest sequence that fits, FLOPs, GPU-hours, tokens per
+    second, wall clock and dollars of one fine-tuning run on one software stack. ``longest=False`` skips
+    the search for the longest sequence (max_seq_len_fits is then -1): for searches over many runs."""
+    spec = resolve_model(inp.model)
+    method = require_choice("method", inp.method, METHODS)
+    gpu = resolve_gpu(inp.gpu)
+    tokens = require_number("tokens", inp.tokens, low=1, high=MAX_TOKENS)
+    epochs = require_number("epochs", inp.epochs, low=0, low_inclusive=False, high=1000)
+    s = min(spec.context, 2048) if inp.seq_len is None else inp.seq_len
+    s = int(require_number("seq-len", s, low=1, high=SEQ_LEN_MAX, integer=True))
+    price = require_number("price", gpu.price_usd_per_hour if inp.price_usd_per_hour is None else inp.price_usd_per_hour,
+                           low=0, high=1e4)
+    p, alpha, trainable = _plan(inp, spec, method, gpu)
+    mem = _budget(p, s)
+    if mem["host"] > 0 and p.host_memory is None:
+        where = "offloads activation checkpoints" if p.offload and p.ckpt else "pages its optimizer state"
+        raise ValidationError(f"stack {p.stack.id} {where} to CPU memory ({mem['host'] / 2**30:.3g} GiB here): give "
+                              "host-memory-gib" + (", or turn checkpoint offloading off" if p.offload else ""))
+    total = mem["allocated"]
 
     attn = 3.0 * spec.attention_flops_forward_per_token(s)
     if method == "full":
         per_token = 6.0 * spec.params_matmul_active + attn
         forward = 2.0 * spec.params_matmul_active + attn / 3.0
     else:
-        adapter_fwd = adapter_flops_forward_per_token(spec, rank, target)
+        adapter_fwd = adapter_flops_forward_per_token(spec, p.rank, p.target)
         per_token = 4.0 * spec.params_matmul_active + 3.0 * adapter_fwd + attn
         forward = 2.0 * spec.params_matmul_active + adapter_fwd + attn / 3.0
     trained = tokens * epochs
-    flops = per_token * trained
-    hw_flops = flops + (forward * trained if ckpt else 0.0)
-    mfu, basis = _mfu(inp, gpu)
-    peak = gpu.peak_flops("fp32" if dtype == "fp32" else "bf16")
-    if peak * mfu <= 0:
-        raise ValidationError(f"gpu {gpu.id} has no throughput at that precision in the catalog")
-    gpu_hours = flops / (peak * mfu) / 3600.0
-    wall = gpu_hours / n
+    if (inp.mfu is not None or inp.measured_mfu) and inp.hfu is not None:
+        raise ValidationError("give either an mfu or an hfu, not both")
+    speed = run_speed(p.stack, p.method, p.ckpt, p.b, gpu, s, per_token, forward, trained, mem["quantized"],
+                      _mfu(inp, gpu) if inp.mfu is not None or inp.measured_mfu else None, inp.hfu,
+                      inp.dequant_efficiency, p.dtype == "fp32", NF4_BITS_PER_PARAM)
+    gpu_hours = speed["gpu_hours"]
+    wall = gpu_hours / p.n
     if not (math.isfinite(gpu_hours) and wall > 0):
         raise ValidationError(f"inputs out of range: they give {gpu_hours:g} GPU-hours; check mfu and tokens")
+    n, zero, tp, pp = p.n, p.zero, p.tp, p.pp
     if method == "full":
         parallelism = (f"data parallel over {n // (tp * pp)}" + (f", ZeRO-{zero}" if zero else "")
                        + (f", TP={tp}" if tp > 1 else "") + (f", PP={pp}" if pp > 1 else "")) if n > 1 else "1 GPU"
     else:
         parallelism = "1 GPU" if n == 1 else (f"FSDP / ZeRO-{zero} over {n} GPUs" if zero else
                                              f"data parallel over {n} GPUs (each holds the whole model)")
+    overhead = mem["context"] + mem["fragmentation"]
     est = FinetuneEstimate(
         method=method, model=spec.id, trainable_params=int(trainable), total_params=int(spec.params_total),
-        weights_bytes=mem.weights, adapter_bytes=mem.adapters, gradients_bytes=mem.gradients,
-        optimizer_bytes=mem.optimizer, activations_bytes=mem.activations, total_bytes_per_gpu=total,
+        weights_bytes=mem["weights"], adapter_bytes=mem["adapters"], gradients_bytes=mem["gradients"],
+        optimizer_bytes=mem["optimizer"], activations_bytes=mem["activations"], total_bytes_per_gpu=total,
         overhead_bytes=overhead, gpu_memory_bytes=gpu.memory_bytes, headroom_bytes=gpu.memory_bytes - total - overhead,
-        fits=total + overhead <= gpu.memory_bytes, tokens=tokens, epochs=epochs, trained_tokens=trained,
-        seq_len=int(s), batch=int(b), flops_per_token=per_token, flops_total=flops, hardware_flops_total=hw_flops,
-        gpu=gpu.id, gpus=int(n), mfu=mfu, mfu_basis=basis, gpu_hours=gpu_hours, wall_clock_hours=wall,
-        price_usd_per_hour=price, cost_usd=gpu_hours * price, rank=int(rank), alpha=alpha, target=target,
-        gradient_checkpointing=ckpt, quantized_params=int(mem.quantized), parallelism=parallelism,
-        assumptions=_assumptions(method, dtype, optimizer, ckpt),
+        fits=mem["fits"], tokens=tokens, epochs=epochs, trained_tokens=trained,
+        seq_len=int(s), batch=p.b, flops_per_token=per_token, flops_total=speed["flops"],
+        hardware_flops_total=speed["hw_flops"], gpu=gpu.id, gpus=int(n), mfu=speed["mfu"], mfu_basis=speed["basis"],
+        gpu_hours=gpu_hours, wall_clock_hours=wall, price_usd_per_hour=price, cost_usd=gpu_hours * price,
+        rank=int(p.rank), alpha=alpha, target=p.target, gradient_checkpointing=p.ckpt,
+        quantized_params=int(mem["quantized"]), parallelism=parallelism, stack=p.stack.id, logits_bytes=mem["logits"],
+        checkpoint_bytes=mem["checkpoints"], cuda_context_bytes=mem["context"], fragmentation_bytes=mem["fragmentation"],
+        host_bytes=mem["host"], host_memory_bytes=p.host_memory, fits_gpu=mem["fits_gpu"], fits_host=mem["fits_host"],
+        max_seq_len_fits=max_seq_len_fits(p) if longest else -1, optimizer=p.optimizer + (" (paged)" if p.stack.paged else "")
+        + (" (in backward)" if p.stack.optimizer_in_backward else ""), offload_checkpoints=p.offload and p.ckpt,
+        attention=p.stack.attention, hfu=speed["hfu"], dequant_hours=speed["dequant_hours"],
+        tokens_per_second=trained / (gpu_hours * 3600.0), effective_mfu=speed["effective_mfu"],
+        assumptions=_assumptions(method, p.dtype, p.optimizer, p.ckpt)
+        + stack_notes(p.stack, method, p.ckpt, p.offload, p.logits_bytes, p.context, p.fragmentation),
     )
     require_finite_result(est, "mfu, tokens and epochs")
     return est
@@ -412,8 +567,8 @@ def _assumptions(method: str, dtype: str, optimizer: str, ckpt: bool) -> tuple[s
     if method == "qlora":
         notes.append(f"frozen block linears in NF4 with double quantization, {NF4_BITS_PER_PARAM:.4g} bits/param "
                      "(Dettmers et al. 2023, Sec. 3); embeddings, LM head and norms stay in 16-bit")
-        notes.append("paged 32-bit AdamW counted as resident on the GPU; dequantization overhead is not in the "
-                     "FLOP count: lower the MFU to reflect it")
+        notes.append("the optimizer counted as resident on the GPU unless the stack pages it; dequantization "
+                     "time is added to the matmuls' (not in the FLOP count)")
     notes.append("activations per Korthikanti et al. 2022 with FlashAttention" +
                  ("; gradient checkpointing keeps each layer's input plus one recomputed layer" if ckpt else ""))
     return tuple(notes)
@@ -430,9 +585,9 @@ def smallest_fit(inp: FinetuneInput, gpu: GPUSpec | str, limit: int = MAX_GPUS) 
     data parallel with ZeRO-3 / FSDP full sharding (the weights too, so the count can shrink the
     per-GPU share of a large model). None when even ``limit`` GPUs cannot hold it."""
     for n in gpu_counts(limit):
-        est = estimate_finetune(replace(inp, gpu=gpu, gpus=n, zero=0 if n == 1 else 3, tp=1, pp=1))
-        if est.fits:
-            return est
+        one = replace(inp, gpu=gpu, gpus=n, zero=0 if n == 1 else 3, tp=1, pp=1)
+        if estimate_finetune(one, longest=False).fits:
+            return estimate_finetune(one)
     return None
 
 

@@ -16,7 +16,8 @@ from engine.catalog import gpus as gpu_catalog
 from engine.estimate.dtypes import compute_precision, weight_dtype
 from engine.estimate.models import resolve_model
 from engine.errors import ValidationError
-from engine.estimate.finetune import MAX_GPUS, METHODS, FinetuneInput, smallest_fit
+from engine.estimate.finetune import MAX_GPUS, METHODS, FinetuneInput, estimate_finetune, smallest_fit
+from engine.estimate.finetune_stacks import stack_ids, stack_methods
 from engine.estimate.memory import MemoryInput, estimate_memory
 from engine.estimate.scaling import get_fit
 from engine.estimate.serving import ServeInput, estimate_serving
@@ -167,8 +168,9 @@ def serving_by_gpu(inp: ServeInput, gpu_ids: list[str] | None = None, node_size:
 
 
 FINETUNE_BY_GPU_COLUMNS = ["method", "gpu", "name", "gpus", "fits", "parallelism", "memory_gib", "weights", "adapters",
-                           "gradients", "optimizer", "activations", "overhead", "total", "trainable_params",
-                           "gpu_hours", "wall_clock_hours", "cost_usd", "price_usd_per_hour", "mfu"]
+                           "gradients", "optimizer", "activations", "checkpoints", "logits", "overhead", "total",
+                           "trainable_params", "gpu_hours", "wall_clock_hours", "cost_usd", "price_usd_per_hour", "mfu",
+                           "stack", "max_seq_len_fits", "tokens_per_second"]
 
 
 def finetune_by_gpu(inp: FinetuneInput, methods: tuple[str, ...] | None = None, gpu_ids: list[str] | None = None,
@@ -184,24 +186,61 @@ def finetune_by_gpu(inp: FinetuneInput, methods: tuple[str, ...] | None = None, 
         for gpu_id in gpu_ids or list(gpu_catalog()):
             gpu = gpu_catalog()[gpu_id]
             price = inp.price_usd_per_hour if gpu_id == chosen else None
-            est = smallest_fit(replace(inp, method=method, price_usd_per_hour=price), gpu_id, limit or MAX_GPUS)
+            modelled = method in stack_methods(inp.stack)
+            est = smallest_fit(replace(inp, method=method, price_usd_per_hour=price), gpu_id,
+                               limit or MAX_GPUS) if modelled else None
             if est is None:
                 rows.append({"method": method, "gpu": gpu_id, "name": gpu.name, "gpus": None, "fits": False,
-                             "parallelism": f"does not fit on {limit or MAX_GPUS} GPUs",
+                             "parallelism": f"does not fit on {limit or MAX_GPUS} GPUs" if modelled else
+                             f"stack {inp.stack} does not model {method}", "stack": inp.stack,
                              "memory_gib": gpu.memory_gib, "price_usd_per_hour": price or gpu.price_usd_per_hour})
                 continue
             rows.append({
                 "method": method, "gpu": gpu_id, "name": gpu.name, "gpus": est.gpus, "fits": True,
                 "parallelism": est.parallelism, "memory_gib": gpu.memory_gib, "weights": est.weights_bytes,
                 "adapters": est.adapter_bytes, "gradients": est.gradients_bytes, "optimizer": est.optimizer_bytes,
-                "activations": est.activations_bytes, "overhead": est.overhead_bytes,
+                # the peak's remainder beyond the other parts: under checkpointing the recomputed layer and the
+                # logits are not alive together, so the stacked parts add up to the peak
+                "activations": est.total_bytes_per_gpu - est.weights_bytes - est.adapter_bytes - est.gradients_bytes
+                - est.optimizer_bytes - est.checkpoint_bytes - est.logits_bytes,
+                "checkpoints": est.checkpoint_bytes, "logits": est.logits_bytes, "overhead": est.overhead_bytes,
                 "total": est.total_bytes_per_gpu + est.overhead_bytes, "trainable_params": est.trainable_params,
                 "gpu_hours": est.gpu_hours, "wall_clock_hours": est.wall_clock_hours, "cost_usd": est.cost_usd,
-                "price_usd_per_hour": est.price_usd_per_hour, "mfu": est.mfu,
+                "price_usd_per_hour": est.price_usd_per_hour, "mfu": est.mfu, "stack": est.stack,
+                "max_seq_len_fits": est.max_seq_len_fits, "tokens_per_second": est.tokens_per_second,
             })
     table = pd.DataFrame(rows, columns=FINETUNE_BY_GPU_COLUMNS)
     table["gpus"] = table["gpus"].astype("Int64")  # no count where nothing fits
     table["fits"] = table["fits"].astype(bool)
+    return table
+
+
+_STACK_DEFAULTS = dict(optimizer=None, loss_chunks=None, logits_bytes=None, offload_checkpoints=None, cuda_context_gib=None,
+                       fragmentation=None, hfu=None, dequant_efficiency=None)
+LONGEST_CONTEXT_COLUMNS = ["gpu", "name", "memory_gib", "method", "stack", "max_seq_len_fits"]
+
+
+def finetune_longest_context(inp: FinetuneInput, stacks: tuple[str, ...] | None = None,
+                             methods: tuple[str, ...] | None = None, gpu_ids: list[str] | None = None) -> pd.DataFrame:
+    """The longest sequence that fits one GPU of each catalog type at the run's batch, per method and stack
+    (``max_seq_len_fits`` of the same estimate); None where a stack does not model the method, 0 where not
+    even one token fits. The run's own stack keeps the run's overrides of its assumptions; every other stack
+    runs on its own defaults (stacks.toml), with the run's host memory."""
+    rows = []
+    for stack in stacks or stack_ids():
+        for method in methods or METHODS:
+            for gpu_id in gpu_ids or list(gpu_catalog()):
+                gpu = gpu_catalog()[gpu_id]
+                longest = None
+                if method in stack_methods(stack):
+                    one = replace(inp, stack=stack, method=method, gpu=gpu_id, gpus=1, zero=0, tp=1, pp=1)
+                    if stack != inp.stack or method != inp.method:  # the overrides belong to the run's own choice
+                        one = replace(one, **_STACK_DEFAULTS)
+                    longest = estimate_finetune(one).max_seq_len_fits
+                rows.append({"gpu": gpu_id, "name": gpu.name, "memory_gib": gpu.memory_gib, "method": method,
+                             "stack": stack, "max_seq_len_fits": longest})
+    table = pd.DataFrame(rows, columns=LONGEST_CONTEXT_COLUMNS)
+    table["max_seq_len_fits"] = table["max_seq_len_fits"].astype("Int64")
     return table
 
 

@@ -121,7 +121,7 @@ def assess(profile: Profile, *, scenario: str = "base", samples: int = DEFAULT_S
         proj = project(profile, basis, sum(r["cost_usd"] for r in runs), training=tuple(runs))
         projection = proj.to_dict()
         point = PointCosts(run_costs=tuple(r["cost_usd"] for r in runs), run_mfus=tuple(r["mfu"] for r in runs),
-                           basis=basis)
+                           basis=basis, run_mfu_free_costs=tuple(r.get("mfu_free_cost_usd", 0.0) for r in runs))
         uncertainty = run(profile, point, ranges, samples=samples).to_dict()
     verdicts = (
         A.training_area(projection, profile.cash_usd, train_error, currency),

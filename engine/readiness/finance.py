@@ -181,7 +181,8 @@ def training_costs(profile: Profile, calibration: dict | None = None, *, mfu_fac
     (full / lora / qlora: rank 16 on all linear layers with gradient checkpointing, one pass over the
     plan's tokens), with factors on its MFU (capped at 1), tokens and GPU price: what one Monte Carlo
     sample of the scalar path does. Both estimators' cost is linear in tokens and price and inverse in
-    MFU, which the vectorized path relies on."""
+    MFU, which the vectorized path relies on, except QLoRA's dequantization time (``mfu_free_cost_usd``),
+    which is linear in tokens and price only."""
     from engine.estimate.finetune import FinetuneInput, estimate_finetune
     from engine.estimate.models import load_model_file
 
@@ -196,16 +197,17 @@ def training_costs(profile: Profile, calibration: dict | None = None, *, mfu_fac
             est = estimate_training(TrainingInput(model=model, tokens=plan.tokens * tokens_factor, gpu=gpu,
                                                   gpus=plan.gpus, mfu=min(1.0, base_mfu * mfu_factor),
                                                   price_usd_per_hour=price * price_factor))
-            days = est.wall_clock_days
+            days, fixed = est.wall_clock_days, 0.0
         else:
             est = estimate_finetune(FinetuneInput(model=model, tokens=plan.tokens * tokens_factor, gpu=gpu,
                                                   gpus=plan.gpus, method=plan.method, gradient_checkpointing=True,
                                                   mfu=min(1.0, base_mfu * mfu_factor),
                                                   price_usd_per_hour=price * price_factor))
-            days = est.wall_clock_hours / 24
+            # QLoRA's dequantization time does not scale with the MFU (engine/estimate/finetune_stacks.py)
+            days, fixed = est.wall_clock_hours / 24, est.dequant_hours * est.price_usd_per_hour
         out.append({"model": plan.model, "method": plan.method, "tokens": est.tokens, "gpu": plan.gpu,
                     "gpus": plan.gpus, "mfu": est.mfu, "mfu_basis": why, "gpu_hours": est.gpu_hours,
-                    "wall_clock_days": days, "cost_usd": est.cost_usd})
+                    "wall_clock_days": days, "cost_usd": est.cost_usd, "mfu_free_cost_usd": fixed})
     return out
 
 

@@ -93,6 +93,7 @@ class PointCosts:
     run_costs: tuple[float, ...]
     run_mfus: tuple[float, ...]
     basis: ServingBasis
+    run_mfu_free_costs: tuple[float, ...] = ()  # the part of each run's cost the MFU does not scale (QLoRA dequant)
 
 
 def simulate(profile: Profile, point: PointCosts, factors: dict[str, np.ndarray],
@@ -101,9 +102,10 @@ def simulate(profile: Profile, point: PointCosts, factors: dict[str, np.ndarray]
     f = {k: np.asarray(v, dtype=float) for k, v in factors.items()}
     n = len(f["mfu"])
     training = np.zeros(n)
-    for cost, mfu in zip(point.run_costs, point.run_mfus):
+    free = point.run_mfu_free_costs or (0.0,) * len(point.run_costs)
+    for cost, mfu, fixed in zip(point.run_costs, point.run_mfus, free, strict=True):
         sampled = np.minimum(1.0, mfu * f["mfu"])
-        training += cost * f["tokens"] * f["gpu_price"] * (mfu / sampled)
+        training += ((cost - fixed) * (mfu / sampled) + fixed) * f["tokens"] * f["gpu_price"]
     basis = point.basis
     replica_rps = 1.0 / (basis.scaled_s / f["serving_efficiency"] + basis.fixed_s)
     gpu_hour = basis.price_usd_per_hour * f["gpu_price"]

@@ -19,7 +19,7 @@ def test_page_answers_qlora_llama3_8b_on_one_24gb_gpu():
     assert shown["Cost"].startswith("$")
     assert "Yes." in at.success[0].value and "40M tokens" in at.success[0].value
     assert any("Cheapest for QLoRA" in i.value for i in at.info)
-    assert len(at.get("plotly_chart")) == 2
+    assert len(at.get("plotly_chart")) == 3  # the memory breakdown of this run, memory by GPU, cost vs time
     table = at.dataframe[0].value
     assert list(table["gpu"]) == list(gpus())  # every catalog GPU, catalog order
     assert {"full gpus", "lora cost (USD)", "qlora hours"} <= set(table.columns)
@@ -36,6 +36,26 @@ def test_full_fine_tune_of_7b_does_not_fit_a_24gb_card_and_reruns_fast():
     assert_clean(at)
     assert metrics(at)["Fits"] == "no" and "No." in at.warning[0].value
     assert elapsed < 3.0, elapsed  # ~0.3 s on an idle core (docs/BENCHMARKS.md); slack for a loaded machine
+
+
+def test_stack_choice_changes_the_longest_context_and_shows_the_breakdown_and_table():
+    at = run_page("views/finetune.py")
+    hf = int(metrics(at)["Longest sequence that fits"].replace(",", ""))
+    longest = at.dataframe[1].value
+    assert list(longest["gpu"]) == list(gpus())
+    assert {"QLoRA · Hugging Face + PEFT", "QLoRA · Unsloth", "Full fine-tune · torchtune"} <= set(longest.columns)
+    assert longest["Full fine-tune · Unsloth"].isna().all()  # Unsloth's full fine-tuning is not modelled
+    row = longest[longest["gpu"] == "rtx-4090"].iloc[0]
+    assert int(row["QLoRA · Hugging Face + PEFT"]) == hf  # the table and the headline are the same estimate
+    at.selectbox(key="ft-stack").set_value("unsloth").run()
+    assert_clean(at)
+    unsloth = int(metrics(at)["Longest sequence that fits"].replace(",", ""))
+    assert unsloth > 3 * hf  # chunked (cut) cross-entropy + offloaded checkpoints
+    assert int(row["QLoRA · Unsloth"]) == unsloth
+    breakdown = at.get("plotly_chart")[0]
+    assert breakdown.key == "ft-breakdown"
+    at.radio(key="ft-method").set_value("full").run()
+    assert not at.exception and len(at.error) == 1 and "supports lora, qlora" in at.error[0].value
 
 
 def test_bad_tokens_and_rank_are_one_error_line():

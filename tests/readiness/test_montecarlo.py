@@ -16,7 +16,8 @@ from engine.readiness.profile import example_profile
 
 def _point(profile):
     runs = training_costs(profile)
-    return PointCosts(tuple(r["cost_usd"] for r in runs), tuple(r["mfu"] for r in runs), serving_basis(profile))
+    return PointCosts(tuple(r["cost_usd"] for r in runs), tuple(r["mfu"] for r in runs), serving_basis(profile),
+                      tuple(r["mfu_free_cost_usd"] for r in runs))
 
 
 @pytest.mark.parametrize("pricing", [{"subscription_usd_per_user_month": 20.0},
@@ -29,7 +30,7 @@ def test_vectorized_and_scalar_paths_agree(pricing):
                    "implied_decode_efficiency": 0.7}
     runs = training_costs(profile)
     point = PointCosts(tuple(r["cost_usd"] for r in runs), tuple(r["mfu"] for r in runs),
-                       serving_basis(profile, calibration=calibration))
+                       serving_basis(profile, calibration=calibration), tuple(r["mfu_free_cost_usd"] for r in runs))
     factors = draw(default_ranges(), 12, seed=7)
     sim = simulate(profile, point, factors)
     for i in range(12):
