@@ -54,7 +54,7 @@ def _model(args: argparse.Namespace) -> str | ModelSpec | None:
 # defaults. The modules import nothing heavy at import time (torch, pyarrow load inside the handler),
 # so ``preflight models`` stays instant.
 COMMAND_MODULES = ("engine.datacheck.cli", "engine.lab.cli", "engine.lab.tune_cli", "engine.readiness.cli",
-                   "engine.infer.cli")
+                   "engine.infer.cli", "engine.estimate.apis_cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -159,6 +159,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     importlib.import_module("engine.estimate.finetune_cli").register(est_sub, common, models, gpus)
 
+    b = est_sub.add_parser("breakeven", parents=[common],
+                           help="self-host or API: monthly cost each way at your load, break-even requests/s")
+    _model_args(b, models)
+    b.add_argument("--gpu", type=_lower, choices=gpus, required=True, metavar="ID", help=f"one of: {', '.join(gpus)}")
+    b.add_argument("--gpus", type=whole("gpus"), metavar="N",
+                   help="GPUs per replica (default: the smallest tensor-parallel group that holds the model)")
+    b.add_argument("--dtype", type=_lower, choices=WEIGHT_DTYPES, default="bf16")
+    b.add_argument("--prompt-tokens", type=whole("prompt-tokens"), required=True, metavar="P")
+    b.add_argument("--output-tokens", type=whole("output-tokens"), required=True, metavar="O")
+    b.add_argument("--requests-per-s", type=finite("requests-per-s"), required=True, metavar="R", help="today's load")
+    b.add_argument("--api", action="append", required=True, metavar="ID",
+                   help="an API offer to compare with, 'provider/model' (repeat for more; `preflight apis` lists them)")
+    b.add_argument("--price", type=finite("price"), metavar="P", help=PRICE_HELP)
+    b.add_argument("--p95-target-s", type=finite("p95-target-s"), metavar="S", help="latency target to check")
+    b.add_argument("--monthly-growth", type=finite("monthly-growth"), metavar="G",
+                   help="a fraction per month (0.1 = 10%%): adds 'month_12', the answer at R × (1 + G)^12")
+    b.add_argument("--cached-fraction", type=finite("cached-fraction"), default=0.0, metavar="F",
+                   help="share of prompt tokens billed at the cached-input price where one is listed (default 0)")
+    b.add_argument("--curve", action="store_true", help="add 'curve': monthly cost of each option vs load")
+    importlib.import_module("engine.estimate.apis_cli").api_file_arg(b)
+
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub, common)
     return parser
@@ -214,6 +235,19 @@ def _run(args: argparse.Namespace) -> dict:
             out["by_concurrency"] = _records(sweeps.serving_by_concurrency(serve))
         if args.by_gpu:
             out["by_gpu"] = _records(sweeps.serving_by_gpu(serve))
+        return out
+    if args.what == "breakeven":
+        from engine.estimate.apis_cli import extra_offers
+        from engine.estimate.breakeven import BreakevenInput, estimate_breakeven
+
+        out = estimate_breakeven(BreakevenInput(
+            model=_model(args), gpu=args.gpu, gpus=args.gpus, dtype=args.dtype, prompt_tokens=args.prompt_tokens,
+            output_tokens=args.output_tokens, requests_per_s=args.requests_per_s, apis=tuple(args.api),
+            price_usd_per_hour=_price(args, args.price), extra_offers=extra_offers(args),
+            p95_target_s=args.p95_target_s, monthly_growth=args.monthly_growth, cached_fraction=args.cached_fraction,
+            rate=args.money if args.exchange_rate is not None else None))
+        if not args.curve:
+            out.pop("curve")
         return out
     if args.what == "optimal":
         out = estimate_optimal(OptimalInput(

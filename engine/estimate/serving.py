@@ -80,6 +80,11 @@ class ServeEstimate:
     price_usd_per_hour: float
     cost_per_million_input_tokens_usd: float
     cost_per_million_output_tokens_usd: float
+    # At the requested load (not at full batch): what the GPUs needed cost a month, how busy they are,
+    # and what each token really costs when the fleet is partly idle (see at_load).
+    monthly_cost_usd: float = 0.0
+    utilization: float = 0.0
+    cost_per_million_tokens_at_load_usd: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -146,10 +151,33 @@ def estimate_serving(inp: ServeInput) -> ServeEstimate:
     n = require_number("gpus", inp.gpus, low=1, high=4096, integer=True)
     check_tensor_parallel(spec, n)
     est = _estimate(inp, spec, n)
+    replica_rps = est.requests_per_s_per_replica
     if not est.fits and est.min_gpus_to_fit > n:
         held = _estimate(replace(inp, concurrency=None), spec, est.min_gpus_to_fit)
         est = replace(est, replicas=held.replicas, gpus_needed=held.gpus_needed)
-    return est
+        replica_rps = held.requests_per_s_per_replica
+    return replace(est, **at_load(est.gpus_needed, est.price_usd_per_hour, est.replicas, replica_rps,
+                                  float(inp.requests_per_s), inp.prompt_tokens + inp.output_tokens))
+
+
+HOURS_PER_MONTH = 730.0  # 8,760 / 12, as engine/readiness/finance.py
+
+
+def at_load(gpus_needed: int, price_usd_per_hour: float, replicas: int, replica_rps: float, requests_per_s: float,
+            tokens_per_request: float) -> dict[str, float]:
+    """Cost at the load, beside the full-batch figures (issue 18's definitions):
+
+    - ``monthly_cost_usd`` = GPUs needed × price per GPU-hour × 730;
+    - ``utilization`` = requests/s ÷ (replicas × requests/s one replica sustains at full batch);
+    - ``cost_per_million_tokens_at_load_usd`` = monthly cost ÷ (requests/s × (prompt + output tokens)
+      × 2,628,000 s / 10⁶): every token, input and output, at what the whole fleet costs.
+
+    The full-batch ``cost_per_million_*_tokens_usd`` assume the GPUs are always busy; at 20% utilization
+    each token costs about five times that."""
+    monthly = gpus_needed * price_usd_per_hour * HOURS_PER_MONTH
+    tokens_per_month = requests_per_s * tokens_per_request * HOURS_PER_MONTH * 3600.0
+    return {"monthly_cost_usd": monthly, "utilization": requests_per_s / (replicas * replica_rps),
+            "cost_per_million_tokens_at_load_usd": monthly / (tokens_per_month / 1e6)}
 
 
 def _estimate(inp: ServeInput, spec: ModelSpec, n: int) -> ServeEstimate:
