@@ -9,6 +9,7 @@ from engine.estimate.serving import ServeInput, estimate_serving
 from engine.estimate.sweeps import serving_by_concurrency, serving_by_gpu
 from engine.units import format_bytes
 from ui.currency import current_currency, money_table, price_input
+from ui.breakeven import breakeven_section
 from ui.widgets import downloads, gpu_picker, model_picker, money, run_engine
 
 st.title("Serving")
@@ -93,6 +94,14 @@ m[0].metric("Cost / M input tokens", money(est.cost_per_million_input_tokens_usd
             help="GPU time per input token when a busy server fills whole prefill chunks")
 m[1].metric("Cost / M output tokens", money(est.cost_per_million_output_tokens_usd),
             help=f"{est.gpus} GPU(s) at {money(est.price_usd_per_hour)} per GPU-hour, shared by {est.concurrency} sequences")
+m[2].metric("Monthly cost at this load", money(est.monthly_cost_usd),
+            help=f"{est.gpus_needed} GPU(s) × {money(est.price_usd_per_hour)} per GPU-hour × 730 hours")
+m[3].metric("Cost / M tokens at this load", money(est.cost_per_million_tokens_at_load_usd),
+            help="the monthly cost over every token (prompt + output) this load sends in a month")
+st.caption(f"**Full batch** (the first two): what a token costs when the GPUs are always busy at {est.concurrency} "
+           f"concurrent sequences. **At this load** (the last two): what the {est.gpus_needed} GPU(s) you need for "
+           f"{rps:g} requests/s cost a month, over the tokens you actually serve; they are {est.utilization:.0%} "
+           "used, so each token costs more than at full batch.")
 
 curve = run_engine(serving_by_concurrency, inp)
 by_gpu = run_engine(serving_by_gpu, inp)
@@ -104,3 +113,6 @@ with st.expander("By concurrency and by GPU type (tables)"):
     st.dataframe(money_table(by_gpu), hide_index=True, width="stretch")
 downloads("serving-estimate", est.to_dict(), curve)
 downloads("serving-by-gpu", None, by_gpu)
+
+st.divider()
+breakeven_section(spec, gpu, int(n) if est.fits else None, dtype, price, int(prompt), int(output), float(rps))
