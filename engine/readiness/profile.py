@@ -83,6 +83,9 @@ class Profile:
     serving_dtype: str = "bf16"
     serving_price_usd_per_hour: float | None = None
     company: str = ""
+    # An API offer id (engine/catalog/apis.toml, e.g. "deepseek/deepseek-chat"): serve through it at its
+    # list price; the readiness report compares it with self-hosting serving_model on serving_gpu.
+    serving_api: str | None = None
 
     @property
     def peak_factor(self) -> float:
@@ -132,7 +135,7 @@ _NUMBERS: dict[str, tuple[str, float, bool, float, bool]] = {
     "peak_to_average": ("number", 1, True, 20, False),
     "serving_price_usd_per_hour": ("money", 0, True, 1e4, False),
 }
-_TEXT = ("serving_model", "serving_gpu", "serving_dtype", "company")
+_TEXT = ("serving_model", "serving_gpu", "serving_dtype", "company", "serving_api")
 _TRAINING_KEYS = {f.name for f in fields(TrainingPlan)}
 _HINTS = {
     "daily_active_users": "expected daily active users, > 0 (a plan with no users has nothing to serve)",
@@ -251,9 +254,16 @@ def profile_errors(data: Any) -> dict[str, str]:
 
         if data["serving_model"].strip().lower() not in models():
             errors["serving_model"] = f"unknown serving_model {data['serving_model']!r}; allowed: {', '.join(models())}"
-    for name in ("serving_dtype", "company"):
+    for name in ("serving_dtype", "company", "serving_api"):
         if data.get(name) is not None and not isinstance(data[name], str):
             errors[name] = f"{name} must be text, got {type(data[name]).__name__}"
+    if isinstance(data.get("serving_api"), str) and data["serving_api"].strip():
+        from engine.estimate.apis import get_offer
+
+        try:
+            get_offer(data["serving_api"])
+        except ValidationError as exc:
+            errors["serving_api"] = f"serving_api: {exc}"
     prices = [p for p in PRICE_FIELDS if data.get(p) is not None]
     if not prices:
         errors.setdefault("price", "a price is required: one of " + ", ".join(PRICE_FIELDS))
@@ -281,6 +291,8 @@ def profile_from_mapping(data: Any) -> Profile:
     for name in _TEXT:
         if data.get(name) is not None:
             values[name] = data[name].strip().lower() if name != "company" else data[name].strip()[:200]
+    if not values.get("serving_api"):
+        values.pop("serving_api", None)
     values["training"] = _training(data.get("training") or [])
     return Profile(**values)
 
