@@ -342,6 +342,19 @@ def example_profile() -> Profile:
     )
 
 
+def founder_example() -> Profile:
+    """The founders' usual plan, the Overview's example before any scenario is saved: fine-tune an open
+    model (QLoRA of Llama 3 8B on 40M tokens, one H100) and serve it to a few thousand daily users,
+    self-hosted or through DeepSeek's API at its list price."""
+    return Profile(
+        cash_usd=1_500_000, monthly_burn_usd=100_000, daily_active_users=3_000, monthly_growth=0.1,
+        requests_per_user_per_day=20, prompt_tokens=1000, output_tokens=250, serving_model="llama-3-8b",
+        serving_gpu="h100-sxm", p95_latency_s=5.0, subscription_usd_per_user_month=20.0,
+        serving_api="deepseek/deepseek-chat",
+        training=(TrainingPlan(model="llama-3-8b", tokens=40e6, gpu="h100-sxm", gpus=1, method="qlora"),),
+    )
+
+
 def with_changes(profile: Profile, **changes: Any) -> Profile:
     """``profile`` with fields replaced and re-validated (a page edit, a scenario override)."""
     data = profile.to_dict()
@@ -350,4 +363,4 @@ def with_changes(profile: Profile, **changes: Any) -> Profile:
 
 
 __all__ = ["PRICE_FIELDS", "TRAINING_METHODS", "Profile", "Scenario", "TrainingPlan", "check_scenario_name",
-           "example_profile", "load_profile_file", "profile_errors", "profile_from_mapping", "with_changes"]
+           "example_profile", "founder_example", "load_profile_file", "profile_errors", "profile_from_mapping", "with_changes"]
