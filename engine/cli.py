@@ -142,6 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fixed latency per layer per forward pass (default 20)")
     s.add_argument("--allreduce-us", type=finite("allreduce-us"), metavar="US",
                    help="latency of one tensor-parallel all-reduce, two per layer (default 15)")
+    s.add_argument("--allreduce-bandwidth-gbs", type=finite("allreduce-bandwidth-gbs"), metavar="GBS",
+                   help="tensor-parallel all-reduce bus bandwidth per GPU, GB/s (default 360; 0 leaves the term out)")
+    s.add_argument("--sequence-step-us", type=finite("sequence-step-us"), metavar="US",
+                   help="host work per running sequence per decode step, microseconds (default 5)")
+    s.add_argument("--request-overhead-ms", type=finite("request-overhead-ms"), metavar="MS",
+                   help="fixed time to first token outside the forward passes, milliseconds (default 10)")
     s.add_argument("--by-concurrency", action="store_true", help="add 'by_concurrency': latency, throughput, $ vs batch")
     s.add_argument("--by-gpu", action="store_true", help="add 'by_gpu': each GPU type in the smallest group that holds the model")
 
@@ -229,6 +235,8 @@ def _run(args: argparse.Namespace) -> dict:
             prefill_efficiency=args.prefill_efficiency, decode_efficiency=args.decode_efficiency,
             overhead_gib=args.overhead_gib, max_batch=args.max_batch, prefill_chunk_tokens=args.prefill_chunk_tokens,
             layer_overhead_us=args.layer_overhead_us, allreduce_us=args.allreduce_us,
+            allreduce_bandwidth_gbs=args.allreduce_bandwidth_gbs, sequence_step_us=args.sequence_step_us,
+            request_overhead_ms=args.request_overhead_ms,
         )
         out = estimate_serving(serve).to_dict()
         if args.by_concurrency:

@@ -40,7 +40,7 @@ def _custom_offers() -> tuple:
 
 
 def breakeven_section(spec, gpu, gpus: int | None, dtype: str, price: float, prompt: int, output: int,
-                      rps: float) -> None:
+                      rps: float, serve=None) -> None:
     st.subheader("Self-host or API")
     st.caption("What a month of this traffic costs through an API (its list price × your tokens, converted at the "
                "catalog's dated exchange rate) against renting the GPUs above and serving the model yourself.")
@@ -69,7 +69,7 @@ def breakeven_section(spec, gpu, gpus: int | None, dtype: str, price: float, pro
         result = estimate_breakeven(BreakevenInput(
             model=spec, gpu=gpu, gpus=gpus, dtype=dtype, price_usd_per_hour=price, prompt_tokens=prompt,
             output_tokens=output, requests_per_s=rps, apis=tuple(chosen), extra_offers=extra, p95_target_s=target,
-            monthly_growth=growth / 100.0, rate=current_currency()))
+            monthly_growth=growth / 100.0, rate=current_currency(), serve=serve))
     except ValidationError as exc:
         st.warning(f"Self-hosting cannot be compared here: {exc}")
         return

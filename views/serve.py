@@ -51,6 +51,12 @@ with st.expander("Assumptions (editable; sources on the Reference data page)"):
                                  help="kernel launch gaps per layer per forward pass")
     allreduce_us = e[2].number_input("All-reduce latency (µs)", 0.0, 10_000.0, d["allreduce_latency_us"], 5.0,
                                      key="allreduce-us", help="two per layer with tensor parallelism")
+    ar_bw = e[3].number_input("All-reduce bandwidth (GB/s)", 0.0, 100_000.0, d["allreduce_bandwidth_gbs"], 10.0,
+                              key="allreduce-bw", help="per GPU, for tensor parallelism's activations; 0 leaves it out")
+    seq_us = e[0].number_input("Host work per sequence per step (µs)", 0.0, 10_000.0, d["decode_sequence_overhead_us"],
+                               1.0, key="seq-us", help="scheduling, sampling, detokenizing each running sequence")
+    request_ms = e[1].number_input("Fixed time to first token (ms)", 0.0, 100_000.0, d["request_overhead_ms"], 1.0,
+                                   key="request-ms", help="per request, outside the forward passes")
 
 # Measured efficiencies from the latest serving calibration (Inference page / `calibrate --serve`).
 from engine.readiness import latest_serving_calibration  # noqa: E402
@@ -68,7 +74,8 @@ inp = ServeInput(model=spec, gpu=gpu, gpus=int(n), dtype=dtype, kv_dtype=kv, pro
                  output_tokens=int(output), concurrency=int(conc) or None, requests_per_s=float(rps),
                  price_usd_per_hour=price, prefill_efficiency=eff_c, decode_efficiency=eff_b,
                  overhead_gib=overhead, max_batch=int(max_batch), prefill_chunk_tokens=int(chunk),
-                 layer_overhead_us=layer_us, allreduce_us=allreduce_us)
+                 layer_overhead_us=layer_us, allreduce_us=allreduce_us, allreduce_bandwidth_gbs=ar_bw,
+                 sequence_step_us=seq_us, request_overhead_ms=request_ms)
 est = run_engine(estimate_serving, inp)
 
 st.divider()
@@ -115,4 +122,4 @@ downloads("serving-estimate", est.to_dict(), curve)
 downloads("serving-by-gpu", None, by_gpu)
 
 st.divider()
-breakeven_section(spec, gpu, int(n) if est.fits else None, dtype, price, int(prompt), int(output), float(rps))
+breakeven_section(spec, gpu, int(n) if est.fits else None, dtype, price, int(prompt), int(output), float(rps), serve=inp)

@@ -49,6 +49,9 @@ class BreakevenInput:
     monthly_growth: float | None = None  # a fraction; month 12's load is R × (1 + growth)^12
     cached_fraction: float = 0.0
     rate: money.Currency | None = None  # a user-set exchange rate for offers in that currency
+    # The rest of the serving inputs (efficiencies, latencies, memory; the Serving page's assumptions):
+    # model, GPU, dtype, tokens, load and price above replace its own.
+    serve: ServeInput | None = None
 
 
 def breakeven_load(replica_monthly_usd: float, api_usd_per_request_s: float, replica_rps: float) -> float | None:
@@ -60,9 +63,9 @@ def breakeven_load(replica_monthly_usd: float, api_usd_per_request_s: float, rep
 
 
 def _serve(inp: BreakevenInput, requests_per_s: float) -> ServeEstimate:
-    base = ServeInput(model=inp.model, gpu=inp.gpu, gpus=inp.gpus or 1, dtype=inp.dtype,
-                      prompt_tokens=inp.prompt_tokens, output_tokens=inp.output_tokens,
-                      requests_per_s=requests_per_s, price_usd_per_hour=inp.price_usd_per_hour)
+    base = replace(inp.serve or ServeInput(model=inp.model, gpu=inp.gpu), model=inp.model, gpu=inp.gpu,
+                   gpus=inp.gpus or 1, dtype=inp.dtype, prompt_tokens=inp.prompt_tokens, output_tokens=inp.output_tokens,
+                   requests_per_s=requests_per_s, price_usd_per_hour=inp.price_usd_per_hour, concurrency=None)
     if inp.gpus is None:  # the smallest group that holds the model, within one 8-GPU node where possible
         base = replace(base, gpus=min(8, estimate_serving(base).min_gpus_to_fit))
         est = estimate_serving(base)
