@@ -165,6 +165,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     importlib.import_module("engine.estimate.finetune_cli").register(est_sub, common, models, gpus)
 
+    _breakeven_parser(est_sub, common, models, gpus)
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub, common)
+    return parser
+
+
+def _breakeven_parser(est_sub: argparse._SubParsersAction, common: argparse.ArgumentParser, models: list[str],
+                      gpus: list[str]) -> None:
+    """``estimate breakeven``: its model arguments are the shared ``_model_args`` (as ``serve``'s)."""
     b = est_sub.add_parser("breakeven", parents=[common],
                            help="self-host or API: monthly cost each way at your load, break-even requests/s")
     _model_args(b, models)
@@ -185,10 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of prompt tokens billed at the cached-input price where one is listed (default 0)")
     b.add_argument("--curve", action="store_true", help="add 'curve': monthly cost of each option vs load")
     importlib.import_module("engine.estimate.apis_cli").api_file_arg(b)
-
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub, common)
-    return parser
+    b.set_defaults(human=lambda result: importlib.import_module("engine.estimate.breakeven").human(result))
 
 
 def _price(args: argparse.Namespace, value: float | None) -> float | None:

@@ -160,3 +160,26 @@ def breakeven_curve(offers: list[ApiOffer], inp: BreakevenInput, replica_rps: fl
 
 
 __all__ = ["SELF_HOST", "STEP_NOTE", "BreakevenInput", "breakeven_curve", "breakeven_load", "estimate_breakeven"]
+
+
+def human(r: dict[str, Any]) -> str:
+    """The comparison as a few lines for the terminal (money in USD)."""
+    usd = money.format_money
+    lines = [f"self-host   {r['gpus_needed']} × {r['gpu']} ({r['replicas']} replica(s) of {r['gpus_per_replica']}, "
+             f"{r['utilization']:.0%} used): {usd(r['self_host_monthly_usd'], compact=False)} a month, "
+             f"{usd(r['cost_per_million_tokens_at_load_usd'], compact=False)} per M tokens at this load"]
+    for a in r["api"]:
+        at = a["breakeven_requests_per_s"]
+        lines.append(f"{a['id']:<40} {usd(a['monthly_usd'], compact=False)} a month ({a['currency']} "
+                     f"{a['input_per_million']:g} in / {a['output_per_million']:g} out per M); self-hosting pays from "
+                     + ("never (a full replica costs more than the API for its traffic)" if at is None
+                        else f"{at:.3g} requests/s"))
+    lines.append(f"cheaper at {r['requests_per_s']:g} requests/s: {r['cheaper']}")
+    if r.get("month_12"):
+        lines.append(f"cheaper at month 12 ({r['month_12']['requests_per_s']:.3g} requests/s): {r['month_12']['cheaper']}")
+    lat = r["latency"]
+    lines.append(f"latency     {lat['p95_estimate_s']:.2f} s per request at full batch"
+                 + ("" if lat["target_s"] is None else f" against a {lat['target_s']:g} s p95 target: "
+                    + ("within" if lat["meets_target"] else "over")))
+    lines.append(r["step_note"])
+    return "\n".join(lines)

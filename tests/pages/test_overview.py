@@ -31,3 +31,11 @@ def test_overview_starts_from_the_most_recently_used_saved_scenario():
     assert "Training plan: LoRA of mistral-7b on 20M tokens" in m
     assert m["Serving per month (self-hosted)"].startswith("$")
     assert m["Runway after training"].endswith("months")
+
+
+def test_readiness_page_serves_through_an_api():
+    at = run_page("views/readiness.py")
+    at.selectbox(key="rd_serving_api").set_value("deepseek/deepseek-chat").run()
+    assert not at.exception and not at.error
+    assert metrics(at)["Serving GPUs, month 1"] == "0"
+    assert any("cheaper at month 12" in c.value for c in at.caption)
