@@ -55,9 +55,12 @@ def breakeven_section(spec, gpu, gpus: int | None, dtype: str, price: float, pro
         st.session_state["be-apis"] = list(dict.fromkeys([*st.session_state["be-apis"], *new]))
     seen.extend(new)
     if "be-apis" in st.session_state:  # a deleted row of your own leaves the comparison
-        st.session_state["be-apis"] = [i for i in st.session_state["be-apis"] if i in known]
+        kept = [i for i in st.session_state["be-apis"] if i in known]
+        if kept != st.session_state["be-apis"]:
+            st.session_state["be-apis"] = kept
+    st.session_state.setdefault("be-apis", list(dict.fromkeys(default)))  # the widget's first value
     c = st.columns([3, 1, 1])
-    chosen = c[0].multiselect("API offers to compare", list(known), default=list(dict.fromkeys(default)), key="be-apis",
+    chosen = c[0].multiselect("API offers to compare", list(known), key="be-apis",
                               format_func=lambda i: f"{i} ({known[i].currency} {known[i].input_per_million:g} in / "
                                                     f"{known[i].output_per_million:g} out per M)")
     target = c[1].number_input("p95 target (s)", 0.1, 3600.0, 5.0, 0.5, key="be-p95")
