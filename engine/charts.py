@@ -299,3 +299,29 @@ def finetune_cost_time(df: pd.DataFrame, currency: Currency | None = None) -> go
         annotations=_panel_titles([f"Cost ({cur.code})", "Wall clock (hours)"], [[0, 0.45], [0.55, 1]]),
         **{**_LAYOUT, "legend": _SIDE_LEGEND})
     return fig
+
+
+def breakeven_chart(curve: pd.DataFrame, load: float, breakevens: dict[str, float | None],
+                    currency: Currency | None = None) -> go.Figure:
+    """Monthly cost vs load: self-hosting's steps (one per replica) against each API's straight line,
+    today's load marked, each break-even load dotted (``engine.estimate.breakeven``)."""
+    cur = _cur(currency)
+    title = f"Monthly cost vs load ({cur.code}): self-host steps, API lines"
+    if curve.empty:
+        return _empty(title, "nothing to compare")
+    fig = go.Figure()
+    fig.add_scatter(x=curve["requests_per_s"], y=curve["self_host_monthly_usd"] * cur.per_usd, mode="lines",
+                    name="self-host (whole replicas)", line=dict(color=CHOSEN, width=3))
+    for col in curve.columns:
+        if col.endswith("_monthly_usd") and col != "self_host_monthly_usd":
+            fig.add_scatter(x=curve["requests_per_s"], y=curve[col] * cur.per_usd, mode="lines",
+                            name=col.removesuffix("_monthly_usd"))
+    fig.add_vline(x=load, line_dash="dash", line_color="#111827", annotation_text="your load")
+    for offer, at in breakevens.items():
+        if at is not None:
+            fig.add_vline(x=at, line_dash="dot", line_color=OTHERS, annotation_text=f"break-even {offer}",
+                          annotation_textangle=-90)
+    fig.update_xaxes(title="requests per second", rangemode="tozero")
+    fig.update_yaxes(title=f"{cur.code} per month", tickprefix=cur.symbol, rangemode="tozero")
+    fig.update_layout(title=title, **_LAYOUT)
+    return fig

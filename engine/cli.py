@@ -57,7 +57,7 @@ def _model(args: argparse.Namespace) -> str | ModelSpec | None:
 # defaults. The modules import nothing heavy at import time (torch, pyarrow load inside the handler),
 # so ``preflight models`` stays instant.
 COMMAND_MODULES = ("engine.datacheck.cli", "engine.lab.cli", "engine.lab.tune_cli", "engine.readiness.cli",
-                   "engine.infer.cli")
+                   "engine.infer.cli", "engine.estimate.apis_cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,6 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fixed latency per layer per forward pass (default 20)")
     s.add_argument("--allreduce-us", type=finite("allreduce-us"), metavar="US",
                    help="latency of one tensor-parallel all-reduce, two per layer (default 15)")
+    s.add_argument("--allreduce-bandwidth-gbs", type=finite("allreduce-bandwidth-gbs"), metavar="GBS",
+                   help="tensor-parallel all-reduce bus bandwidth per GPU, GB/s (default 360; 0 leaves the term out)")
+    s.add_argument("--sequence-step-us", type=finite("sequence-step-us"), metavar="US",
+                   help="host work per running sequence per decode step, microseconds (default 5)")
+    s.add_argument("--request-overhead-ms", type=finite("request-overhead-ms"), metavar="MS",
+                   help="fixed time to first token outside the forward passes, milliseconds (default 10)")
     s.add_argument("--by-concurrency", action="store_true", help="add 'by_concurrency': latency, throughput, $ vs batch")
     s.add_argument("--by-gpu", action="store_true", help="add 'by_gpu': each GPU type in the smallest group that holds the model")
 
@@ -165,9 +171,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     importlib.import_module("engine.estimate.finetune_cli").register(est_sub, common, models, gpus)
 
+    _breakeven_parser(est_sub, common, models, gpus)
+
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub, common)
     return parser
+
+
+def _breakeven_parser(est_sub: argparse._SubParsersAction, common: argparse.ArgumentParser, models: list[str],
+                      gpus: list[str]) -> None:
+    """``estimate breakeven``: its model arguments are the shared ``_model_args`` (as ``serve``'s)."""
+    b = est_sub.add_parser("breakeven", parents=[common],
+                           help="self-host or API: monthly cost each way at your load, break-even requests/s")
+    _model_args(b, models)
+    b.add_argument("--gpu", type=_lower, choices=gpus, required=True, metavar="ID", help=f"one of: {', '.join(gpus)}")
+    b.add_argument("--gpus", type=whole("gpus"), metavar="N",
+                   help="GPUs per replica (default: the smallest tensor-parallel group that holds the model)")
+    b.add_argument("--dtype", type=_lower, choices=WEIGHT_DTYPES, default="bf16")
+    b.add_argument("--prompt-tokens", type=whole("prompt-tokens"), required=True, metavar="P")
+    b.add_argument("--output-tokens", type=whole("output-tokens"), required=True, metavar="O")
+    b.add_argument("--requests-per-s", type=finite("requests-per-s"), required=True, metavar="R", help="today's load")
+    b.add_argument("--api", action="append", required=True, metavar="ID",
+                   help="an API offer to compare with, 'provider/model' (repeat for more; `preflight apis` lists them)")
+    b.add_argument("--price", type=finite("price"), metavar="P", help=PRICE_HELP)
+    b.add_argument("--p95-target-s", type=finite("p95-target-s"), metavar="S", help="latency target to check")
+    b.add_argument("--monthly-growth", type=finite("monthly-growth"), metavar="G",
+                   help="a fraction per month (0.1 = 10%%): adds 'month_12', the answer at R × (1 + G)^12")
+    b.add_argument("--cached-fraction", type=finite("cached-fraction"), default=0.0, metavar="F",
+                   help="share of prompt tokens billed at the cached-input price where one is listed (default 0)")
+    b.add_argument("--curve", action="store_true", help="add 'curve': monthly cost of each option vs load")
+    importlib.import_module("engine.estimate.apis_cli").api_file_arg(b)
+    b.set_defaults(human=lambda result: importlib.import_module("engine.estimate.breakeven").human(result))
 
 
 def _price(args: argparse.Namespace, value: float | None) -> float | None:
@@ -216,12 +250,27 @@ def _run(args: argparse.Namespace) -> dict:
             prefill_efficiency=args.prefill_efficiency, decode_efficiency=args.decode_efficiency,
             overhead_gib=args.overhead_gib, max_batch=args.max_batch, prefill_chunk_tokens=args.prefill_chunk_tokens,
             layer_overhead_us=args.layer_overhead_us, allreduce_us=args.allreduce_us,
+            allreduce_bandwidth_gbs=args.allreduce_bandwidth_gbs, sequence_step_us=args.sequence_step_us,
+            request_overhead_ms=args.request_overhead_ms,
         )
         out = estimate_serving(serve).to_dict()
         if args.by_concurrency:
             out["by_concurrency"] = _records(sweeps.serving_by_concurrency(serve))
         if args.by_gpu:
             out["by_gpu"] = _records(sweeps.serving_by_gpu(serve))
+        return out
+    if args.what == "breakeven":
+        from engine.estimate.apis_cli import extra_offers
+        from engine.estimate.breakeven import BreakevenInput, estimate_breakeven
+
+        out = estimate_breakeven(BreakevenInput(
+            model=_model(args), gpu=args.gpu, gpus=args.gpus, dtype=args.dtype, prompt_tokens=args.prompt_tokens,
+            output_tokens=args.output_tokens, requests_per_s=args.requests_per_s, apis=tuple(args.api),
+            price_usd_per_hour=_price(args, args.price), extra_offers=extra_offers(args),
+            p95_target_s=args.p95_target_s, monthly_growth=args.monthly_growth, cached_fraction=args.cached_fraction,
+            rate=args.money if args.exchange_rate is not None else None))
+        if not args.curve:
+            out.pop("curve")
         return out
     if args.what == "optimal":
         out = estimate_optimal(OptimalInput(

@@ -37,7 +37,7 @@ def test_every_view_is_registered_and_every_registered_view_exists():
 def test_catalog_rows_carry_source_and_date():
     import tomllib
 
-    for name, key in (("gpus", "gpu"), ("models", "model"), ("defaults", "default")):
+    for name, key in (("gpus", "gpu"), ("models", "model"), ("defaults", "default"), ("apis", "offer")):
         data = tomllib.loads((ROOT / "engine" / "catalog" / f"{name}.toml").read_text())
         assert data["version"] and data["schema"] == 1
         for row in data[key]:

@@ -13,6 +13,7 @@ import streamlit as st
 
 from engine import catalog
 from engine.estimate import models as model_specs
+from engine.estimate.apis import catalog_offers
 from engine.readiness.areas import TITLES
 from engine.readiness.profile import PRICE_FIELDS, TRAINING_METHODS, Profile, example_profile
 from engine.units import format_count
@@ -43,7 +44,7 @@ def load_into_state(profile: Profile, version: int | None = None) -> None:
         "rd_rpu": float(profile.requests_per_user_per_day), "rd_prompt": int(profile.prompt_tokens),
         "rd_output": int(profile.output_tokens), "rd_p95": float(profile.p95_latency_s),
         "rd_serving_model": profile.serving_model, "rd_serving_gpu": profile.serving_gpu, "rd_price_kind": kind,
-        "rd_price": float(price), "rd_peak": float(profile.peak_factor),
+        "rd_price": float(price), "rd_peak": float(profile.peak_factor), "rd_serving_api": profile.serving_api or "",
     })
     ss["rd_training_rows"] = [{"model": t.model, "method": t.method, "tokens": format_count(t.tokens, 12), "gpu": t.gpu,
                                "gpus": int(t.gpus)} for t in profile.training]
@@ -53,6 +54,7 @@ def load_into_state(profile: Profile, version: int | None = None) -> None:
 def ensure_state() -> None:
     if "rd_cash" not in st.session_state:
         load_into_state(example_profile())
+    st.session_state.setdefault("rd_serving_api", "")
 
 
 def profile_form(disabled: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -91,6 +93,10 @@ def profile_form(disabled: bool = False) -> tuple[dict[str, Any], dict[str, Any]
         under("serving_model")
         st.selectbox("Serving GPU", gpus, key="rd_serving_gpu", format_func=lambda g: catalog.gpus()[g].name)
         under("serving_gpu")
+        st.selectbox("Serve through", ["", *catalog_offers()], key="rd_serving_api",
+                     format_func=lambda i: i or "self-hosting (rent the GPUs above)",
+                     help="an API offer at its list price; the verdict compares it with self-hosting the model above")
+        under("serving_api")
         st.selectbox("Price", PRICE_FIELDS, key="rd_price_kind", format_func=PRICE_LABELS.get)
         st.number_input("Price (USD)", min_value=-1e6, max_value=1e7, step=0.001, key="rd_price", format="%.4f")
         under("price")
@@ -121,6 +127,7 @@ def profile_form(disabled: bool = False) -> tuple[dict[str, Any], dict[str, Any]
         "requests_per_user_per_day": ss["rd_rpu"], "prompt_tokens": ss["rd_prompt"], "output_tokens": ss["rd_output"],
         "p95_latency_s": ss["rd_p95"], "serving_model": ss["rd_serving_model"], "serving_gpu": ss["rd_serving_gpu"],
         ss["rd_price_kind"]: ss["rd_price"], "peak_to_average": ss["rd_peak"],
+        "serving_api": ss.get("rd_serving_api") or None,
         "training": [{**r, "gpus": int(r["gpus"]) if isinstance(r.get("gpus"), (int, float)) else r.get("gpus")}
                      for r in rows],
     }
@@ -181,10 +188,12 @@ def key_figures(r: dict[str, Any]) -> None:
                    help=f"{r['training_share_of_cash']:.0%} of cash" if r.get("training_share_of_cash") is not None else None)
     row1[1].metric("Runway after training", "unlimited" if runway is None else f"{runway:.1f} months",
                    help="(cash − training) ÷ (burn + first month's serving cost), with no revenue")
+    through_api = r.get("serving_requests_per_s_per_replica") is None
     row1[2].metric("Serving GPUs, month 1", f"{r['serving_gpus_needed']:,}",
-                   help=f"{r['serving_requests_per_s']:.3g} requests/s at peak ({r['assumptions']['peak_to_average']:g}× "
-                        f"the average); {r['serving_requests_per_s_per_replica']:.3g} requests/s per replica of "
-                        f"{r['serving_gpus_per_replica']} GPU(s), from the {r['serving_speed_source']}")
+                   help=f"none rented: served through the {r['serving_speed_source']}" if through_api else
+                   f"{r['serving_requests_per_s']:.3g} requests/s at peak ({r['assumptions']['peak_to_average']:g}× "
+                   f"the average); {r['serving_requests_per_s_per_replica']:.3g} requests/s per replica of "
+                   f"{r['serving_gpus_per_replica']} GPU(s), from the {r['serving_speed_source']}")
     row1[3].metric("Serving cost per month", usd(r.get("serving_cost_per_month_usd")))
     row2 = st.columns(4)
     row2[0].metric("Revenue per month", usd(r.get("revenue_per_month_usd")))

@@ -41,6 +41,13 @@ st.caption("Rates per US dollar, each with its source and date; the sidebar sett
            "prices are USD list prices converted at the rate, not local quotes: type your own in your currency.")
 st.dataframe(pd.DataFrame(catalog.currency_rows()), hide_index=True, width="stretch")
 
+st.subheader("API offers")
+apis = catalog.api_file()
+st.caption(f"engine/catalog/apis.toml {apis['version']}: list prices per million tokens in each vendor's own currency "
+           f"(yuan for China's vendors), taken {apis['taken']}; open_model is the preset that serves the same "
+           "weights. Add a negotiated price on the Serving page or with `--api-file`.")
+st.dataframe(pd.DataFrame(apis["offer"]), hide_index=True, width="stretch")
+
 st.subheader("Readiness ranges")
 st.caption("Factors on a scenario's own values for the readiness Monte Carlo (engine/catalog/uncertainty.toml).")
 st.dataframe(pd.DataFrame(catalog.uncertainty_rows()), hide_index=True, width="stretch")

@@ -1,18 +1,17 @@
-"""Overview: budget, data, model and serving in one place: a one-glance estimate for a model on a GPU
-fleet, then what this workspace has checked, trained and measured, with links into each tool."""
+"""Overview: the founder's plan in one place (the saved scenario last used on the Readiness page, or the
+usual plan as an example: fine-tune an open model, serve a few thousand users): training or fine-tuning,
+serving self-hosted vs API, runway and verdicts; then what this workspace has checked, trained and
+measured, with links into each tool."""
 
 import streamlit as st
 
-from engine.estimate.memory import MemoryInput, estimate_memory
 from engine.readiness import readiness
-from engine.estimate.serving import ServeInput, estimate_serving
-from engine.estimate.training import TrainingInput, estimate_training
-from engine.catalog import lab_preset_file
-from engine.units import format_bytes, format_count, format_duration_hours, format_wall_time
+from engine.catalog import get_gpu, lab_preset_file
+from engine.units import format_count, format_wall_time
 from engine.datacheck.runner import estimate_sentence
 from ui.currency import current_currency
 from ui.navigation import PAGES, link
-from ui.widgets import gpu_picker, model_picker, money, run_engine
+from ui.overview import plan_summary
 
 
 def _tiny_run_time() -> str | None:
@@ -25,33 +24,7 @@ st.title("Preflight")
 st.markdown("**Before you spend money on GPUs:** what will this model cost to train and to serve, "
             "and on which GPUs does it fit? Every number cites its source and every assumption is editable.")
 
-c1, c2, c3 = st.columns(3)
-with c1:
-    spec = model_picker(key="home-model", default="llama-3-8b")
-with c2:
-    gpu = gpu_picker(key="home-gpu")
-with c3:
-    n = st.number_input("GPUs", 1, 1_000_000, 64, key="home-gpus")
-
-tokens = spec.train_tokens or 20 * spec.params_total
-train = run_engine(estimate_training, TrainingInput(model=spec, tokens=tokens, gpu=gpu, gpus=int(n)))
-mem = run_engine(estimate_memory, MemoryInput(model=spec, batch=1, dp=int(n), zero=3, gpu=gpu))
-# Serve on the smallest tensor-parallel group that holds the weights (capped at one 8-GPU node).
-fit_gpus = run_engine(estimate_serving, ServeInput(model=spec, gpu=gpu)).min_gpus_to_fit
-serve = run_engine(estimate_serving, ServeInput(model=spec, gpu=gpu, gpus=min(8, fit_gpus),
-                                                prompt_tokens=1000, output_tokens=250))
-
-st.subheader(f"{spec.name} on {int(n):,} × {gpu.name}")
-m = st.columns(4)
-m[0].metric("Train on " + format_count(tokens) + " tokens", money(train.cost_usd),
-            help=f"{format_count(train.gpu_hours)} GPU-hours at {train.mfu:.0%} MFU")
-m[1].metric("Wall clock", format_duration_hours(train.wall_clock_hours))
-m[2].metric("Training memory / GPU", format_bytes(mem.total_bytes_per_gpu),
-            help="ZeRO-3, flash attention, micro-batch 1 at the preset's context",
-            delta="fits" if mem.fits else "does not fit", delta_color="normal" if mem.fits else "inverse",
-            delta_arrow="off")
-m[3].metric("Serve: cost / M output tokens", money(serve.cost_per_million_output_tokens_usd),
-            help=f"{serve.gpus} GPU(s) per replica, {serve.concurrency} concurrent sequences, 1000 in / 250 out")
+plan = plan_summary()
 
 st.divider()
 st.subheader("Readiness")
@@ -99,8 +72,10 @@ with r3, st.container(border=True):
                   help=cal.get("mfu_basis"))
         st.caption(f"{format_count(cal['tokens_per_s'])} tokens/s, {cal['achieved_tflops']:.3g} TFLOP/s achieved")
     else:
+        gpu = get_gpu(plan["profile"]["training"][0]["gpu"] if plan["profile"]["training"] else
+                      plan["profile"]["serving_gpu"])
         st.caption(f"Not calibrated yet: the lab measures tokens/s and MFU on this machine "
-                   f"(assumed here: {train.mfu:.0%} on {gpu.name}).")
+                   f"(assumed here: {gpu.typical_mfu:.0%} on {gpu.name}).")
     link(pages["train"])
 
 st.divider()
@@ -112,4 +87,5 @@ for start in range(0, len(tools), per_row):
         with col:
             link(info)
             st.caption(info.blurb)
-st.caption("Also on the command line: `python -m engine estimate train --model llama-3-8b --tokens 15T --gpu h100-sxm --gpus 1024 --json`")
+st.caption("Also on the command line: `python -m engine estimate breakeven --model llama-3-8b --gpu h100-sxm "
+           "--prompt-tokens 1000 --output-tokens 250 --requests-per-s 2 --api deepseek/deepseek-chat --json`")

@@ -29,6 +29,7 @@ def _on_pick() -> None:
     picked = st.session_state.get("rd_pick") or ""
     if picked:
         load_into_state(store.get(picked).profile)
+        store.mark_used(picked)  # the Overview starts from the scenario last opened
     st.session_state["rd_current"] = picked or None
     st.session_state["rd_name"] = picked or "base"
 

@@ -9,6 +9,7 @@ from engine.estimate.serving import ServeInput, estimate_serving
 from engine.estimate.sweeps import serving_by_concurrency, serving_by_gpu
 from engine.units import format_bytes
 from ui.currency import current_currency, money_table, price_input
+from ui.breakeven import breakeven_section
 from ui.widgets import downloads, gpu_picker, model_picker, money, run_engine
 
 st.title("Serving")
@@ -50,6 +51,12 @@ with st.expander("Assumptions (editable; sources on the Reference data page)"):
                                  help="kernel launch gaps per layer per forward pass")
     allreduce_us = e[2].number_input("All-reduce latency (µs)", 0.0, 10_000.0, d["allreduce_latency_us"], 5.0,
                                      key="allreduce-us", help="two per layer with tensor parallelism")
+    ar_bw = e[3].number_input("All-reduce bandwidth (GB/s)", 0.0, 100_000.0, d["allreduce_bandwidth_gbs"], 10.0,
+                              key="allreduce-bw", help="per GPU, for tensor parallelism's activations; 0 leaves it out")
+    seq_us = e[0].number_input("Host work per sequence per step (µs)", 0.0, 10_000.0, d["decode_sequence_overhead_us"],
+                               1.0, key="seq-us", help="scheduling, sampling, detokenizing each running sequence")
+    request_ms = e[1].number_input("Fixed time to first token (ms)", 0.0, 100_000.0, d["request_overhead_ms"], 1.0,
+                                   key="request-ms", help="per request, outside the forward passes")
 
 # Measured efficiencies from the latest serving calibration (Inference page / `calibrate --serve`).
 from engine.artifacts import latest_serving_calibration  # noqa: E402
@@ -67,7 +74,8 @@ inp = ServeInput(model=spec, gpu=gpu, gpus=int(n), dtype=dtype, kv_dtype=kv, pro
                  output_tokens=int(output), concurrency=int(conc) or None, requests_per_s=float(rps),
                  price_usd_per_hour=price, prefill_efficiency=eff_c, decode_efficiency=eff_b,
                  overhead_gib=overhead, max_batch=int(max_batch), prefill_chunk_tokens=int(chunk),
-                 layer_overhead_us=layer_us, allreduce_us=allreduce_us)
+                 layer_overhead_us=layer_us, allreduce_us=allreduce_us, allreduce_bandwidth_gbs=ar_bw,
+                 sequence_step_us=seq_us, request_overhead_ms=request_ms)
 est = run_engine(estimate_serving, inp)
 
 st.divider()
@@ -93,6 +101,14 @@ m[0].metric("Cost / M input tokens", money(est.cost_per_million_input_tokens_usd
             help="GPU time per input token when a busy server fills whole prefill chunks")
 m[1].metric("Cost / M output tokens", money(est.cost_per_million_output_tokens_usd),
             help=f"{est.gpus} GPU(s) at {money(est.price_usd_per_hour)} per GPU-hour, shared by {est.concurrency} sequences")
+m[2].metric("Monthly cost at this load", money(est.monthly_cost_usd),
+            help=f"{est.gpus_needed} GPU(s) × {money(est.price_usd_per_hour)} per GPU-hour × 730 hours")
+m[3].metric("Cost / M tokens at this load", money(est.cost_per_million_tokens_at_load_usd),
+            help="the monthly cost over every token (prompt + output) this load sends in a month")
+st.caption(f"**Full batch** (the first two): what a token costs when the GPUs are always busy at {est.concurrency} "
+           f"concurrent sequences. **At this load** (the last two): what the {est.gpus_needed} GPU(s) you need for "
+           f"{rps:g} requests/s cost a month, over the tokens you actually serve; they are {est.utilization:.0%} "
+           "used, so each token costs more than at full batch.")
 
 curve = run_engine(serving_by_concurrency, inp)
 by_gpu = run_engine(serving_by_gpu, inp)
@@ -104,3 +120,6 @@ with st.expander("By concurrency and by GPU type (tables)"):
     st.dataframe(money_table(by_gpu), hide_index=True, width="stretch")
 downloads("serving-estimate", est.to_dict(), curve)
 downloads("serving-by-gpu", None, by_gpu)
+
+st.divider()
+breakeven_section(spec, gpu, int(n) if est.fits else None, dtype, price, int(prompt), int(output), float(rps), serve=inp)

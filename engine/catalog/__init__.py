@@ -141,6 +141,14 @@ def currency_rows() -> tuple[dict, ...]:
 
 
 @cache
+def api_file() -> dict:
+    """The API offers file as parsed: version, the date its prices were taken, and the [[offer]] rows
+    (provider, model, currency, prices per million tokens, context, open_model, source, date);
+    ``engine.estimate.apis`` builds the offers from it."""
+    return _load("apis.toml")
+
+
+@cache
 def uncertainty_rows() -> tuple[dict, ...]:
     """Ranges of the readiness assumptions (factors on a scenario's point values) with sources."""
     return tuple(_load("uncertainty.toml")["range"])

@@ -54,6 +54,9 @@ class ServeInput:
     prefill_chunk_tokens: int | None = None
     layer_overhead_us: float | None = None
     allreduce_us: float | None = None
+    allreduce_bandwidth_gbs: float | None = None
+    sequence_step_us: float | None = None
+    request_overhead_ms: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +83,11 @@ class ServeEstimate:
     price_usd_per_hour: float
     cost_per_million_input_tokens_usd: float
     cost_per_million_output_tokens_usd: float
+    # At the requested load (not at full batch): what the GPUs needed cost a month, how busy they are,
+    # and what each token really costs when the fleet is partly idle (see at_load).
+    monthly_cost_usd: float = 0.0
+    utilization: float = 0.0
+    cost_per_million_tokens_at_load_usd: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -142,10 +150,35 @@ def estimate_serving(inp: ServeInput) -> ServeEstimate:
     n = require_number("gpus", inp.gpus, low=1, high=4096, integer=True)
     check_tensor_parallel(spec, n)
     est = _estimate(inp, spec, n)
+    replica_rps = est.requests_per_s_per_replica
     if not est.fits and est.min_gpus_to_fit > n:
         held = _estimate(replace(inp, concurrency=None), spec, est.min_gpus_to_fit)
         est = replace(est, replicas=held.replicas, gpus_needed=held.gpus_needed)
+        replica_rps = held.requests_per_s_per_replica
+    est = replace(est, **at_load(est.gpus_needed, est.price_usd_per_hour, est.replicas, replica_rps,
+                                 float(inp.requests_per_s), inp.prompt_tokens + inp.output_tokens))
+    require_finite_result(est, "the load (requests/s) and the GPU's price")
     return est
+
+
+HOURS_PER_MONTH = 730.0  # 8,760 / 12, as engine/readiness/finance.py
+
+
+def at_load(gpus_needed: int, price_usd_per_hour: float, replicas: int, replica_rps: float, requests_per_s: float,
+            tokens_per_request: float) -> dict[str, float]:
+    """Cost at the load, beside the full-batch figures (issue 18's definitions):
+
+    - ``monthly_cost_usd`` = GPUs needed × price per GPU-hour × 730;
+    - ``utilization`` = requests/s ÷ (replicas × requests/s one replica sustains at full batch);
+    - ``cost_per_million_tokens_at_load_usd`` = monthly cost ÷ (requests/s × (prompt + output tokens)
+      × 2,628,000 s / 10⁶): every token, input and output, at what the whole fleet costs.
+
+    The full-batch ``cost_per_million_*_tokens_usd`` assume the GPUs are always busy; at 20% utilization
+    each token costs about five times that."""
+    monthly = gpus_needed * price_usd_per_hour * HOURS_PER_MONTH
+    tokens_per_month = requests_per_s * tokens_per_request * HOURS_PER_MONTH * 3600.0
+    return {"monthly_cost_usd": monthly, "utilization": requests_per_s / (replicas * replica_rps),
+            "cost_per_million_tokens_at_load_usd": monthly / (tokens_per_month / 1e6)}
 
 
 def _estimate(inp: ServeInput, spec: ModelSpec, n: int) -> ServeEstimate:
@@ -168,6 +201,12 @@ def _estimate(inp: ServeInput, spec: ModelSpec, n: int) -> ServeEstimate:
                               else inp.layer_overhead_us, low=0, high=1e6)
     allreduce_us = require_number("allreduce-us", dflt["allreduce_latency_us"] if inp.allreduce_us is None
                                   else inp.allreduce_us, low=0, high=1e6)
+    ar_bw = require_number("allreduce-bandwidth-gbs", dflt["allreduce_bandwidth_gbs"] if inp.allreduce_bandwidth_gbs
+                           is None else inp.allreduce_bandwidth_gbs, low=0, high=1e6) * 1e9  # 0: no bandwidth term
+    seq_us = require_number("sequence-step-us", dflt["decode_sequence_overhead_us"] if inp.sequence_step_us is None
+                            else inp.sequence_step_us, low=0, high=1e6)
+    request_s = require_number("request-overhead-ms", dflt["request_overhead_ms"] if inp.request_overhead_ms is None
+                               else inp.request_overhead_ms, low=0, high=1e6) * 1e-3
 
     precision = compute_precision(dtype)
     if gpu.peak_flops(precision) <= 0:
@@ -195,24 +234,35 @@ def _estimate(inp: ServeInput, spec: ModelSpec, n: int) -> ServeEstimate:
         conc = require_number("concurrency", inp.concurrency, low=1, high=1e6, integer=True)
     # Fixed latency of one forward pass: kernel gaps per layer, and two all-reduces per layer under TP.
     pass_overhead = spec.n_layers * (layer_us + (2.0 * allreduce_us if n > 1 else 0.0)) * 1e-6
+    # Bandwidth of those all-reduces: a ring moves 2·(n − 1)/n of each token's d_model activations (bf16) per
+    # GPU, twice per layer (Shoeybi et al. 2019, sec. 3; NCCL's "bus bandwidth", nccl-tests PERFORMANCE.md).
+    ar_per_token = (spec.n_layers * 2.0 * 2.0 * (n - 1) / n * spec.d_model * act_bytes / ar_bw) if n > 1 and ar_bw else 0.0
 
     # Prefill latency of one prompt: compute-bound, or for short prompts bound by reading the weights
     # its tokens touch (MoE: the experts they are routed to); one pass per prefill chunk.
     passes = -(-prompt // chunk)
     pf_compute = prefill_flops(spec, prompt) / n / flops_rate
     pf_memory = passes * decode_weight_bytes_read(spec, dtype, min(prompt, chunk)) / n / byte_rate  # a read per pass
-    prefill_s = max(pf_compute, pf_memory) + passes * pass_overhead
+    prefill_s = max(pf_compute, pf_memory) + passes * pass_overhead + prompt * ar_per_token + request_s
     # GPU time per input token when a busy server batches prompts into full chunks: the weight read
     # and the fixed pass latency are shared by a whole chunk.
     per_input_token_s = (max(pf_compute / prompt, decode_weight_bytes_read(spec, dtype, chunk) / n / byte_rate / chunk)
-                         + pass_overhead / chunk)
+                         + pass_overhead / chunk + ar_per_token)
     # Decode: one step for `conc` sequences at the mean context length prompt + output/2.
     ctx = spec.cached_positions(prompt + output // 2)
-    step_bytes = (decode_weight_bytes_read(spec, dtype, conc) / n
-                  + conc * kv_per_token * spec.kv_fraction_per_rank(n) * ctx)
-    step_flops = conc * (2.0 * spec.params_matmul_active + spec.attention_flops_forward_per_token(ctx)) / n
-    t_mem, t_cmp = step_bytes / byte_rate, step_flops / flops_rate
-    step = max(t_mem, t_cmp) + pass_overhead
+    # The step's matrix multiplies (the weights) and its attention (the KV caches) are separate kernels that
+    # run one after the other, so each gets its own roofline and the step is their sum (LLM-Viewer's
+    # per-operator roofline, Yuan et al. 2024, sec. 2): at large batches the GEMMs turn compute-bound while
+    # attention stays bound by reading the caches, and a single roofline of the totals hid one behind the other.
+    gemm_mem = decode_weight_bytes_read(spec, dtype, conc) / n / byte_rate
+    gemm_cmp = conc * 2.0 * spec.params_matmul_active / n / flops_rate
+    att_mem = conc * kv_per_token * spec.kv_fraction_per_rank(n) * ctx / byte_rate
+    att_cmp = conc * spec.attention_flops_forward_per_token(ctx) / n / flops_rate
+    t_mem = max(gemm_mem, gemm_cmp) if gemm_mem >= gemm_cmp else 0.0
+    t_mem += att_mem if att_mem >= att_cmp else 0.0
+    t_cmp = (gemm_cmp if gemm_cmp > gemm_mem else 0.0) + (att_cmp if att_cmp > att_mem else 0.0)
+    # Plus each sequence's share of the step's host work (scheduling, sampling, detokenizing: seq_us each).
+    step = t_mem + t_cmp + pass_overhead + conc * ar_per_token + conc * seq_us * 1e-6
     # A replica spends prefill time per request (batched) and shares each decode step among conc.
     per_request_gpu_time = prompt * per_input_token_s + output * step / conc
     replica_rps = 1.0 / per_request_gpu_time if per_request_gpu_time > 0 else math.inf

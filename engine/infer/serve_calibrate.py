@@ -121,7 +121,10 @@ def _predict(cfg, hw, prompt: int, output: int, conc: int, eff_c: float = 1.0, e
     return estimate_serving(ServeInput(model=cfg.model_spec(), gpu=hw, gpus=1, dtype="fp32", kv_dtype="fp32",
                                        prompt_tokens=prompt, output_tokens=output, concurrency=conc,
                                        prefill_efficiency=eff_c, decode_efficiency=eff_b, max_batch=max(conc, 1),
-                                       overhead_gib=0.0))
+                                       overhead_gib=0.0,
+                                       # what is timed here is the forward passes alone: no request handling
+                                       # or per-sequence host work of a serving engine (issue 18's terms)
+                                       request_overhead_ms=0.0, sequence_step_us=0.0))
 
 
 def calibrate_serve(inp: ServeCalibrateInput, registry=None, progress=None) -> ServeCalibrateResult:

@@ -95,12 +95,29 @@ def serving_area(projection: dict | None, error: str | None = None, currency: Cu
     gpus, cost = projection["serving_gpus_needed"], projection["serving_cost_per_month_usd"]
     speed = projection["serving_speed_source"]
     where = f"{gpus} GPU(s), {_usd(cost, currency)} a month (speed from the {speed})"
+    if projection.get("serving_comparison"):
+        where = f"{_usd(cost, currency)} a month through the {speed}; {compare_sentence(projection['serving_comparison'], currency)}"
     if margin < 0:
         return Area("serving", "at risk", f"Each request loses {_usd(-margin, currency)} at this price: {where}.", PAGES["serving"])
     out = projection["cash_out_month"]
     if out is not None and out <= CASH_OUT_AT_RISK_MONTHS:
         return Area("serving", "at risk", f"Cash runs out in month {out} at the projected growth: {where}.", PAGES["serving"])
     return Area("serving", "ready", f"A margin of {_usd(margin, currency)} per request: {where}.", PAGES["serving"])
+
+
+def compare_sentence(c: dict, currency: Currency | None = None) -> str:
+    """Which is cheaper now (month 1) and at month 12: the API or self-hosting the open model."""
+    if c.get("self_host_error"):
+        return f"self-hosting cannot be compared: {c['self_host_error']}"
+    own = f"self-hosting {c['self_host_model']} on {c['self_host_gpu']}"
+
+    def month(m: int) -> str:
+        row = c[f"month_{m}"]
+        who = own if row["cheaper"] == "self-host" else f"the API {c['api']}"
+        return (f"{who} is cheaper at month {m} ({_usd(row['api_usd'], currency)} through the API vs "
+                f"{_usd(row['self_host_usd'], currency)} for {row['self_host_gpus']} GPU(s))")
+
+    return f"{month(1)}; {month(12)}"
 
 
 def data_area(data: dict | None) -> Area:

@@ -10,7 +10,7 @@ from engine.errors import ValidationError
 from engine.money import Currency
 from engine.readiness import areas as A
 from engine.readiness.finance import (DAYS_PER_MONTH, HORIZON_MONTHS, HOURS_PER_MONTH, project, serving_basis,
-                                      training_costs)
+                                      serving_comparison, training_costs)
 from engine.readiness.montecarlo import DEFAULT_SAMPLES, PointCosts, Range, run
 from engine.readiness.profile import Profile
 
@@ -65,6 +65,7 @@ class Assessment:
         out["quantiles"] = {k: q.get(k) for k in ("training_cost_usd", "serving_cost_per_month_usd",
                                                   "runway_months_after_training", "gross_margin_per_request_usd")}
         out["areas"] = [a.to_dict() for a in self.areas]
+        out["serving_comparison"] = p.get("serving_comparison")
         for key in ("training_share_of_cash", "serving_requests_per_s_average", "serving_gpus_per_replica",
                     "serving_requests_per_s_per_replica", "serving_speed_source", "revenue_per_request_usd",
                     "serving_cost_per_request_usd", "gross_margin_per_user_month_usd", "horizon_months"):
@@ -116,10 +117,18 @@ def assess(profile: Profile, *, scenario: str = "base", samples: int = DEFAULT_S
         basis = serving_basis(profile, arts.serving_calibration)
     except ValidationError as exc:
         serve_error = str(exc)
-    projection = uncertainty = None
+    projection = uncertainty = comparison = None
+    own = None
+    if profile.serving_api and basis is not None:  # the API against self-hosting the named open model
+        try:
+            own = serving_basis(profile, arts.serving_calibration, self_host=True)
+            comparison = serving_comparison(profile, basis, own)
+        except ValidationError as exc:
+            comparison = {"api": basis.model, "self_host_error": str(exc)}
     if train_error is None and basis is not None:
         proj = project(profile, basis, sum(r["cost_usd"] for r in runs), training=tuple(runs))
         projection = proj.to_dict()
+        projection["serving_comparison"] = comparison
         point = PointCosts(run_costs=tuple(r["cost_usd"] for r in runs), run_mfus=tuple(r["mfu"] for r in runs),
                            basis=basis, run_mfu_free_costs=tuple(r.get("mfu_free_cost_usd", 0.0) for r in runs))
         uncertainty = run(profile, point, ranges, samples=samples).to_dict()
@@ -128,8 +137,9 @@ def assess(profile: Profile, *, scenario: str = "base", samples: int = DEFAULT_S
         A.serving_area(projection, serve_error, currency),
         A.data_area(arts.data),
         A.model_area(arts.training, arts.first_val_loss),
-        A.latency_area(profile.p95_latency_s, basis.request_latency_s if basis else None,
-                       basis.source if basis and basis.source.startswith("estimator with efficiencies measured") else None),
+        A.latency_area(profile.p95_latency_s, (own or basis).request_latency_s if basis else None,
+                       (own or basis).source if basis and (own or basis).source.startswith("estimator with efficiencies measured")
+                       else None),
     )
     assumptions = {
         "hours_per_month": HOURS_PER_MONTH, "days_per_month": DAYS_PER_MONTH, "horizon_months": HORIZON_MONTHS,

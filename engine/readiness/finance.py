@@ -55,15 +55,20 @@ class ServingBasis:
     scaled_s: float
     fixed_s: float
     price_usd_per_hour: float
-    request_latency_s: float
-    source: str  # "estimator" or "measured (run NAME)"
+    request_latency_s: float | None
+    source: str  # "estimator", "measured (run NAME)" or "API ID list price"
+    # Serving through an API (profile.serving_api): every request costs this, no GPUs are rented.
+    api_cost_per_request_usd: float | None = None
 
     def requests_per_s_per_replica(self, efficiency: float = 1.0) -> float:
+        if self.api_cost_per_request_usd is not None:
+            return math.inf  # an API scales with the load: no replicas to size
         return 1.0 / (self.scaled_s / efficiency + self.fixed_s)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        out["requests_per_s_per_replica"] = self.requests_per_s_per_replica()
+        out["requests_per_s_per_replica"] = (None if self.api_cost_per_request_usd is not None
+                                             else self.requests_per_s_per_replica())
         return out
 
 
@@ -107,11 +112,29 @@ def _serve_input(profile: Profile | _ServingFields, gpus: int, efficiency: float
                       prefill_efficiency=pe * efficiency, decode_efficiency=de * efficiency)
 
 
-def serving_basis(profile: Profile, calibration: dict | None = None) -> ServingBasis:
-    """One replica of the serving model (see :func:`_serving_basis`), cached on the fields it reads:
+def api_basis(profile: Profile) -> ServingBasis:
+    """Serving through the profile's ``serving_api``: its list price × the request's tokens, converted at
+    the catalog's dated rate (engine.estimate.apis). No GPUs, no replicas, no latency estimate."""
+    from engine.estimate.apis import api_monthly_usd, get_offer
+
+    offer = get_offer(profile.serving_api)
+    per_request = api_monthly_usd(offer, 1.0, profile.prompt_tokens, profile.output_tokens) / (HOURS_PER_MONTH * 3600)
+    return ServingBasis(model=offer.id, gpu="api", gpus_per_replica=0, concurrency=0, scaled_s=0.0, fixed_s=0.0,
+                        price_usd_per_hour=0.0, request_latency_s=None,
+                        source=f"API {offer.id} list price ({offer.currency} {offer.input_per_million:g} in / "
+                               f"{offer.output_per_million:g} out per M tokens, {offer.date})",
+                        api_cost_per_request_usd=per_request)
+
+
+def serving_basis(profile: Profile, calibration: dict | None = None, self_host: bool = False) -> ServingBasis:
+    """How the scenario serves: through its ``serving_api`` when set (:func:`api_basis`; ``self_host``
+    asks for the self-hosted alternative instead), else one replica of the serving model (see
+    :func:`_serving_basis`), cached on the fields it reads:
     a change of users, growth, cash or price reuses it, so the page reruns without the estimator.
     ``calibration``: the latest serving calibration (its efficiencies apply when it ran on this GPU
     model)."""
+    if profile.serving_api and not self_host:
+        return api_basis(profile)
     pe, de, source = serving_efficiencies(profile.serving_gpu, calibration)
     base = _serving_basis(profile.serving_model, profile.serving_gpu, profile.serving_dtype, profile.prompt_tokens,
                           profile.output_tokens, profile.serving_price_usd_per_hour, pe, de)
@@ -251,6 +274,15 @@ def break_even_users(burn: float, revenue_per_user_month: float, users_per_repli
     return max(1, math.ceil((burn + c * k) / v - 1e-9))  # pragma: no cover - u far below one user
 
 
+def break_even_users_api(burn: float, revenue_per_user_month: float, api_cost_per_user_month: float) -> int | None:
+    """Fewest daily users U with U·(v − a) >= burn when each user costs ``a`` a month in API tokens (no
+    replicas: the cost is linear in users); None when a user costs at least what they pay."""
+    margin = revenue_per_user_month - api_cost_per_user_month
+    if margin <= 0 or burn / margin > MAX_BREAK_EVEN_USERS:
+        return None
+    return max(1, math.ceil(burn / margin - 1e-9))
+
+
 @dataclass(frozen=True)
 class Projection:
     """The plan's figures (the CLI contract's fields) and its month-by-month table."""
@@ -263,7 +295,7 @@ class Projection:
     peak_to_average: float
     serving_gpus_needed: int
     serving_gpus_per_replica: int
-    serving_requests_per_s_per_replica: float
+    serving_requests_per_s_per_replica: float | None  # None when serving through an API
     serving_speed_source: str
     serving_cost_per_month_usd: float
     revenue_per_month_usd: float
@@ -299,16 +331,20 @@ def project(profile: Profile, basis: ServingBasis, training_cost_usd: float, *, 
     months: list[dict[str, float]] = [{"month": 0, "users": 0.0, "serving_gpus": 0, "serving_cost_usd": 0.0,
                                        "revenue_usd": 0.0, "cash_usd": cash}]
     cash_out = 0 if cash < 0 else None
+    api = basis.api_cost_per_request_usd
     for m in range(1, horizon + 1):
         users = users_in_month(profile, m)
         avg_rps = users * profile.requests_per_user_per_day / SECONDS_PER_DAY
-        if replicas_for is None:
-            replicas = max(1, math.ceil(avg_rps * peak / replica_rps - 1e-9))
-        else:
-            replicas = replicas_for(avg_rps * peak)
-        gpus = replicas * basis.gpus_per_replica
-        serving = gpus * gpu_hour * HOURS_PER_MONTH
         requests = users * profile.requests_per_user_per_day * DAYS_PER_MONTH
+        if api is not None:  # billed per token: no GPUs, no peak to size for
+            gpus, serving = 0, requests * api
+        else:
+            if replicas_for is None:
+                replicas = max(1, math.ceil(avg_rps * peak / replica_rps - 1e-9))
+            else:
+                replicas = replicas_for(avg_rps * peak)
+            gpus = replicas * basis.gpus_per_replica
+            serving = gpus * gpu_hour * HOURS_PER_MONTH
         revenue = users * price if kind == "subscription_usd_per_user_month" else requests * per_request
         cash += revenue - profile.monthly_burn_usd - serving
         if cash_out is None and cash < 0:
@@ -329,16 +365,35 @@ def project(profile: Profile, basis: ServingBasis, training_cost_usd: float, *, 
         serving_requests_per_s=first["users"] * profile.requests_per_user_per_day / SECONDS_PER_DAY * peak,
         serving_requests_per_s_average=first["users"] * profile.requests_per_user_per_day / SECONDS_PER_DAY,
         peak_to_average=peak, serving_gpus_needed=int(first["serving_gpus"]),
-        serving_gpus_per_replica=basis.gpus_per_replica, serving_requests_per_s_per_replica=replica_rps,
+        serving_gpus_per_replica=basis.gpus_per_replica,
+        serving_requests_per_s_per_replica=None if api is not None else replica_rps,
         serving_speed_source=basis.source,
         serving_cost_per_month_usd=first["serving_cost_usd"], revenue_per_month_usd=first["revenue_usd"],
         revenue_per_request_usd=per_request, serving_cost_per_request_usd=cost_per_request,
         gross_margin_per_request_usd=per_request - cost_per_request,
         gross_margin_per_user_month_usd=(first["revenue_usd"] - first["serving_cost_usd"]) / first["users"],
-        break_even_users=break_even_users(profile.monthly_burn_usd, revenue_per_user, users_per_replica,
-                                          basis.gpus_per_replica * gpu_hour * HOURS_PER_MONTH),
+        break_even_users=(break_even_users(profile.monthly_burn_usd, revenue_per_user, users_per_replica,
+                                           basis.gpus_per_replica * gpu_hour * HOURS_PER_MONTH) if api is None else
+                          break_even_users_api(profile.monthly_burn_usd, revenue_per_user,
+                                               api * profile.requests_per_user_per_day * DAYS_PER_MONTH)),
         cash_out_month=cash_out, horizon_months=horizon, months=tuple(months), training=tuple(training),
     )
+
+
+def serving_comparison(profile: Profile, api: ServingBasis, own: ServingBasis) -> dict[str, Any]:
+    """Serving through the API against self-hosting, in month 1 (now) and month 12 of the growth: the API
+    is billed on the month's tokens, self-hosting on whole replicas sized for the peak load."""
+    through_api = project(profile, api, 0.0, horizon=12).months
+    self_hosted = project(profile, own, 0.0, horizon=12).months
+    out: dict[str, Any] = {"api": api.model, "self_host_model": own.model, "self_host_gpu": own.gpu,
+                           "self_host_gpus_per_replica": own.gpus_per_replica, "self_host_source": own.source,
+                           "self_host_request_latency_s": own.request_latency_s}
+    for month in (1, 12):
+        a, s = through_api[month]["serving_cost_usd"], self_hosted[month]["serving_cost_usd"]
+        out[f"month_{month}"] = {"users": through_api[month]["users"], "api_usd": a, "self_host_usd": s,
+                                 "self_host_gpus": self_hosted[month]["serving_gpus"],
+                                 "cheaper": "self-host" if s <= a else api.model}
+    return out
 
 
 def plan(profile: Profile, *, calibration: dict | None = None, serving_calibration: dict | None = None) -> Projection:

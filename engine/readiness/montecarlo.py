@@ -107,7 +107,6 @@ def simulate(profile: Profile, point: PointCosts, factors: dict[str, np.ndarray]
         sampled = np.minimum(1.0, mfu * f["mfu"])
         training += ((cost - fixed) * (mfu / sampled) + fixed) * f["tokens"] * f["gpu_price"]
     basis = point.basis
-    replica_rps = 1.0 / (basis.scaled_s / f["serving_efficiency"] + basis.fixed_s)
     gpu_hour = basis.price_usd_per_hour * f["gpu_price"]
     users0 = np.minimum(MAX_DAILY_USERS, profile.daily_active_users * f["users"])
     growth = profile.monthly_growth * f["growth"]
@@ -115,9 +114,14 @@ def simulate(profile: Profile, point: PointCosts, factors: dict[str, np.ndarray]
     months = np.arange(horizon, dtype=float)
     users = np.minimum(users0[:, None] * (1.0 + growth[:, None]) ** months[None, :], MAX_DAILY_USERS)
     avg_rps = users * per_user_day[:, None] / SECONDS_PER_DAY
-    replicas = np.maximum(1.0, np.ceil(avg_rps * profile.peak_factor / replica_rps[:, None] - 1e-9))
-    serving = replicas * basis.gpus_per_replica * gpu_hour[:, None] * HOURS_PER_MONTH
     requests = users * per_user_day[:, None] * DAYS_PER_MONTH
+    if basis.api_cost_per_request_usd is not None:  # an API: tokens × list price, no GPUs to size
+        replicas = np.zeros_like(users)
+        serving = requests * basis.api_cost_per_request_usd
+    else:
+        replica_rps = 1.0 / (basis.scaled_s / f["serving_efficiency"] + basis.fixed_s)
+        replicas = np.maximum(1.0, np.ceil(avg_rps * profile.peak_factor / replica_rps[:, None] - 1e-9))
+        serving = replicas * basis.gpus_per_replica * gpu_hour[:, None] * HOURS_PER_MONTH
     kind, price = profile.pricing
     if kind == "subscription_usd_per_user_month":
         revenue = users * price

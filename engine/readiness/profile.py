@@ -83,6 +83,9 @@ class Profile:
     serving_dtype: str = "bf16"
     serving_price_usd_per_hour: float | None = None
     company: str = ""
+    # An API offer id (engine/catalog/apis.toml, e.g. "deepseek/deepseek-chat"): serve through it at its
+    # list price; the readiness report compares it with self-hosting serving_model on serving_gpu.
+    serving_api: str | None = None
 
     @property
     def peak_factor(self) -> float:
@@ -132,7 +135,7 @@ _NUMBERS: dict[str, tuple[str, float, bool, float, bool]] = {
     "peak_to_average": ("number", 1, True, 20, False),
     "serving_price_usd_per_hour": ("money", 0, True, 1e4, False),
 }
-_TEXT = ("serving_model", "serving_gpu", "serving_dtype", "company")
+_TEXT = ("serving_model", "serving_gpu", "serving_dtype", "company", "serving_api")
 _TRAINING_KEYS = {f.name for f in fields(TrainingPlan)}
 _HINTS = {
     "daily_active_users": "expected daily active users, > 0 (a plan with no users has nothing to serve)",
@@ -251,9 +254,16 @@ def profile_errors(data: Any) -> dict[str, str]:
 
         if data["serving_model"].strip().lower() not in model_ids():
             errors["serving_model"] = f"unknown serving_model {data['serving_model']!r}; allowed: {', '.join(model_ids())}"
-    for name in ("serving_dtype", "company"):
+    for name in ("serving_dtype", "company", "serving_api"):
         if data.get(name) is not None and not isinstance(data[name], str):
             errors[name] = f"{name} must be text, got {type(data[name]).__name__}"
+    if isinstance(data.get("serving_api"), str) and data["serving_api"].strip():
+        from engine.estimate.apis import get_offer
+
+        try:
+            get_offer(data["serving_api"])
+        except ValidationError as exc:
+            errors["serving_api"] = f"serving_api: {exc}"
     prices = [p for p in PRICE_FIELDS if data.get(p) is not None]
     if not prices:
         errors.setdefault("price", "a price is required: one of " + ", ".join(PRICE_FIELDS))
@@ -281,6 +291,8 @@ def profile_from_mapping(data: Any) -> Profile:
     for name in _TEXT:
         if data.get(name) is not None:
             values[name] = data[name].strip().lower() if name != "company" else data[name].strip()[:200]
+    if not values.get("serving_api"):
+        values.pop("serving_api", None)
     values["training"] = _training(data.get("training") or [])
     return Profile(**values)
 
@@ -330,6 +342,19 @@ def example_profile() -> Profile:
     )
 
 
+def founder_example() -> Profile:
+    """The founders' usual plan, the Overview's example before any scenario is saved: fine-tune an open
+    model (QLoRA of Llama 3 8B on 40M tokens, one H100) and serve it to a few thousand daily users,
+    self-hosted or through DeepSeek's API at its list price."""
+    return Profile(
+        cash_usd=1_500_000, monthly_burn_usd=100_000, daily_active_users=3_000, monthly_growth=0.1,
+        requests_per_user_per_day=20, prompt_tokens=1000, output_tokens=250, serving_model="llama-3-8b",
+        serving_gpu="h100-sxm", p95_latency_s=5.0, subscription_usd_per_user_month=20.0,
+        serving_api="deepseek/deepseek-chat",
+        training=(TrainingPlan(model="llama-3-8b", tokens=40e6, gpu="h100-sxm", gpus=1, method="qlora"),),
+    )
+
+
 def with_changes(profile: Profile, **changes: Any) -> Profile:
     """``profile`` with fields replaced and re-validated (a page edit, a scenario override)."""
     data = profile.to_dict()
@@ -338,4 +363,4 @@ def with_changes(profile: Profile, **changes: Any) -> Profile:
 
 
 __all__ = ["PRICE_FIELDS", "TRAINING_METHODS", "Profile", "Scenario", "TrainingPlan", "check_scenario_name",
-           "example_profile", "load_profile_file", "profile_errors", "profile_from_mapping", "with_changes"]
+           "example_profile", "founder_example", "load_profile_file", "profile_errors", "profile_from_mapping", "with_changes"]

@@ -74,6 +74,13 @@ def figures(r: dict[str, Any], currency: Currency | None = None) -> list[tuple[s
         ("Cash runs out", "–" if r.get("training_cost_usd") is None else
          f"not within {r.get('horizon_months') or 60} months" if r.get("cash_out_month") is None else f"month {r['cash_out_month']}"),
     ]
+    comparison = r.get("serving_comparison") or {}
+    for month, label in ((1, "Cheaper now (month 1)"), (12, "Cheaper at month 12")):
+        row = comparison.get(f"month_{month}")
+        if row:
+            who = f"self-hosting {comparison['self_host_model']}" if row["cheaper"] == "self-host" else f"API {comparison['api']}"
+            out.append((label, f"{who}: API {_usd(row['api_usd'], currency)} vs self-host "
+                               f"{_usd(row['self_host_usd'], currency)} ({row['self_host_gpus']} GPU(s)) a month"))
     return out
 
 
@@ -97,7 +104,11 @@ def _assumption_lines(r: dict[str, Any], currency: Currency | None = None) -> li
              f"Servers are sized for the average load × a peak-to-average factor of {a.get('peak_to_average', 0):g} "
              "(editable).",
              "Runway after training assumes no revenue: (cash − training) ÷ (burn + first month's serving cost)."]
-    if serving:
+    if serving.get("api_cost_per_request_usd") is not None:
+        lines.append(f"Serving through {serving.get('model')}: {serving.get('source')}; "
+                     f"{_usd(serving['api_cost_per_request_usd'], currency)} a request, billed on the month's tokens "
+                     "(no GPUs, no peak sizing); self-hosting is sized for the peak.")
+    elif serving:
         lines.append(f"Serving: {serving.get('model')} on {serving.get('gpus_per_replica')} × {serving.get('gpu')} per replica, "
                      f"{serving.get('requests_per_s_per_replica', 0):.3g} requests/s per replica at full batch, "
                      f"{_usd(serving.get('price_usd_per_hour', 0), currency)} per GPU-hour; speed from the {serving.get('source')}.")

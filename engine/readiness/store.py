@@ -23,8 +23,9 @@ from engine.readiness.profile import Profile, Scenario, check_scenario_name, pro
 from engine.store import Registry
 
 SCHEMA_KEY = "scenarios_schema_version"
-SCHEMA_VERSION = 1
-# MIGRATIONS[v] takes the scenarios table from version v to v + 1.
+SCHEMA_VERSION = 2
+# MIGRATIONS[v] takes the scenarios table from version v to v + 1. Version 2 adds ``used``: when the
+# scenario was last opened (the Overview starts from the most recently used one).
 MIGRATIONS: dict[int, str] = {
     0: """
 CREATE TABLE IF NOT EXISTS scenarios (
@@ -35,6 +36,7 @@ CREATE TABLE IF NOT EXISTS scenarios (
     updated REAL NOT NULL
 )
 """,
+    1: "ALTER TABLE scenarios ADD COLUMN used REAL",
 }
 MAX_SCENARIOS = 200
 
@@ -84,6 +86,23 @@ class ScenarioStore:
 
     def all(self) -> list[Scenario]:
         return [self.get(n) for n in self.names()]
+
+    def most_recent(self) -> Scenario | None:
+        """The scenario last opened or saved (the later of ``used`` and ``updated``), or None."""
+        with self._registry.connect() as conn:
+            row = conn.execute("SELECT name FROM scenarios ORDER BY MAX(COALESCE(used, 0), updated) DESC, id DESC "
+                               "LIMIT 1").fetchone()
+        return None if row is None else self.get(row[0])
+
+    def mark_used(self, name: str) -> None:
+        """Record that ``name`` was opened now. Bookkeeping, not an edit: in demo mode nothing is written
+        (and the Overview then starts from the most recently saved scenario)."""
+        from engine.access import demo_mode
+
+        if demo_mode():
+            return
+        with self._registry.transaction() as conn:
+            conn.execute("UPDATE scenarios SET used = ? WHERE name = ?", (time.time(), name))
 
     # ---- writes (refused in demo mode) --------------------------------------------------------
     def save(self, name: str, profile: Profile, *, overwrite: bool = True) -> Scenario:

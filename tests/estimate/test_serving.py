@@ -19,9 +19,18 @@ GIB = 2**30
 LLAMA_3_8B_PASS = 32 * 20e-6
 
 
+# Issue 18 added three terms measured against published engines (all-reduce bandwidth, host work per
+# sequence per decode step, a fixed per-request TTFT cost). The hand-worked roofline cases below write out
+# the terms that existed before; they turn the new ones off (tests/estimate/test_serving_terms.py pins
+# those), so each formula here still checks exactly what it names.
+OFF = dict(allreduce_bandwidth_gbs=0.0, sequence_step_us=0.0, request_overhead_ms=0.0)
+
+
 def serve(model="llama-3-8b", gpu="h100-sxm", **kw):
     kw.setdefault("prompt_tokens", 512)
     kw.setdefault("output_tokens", 256)
+    for key, value in OFF.items():
+        kw.setdefault(key, value)
     return estimate_serving(ServeInput(model=model, gpu=gpu, **kw))
 
 
@@ -217,18 +226,22 @@ def test_per_step_overhead_on_a_tensor_parallel_replica():
 
 
 def test_decode_compute_bound_is_per_rank():
-    """A large batch of short sequences is compute-bound: each rank runs 1/n of
-    C·(2·N + attention) FLOPs per step at 60% of its peak."""
+    """A large batch of short sequences is compute-bound in its matrix multiplies: each rank runs 1/n of
+    C·2·N FLOPs per step at 60% of its peak. Since issue 18 the step's attention is its own kernel with its
+    own roofline (LLM-Viewer's per-operator roofline): at 24 cached positions it is bound by reading its 1/n
+    of the 4096 KV caches, which the step adds (before, one roofline of the totals counted attention FLOPs)."""
     spec = get_model("llama-3-8b")
     kw = dict(concurrency=4096, prompt_tokens=16, output_tokens=16)
     ctx = 16 + 16 // 2
-    flops = 4096 * (2 * spec.params_matmul_active + 2 * 32 * 32 * 256 * ctx)
+    gemm = 4096 * 2 * spec.params_matmul_active
+    kv = 4096 * 131_072 * ctx
+    assert 4096 * 2 * 32 * 32 * 256 * ctx / H100_FLOPS < kv / H100_BYTES  # attention is bound by its reads
     for n in (1, 2):
         est = pure(gpus=n, **kw)
         assert est.decode_bound == "compute"
-        assert est.time_per_output_token_s == pytest.approx(flops / n / H100_FLOPS, rel=1e-12)
+        assert est.time_per_output_token_s == pytest.approx(gemm / n / H100_FLOPS + kv / n / H100_BYTES, rel=1e-12)
     assert serve(gpus=2, **kw).time_per_output_token_s == pytest.approx(
-        flops / 2 / H100_FLOPS + 32 * 50e-6, rel=1e-12)
+        gemm / 2 / H100_FLOPS + kv / 2 / H100_BYTES + 32 * 50e-6, rel=1e-12)
 
 
 def test_model_that_does_not_fit():

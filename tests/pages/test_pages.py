@@ -119,7 +119,9 @@ def test_serving_page_shows_the_engine_numbers_and_offers_downloads():
     from engine.estimate.serving import ServeInput, estimate_serving
 
     at = run_page("views/serve.py")
-    assert len(at.get("download_button")) == 3  # estimate JSON, by-concurrency CSV, by-GPU CSV (contents: tests/e2e)
+    # estimate JSON, by-concurrency CSV, by-GPU CSV (contents: tests/e2e), and since issue 18 the self-host vs
+    # API comparison's JSON and CSV
+    assert len(at.get("download_button")) == 5
     expected = estimate_serving(ServeInput(model="llama-3-8b", gpu="h100-sxm", prompt_tokens=1000, output_tokens=250,
                                            requests_per_s=10.0, price_usd_per_hour=2.99,
                                            prefill_efficiency=0.6, decode_efficiency=0.8))
@@ -188,4 +190,5 @@ def test_serving_page_survives_a_context_no_gpu_can_hold():
     at.number_input(key="prompt").set_value(10_000_000).run()
     assert_clean(at)
     assert at.warning and "does not fit" in at.warning[0].value
-    assert len(at.get("plotly_chart")) == 2
+    assert len(at.get("plotly_chart")) == 2  # no break-even chart: the section says why instead
+    assert "Self-hosting cannot be compared here" in at.warning[-1].value

@@ -121,5 +121,22 @@ def test_an_older_registry_is_migrated():
     reg.create_run("kept", {}, reg.path.parent / "runs" / "kept")
     ScenarioStore().save("s1", example_profile())
     with sqlite3.connect(reg.path) as conn:
-        assert conn.execute("SELECT value FROM meta WHERE key = ?", (SCHEMA_KEY,)).fetchone()[0] == "1"
+        # version 2 since issue 18 (the ``used`` column, for the Overview's most recently used scenario)
+        assert conn.execute("SELECT value FROM meta WHERE key = ?", (SCHEMA_KEY,)).fetchone()[0] == "2"
     assert Registry().get_run("kept")["name"] == "kept" and ScenarioStore().names() == ["s1"]
+
+
+def test_a_version_1_scenarios_table_gains_used_and_the_most_recent_is_found():
+    reg = Registry()
+    with sqlite3.connect(reg.path) as conn:  # the table as version 1 made it, with one scenario
+        conn.execute("CREATE TABLE scenarios (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, "
+                     "profile TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL)")
+        conn.execute("INSERT INTO scenarios(name, profile, created, updated) VALUES (?, ?, 1, 1)",
+                     ("old", json.dumps(example_profile().to_dict())))
+        conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, '1')", (SCHEMA_KEY,))
+    store = ScenarioStore()
+    assert store.most_recent().name == "old"
+    store.save("newer", example_profile())
+    assert store.most_recent().name == "newer"
+    store.mark_used("old")
+    assert store.most_recent().name == "old"
