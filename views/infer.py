@@ -19,7 +19,7 @@ from engine.infer import jobs  # noqa: E402
 from engine.infer.capabilities import GRAPH_BY_BACKEND, check_dtype, list_backends, resolve_backend  # noqa: E402
 from engine.infer.export import DEFAULT_OPSET, default_path  # noqa: E402
 from engine.infer.generate import Stream, classify  # noqa: E402
-from engine.infer.loading import load_run  # noqa: E402
+from engine.lab.loader import load_run  # noqa: E402
 from engine.readiness import latest_serving_calibration  # noqa: E402
 from engine.lab import checkpoint as ck  # noqa: E402
 from engine.store import Registry  # noqa: E402
@@ -69,7 +69,7 @@ with st.expander("Backends on this machine"):
 def _runner(run_dir: str, key: str, backend: str, dtype: str):
     """One loaded model per (checkpoint, backend, precision), shared by every session; runners lock per call."""
     from engine.infer.backends import make_runner
-    from engine.infer.loading import load_run
+    from engine.lab.loader import load_run
 
     loaded = load_run(run_dir)
     return loaded, make_runner(loaded, backend, dtype)
