@@ -186,6 +186,9 @@ def resume_run(name: str, *, max_steps: int | None = None, registry: Registry | 
     reg = registry or Registry()
     refresh(reg)
     run = reg.get_run(name)
+    if run["shipped"]:
+        raise ValidationError(f"run {name!r} is the demo model shipped with Preflight (no optimizer state to resume); "
+                              f"fine-tune it with train --lora-from {name}, or train a new run")
     if run["status"] in ("queued", "running", "stopping") and is_alive(run["pid"], run["pid_started"]):
         raise ValidationError(f"run {name!r} is still {run['status']}")
     run_dir = Path(run["run_dir"])

@@ -53,13 +53,11 @@ def resolve_run_dir(run: str | Path) -> Path:
     if path.is_dir():
         return path.resolve()
     from engine.store import Registry
-    from engine.workspace import registry_path
 
-    if registry_path().exists():
-        try:
-            return Path(Registry().get_run(str(run))["run_dir"]).resolve()
-        except ValidationError:
-            pass
+    try:  # opening the workspace's registry creates it (with the shipped demo run) on first use
+        return Path(Registry().get_run(str(run))["run_dir"]).resolve()
+    except ValidationError:
+        pass
     raise ValidationError(f"--run {run}: no such run folder or registered run")
 
 

@@ -33,7 +33,12 @@ INHERITED = ("preset", "n_layers", "n_heads", "n_kv_heads", "d_model", "d_ff", "
 
 
 def _source_config(run: str | Path) -> tuple[Path, dict]:
-    run_dir = Path(run).expanduser()
+    from engine.lab.loader import resolve_run_dir
+
+    try:  # a run folder, or a registered run's name (``--lora-from demo``: the shipped demo model)
+        run_dir = resolve_run_dir(run)
+    except ValidationError:
+        run_dir = Path(run).expanduser()
     path = run_dir / "config.json"
     if not path.is_file():
         raise ValidationError(f"--lora-from {run}: no config.json there (not a Preflight run folder)")

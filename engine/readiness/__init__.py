@@ -55,11 +55,10 @@ def latest_data_check() -> dict[str, Any] | None:
 
 
 def all_runs():
-    """Every run in the registry (one read), or None before the registry exists."""
+    """Every run in the registry (one read). Opening it creates it on first use, with the shipped demo run
+    (engine/store.py), so a newcomer's Overview shows a model."""
     from engine.store import Registry
 
-    if not workspace.registry_path().exists():
-        return None
     return Registry().list_runs()
 
 
@@ -86,7 +85,7 @@ def latest_training_run(frame=None) -> dict[str, Any] | None:
         "val_loss": summary.get("val_loss"), "best_val_loss": summary.get("best_val_loss"),
         "val_accuracy": summary.get("val_accuracy"), "tokens_per_s": summary.get("tokens_per_s"),
         "mfu": summary.get("mfu"), "device_name": summary.get("device_name"), "error": run["error"],
-        "evaluation": _evaluation(run["run_dir"]),
+        "evaluation": _evaluation(run["run_dir"]), "shipped": bool(run.get("shipped")),
     }
 
 
