@@ -150,6 +150,18 @@ def is_alive(pid: int | None, started: float | None = None) -> bool:
         return False
 
 
+def resolve_run_dir(run: str | os.PathLike) -> Path:
+    """A run folder, or the folder of a run registered under that name (absolute). Opening the workspace's
+    registry creates it on first use, with the shipped demo run."""
+    path = Path(str(run)).expanduser()
+    if path.is_dir():
+        return path.resolve()
+    try:
+        return Path(Registry().get_run(str(run))["run_dir"]).resolve()
+    except ValidationError:
+        raise ValidationError(f"--run {run}: no such run folder or registered run") from None
+
+
 class Registry:
     """The run registry at ``path`` (default: the workspace's ``registry.sqlite``)."""
 

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import ValidationError, require_number
-from engine.lab.loader import resolve_run_dir
+from engine.store import resolve_run_dir
 
 MAX_EVAL_ROWS = 20_000       # classifier rows scored (a larger --data file is cut, and the cut is reported)
 MAX_LM_WINDOWS = 256         # LM windows scored (context tokens each)

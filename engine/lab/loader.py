@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ValidationError
+from engine.store import resolve_run_dir
 
 DEFAULT_KIND = "lab"
 
@@ -45,20 +46,6 @@ class Loaded:
     @property
     def task(self) -> str:
         return self.config.task
-
-
-def resolve_run_dir(run: str | Path) -> Path:
-    """A run folder, or the folder of a run registered under that name (absolute)."""
-    path = Path(str(run)).expanduser()
-    if path.is_dir():
-        return path.resolve()
-    from engine.store import Registry
-
-    try:  # opening the workspace's registry creates it (with the shipped demo run) on first use
-        return Path(Registry().get_run(str(run))["run_dir"]).resolve()
-    except ValidationError:
-        pass
-    raise ValidationError(f"--run {run}: no such run folder or registered run")
 
 
 def run_config(run_dir: Path) -> dict:

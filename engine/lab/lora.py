@@ -33,7 +33,7 @@ INHERITED = ("preset", "n_layers", "n_heads", "n_kv_heads", "d_model", "d_ff", "
 
 
 def _source_config(run: str | Path) -> tuple[Path, dict]:
-    from engine.lab.loader import resolve_run_dir
+    from engine.store import resolve_run_dir
 
     try:  # a run folder, or a registered run's name (``--lora-from demo``: the shipped demo model)
         run_dir = resolve_run_dir(run)
