@@ -10,7 +10,8 @@ LoRA run's checkpoint holds its adapters beside the frozen base weights (engine/
 injected before the weights load and, by default, merged into the base weights with PEFT's
 ``merge_and_unload`` (https://huggingface.co/docs/peft/main/en/package_reference/lora#peft.LoraModel.merge_and_unload),
 so every consumer (the exported ONNX graph included) sees the plain lab Transformer it knows, with
-W + (alpha/r)·B·A in place of W.
+W + (alpha/r)·B·A in place of W (Hu et al. 2021, "LoRA: Low-Rank Adaptation of Large Language Models",
+eq. 3 and the alpha/r scaling of §4.1).
 """
 
 from __future__ import annotations
