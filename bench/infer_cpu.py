@@ -66,7 +66,7 @@ def main() -> None:
     from engine.infer.backends import make_runner
     from engine.infer.export import ExportInput, default_path, ensure_onnx, export, int8_accuracy
     from engine.infer.generate import Stream
-    from engine.infer.loading import load_run
+    from engine.lab.loader import load_run
 
     os.environ.setdefault("PREFLIGHT_HOME", tempfile.mkdtemp(prefix="preflight-bench-"))
     torch.set_num_threads(args.threads)

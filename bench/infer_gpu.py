@@ -75,7 +75,7 @@ def attention_kernel(b, h, t, d, cuda: bool, iters: int) -> dict:
 
 def attention_core_backends(seq_lens, batch, dtype, backends, iters, d_model, heads, context) -> dict:
     from engine.infer.bench import BenchInput, bench
-    from engine.infer.loading import Loaded
+    from engine.lab.loader import Loaded
     from engine.lab.model import ModelConfig, Transformer
 
     import torch

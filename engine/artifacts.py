@@ -56,14 +56,16 @@ def latest_data_check() -> dict[str, Any] | None:
 
 
 def all_runs(registry: str | os.PathLike | None = None):
-    """Every run in the registry (one read, newest first), or None before the registry exists.
-    ``registry``: another registry file than the workspace's."""
+    """Every run in the registry (one read, newest first). The workspace's own registry is created on first
+    use, with the shipped demo run (engine/store.py), so a newcomer's Overview shows a model;
+    ``registry``: another registry file than the workspace's (None before it exists)."""
     from engine.store import Registry
 
-    path = Path(registry) if registry else workspace.registry_path()
-    if not path.exists():
+    if registry is None:
+        return Registry().list_runs()
+    if not Path(registry).exists():
         return None
-    return Registry(path).list_runs()
+    return Registry(Path(registry)).list_runs()
 
 
 def _runs(kind: str, frame=None):
@@ -88,7 +90,7 @@ def latest_training_run(frame=None) -> dict[str, Any] | None:
         "val_loss": summary.get("val_loss"), "best_val_loss": summary.get("best_val_loss"),
         "val_accuracy": summary.get("val_accuracy"), "tokens_per_s": summary.get("tokens_per_s"),
         "mfu": summary.get("mfu"), "device_name": summary.get("device_name"), "error": run["error"],
-        "evaluation": _evaluation(run["run_dir"]),
+        "evaluation": _evaluation(run["run_dir"]), "shipped": bool(run.get("shipped")),
     }
 
 

@@ -13,6 +13,12 @@ Tables (schema version in ``meta``; :data:`MIGRATIONS` upgrades older files in o
 - ``metrics``: wide rows keyed by (run, step): train and validation values logged at the same step
   merge into one row, so "everything since step k" is one indexed range scan.
 - ``samples``: text generated from the model during or after training.
+
+The demo model (assets/demo_run/, made by scripts/make_demo_model.py) is registered as the run ``demo``
+when the workspace's registry is created (or upgraded to schema 2): its folder is copied into the runs
+folder and its row, metrics and samples come from its ``demo.json``, in the same transaction, so it happens
+once, costs a file copy, and needs no torch. It is marked ``shipped``: it cannot be deleted, and the
+readiness verdicts do not count it as the user's model. ``PREFLIGHT_DEMO_RUN=0`` turns it off.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import os
 import shutil
 import socket
 import sqlite3
+import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from contextlib import closing, contextmanager
@@ -31,7 +38,7 @@ from pathlib import Path
 from engine.errors import ValidationError
 from engine.workspace import registry_path, runs_dir, safe_name
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 KINDS = ("train", "calibrate", "serve-calibrate")  # serve-calibrate: engine.infer.serve_calibrate
 STATUSES = ("queued", "running", "stopping", "finished", "stopped", "failed", "diverged")
 ACTIVE = ("queued", "running", "stopping")
@@ -79,8 +86,19 @@ CREATE TABLE IF NOT EXISTS samples (
 CREATE INDEX IF NOT EXISTS samples_run_idx ON samples(run_id, step);
 """.replace("{metric_cols}", ",\n    ".join(f"{c} REAL" for c in METRIC_COLUMNS))
 
-# Schema upgrades: MIGRATIONS[v] takes a database at version v to v + 1 (none yet after v1).
-MIGRATIONS: dict[int, str] = {}
+# Schema upgrades: MIGRATIONS[v] takes a database at version v to v + 1.
+MIGRATIONS: dict[int, str] = {
+    1: "ALTER TABLE runs ADD COLUMN shipped INTEGER NOT NULL DEFAULT 0",  # 1: the demo model shipped in assets/
+}
+# The demo model shipped with the repository (see the module docstring).
+DEMO_RUN = "demo"
+DEMO_META = "demo.json"
+DEMO_ASSETS = Path(__file__).resolve().parents[1] / "assets" / "demo_run"
+
+
+def demo_enabled() -> bool:
+    """Whether a new workspace gets the shipped demo run (``PREFLIGHT_DEMO_RUN=0`` turns it off)."""
+    return os.environ.get("PREFLIGHT_DEMO_RUN", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def _now() -> float:
@@ -130,6 +148,18 @@ def is_alive(pid: int | None, started: float | None = None) -> bool:
         return True
     except Exception:  # noqa: BLE001 - NoSuchProcess, AccessDenied
         return False
+
+
+def resolve_run_dir(run: str | os.PathLike) -> Path:
+    """A run folder, or the folder of a run registered under that name (absolute). Opening the workspace's
+    registry creates it on first use, with the shipped demo run."""
+    path = Path(str(run)).expanduser()
+    if path.is_dir():
+        return path.resolve()
+    try:
+        return Path(Registry().get_run(str(run))["run_dir"]).resolve()
+    except ValidationError:
+        raise ValidationError(f"--run {run}: no such run folder or registered run") from None
 
 
 class Registry:
@@ -183,6 +213,7 @@ class Registry:
             if has_meta:
                 row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
                 version = int(row[0]) if row else 0
+            before = version
             if version == 0:
                 for stmt in _V1.split(";"):
                     if stmt.strip():
@@ -197,6 +228,8 @@ class Registry:
                 raise ValidationError(f"registry {self.path} has schema version {version}, newer than this "
                                       f"Preflight understands ({SCHEMA_VERSION}); upgrade Preflight")
             conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(version),))
+            if before < 2 and demo_enabled() and self.path.resolve() == registry_path().resolve():
+                _seed_demo(conn)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
@@ -218,6 +251,7 @@ class Registry:
             except ValueError:
                 out[key] = {}
         out["stop_requested"] = bool(out.get("stop_requested"))
+        out["shipped"] = bool(out.get("shipped"))
         return out
 
     # ---- runs -----------------------------------------------------------------------------
@@ -268,7 +302,7 @@ class Registry:
             query = "SELECT * FROM runs" + (" WHERE kind = ?" if kind else "") + " ORDER BY id DESC"
             rows = [self._row(r) for r in conn.execute(query, (kind,) if kind else ())]
         columns = ["id", "name", "run_dir", "kind", "status", "config", "summary", "error", "pid", "pid_started",
-                   "host", "stop_requested", "created", "updated", "started", "ended"]
+                   "host", "stop_requested", "created", "updated", "started", "ended", "shipped"]
         # object dtype throughout: pandas would turn SQL NULL into NaN (not JSON) in a numeric or
         # string column; a missing error, pid or end time stays None.
         return pd.DataFrame(rows, columns=columns, dtype=object)
@@ -352,18 +386,7 @@ class Registry:
         now = _now()
         with self.transaction() as conn:
             run_id = self._run_id(conn, name)
-            for row in batch:
-                unknown = set(row) - {"step", "time", *METRIC_COLUMNS}
-                if unknown:
-                    raise ValidationError(f"unknown metric {sorted(unknown)[0]!r}; allowed: {', '.join(METRIC_COLUMNS)}")
-                cols = [c for c in METRIC_COLUMNS if c in row]
-                vals = [_finite(row[c]) for c in cols]
-                conn.execute(
-                    f"INSERT INTO metrics(run_id, step, time{''.join(', ' + c for c in cols)}) "
-                    f"VALUES (?, ?, ?{', ?' * len(cols)}) ON CONFLICT(run_id, step) DO UPDATE SET time = excluded.time"
-                    + "".join(f", {c} = COALESCE(excluded.{c}, {c})" for c in cols),
-                    (run_id, int(row["step"]), float(row.get("time", now)), *vals),
-                )
+            _insert_metrics(conn, run_id, batch, now)
             conn.execute("UPDATE runs SET updated = ? WHERE id = ?", (now, run_id))
 
     def metrics(self, name: str, since_step: int | None = None):
@@ -436,6 +459,9 @@ class Registry:
         the registry rows only)."""
         self.mark_dead()
         run = self.get_run(name)
+        if run["shipped"]:
+            raise ValidationError(f"run {name!r} is the demo model shipped with Preflight; it cannot be deleted "
+                                  f"(train your own runs beside it)")
         if run["status"] in ACTIVE and is_alive(run["pid"], run["pid_started"]):
             raise ValidationError(f"run {name!r} is {run['status']}; stop it before deleting")
         run_dir = Path(run["run_dir"]).resolve()
@@ -448,6 +474,50 @@ class Registry:
             conn.execute("DELETE FROM runs WHERE name = ?", (name,))
         if remove_files and run_dir.exists():
             shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _insert_metrics(conn: sqlite3.Connection, run_id: int, batch: Iterable[Mapping], now: float) -> None:
+    for row in batch:
+        unknown = set(row) - {"step", "time", *METRIC_COLUMNS}
+        if unknown:
+            raise ValidationError(f"unknown metric {sorted(unknown)[0]!r}; allowed: {', '.join(METRIC_COLUMNS)}")
+        cols = [c for c in METRIC_COLUMNS if c in row]
+        vals = [_finite(row[c]) for c in cols]
+        conn.execute(
+            f"INSERT INTO metrics(run_id, step, time{''.join(', ' + c for c in cols)}) "
+            f"VALUES (?, ?, ?{', ?' * len(cols)}) ON CONFLICT(run_id, step) DO UPDATE SET time = excluded.time"
+            + "".join(f", {c} = COALESCE(excluded.{c}, {c})" for c in cols),
+            (run_id, int(row["step"]), float(row.get("time", now)), *vals),
+        )
+
+
+def _seed_demo(conn: sqlite3.Connection) -> None:
+    """Register the shipped demo model (inside the migration's transaction): copy assets/demo_run/ to the
+    runs folder, add its row (finished, shipped) with the metrics and samples its demo.json recorded. Left
+    out where this install has no assets/demo_run/, or a run or folder named ``demo`` is someone else's."""
+    meta_path = DEMO_ASSETS / DEMO_META
+    if not meta_path.is_file() or conn.execute("SELECT 1 FROM runs WHERE name = ?", (DEMO_RUN,)).fetchone():
+        return
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    dest = runs_dir() / DEMO_RUN
+    if dest.exists() and not (dest / DEMO_META).is_file():
+        return
+    if not dest.exists():  # copied beside, then renamed into place: never a half-copied demo
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-demo-", dir=dest.parent))
+        shutil.copytree(DEMO_ASSETS, tmp / DEMO_RUN)
+        os.replace(tmp / DEMO_RUN, dest)
+        shutil.rmtree(tmp, ignore_errors=True)
+    reg = meta.get("registry") or {}
+    now = _now()
+    cur = conn.execute(
+        "INSERT INTO runs(name, run_dir, kind, status, config, summary, created, updated, started, ended, host, "
+        "shipped) VALUES (?,?,?,?,?,?,?,?,?,?,?,1)",
+        (DEMO_RUN, str(dest.resolve()), "train", "finished", json.dumps(reg.get("config") or {}),
+         json.dumps(reg.get("summary") or {}), now, now, now, now, socket.gethostname()))
+    _insert_metrics(conn, int(cur.lastrowid), meta.get("metrics") or [], now)
+    for sample in meta.get("samples") or []:
+        conn.execute("INSERT INTO samples(run_id, step, prompt, text, time) VALUES (?,?,?,?,?)",
+                     (cur.lastrowid, int(sample["step"]), sample.get("prompt", ""), sample["text"], now))
 
 
 def _json_default(value: object):

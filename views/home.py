@@ -59,6 +59,10 @@ with r2, st.container(border=True):
                        f"{run.get('steps') or 0:,} steps of the {run['preset']} preset")
         if run.get("error"):
             st.caption(f"Error: {run['error']}")
+        if run.get("shipped"):
+            st.caption("The demo model shipped with Preflight (trained on the built-in stories corpus): try it on the "
+                       "Inference page, or train your own in the Model lab.")
+            link(pages["infer"])
     else:
         took = _tiny_run_time()
         st.caption("No model trained yet: the tiny preset learns a built-in corpus"

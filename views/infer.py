@@ -19,11 +19,10 @@ from engine.infer import jobs  # noqa: E402
 from engine.infer.capabilities import GRAPH_BY_BACKEND, check_dtype, list_backends, resolve_backend  # noqa: E402
 from engine.infer.export import DEFAULT_OPSET, default_path  # noqa: E402
 from engine.infer.generate import Stream, classify  # noqa: E402
-from engine.infer.loading import load_run  # noqa: E402
+from engine.lab.loader import load_run  # noqa: E402
 from engine.artifacts import latest_serving_calibration  # noqa: E402
 from engine.lab import checkpoint as ck  # noqa: E402
 from engine.store import Registry  # noqa: E402
-from engine.workspace import registry_path  # noqa: E402
 from ui.widgets import downloads, run_engine, watch_job  # noqa: E402
 
 st.caption("Run a trained model on the fastest backend this machine has, see it stream, and compare backends. "
@@ -32,9 +31,8 @@ st.caption("Run a trained model on the fastest backend this machine has, see it 
 
 # ---- which run, which backend --------------------------------------------------------------------------
 def _runs() -> dict[str, str]:
-    """Registered training runs that have a checkpoint: name -> run folder (newest first)."""
-    if not registry_path().exists():
-        return {}
+    """Registered training runs that have a checkpoint: name -> run folder (newest first). Opening the
+    registry creates it on first use, with the shipped demo run (engine/store.py)."""
     frame = Registry().list_runs(kind="train")
     return {r["name"]: r["run_dir"] for r in frame.to_dict(orient="records")
             if ck.latest_path(r["run_dir"]) is not None}
@@ -69,7 +67,7 @@ with st.expander("Backends on this machine"):
 def _runner(run_dir: str, key: str, backend: str, dtype: str):
     """One loaded model per (checkpoint, backend, precision), shared by every session; runners lock per call."""
     from engine.infer.backends import make_runner
-    from engine.infer.loading import load_run
+    from engine.lab.loader import load_run
 
     loaded = load_run(run_dir)
     return loaded, make_runner(loaded, backend, dtype)

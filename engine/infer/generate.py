@@ -253,7 +253,7 @@ def generate(run: str, prompt: str, *, backend: str = "auto", max_new_tokens: in
              top_k: int | None = 40, seed: int = 0, which: str = "latest", dtype: str = "fp32",
              use_cache: bool = True) -> GenerateResult:
     """Generate from a run's checkpoint on a backend (checks the sampling arguments before loading anything)."""
-    from engine.infer.loading import load_run
+    from engine.lab.loader import load_run
     from engine.requires import require_torch
 
     require_torch("generate")
@@ -269,7 +269,7 @@ def generate(run: str, prompt: str, *, backend: str = "auto", max_new_tokens: in
 
 
 def classify_run(run: str, text: str, *, backend: str = "auto", which: str = "latest", dtype: str = "fp32") -> ClassifyResult:
-    from engine.infer.loading import load_run
+    from engine.lab.loader import load_run
     from engine.requires import require_torch
 
     require_torch("classify")

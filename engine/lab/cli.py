@@ -77,8 +77,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                    help="do not record the result in the registry (where the estimator pages read measured MFU)")
     c.set_defaults(handler=_calibrate)
 
-    r = sub.add_parser("runs", parents=[common], help="list training runs in the registry")
+    r = sub.add_parser("runs", parents=[common], help="list training runs in the registry (or delete one)")
     r.add_argument("--registry", metavar="PATH")
+    r.add_argument("--delete", metavar="NAME", help="delete this run: its registry rows and its folder (refused "
+                   "while it runs, and for the shipped demo)")
     r.set_defaults(handler=_runs, human=_runs_human)
     # generate moved to engine.infer.cli (backends, streaming, KV cache); torch stays its default backend
 
@@ -171,6 +173,10 @@ def _runs(args: argparse.Namespace) -> dict:
     from engine.store import Registry
 
     reg = Registry(args.registry)
+    if args.delete:
+        from engine.lab.jobs import delete_run
+
+        delete_run(args.delete, registry=reg)
     reg.mark_dead()
     frame = reg.list_runs()
     rows = []
@@ -179,7 +185,8 @@ def _runs(args: argparse.Namespace) -> dict:
         rows.append({"name": rec["name"], "status": rec["status"], "kind": rec["kind"], "run_dir": rec["run_dir"],
                      "steps": summary.get("steps"), "val_loss": summary.get("val_loss"),
                      "tokens_per_s": summary.get("tokens_per_s"), "error": rec["error"],
-                     "created": rec["created"], "ended": rec["ended"] if rec["ended"] == rec["ended"] else None})
+                     "created": rec["created"], "ended": rec["ended"] if rec["ended"] == rec["ended"] else None,
+                     "shipped": rec["shipped"]})
     return {"runs": json.loads(json.dumps(rows, default=str))}
 
 
@@ -187,4 +194,5 @@ def _runs_human(d: dict) -> str:
     if not d["runs"]:
         return "no runs yet"
     return "\n".join(f"{r['name']:<24} {r['status']:<9} steps {r['steps'] or 0:<6} val {r['val_loss']}  {r['run_dir']}"
-                     + (f"  ({r['error']})" if r["error"] else "") for r in d["runs"])
+                     + (f"  ({r['error']})" if r["error"] else "") + ("  (shipped demo)" if r.get("shipped") else "")
+                     for r in d["runs"])

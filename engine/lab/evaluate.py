@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import ValidationError, require_number
+from engine.store import resolve_run_dir
 
 MAX_EVAL_ROWS = 20_000       # classifier rows scored (a larger --data file is cut, and the cut is reported)
 MAX_LM_WINDOWS = 256         # LM windows scored (context tokens each)
@@ -78,44 +79,7 @@ def _json_default(value: Any):
     return str(value)
 
 
-# ---- loading ---------------------------------------------------------------------------------------------
-def resolve_run_dir(run: str) -> Path:
-    """A run folder, or the folder of a run registered under that name."""
-    path = Path(str(run)).expanduser()
-    if path.is_dir():
-        return path.resolve()
-    from engine.store import Registry
-    from engine.workspace import registry_path
-
-    if registry_path().exists():
-        try:
-            return Path(Registry().get_run(str(run))["run_dir"])
-        except ValidationError:
-            pass
-    raise ValidationError(f"--run {run}: no such run folder or registered run")
-
-
-def _load_model(run_dir: Path, which: str):
-    from engine.lab import checkpoint as ck
-    from engine.lab.model import ModelConfig, Transformer
-    from engine.lab.tokenizer import load_tokenizer
-
-    if not (run_dir / "config.json").is_file():
-        raise ValidationError(f"{run_dir} is not a Preflight run folder (no config.json)")
-    path = ck.latest_path(run_dir, which) or ck.latest_path(run_dir, "latest")
-    if path is None:
-        raise ValidationError(f"run {run_dir.name} has no checkpoint to evaluate (it never reached an evaluation "
-                              f"or checkpoint step); train or resume it first")
-    c = ck.load(path, optimizer=False)
-    config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-    mcfg = ModelConfig.from_dict(c.state["model_config"])
-    model = Transformer(mcfg)
-    c.restore_model(model)
-    model.eval()
-    tok = load_tokenizer(run_dir / "tokenizer.json")
-    return model, mcfg, tok, c, config
-
-
+# ---- loading (the model: engine/lab/loader.py) ---------------------------------------------------------
 def _data_input(train_cfg: dict, data: str | None):
     from engine.lab.data import DataInput
 
@@ -392,8 +356,12 @@ def evaluate(inp: EvaluateInput) -> EvaluateResult:
         raise ValidationError("--folds 1 is not cross-validation; give k >= 2 (or 0 for none)")
     for name in ("n_bins", "n_mistakes", "n_buckets"):
         require_number(name, getattr(inp, name), low=1, high=1000, integer=True)
-    run_dir = resolve_run_dir(inp.run)
-    model, mcfg, tok, ckpt, config = _load_model(run_dir, inp.which)
+    from engine.lab.loader import load_run
+
+    loaded = load_run(inp.run, inp.which)
+    run_dir, model, mcfg, tok, config = Path(loaded.source), loaded.model, loaded.config, loaded.tokenizer, loaded.run_config
+    if tok is None or not config:
+        raise ValidationError(f"{run_dir} is not a Preflight run folder (it needs config.json and tokenizer.json)")
     if mcfg.n_classes:
         metrics, source, n = _evaluate_classifier(inp, model, mcfg, tok, config)
         task = "classify"
@@ -402,7 +370,7 @@ def evaluate(inp: EvaluateInput) -> EvaluateResult:
             raise ValidationError("--folds is for classifiers; this run trained a language model")
         metrics, source, n = _evaluate_lm(inp, model, mcfg, tok, config)
         task = "lm"
-    return EvaluateResult(task=task, run_dir=str(run_dir), checkpoint=str(ckpt.path), step=ckpt.step, source=source,
+    return EvaluateResult(task=task, run_dir=str(run_dir), checkpoint=loaded.checkpoint, step=loaded.step, source=source,
                           n_examples=n, metrics=metrics)
 
 

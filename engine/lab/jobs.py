@@ -178,6 +178,9 @@ def resume_run(name: str, *, max_steps: int | None = None, registry: Registry | 
     reg = registry or Registry()
     refresh(reg)
     run = reg.get_run(name)
+    if run["shipped"]:
+        raise ValidationError(f"run {name!r} is the demo model shipped with Preflight (no optimizer state to resume); "
+                              f"fine-tune it with train --lora-from {name}, or train a new run")
     if run["status"] in ("queued", "running", "stopping") and is_alive(run["pid"], run["pid_started"]):
         raise ValidationError(f"run {name!r} is still {run['status']}")
     run_dir = Path(run["run_dir"])
@@ -213,36 +216,27 @@ def refresh(registry: Registry | None = None) -> list[str]:
 
 def generate(run: str, prompt: str = "", *, max_new_tokens: int = 200, temperature: float = 0.8,
              top_k: int | None = 40, seed: int = 0, which: str = "latest") -> dict:
-    """Text sampled from a run's latest (or best) checkpoint: weights via safetensors, tokenizer via JSON."""
+    """Text sampled from a run's latest (or best) checkpoint, loaded by the one loader (engine/lab/loader.py)."""
     import json
 
     import torch
 
     from engine.errors import require_number
-    from engine.lab import checkpoint as ck
-    from engine.lab.model import ModelConfig, Transformer
-    from engine.lab.tokenizer import load_tokenizer
+    from engine.lab.loader import load_run
 
-    run_dir = Path(run)
-    if not run_dir.is_dir():  # a registry name
-        run_dir = Path(Registry().get_run(run)["run_dir"])
     max_new_tokens = int(require_number("max-new-tokens", max_new_tokens, low=1, high=100_000, integer=True))
     temperature = float(require_number("temperature", temperature, low=0, high=100))
-    c = ck.load(run_dir, which=which, optimizer=False)
-    mcfg = ModelConfig.from_dict(c.state["model_config"])
+    loaded = load_run(run, which)
+    mcfg, tok, model = loaded.config, loaded.tokenizer, loaded.model
     if mcfg.n_classes:
         raise ValidationError("this run trained a classifier; generation needs a language model")
-    tok = load_tokenizer(run_dir / "tokenizer.json")
-    from engine.lab.lora import for_checkpoint
-
-    model = for_checkpoint(Transformer(mcfg), c.state)  # a LoRA run's checkpoint holds its adapters too
-    c.restore_model(model)
-    model.eval()
+    if tok is None:
+        raise ValidationError(f"run {loaded.source} has no tokenizer.json; it cannot take text")
     ids = tok.encode(prompt) if prompt else []
     ids = [tok.eos_id] + ids
     gen = torch.Generator().manual_seed(int(seed))
     out = model.generate(torch.tensor([ids]), max_new_tokens, temperature=temperature, top_k=top_k, generator=gen)
     new = [i for i in out[0, len(ids):].tolist() if i != tok.pad_id]
     text = tok.decode(new)
-    return {"run_dir": str(run_dir), "checkpoint": str(c.path), "step": c.step, "prompt": prompt,
+    return {"run_dir": loaded.source, "checkpoint": loaded.checkpoint, "step": loaded.step, "prompt": prompt,
             "text": prompt + text, "new_tokens": len(new), "config": json.loads(json.dumps(mcfg.to_dict()))}

@@ -2,9 +2,11 @@
 
 The source run's weights are loaded (its best checkpoint, else its latest), frozen, and PEFT's LoRA
 layers (Hu et al. 2021) are injected in place into the targeted linear layers with
-``peft.inject_adapter_in_model``, so the module tree, the checkpoint format (safetensors, no pickle)
-and every loader stay as they are; the adapters appear as ``<layer>.lora_A.default.weight`` and
-``<layer>.lora_B.default.weight`` beside ``<layer>.base_layer.weight``. Targets use the estimator's names
+``peft.inject_adapter_in_model``, so the module tree and the checkpoint format (safetensors, no pickle)
+stay as they are; the adapters appear as ``<layer>.lora_A.default.weight`` and
+``<layer>.lora_B.default.weight`` beside ``<layer>.base_layer.weight``. The one loader
+(engine/lab/loader.py) injects them again from the checkpoint's train config (:func:`adapters_for`)
+and merges them for every consumer. Targets use the estimator's names
 (engine/estimate/finetune.py): ``qv``, ``attention``, ``all-linear`` (attention plus the MLP), so the
 trainable count equals :func:`engine.estimate.finetune.lora_trainable_params` for the run's ModelSpec.
 
@@ -31,7 +33,12 @@ INHERITED = ("preset", "n_layers", "n_heads", "n_kv_heads", "d_model", "d_ff", "
 
 
 def _source_config(run: str | Path) -> tuple[Path, dict]:
-    run_dir = Path(run).expanduser()
+    from engine.store import resolve_run_dir
+
+    try:  # a run folder, or a registered run's name (``--lora-from demo``: the shipped demo model)
+        run_dir = resolve_run_dir(run)
+    except ValidationError:
+        run_dir = Path(run).expanduser()
     path = run_dir / "config.json"
     if not path.is_file():
         raise ValidationError(f"--lora-from {run}: no config.json there (not a Preflight run folder)")
@@ -113,12 +120,19 @@ def attach(model, cfg, *, fresh: bool, model_config: dict):
     return inject(model, cfg.lora_rank, cfg.lora_alpha, cfg.lora_target)
 
 
-def for_checkpoint(model, state: dict):
-    """Make a plain lab model ready to load a checkpoint: inject the adapters a LoRA run saved."""
+def adapters_for(model, state: dict):
+    """Make a plain lab model ready to load a checkpoint: for a LoRA run's checkpoint, inject the adapters it
+    saved (in place, the same module names :func:`inject` gives) and return PEFT's tuner over the model
+    (whose ``merge_and_unload`` folds them into the weights once they are loaded) and the adapter settings;
+    ``(None, None)`` for a plain run. Used by engine/lab/loader.py, the one loader."""
     train = state.get("train_config") or {}
-    if train.get("lora_rank"):
-        return inject(model, int(train["lora_rank"]), train.get("lora_alpha"), train.get("lora_target", "all-linear"))
-    return model
+    if not train.get("lora_rank"):
+        return None, None
+    from peft import LoraModel
+
+    rank, alpha, target = int(train["lora_rank"]), train.get("lora_alpha"), train.get("lora_target", "all-linear")
+    tuner = LoraModel(model, lora_config(rank, alpha, target), "default")  # what inject_adapter_in_model builds
+    return tuner, {"rank": rank, "alpha": float(alpha if alpha is not None else 2 * rank), "target": target}
 
 
 def trainable_params(model) -> int:

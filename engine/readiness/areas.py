@@ -135,6 +135,9 @@ def model_area(run: dict | None, first_val_loss: float | None = None) -> Area:
     if not run:
         return Area("model", "no data yet", "No model trained yet: train one in the Model lab.", PAGES["model"])
     name, status = run["name"], run["status"]
+    if run.get("shipped"):  # the demo model shipped with Preflight says nothing about the user's model
+        return Area("model", "no data yet", f"Only the demo model shipped with Preflight ({name}) so far: train one "
+                    f"on your data in the Model lab.", PAGES["model"])
     loss = run.get("best_val_loss") or run.get("val_loss")
     if status in ("failed", "diverged"):
         return Area("model", "blocked", f"The latest run {name} {status}: {run.get('error') or 'see the lab'}.", PAGES["model"])

@@ -50,13 +50,13 @@ def cls_run(infer_home):
 
 @pytest.fixture(scope="session")
 def lm(lm_run):
-    from engine.infer.loading import load_run
+    from engine.lab.loader import load_run
 
     return load_run(lm_run)
 
 
 @pytest.fixture(scope="session")
 def cls(cls_run):
-    from engine.infer.loading import load_run
+    from engine.lab.loader import load_run
 
     return load_run(cls_run)

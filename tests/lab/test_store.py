@@ -147,12 +147,33 @@ def test_schema_version_recorded_and_newer_refused(reg):
     import sqlite3
 
     conn = sqlite3.connect(reg.path)
-    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "1"
+    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "2"
     conn.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
     conn.commit()
     conn.close()
     with pytest.raises(ValidationError, match="newer"):
         Registry(reg.path)
+
+
+def test_a_version_1_workspace_registry_upgrades_keeping_its_runs_and_gets_the_demo(tmp_path, monkeypatch):
+    """Schema 1 -> 2 adds the ``shipped`` flag; an existing workspace gets the shipped demo run beside its own."""
+    import sqlite3
+
+    from engine.store import _V1, DEMO_RUN
+
+    monkeypatch.setenv("PREFLIGHT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PREFLIGHT_DEMO_RUN", "1")
+    from engine.workspace import registry_path
+
+    conn = sqlite3.connect(registry_path())
+    conn.executescript(_V1 + "; INSERT INTO meta VALUES ('schema_version', '1');"
+                       "INSERT INTO runs(name, run_dir, created, updated) VALUES ('mine', '/x', 1, 1);")
+    conn.close()
+    reg = Registry()
+    assert sorted(reg.list_runs()["name"]) == [DEMO_RUN, "mine"]
+    assert reg.get_run("mine")["shipped"] is False and reg.get_run(DEMO_RUN)["shipped"] is True
+    reg.delete_run("mine", remove_files=False)  # the user's own run still deletes
+    assert list(Registry().list_runs()["name"]) == [DEMO_RUN]
 
 
 def test_list_runs_keeps_missing_values_as_none_not_nan(tmp_path):
