@@ -7,7 +7,7 @@ import streamlit as st
 
 from engine.charts import finetune_cost_time, finetune_memory_by_gpu
 from engine.estimate.finetune import METHODS, TARGETS, FinetuneInput, estimate_finetune
-from engine.estimate.sweeps import cheapest_fits, finetune_by_gpu
+from engine.estimate.sensitivity import cheapest_fits, finetune_by_gpu
 from engine.readiness import latest_calibration
 from engine.units import format_bytes, format_count, format_duration_hours, format_sci
 from ui.currency import current_currency, price_input

@@ -6,7 +6,7 @@ from engine.catalog import defaults
 from engine.charts import serving_cost_by_gpu, serving_curve
 from engine.estimate.dtypes import KV_DTYPES, WEIGHT_DTYPES
 from engine.estimate.serving import ServeInput, estimate_serving
-from engine.estimate.sweeps import serving_by_concurrency, serving_by_gpu
+from engine.estimate.sensitivity import serving_by_concurrency, serving_by_gpu
 from engine.units import format_bytes
 from ui.currency import current_currency, money_table, price_input
 from ui.widgets import downloads, gpu_picker, model_picker, money, run_engine

@@ -52,7 +52,7 @@ def register(est_sub: argparse._SubParsersAction, common: argparse.ArgumentParse
 
 def _finetune(args: argparse.Namespace) -> dict:
     from engine.estimate import models as model_specs
-    from engine.estimate import sweeps
+    from engine.estimate import sensitivity
     from engine.estimate.finetune import FinetuneInput, estimate_finetune
 
     model = model_specs.load_model_file(args.model_file) if args.model_file else args.model
@@ -65,9 +65,9 @@ def _finetune(args: argparse.Namespace) -> dict:
     )
     out = estimate_finetune(inp).to_dict()
     if args.by_gpu:
-        table = sweeps.finetune_by_gpu(inp)
+        table = sensitivity.finetune_by_gpu(inp)
         out["by_gpu"] = json.loads(table.to_json(orient="records"))
-        out["cheapest"] = json.loads(sweeps.cheapest_fits(table).to_json(orient="records"))
+        out["cheapest"] = json.loads(sensitivity.cheapest_fits(table).to_json(orient="records"))
     return out
 
 
