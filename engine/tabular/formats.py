@@ -27,17 +27,6 @@ _EXT = {
 EXTENSIONS = _EXT   # file extension -> format, the one list every room reads (uploads, pickers, fixes)
 
 
-def format_bytes(n: float) -> str:
-    """A byte count for a message: '16.8 MB', '10 kB', '512 bytes' (3 significant digits below 10 MB)."""
-    if n >= 10e6:
-        return f"{n / 1e6:,.1f} MB"
-    if n >= 1e6:
-        return f"{n / 1e6:.3g} MB"
-    if n >= 1e3:
-        return f"{n / 1e3:.3g} kB"
-    return f"{int(n)} bytes"
-
-
 def split_ext(path: Path) -> tuple[str, str, bool]:
     """(stem, format extension, gzipped) of a file name: ``data.csv.gz`` -> ("data", ".csv", True)."""
     name = path.name
@@ -51,7 +40,6 @@ def split_ext(path: Path) -> tuple[str, str, bool]:
 
 
 
-_mb = format_bytes
 
 
 def looks_binary(head: bytes) -> bool:

@@ -171,7 +171,10 @@ def test_pii_in_long_text_matches_the_plain_scan():
 # ---- P2 -----------------------------------------------------------------------------------------------
 
 def test_small_size_limits_read_sensibly(tmp_path):
-    from engine.datacheck.reader import _mb
+    from engine.units import format_bytes
+
+    def _mb(n: float) -> str:
+        return format_bytes(n, decimal=True)
 
     assert _mb(10_000) == "10 kB" and _mb(16 << 20) == "16.8 MB" and _mb(1_234_567) == "1.23 MB" and _mb(512) == "512 bytes"
     src = write_csv(tmp_path / "d.csv", ["a"], [[str(i)] for i in range(5000)])
