@@ -91,7 +91,7 @@ def test_duplicate_text_registered():
     ('a\tb\n1\t"2\n3\t4\n', 2),
 ])
 def test_quote_open_at_end_of_file_is_an_error(tmp_path, body, line):
-    from engine.datacheck.reader import open_dataset
+    from engine.tabular import open_dataset
     from engine.errors import ValidationError
 
     src = tmp_path / ("s.tsv" if "\t" in body else "s.csv")
@@ -184,7 +184,7 @@ def test_small_size_limits_read_sensibly(tmp_path):
 
 
 def test_tsv_of_tabs_is_not_called_whitespace(tmp_path):
-    from engine.datacheck.reader import open_dataset
+    from engine.tabular import open_dataset
     from engine.errors import ValidationError
 
     src = tmp_path / "t.tsv"
