@@ -160,3 +160,17 @@ def test_the_one_reader_sits_below_the_rooms_that_read_files():
             calls = {ast.unparse(n.func) for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Call)}
             assert not {c for c in calls if c.endswith(("open_csv", "read_csv", "ParquetFile", "read_parquet"))}, \
                 f"{path.relative_to(ROOT)} reads files itself; use engine.tabular.open_dataset"
+
+
+def test_pages_take_the_readers_upload_types():
+    """One list of upload types (engine.tabular.formats.UPLOAD_TYPES): every extension the reader reads, and
+    gzip; no page types out its own."""
+    from engine.tabular.formats import EXTENSIONS, UPLOAD_TYPES
+
+    assert {f".{t}" for t in UPLOAD_TYPES} == set(EXTENSIONS) | {".gz"}
+    for path in (ROOT / "views").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.keyword) and node.arg == "type" and isinstance(node.value, (ast.List, ast.Tuple)):
+                raise AssertionError(f"{path.relative_to(ROOT)} lists its own upload types; use UPLOAD_TYPES")
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "UPLOAD_TYPES" for t in node.targets):
+                raise AssertionError(f"{path.relative_to(ROOT)} defines its own UPLOAD_TYPES")

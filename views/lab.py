@@ -25,12 +25,12 @@ from engine.lab.tokenizer import TOKENIZER_KINDS  # noqa: E402
 from engine.lab.device import resolve_device  # noqa: E402
 from engine.lab.trainer import TrainConfig  # noqa: E402
 from engine.store import ACTIVE, Registry  # noqa: E402
+from engine.tabular.formats import UPLOAD_TYPES  # noqa: E402
 from engine.units import format_bytes, format_bytes_short, format_count  # noqa: E402
 from ui.evaluation import evaluation_section  # noqa: E402
 from ui.access import demo_notice  # noqa: E402
 from ui.widgets import run_engine  # noqa: E402
 
-UPLOAD_TYPES = ["txt", "md", "csv", "tsv", "jsonl", "json", "parquet", "xlsx", "xlsm", "xls", "ods", "gz"]
 STATUS_ICONS = {"queued": "⏳", "running": "🟢", "stopping": "🟡", "finished": "✅", "stopped": "⏸️",
                 "failed": "❌", "diverged": "💥"}
 

@@ -25,6 +25,8 @@ _EXT = {
     ".xlsx": "xlsx", ".xlsm": "xlsx", ".xls": "xlsx", ".ods": "xlsx",
 }
 EXTENSIONS = _EXT   # file extension -> format, the one list every room reads (uploads, pickers, fixes)
+# What a page's file uploader accepts (Streamlit's ``type=``, no dots): every readable extension, and its gzip.
+UPLOAD_TYPES = tuple(dict.fromkeys(ext[1:] for ext in EXTENSIONS)) + ("gz",)
 
 
 def split_ext(path: Path) -> tuple[str, str, bool]:
