@@ -18,8 +18,7 @@ from engine import workspace  # noqa: E402 - after the torch check
 from engine.errors import ValidationError  # noqa: E402
 from engine.lab import jobs  # noqa: E402
 from engine.lab.corpora import CORPORA  # noqa: E402
-from engine.lab.data import list_uploads  # noqa: E402
-from engine.lab.sources import describe_file  # noqa: E402
+from engine.lab.sources import describe_file, list_uploads  # noqa: E402
 from engine.lab.presets import PRESETS  # noqa: E402
 from engine.lab.tokenizer import TOKENIZER_KINDS  # noqa: E402
 from engine.lab.device import resolve_device  # noqa: E402

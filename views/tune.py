@@ -17,7 +17,7 @@ if importlib.util.find_spec("torch") is None:  # set up with PREFLIGHT_TORCH=ski
 from engine.errors import ValidationError  # noqa: E402
 from engine.lab import jobs, tune, tune_jobs, tune_space  # noqa: E402
 from engine.lab.corpora import CORPORA  # noqa: E402
-from engine.lab.data import list_uploads  # noqa: E402
+from engine.lab.sources import list_uploads  # noqa: E402
 from engine.store import Registry  # noqa: E402
 from ui.widgets import money, run_engine  # noqa: E402
 

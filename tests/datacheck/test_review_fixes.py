@@ -159,7 +159,7 @@ def test_quality_flags_cap_keeps_the_verdict():
 
 
 def test_pii_in_long_text_matches_the_plain_scan():
-    from engine.datacheck.checks.pii import LONG_TEXT, _find_pii_short, find_pii, mask_text
+    from engine.datacheck.masking import LONG_TEXT, _find_pii_short, find_pii, mask_text
 
     filler = "plain words only here " * 4000
     text = filler[: LONG_TEXT - 5] + " bob@corp.com 4111 1111 1111 1111 " + filler + " (415) 555-2671 end"
