@@ -6,6 +6,7 @@ from engine.catalog import defaults
 from engine.charts import serving_cost_by_gpu, serving_curve
 from engine.estimate.dtypes import KV_DTYPES, WEIGHT_DTYPES
 from engine.estimate.serving import ServeInput, estimate_serving
+from engine.readiness import latest_serving_calibration
 from engine.estimate.sensitivity import serving_by_concurrency, serving_by_gpu
 from engine.units import format_bytes
 from ui.currency import current_currency, money_table, price_input
@@ -52,8 +53,6 @@ with st.expander("Assumptions (editable; sources on the Reference data page)"):
                                      key="allreduce-us", help="two per layer with tensor parallelism")
 
 # Measured efficiencies from the latest serving calibration (Inference page / `calibrate --serve`).
-from engine.readiness import latest_serving_calibration  # noqa: E402
-
 measured = latest_serving_calibration()
 if measured and st.toggle("Use measured efficiencies", key="serve-measured",
                           help="from the latest serving calibration: measured prefill and decode on "
