@@ -174,3 +174,25 @@ def test_pages_take_the_readers_upload_types():
                 raise AssertionError(f"{path.relative_to(ROOT)} lists its own upload types; use UPLOAD_TYPES")
             if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "UPLOAD_TYPES" for t in node.targets):
                 raise AssertionError(f"{path.relative_to(ROOT)} defines its own UPLOAD_TYPES")
+
+
+MAX_FUNCTION_LINES = 120
+MAX_FILE_LINES = 600
+
+
+def test_no_engine_function_or_file_is_too_long_to_read():
+    """House rule: no engine function over 120 lines (a trainer loop read in one sitting) and no engine file
+    over 600 (issue 17 item 4)."""
+    long_files, long_functions = [], []
+    for path in sorted((ROOT / "engine").rglob("*.py")):
+        text = path.read_text()
+        name = str(path.relative_to(ROOT))
+        if len(text.splitlines()) > MAX_FILE_LINES:
+            long_files.append(f"{name}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text, filename=name)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    long_functions.append(f"{name}:{node.lineno} {node.name}: {length} lines")
+    assert not long_files, f"engine files over {MAX_FILE_LINES} lines: {long_files}"
+    assert not long_functions, f"engine functions over {MAX_FUNCTION_LINES} lines: {long_functions}"
