@@ -1,7 +1,8 @@
 """Everything a training run needs (:class:`TrainConfig`), what it returns (:class:`TrainResult`), its
-validation and resolution (a resumed run's saved config with the allowed overrides), and the learning-rate
-schedule: warmup then cosine (Loshchilov & Hutter 2017, SGDR eq. 5 without restarts), a pure function of the
-step. The loop itself is :mod:`engine.lab.trainer`."""
+validation and resolution (a resumed run's saved config with the allowed overrides), the numbers it trains
+with (:class:`RunPlan`: the config's or its preset's), and the learning-rate schedule: warmup then cosine
+(Loshchilov & Hutter 2017, SGDR eq. 5 without restarts), a pure function of the step. The loop itself is
+:mod:`engine.lab.trainer`."""
 
 from __future__ import annotations
 

@@ -11,9 +11,9 @@ from engine.lab.train_config import TrainConfig
 
 
 def load_run_data(cfg: TrainConfig, run_dir: Path, context: int, ckpt=None):
-    """The run's :class:`~engine.lab.data.Dataset` and its fingerprint. A resumed run (``ckpt`` given) tokenizes with the
-    tokenizer saved in its folder and is refused when the data's fingerprint changed since the checkpoint;
-    a LoRA run tokenizes with its source run's tokenizer."""
+    """The run's :class:`~engine.lab.data.Dataset` and its fingerprint. A resumed run (``ckpt`` given)
+    tokenizes with the tokenizer saved in its folder and is refused when the data's fingerprint changed since
+    the checkpoint; a LoRA run tokenizes with its source run's tokenizer."""
     from engine.lab.data import DataInput, load_dataset
     from engine.lab.tokenizer import load_tokenizer
 

@@ -482,8 +482,8 @@ class _Run:
 
         if self.task != "lm" or not self.dist.main or not self.cfg.sample_tokens or self.cfg.fsdp:
             return  # (under FSDP the weights are sharded; sample from the checkpoint: `preflight generate`)
-        text = sample_text(self.raw_model, self.ds.tokenizer, self.cfg.sample_tokens, seed=self.cfg.seed + self.state.step,
-                           device=self.device, autocast=self.autocast)
+        text = sample_text(self.raw_model, self.ds.tokenizer, self.cfg.sample_tokens,
+                           seed=self.cfg.seed + self.state.step, device=self.device, autocast=self.autocast)
         self.samples.append(text)
         if self.reg is not None:
             self.reg.add_sample(self.name, self.state.step, text)
@@ -499,8 +499,8 @@ class _Run:
         best = ck.latest_path(self.run_dir, "best") if dist.main else None
         result = TrainResult(
             run_dir=str(self.run_dir), name=self.name or self.run_dir.name, status=self.status, params=self.params,
-            steps=st.step, train_loss=self.log.last_train_loss, val_loss=val.get("val_loss"), val_ppl=val.get("val_ppl"),
-            val_accuracy=val.get("val_acc"), val_f1=val.get("val_f1"),
+            steps=st.step, train_loss=self.log.last_train_loss, val_loss=val.get("val_loss"),
+            val_ppl=val.get("val_ppl"), val_accuracy=val.get("val_acc"), val_f1=val.get("val_f1"),
             checkpoint=str(self.last_ckpt) if self.last_ckpt else None, best_val_loss=st.best_val_or_none,
             best_step=st.best_step, best_checkpoint=str(best) if best else None,
             stopped_reason=self.stop_reason or ("finished" if self.status == "finished" else ""), task=self.task,
