@@ -19,7 +19,7 @@ import time
 
 from engine.catalog import gpus
 from engine.estimate.finetune import METHODS, FinetuneInput
-from engine.estimate.sweeps import cheapest_fits, finetune_by_gpu
+from engine.estimate.sensitivity import cheapest_fits, finetune_by_gpu
 
 
 def _median(fn, repeats: int) -> float:

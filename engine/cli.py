@@ -22,7 +22,7 @@ from engine.estimate.hf_config import params_from_hf_config
 from engine.estimate.dtypes import KV_DTYPES, WEIGHT_DTYPES
 from engine.estimate.memory import ATTENTION, OPTIMIZER_STATE_BYTES, RECOMPUTE, MemoryInput, estimate_memory
 from engine.estimate.scaling import DEFAULT_FIT, FITS, OptimalInput, estimate_optimal
-from engine.estimate import sweeps
+from engine.estimate import sensitivity
 from engine.estimate.serving import ServeInput, estimate_serving
 from engine.estimate.training import PRECISIONS, TrainingInput, estimate_training
 from engine.cliargs import EXIT_FAILED, EXIT_USAGE, Parser, currency_args, currency_from_args, finite, quantity, whole
@@ -228,7 +228,7 @@ def _run(args: argparse.Namespace) -> dict:
         )
         out = estimate_training(train).to_dict()
         if args.by_gpu:
-            out["by_gpu"] = _records(sweeps.training_by_gpu(train))
+            out["by_gpu"] = _records(sensitivity.training_by_gpu(train))
         return out
     if args.what == "memory":
         memory = MemoryInput(
@@ -240,7 +240,7 @@ def _run(args: argparse.Namespace) -> dict:
         )
         out = estimate_memory(memory).to_dict()
         if args.by_plan:
-            out["by_plan"] = _records(sweeps.memory_by_plan(memory))
+            out["by_plan"] = _records(sensitivity.memory_by_plan(memory))
         return out
     if args.what == "serve":
         serve = ServeInput(
@@ -255,9 +255,9 @@ def _run(args: argparse.Namespace) -> dict:
         )
         out = estimate_serving(serve).to_dict()
         if args.by_concurrency:
-            out["by_concurrency"] = _records(sweeps.serving_by_concurrency(serve))
+            out["by_concurrency"] = _records(sensitivity.serving_by_concurrency(serve))
         if args.by_gpu:
-            out["by_gpu"] = _records(sweeps.serving_by_gpu(serve))
+            out["by_gpu"] = _records(sensitivity.serving_by_gpu(serve))
         return out
     if args.what == "breakeven":
         from engine.estimate.apis_cli import extra_offers
@@ -278,7 +278,7 @@ def _run(args: argparse.Namespace) -> dict:
             gpu=args.gpu, mfu=args.mfu, price_usd_per_hour=_price(args, args.price), fit=args.fit,
         )).to_dict()
         if args.frontier:
-            out["frontier"] = _records(sweeps.loss_frontier(args.fit))
+            out["frontier"] = _records(sensitivity.loss_frontier(args.fit))
         return out
     raise AssertionError(f"unhandled command {args.command}")  # argparse's choices make this unreachable
 

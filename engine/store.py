@@ -32,7 +32,7 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Iterable, Mapping
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 
 from engine.errors import ValidationError
@@ -345,17 +345,6 @@ class Registry:
         with self.transaction() as conn:
             conn.execute("UPDATE runs SET pid = ?, pid_started = ?, host = ?, updated = ? WHERE name = ?",
                          (pid, process_start_time(pid), socket.gethostname(), _now(), name))
-
-    def update_summary(self, name: str, summary: Mapping) -> None:
-        """Merge ``summary`` into the run's summary JSON."""
-        with self.transaction() as conn:
-            row = conn.execute("SELECT id, summary FROM runs WHERE name = ?", (name,)).fetchone()
-            if row is None:
-                raise ValidationError(f"no run named {name!r} in the registry")
-            merged = json.loads(row["summary"] or "{}")
-            merged.update(summary)
-            conn.execute("UPDATE runs SET summary = ?, updated = ? WHERE id = ?",
-                         (json.dumps(merged, default=_json_default), _now(), row["id"]))
 
     # ---- stop flag ------------------------------------------------------------------------
     def request_stop(self, name: str) -> None:

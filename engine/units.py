@@ -42,8 +42,18 @@ def format_count(value: float, digits: int = 3) -> str:
     return f"{value:.{digits}g}"
 
 
-def format_bytes(value: float) -> str:
-    """Binary units (1 GiB = 2**30 bytes), the units GPU memory is built and sized in."""
+def format_bytes(value: float, *, decimal: bool = False) -> str:
+    """Binary units (1 GiB = 2**30 bytes), the units GPU memory is built and sized in: "80.00 GiB".
+    ``decimal=True``: SI units for file sizes, the units ``--max-mb`` and Streamlit's upload limit are
+    given in: "16.8 MB", "10 kB", "512 bytes" (3 significant digits below 10 MB)."""
+    if decimal:
+        if value >= 10e6:
+            return f"{value / 1e6:,.1f} MB"
+        if value >= 1e6:
+            return f"{value / 1e6:.3g} MB"
+        if value >= 1e3:
+            return f"{value / 1e3:.3g} kB"
+        return f"{int(value)} bytes"
     for unit, scale in (("TiB", 2.0**40), ("GiB", 2.0**30), ("MiB", 2.0**20), ("KiB", 2.0**10)):
         if abs(value) >= scale:
             return f"{value / scale:.2f} {unit}"

@@ -149,12 +149,12 @@ def test_no_import_cycle_within_engine():
 
 
 def test_the_one_reader_sits_below_the_rooms_that_read_files():
-    """engine/tabular is shared by the data checks and the lab: it imports no room (only engine.errors),
-    and neither room keeps a reader of its own (issue 11 item 15)."""
+    """engine/tabular is shared by the data checks and the lab: it imports no room (only the bottom layer:
+    engine.errors, and engine.units for its one byte formatter), and neither room keeps a reader of its own (issue 11 item 15)."""
     for path in (ROOT / "engine" / "tabular").rglob("*.py"):
         for module, _ in _from_imports(path):
             if module.startswith("engine") and not module.startswith("engine.tabular"):
-                assert module == "engine.errors", f"{path.relative_to(ROOT)} (the shared reader) imports {module}"
+                assert module in ("engine.errors", "engine.units"), f"{path.relative_to(ROOT)} (the shared reader) imports {module}"
     for room in ("engine/datacheck", "engine/lab"):
         for path in (ROOT / room).rglob("*.py"):
             calls = {ast.unparse(n.func) for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Call)}
@@ -200,3 +200,38 @@ def test_no_room_imports_one_on_a_floor_above_it():
             if there != here and floor.get(there, -1) >= floor[here]:
                 upward.append(f"{module} (floor {floor[here]}) imports {dep} (floor {floor.get(there)})")
     assert not upward, "imports that run back up: " + "; ".join(sorted(upward))
+
+def test_pages_take_the_readers_upload_types():
+    """One list of upload types (engine.tabular.formats.UPLOAD_TYPES): every extension the reader reads, and
+    gzip; no page types out its own."""
+    from engine.tabular.formats import EXTENSIONS, UPLOAD_TYPES
+
+    assert {f".{t}" for t in UPLOAD_TYPES} == set(EXTENSIONS) | {".gz"}
+    for path in (ROOT / "views").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.keyword) and node.arg == "type" and isinstance(node.value, (ast.List, ast.Tuple)):
+                raise AssertionError(f"{path.relative_to(ROOT)} lists its own upload types; use UPLOAD_TYPES")
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "UPLOAD_TYPES" for t in node.targets):
+                raise AssertionError(f"{path.relative_to(ROOT)} defines its own UPLOAD_TYPES")
+
+
+MAX_FUNCTION_LINES = 120
+MAX_FILE_LINES = 600
+
+
+def test_no_engine_function_or_file_is_too_long_to_read():
+    """House rule: no engine function over 120 lines (a trainer loop read in one sitting) and no engine file
+    over 600 (issue 17 item 4)."""
+    long_files, long_functions = [], []
+    for path in sorted((ROOT / "engine").rglob("*.py")):
+        text = path.read_text()
+        name = str(path.relative_to(ROOT))
+        if len(text.splitlines()) > MAX_FILE_LINES:
+            long_files.append(f"{name}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text, filename=name)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    long_functions.append(f"{name}:{node.lineno} {node.name}: {length} lines")
+    assert not long_files, f"engine files over {MAX_FILE_LINES} lines: {long_files}"
+    assert not long_functions, f"engine functions over {MAX_FUNCTION_LINES} lines: {long_functions}"

@@ -19,7 +19,7 @@ def test_streamlit_config_keeps_xsrf_on_and_limits_uploads():
 def test_an_upload_over_the_limit_is_one_clear_message(tmp_path):
     import pytest
 
-    from engine.datacheck.reader import open_dataset
+    from engine.tabular import open_dataset
     from engine.errors import ValidationError
 
     path = tmp_path / "big.csv"

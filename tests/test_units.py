@@ -132,6 +132,13 @@ def test_format_bytes():
     assert format_bytes(0) == "0 B"
 
 
+def test_format_bytes_decimal_for_file_sizes():
+    """SI units for file sizes, the units --max-mb and the upload limit are given in."""
+    assert format_bytes(200e6, decimal=True) == "200.0 MB" and format_bytes(16 << 20, decimal=True) == "16.8 MB"
+    assert format_bytes(1_234_567, decimal=True) == "1.23 MB" and format_bytes(10_000, decimal=True) == "10 kB"
+    assert format_bytes(999, decimal=True) == "999 bytes" and format_bytes(1000, decimal=True) == "1 kB"
+
+
 def test_format_duration():
     assert format_duration_hours(0.5) == "30.0 min"
     assert format_duration_hours(1.5) == "1.5 h"

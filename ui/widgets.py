@@ -18,6 +18,7 @@ import streamlit as st
 from engine import catalog
 from engine.estimate import models as model_specs
 from engine.errors import ValidationError
+from engine.requires import TORCH_MISSING, has_package
 from engine.estimate.architecture import FFN_KINDS
 from engine.units import format_count, parse_quantity
 from ui.currency import current_currency, money_result, money_table
@@ -118,6 +119,18 @@ def run_engine(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         st.error(str(exc))
         st.stop()
         raise  # unreachable: st.stop() raises
+
+
+def stop_without_torch(title: str | None = None) -> None:
+    """The model pages (lab, sweeps, inference) need PyTorch. Set up without it (``PREFLIGHT_TORCH=skip``:
+    the estimator and the data checks only), such a page shows ``title`` and engine.requires' one line, and
+    stops. The engine modules a page imports import torch inside the functions that use it, so the page's
+    imports stay at the top and this check comes after them."""
+    if not has_package("torch"):
+        if title:
+            st.title(title)
+        st.error(TORCH_MISSING)
+        st.stop()
 
 
 def downloads(name: str, result: dict | None = None, table: pd.DataFrame | None = None, key: str = "") -> None:

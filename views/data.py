@@ -16,13 +16,12 @@ from engine.datacheck.report_html import render_html
 from engine.datacheck.runner import estimate_sentence
 from engine.datacheck.samples import SAMPLES, write_sample
 from engine.tabular import sheet_names
+from engine.tabular.formats import UPLOAD_TYPES
 from ui.currency import current_currency, money_result
 from ui.access import demo_notice
 from ui.navigation import PAGES, link
 from ui.widgets import run_engine, watch_job
 
-UPLOAD_TYPES = ["csv", "tsv", "jsonl", "json", "ndjson", "parquet", "txt", "text", "md", "xlsx", "xlsm", "xls", "ods",
-                "gz"]
 WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods")
 INLINE_BYTES = 1_000_000  # smaller files are checked in this process (well under a second)
 SEVERITY_ICONS = {"critical": ":material/dangerous:", "high": ":material/error:", "medium": ":material/warning:",

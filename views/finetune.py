@@ -9,7 +9,7 @@ from engine.charts import finetune_breakdown, finetune_cost_time, finetune_memor
 from engine.estimate.finetune import METHODS, TARGETS, FinetuneInput, estimate_finetune
 from engine.artifacts import latest_calibration
 from engine.estimate.finetune_stacks import get_stack, stack_ids, stack_methods
-from engine.estimate.sweeps import cheapest_fits, finetune_by_gpu, finetune_longest_context
+from engine.estimate.sensitivity import cheapest_fits, finetune_by_gpu, finetune_longest_context
 from engine.units import format_bytes, format_count, format_duration_hours, format_sci
 from ui.currency import current_currency, price_input
 from ui.widgets import downloads, gpu_picker, model_picker, money, quantity_input, run_engine

@@ -2,28 +2,25 @@
 side, the attention core against the roofline, predicted vs measured serving, and downloads. Share a run with
 ``/infer?run=NAME``. Benchmarks, exports and calibrations run in their own process (engine.infer.jobs)."""
 
-import importlib.util
 from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-st.title("Inference")
-if importlib.util.find_spec("torch") is None:
-    st.error("PyTorch is not installed in this environment: run `bash scripts/setup.sh` (without PREFLIGHT_TORCH=skip).")
-    st.stop()
+from engine import access
+from engine.infer import jobs
+from engine.infer.capabilities import GRAPH_BY_BACKEND, check_dtype, list_backends, resolve_backend
+from engine.infer.export import DEFAULT_OPSET, default_path
+from engine.infer.generate import Stream, classify
+from engine.lab.loader import load_run
+from engine.artifacts import latest_serving_calibration
+from engine.lab import checkpoint as ck
+from engine.store import Registry
+from ui.widgets import downloads, run_engine, stop_without_torch, watch_job
 
-from engine import access  # noqa: E402
-from engine.infer import jobs  # noqa: E402
-from engine.infer.capabilities import GRAPH_BY_BACKEND, check_dtype, list_backends, resolve_backend  # noqa: E402
-from engine.infer.export import DEFAULT_OPSET, default_path  # noqa: E402
-from engine.infer.generate import Stream, classify  # noqa: E402
-from engine.lab.loader import load_run  # noqa: E402
-from engine.artifacts import latest_serving_calibration  # noqa: E402
-from engine.lab import checkpoint as ck  # noqa: E402
-from engine.store import Registry  # noqa: E402
-from ui.widgets import downloads, run_engine, watch_job  # noqa: E402
+st.title("Inference")
+stop_without_torch()
 
 st.caption("Run a trained model on the fastest backend this machine has, see it stream, and compare backends. "
            "Every backend computes the same function (checked against PyTorch); the benchmark shows how fast.")

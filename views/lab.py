@@ -1,7 +1,6 @@
 """Model lab: train a small Transformer on a built-in corpus or your own data, live. Training runs in
 its own process (engine.lab.jobs); this page starts it, polls the run registry, and draws the curves."""
 
-import importlib.util
 import json
 import time
 
@@ -9,28 +8,24 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-if importlib.util.find_spec("torch") is None:  # set up with PREFLIGHT_TORCH=skip: estimator and data checks only
-    st.title("Model lab")
-    st.error("PyTorch is not installed in this environment: run `bash scripts/setup.sh` (without PREFLIGHT_TORCH=skip).")
-    st.stop()
+from engine import workspace
+from engine.errors import ValidationError
+from engine.lab import jobs
+from engine.lab.corpora import CORPORA
+from engine.lab.sources import describe_file, list_uploads
+from engine.lab.presets import PRESETS
+from engine.lab.tokenizer import TOKENIZER_KINDS
+from engine.lab.device import resolve_device
+from engine.lab.trainer import TrainConfig
+from engine.store import ACTIVE, Registry
+from engine.tabular.formats import UPLOAD_TYPES
+from engine.units import format_bytes, format_bytes_short, format_count
+from ui.evaluation import evaluation_section
+from ui.access import demo_notice
+from ui.widgets import run_engine, stop_without_torch, watch_job
 
-from engine import workspace  # noqa: E402 - after the torch check
-from engine.errors import ValidationError  # noqa: E402
-from engine.lab import jobs  # noqa: E402
-from engine.lab.corpora import CORPORA  # noqa: E402
-from engine.lab.data import list_uploads  # noqa: E402
-from engine.lab.sources import describe_file  # noqa: E402
-from engine.lab.presets import PRESETS  # noqa: E402
-from engine.lab.tokenizer import TOKENIZER_KINDS  # noqa: E402
-from engine.lab.device import resolve_device  # noqa: E402
-from engine.lab.trainer import TrainConfig  # noqa: E402
-from engine.store import ACTIVE, Registry  # noqa: E402
-from engine.units import format_bytes, format_bytes_short, format_count  # noqa: E402
-from ui.evaluation import evaluation_section  # noqa: E402
-from ui.access import demo_notice  # noqa: E402
-from ui.widgets import run_engine, watch_job  # noqa: E402
+stop_without_torch("Model lab")
 
-UPLOAD_TYPES = ["txt", "md", "csv", "tsv", "jsonl", "json", "parquet", "xlsx", "xlsm", "xls", "ods", "gz"]
 STATUS_ICONS = {"queued": "⏳", "running": "🟢", "stopping": "🟡", "finished": "✅", "stopped": "⏸️",
                 "failed": "❌", "diverged": "💥"}
 

@@ -6,7 +6,7 @@ from engine.catalog import defaults
 from engine.charts import memory_breakdown
 from engine.estimate.dtypes import KV_DTYPES, TRAIN_DTYPES, WEIGHT_DTYPES
 from engine.estimate.memory import ATTENTION, OPTIMIZER_STATE_BYTES, RECOMPUTE, MemoryInput, estimate_memory
-from engine.estimate.sweeps import DEFAULT_PLANS, memory_by_plan
+from engine.estimate.sensitivity import DEFAULT_PLANS, memory_by_plan
 from engine.artifacts import latest_calibration
 from engine.units import format_bytes
 from ui.widgets import downloads, gpu_picker, model_picker, run_engine

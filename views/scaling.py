@@ -4,7 +4,7 @@ import streamlit as st
 
 from engine.charts import loss_vs_compute
 from engine.estimate.scaling import DEFAULT_FIT, FITS, OptimalInput, estimate_optimal
-from engine.estimate.sweeps import loss_frontier, loss_iso_params
+from engine.estimate.sensitivity import loss_frontier, loss_iso_params
 from engine.units import format_count, format_sci
 from ui.currency import current_currency, price_input
 from ui.widgets import downloads, gpu_picker, money, quantity_input, run_engine

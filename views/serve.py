@@ -6,7 +6,8 @@ from engine.catalog import defaults
 from engine.charts import serving_cost_by_gpu, serving_curve
 from engine.estimate.dtypes import KV_DTYPES, WEIGHT_DTYPES
 from engine.estimate.serving import ServeInput, estimate_serving
-from engine.estimate.sweeps import serving_by_concurrency, serving_by_gpu
+from engine.artifacts import latest_serving_calibration
+from engine.estimate.sensitivity import serving_by_concurrency, serving_by_gpu
 from engine.units import format_bytes
 from ui.currency import current_currency, money_table, price_input
 from ui.breakeven import breakeven_section
@@ -59,8 +60,6 @@ with st.expander("Assumptions (editable; sources on the Reference data page)"):
                                    key="request-ms", help="per request, outside the forward passes")
 
 # Measured efficiencies from the latest serving calibration (Inference page / `calibrate --serve`).
-from engine.artifacts import latest_serving_calibration  # noqa: E402
-
 measured = latest_serving_calibration()
 if measured and st.toggle("Use measured efficiencies", key="serve-measured",
                           help="from the latest serving calibration: measured prefill and decode on "

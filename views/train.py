@@ -4,7 +4,7 @@ import streamlit as st
 
 from engine.catalog import defaults
 from engine.charts import cost_time_by_gpu, cost_vs_size
-from engine.estimate.sweeps import cost_by_size, training_by_gpu
+from engine.estimate.sensitivity import cost_by_size, training_by_gpu
 from engine.estimate.training import PRECISIONS, RECOMPUTE, TrainingInput, estimate_training
 from engine.artifacts import latest_calibration
 from engine.units import format_count, format_duration_hours, format_sci

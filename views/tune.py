@@ -1,7 +1,6 @@
 """Sweeps: a budget-aware hyperparameter search over the model lab (engine.lab.tune). The sweep runs in its
 own process with its worker processes; this page starts and stops it, polls the study and draws it."""
 
-import importlib.util
 import json
 import tomllib
 from pathlib import Path
@@ -9,19 +8,15 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-if importlib.util.find_spec("torch") is None:  # set up with PREFLIGHT_TORCH=skip
-    st.title("Sweeps")
-    st.error("PyTorch is not installed in this environment: run `bash scripts/setup.sh` (without PREFLIGHT_TORCH=skip).")
-    st.stop()
-
-from engine.errors import ValidationError  # noqa: E402
-from engine.lab import jobs, tune, tune_jobs, tune_space  # noqa: E402
-from engine.lab.corpora import CORPORA  # noqa: E402
-from engine.lab.data import list_uploads  # noqa: E402
-from engine.store import Registry  # noqa: E402
-from ui.widgets import money, run_engine, watch_job  # noqa: E402
+from engine.errors import ValidationError
+from engine.lab import jobs, tune, tune_jobs, tune_space
+from engine.lab.corpora import CORPORA
+from engine.lab.sources import list_uploads
+from engine.store import Registry
+from ui.widgets import money, run_engine, stop_without_torch, watch_job
 
 st.title("Sweeps")
+stop_without_torch()
 st.caption("Find a good configuration fast on the compute you can afford: Optuna's TPE search with pruning, "
            "a time or dollar budget, and every trial's predicted and measured time and cost. Each trial is a "
            "normal run on the Model lab page.")

@@ -223,6 +223,81 @@ def _validate(inp: CheckInput) -> tuple[str, ...] | None:
     return tuple(require_choice("check", c, known) for c in inp.checks)
 
 
+def _open(inp: CheckInput) -> tuple[Dataset, Dataset | None, Context]:
+    """Open the file (and the test split), resolve the text and label columns, load a saved schema, and
+    build the context every check sees."""
+    train = open_dataset(inp.path, max_bytes=inp.max_bytes, sheet=inp.sheet)
+    test = open_dataset(inp.test_path, max_bytes=inp.max_bytes) if inp.test_path is not None else None
+    assert train.head is not None
+    text_col, label_col = resolve_columns(train.head, train.format, inp.text_col, inp.label_col)
+    if test is not None:
+        for what, col in (("text", text_col), ("label", label_col)):
+            if col is not None and col not in test.columns:
+                raise ValidationError(f"the test file has no {what} column {col!r}; its columns: "
+                                      + ", ".join(repr(c) for c in test.columns[:20]))
+    saved_schema = None
+    if inp.schema_path is not None:
+        from engine.datacheck.checks.schema import load_schema
+
+        saved_schema = load_schema(inp.schema_path)
+
+    id_columns = identifier_columns(train.head, exclude=(text_col, label_col))
+    ctx = Context(kind="text" if text_col else "tabular", columns=list(train.columns), text_col=text_col,
+                  label_col=label_col, has_test=test is not None, id_columns=id_columns,
+                  options={"near_dup_threshold": float(inp.near_dup_threshold), "source": train.name,
+                           "encoding": train.encoding, "test_encoding": test.encoding if test is not None else None,
+                           "schema": saved_schema, "format": train.format,
+                           "test_columns": list(test.columns) if test is not None else None})
+    return train, test, ctx
+
+
+def _select_checks(ctx: Context, wanted: tuple[str, ...] | None,
+                   test: Dataset | None) -> tuple[list[Check], dict[str, dict[str, Any]]]:
+    """The checks that apply to this file, and a status row for every wanted check (skipped ones say why)."""
+    status: dict[str, dict[str, Any]] = {}
+    checks: list[Check] = []
+    for cls in CHECKS:
+        if wanted is not None and cls.id not in wanted:
+            continue
+        check = cls()
+        status[cls.id] = {"id": cls.id, "title": cls.title, "status": "ok", "reason": None, "findings": 0}
+        if not check.applies(ctx):
+            missing = [n for n in cls.needs if not {"text": ctx.text_col, "label": ctx.label_col, "test": test}.get(n)]
+            status[cls.id].update(status="skipped",
+                                  reason="; ".join(_SKIP_REASON[n] for n in missing) or "does not apply to this file")
+            continue
+        checks.append(check)
+    return checks, status
+
+
+def _collect(checks: list[Check], ctx: Context, call: Callable, failed: set[int],
+             status: dict[str, dict[str, Any]]) -> list[Finding]:
+    """Every check's findings (a check that failed has none), worst first."""
+    findings: list[Finding] = []
+    for check in checks:
+        got = call(check, "finish", ctx)
+        if id(check) in failed:
+            continue
+        got = list(got or [])
+        findings.extend(got)
+        status[check.id]["findings"] = len(got)
+        if any(f.severity != "info" for f in got):
+            status[check.id]["status"] = "finding"
+    findings.sort(key=lambda f: (SEVERITY_RANK[f.severity], -f.count, f.id, f.column or ""))
+    return findings
+
+
+def _save_schema(inp: CheckInput, ctx: Context) -> str | None:
+    """Write the inferred schema where ``--save-schema`` asks (its path), or None."""
+    if inp.save_schema is None:
+        return None
+    from engine.datacheck.checks.schema import save_schema
+
+    if "schema" not in ctx.shared:
+        raise ValidationError("--save-schema needs the schema check; do not leave it out of --checks")
+    return str(save_schema(ctx.shared["schema"], inp.save_schema))
+
+
 class _Stats:
     """What the runner itself gathers for the charts (pass 1, train)."""
 
@@ -273,41 +348,9 @@ def run_checks(inp: CheckInput, progress: Progress | None = None) -> CheckReport
     wanted = _validate(inp)
     tell = progress or (lambda fraction, message: None)
     tell(0.0, "opening the file")
-    train = open_dataset(inp.path, max_bytes=inp.max_bytes, sheet=inp.sheet)
-    test = open_dataset(inp.test_path, max_bytes=inp.max_bytes) if inp.test_path is not None else None
-    assert train.head is not None
-    text_col, label_col = resolve_columns(train.head, train.format, inp.text_col, inp.label_col)
-    if test is not None:
-        for what, col in (("text", text_col), ("label", label_col)):
-            if col is not None and col not in test.columns:
-                raise ValidationError(f"the test file has no {what} column {col!r}; its columns: "
-                                      + ", ".join(repr(c) for c in test.columns[:20]))
-    saved_schema = None
-    if inp.schema_path is not None:
-        from engine.datacheck.checks.schema import load_schema
-
-        saved_schema = load_schema(inp.schema_path)
-
-    id_columns = identifier_columns(train.head, exclude=(text_col, label_col))
-    ctx = Context(kind="text" if text_col else "tabular", columns=list(train.columns), text_col=text_col,
-                  label_col=label_col, has_test=test is not None, id_columns=id_columns,
-                  options={"near_dup_threshold": float(inp.near_dup_threshold), "source": train.name,
-                           "encoding": train.encoding, "test_encoding": test.encoding if test is not None else None,
-                           "schema": saved_schema, "format": train.format,
-                           "test_columns": list(test.columns) if test is not None else None})
-    status: dict[str, dict[str, Any]] = {}
-    checks: list[Check] = []
-    for cls in CHECKS:
-        if wanted is not None and cls.id not in wanted:
-            continue
-        check = cls()
-        status[cls.id] = {"id": cls.id, "title": cls.title, "status": "ok", "reason": None, "findings": 0}
-        if not check.applies(ctx):
-            missing = [n for n in cls.needs if not {"text": text_col, "label": label_col, "test": test}.get(n)]
-            status[cls.id].update(status="skipped",
-                                  reason="; ".join(_SKIP_REASON[n] for n in missing) or "does not apply to this file")
-            continue
-        checks.append(check)
+    train, test, ctx = _open(inp)
+    text_col, label_col, id_columns = ctx.text_col, ctx.label_col, ctx.id_columns
+    checks, status = _select_checks(ctx, wanted, test)
 
     failed: set[int] = set()
 
@@ -364,27 +407,9 @@ def run_checks(inp: CheckInput, progress: Progress | None = None) -> CheckReport
         feed(train, "train", again, span, 0.93, False)
         ctx.split = "train"
     tell(0.93, "summarizing")
-    findings: list[Finding] = []
-    for check in checks:
-        got = call(check, "finish", ctx)
-        if id(check) in failed:
-            continue
-        got = list(got or [])
-        findings.extend(got)
-        status[check.id]["findings"] = len(got)
-        if any(f.severity != "info" for f in got):
-            status[check.id]["status"] = "finding"
-    findings.sort(key=lambda f: (SEVERITY_RANK[f.severity], -f.count, f.id, f.column or ""))
+    findings = _collect(checks, ctx, call, failed, status)
     score, penalties = score_findings(findings, ctx.rows, ctx.test_rows if test is not None else None)
-
-    schema_saved = None
-    if inp.save_schema is not None:
-        from engine.datacheck.checks.schema import save_schema
-
-        if "schema" not in ctx.shared:
-            raise ValidationError("--save-schema needs the schema check; do not leave it out of --checks")
-        schema_saved = str(save_schema(ctx.shared["schema"], inp.save_schema))
-
+    schema_saved = _save_schema(inp, ctx)
     fix = None
     if inp.fix_out is not None:
         from engine.datacheck.fixes import apply_fixes

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Any
 
 import pandas as pd
 
@@ -13,11 +12,6 @@ from engine.datacheck.masking import mask_text
 
 _SPACE = re.compile(r"\s+")
 EXAMPLE_CHARS = 200
-
-
-def as_text(value: Any) -> str:
-    """A cell as text: ``None``, NaN, NA and anything that is not a ``str`` count as missing (``""``)."""
-    return value if isinstance(value, str) else ""
 
 
 def texts_of(chunk: pd.DataFrame, column: str) -> tuple[list[int], list[str]]:

@@ -457,10 +457,6 @@ class HashIndex:
         return found | within, first
 
 
-def reservoir_rng(seed: int = 0) -> np.random.Generator:
-    return np.random.default_rng(seed)
-
-
 class TypeProfile:
     """Per column: how many values of each type (and missing), with the first rows and examples of
     each type. Shared by mixed_types and schema through ``ctx.shared`` (see :func:`type_profile`), so

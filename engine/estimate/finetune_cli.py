@@ -72,7 +72,7 @@ def register(est_sub: argparse._SubParsersAction, common: argparse.ArgumentParse
 
 def _finetune(args: argparse.Namespace) -> dict:
     from engine.estimate import models as model_specs
-    from engine.estimate import sweeps
+    from engine.estimate import sensitivity
     from engine.estimate.finetune import FinetuneInput, estimate_finetune
 
     model = model_specs.model_from_args(args.model, args.model_file, args.hf_config)
@@ -88,9 +88,9 @@ def _finetune(args: argparse.Namespace) -> dict:
     )
     out = estimate_finetune(inp).to_dict()
     if args.by_gpu:
-        table = sweeps.finetune_by_gpu(inp)
+        table = sensitivity.finetune_by_gpu(inp)
         out["by_gpu"] = json.loads(table.to_json(orient="records"))
-        out["cheapest"] = json.loads(sweeps.cheapest_fits(table).to_json(orient="records"))
+        out["cheapest"] = json.loads(sensitivity.cheapest_fits(table).to_json(orient="records"))
     return out
 
 

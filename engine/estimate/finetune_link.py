@@ -1,7 +1,7 @@
 """The data page's fine-tuning figure: what adapting an open model to a dataset's tokens costs on the
 cheapest GPU type that holds it, beside the data-check report's compute-optimal figure.
 
-Built on :mod:`engine.estimate.finetune` (the estimate) and :mod:`engine.estimate.sweeps` (every GPU type at
+Built on :mod:`engine.estimate.finetune` (the estimate) and :mod:`engine.estimate.sensitivity` (every GPU type at
 its smallest fitting count); kept apart from both so neither imports the other.
 """
 
@@ -12,7 +12,7 @@ from engine.errors import ValidationError, require_choice
 from engine.estimate.architecture import ModelSpec
 from engine.estimate.finetune import METHODS, FinetuneInput, estimate_finetune
 from engine.estimate.models import resolve_model
-from engine.estimate.sweeps import cheapest_fits, finetune_by_gpu
+from engine.estimate.sensitivity import cheapest_fits, finetune_by_gpu
 from engine.money import Currency, format_amount, get_currency
 
 DATA_LINK_MODEL = "llama-3-8b"  # a mid-size open preset
@@ -47,7 +47,7 @@ def finetune_for_tokens(tokens: float | None, model: ModelSpec | str = DATA_LINK
         inp = FinetuneInput(model=spec, tokens=float(tokens), epochs=epochs, gpu=next(iter(gpu_catalog())),
                             method=method, rank=rank, target=target, seq_len=seq_len,
                             gradient_checkpointing=gradient_checkpointing)
-        estimate_finetune(inp)  # validates once, with a clear error, before the sweep
+        estimate_finetune(inp)  # validates once, with a clear error, before the table
         best = cheapest_fits(finetune_by_gpu(inp, methods=(require_choice("method", method, METHODS),)))
     except ValidationError:
         return None

@@ -80,20 +80,54 @@ class CalibrateResult:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """The validated numbers of one calibration."""
+
+    preset: object  # engine.lab.presets.LabPreset
+    device: str
+    dtype: str
+    steps: int
+    warmup: int
+    context: int
+    vocab: int
+    batch: int
+    model_config: object  # engine.lab.model.ModelConfig
+
+
 def calibrate(inp: CalibrateInput, registry=None) -> CalibrateResult:
     """Run and time ``inp.warmup + inp.steps`` training steps; optionally record a 'calibrate' run."""
-    import torch
+    from engine.lab.device import is_oom, oom_message
 
-    from engine.lab.model import Transformer, configure_optimizer, lm_loss
+    plan = _plan(inp)
+    name = _register(registry, inp, plan) if registry is not None else None
+    rss_before = _rss()
+    try:
+        params, counter, warmup_s, elapsed = _measure(plan, inp)
+    except Exception as exc:  # noqa: BLE001
+        if is_oom(exc):
+            msg = oom_message(plan.batch, 1, plan.context, plan.device, 1)
+        elif isinstance(exc, (ValidationError, RunError)):
+            raise
+        else:
+            msg = f"calibration crashed: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+        if registry is not None and name:
+            registry.set_status(name, "failed", error=msg)
+        raise RunError(msg) from None
+    result = _result(plan, inp, params, counter, warmup_s, elapsed, rss_before)
+    if registry is not None and name:
+        registry.set_status(name, "finished", summary=result.to_dict())
+    return result
+
+
+def _plan(inp: CalibrateInput) -> _Plan:
+    """Validate the input and fill in the preset's numbers (on a CPU a batch of about
+    ``CPU_TOKENS_PER_STEP`` tokens unless one is given)."""
+    from engine.lab.device import resolve_device, resolve_dtype
     from engine.lab.presets import get_preset
-    from engine.lab.device import (
-        cpu_matmul_peak, device_name, gpu_peak_flops, is_oom, oom_message, peak_rss_bytes, resolve_device,
-        resolve_dtype,
-    )
 
     preset = get_preset(inp.preset)
     device = resolve_device(inp.device)
-    dtype = resolve_dtype(inp.dtype, device)
     steps = int(require_number("steps", inp.steps, low=1, high=10_000, integer=True))
     warmup = int(require_number("warmup", inp.warmup, low=1, high=10_000, integer=True))
     context = int(require_number("context", inp.context if inp.context is not None else preset.context,
@@ -105,127 +139,117 @@ def calibrate(inp: CalibrateInput, registry=None) -> CalibrateResult:
         batch = preset.batch_size
     else:
         batch = max(1, min(preset.batch_size, CPU_TOKENS_PER_STEP // context))
-    cfg = preset.config(vocab, context=context)
-    dev = "cuda" if device == "cuda" else "cpu"
-    if device == "cuda":
+    return _Plan(preset=preset, device="cuda" if device == "cuda" else "cpu", dtype=resolve_dtype(inp.dtype, device),
+                 steps=steps, warmup=warmup, context=context, vocab=vocab, batch=batch,
+                 model_config=preset.config(vocab, context=context))
+
+
+def _register(registry, inp: CalibrateInput, plan: _Plan) -> str:
+    """A running 'calibrate' row with this process's pid (a killed calibration is marked failed like a
+    killed run)."""
+    import os
+
+    from engine.workspace import runs_dir
+
+    label = f"calibrate-{plan.preset.id}-{plan.device}"
+    name = registry.create_run(label, asdict(inp), runs_dir() / label, kind="calibrate", status="running")
+    registry.set_pid(name, os.getpid())
+    return name
+
+
+def _measure(plan: _Plan, inp: CalibrateInput):
+    """Build the model and optimizer, count the first step part by part, time ``warmup`` steps and then
+    ``steps`` steps on two fixed batches of random tokens: ``(params, counter, warmup_s, elapsed_s)``."""
+    import torch
+
+    from engine.lab.model import Transformer, configure_optimizer, lm_loss
+    from engine.lab.train_model import precision
+
+    dev = plan.device
+    if dev == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     torch.manual_seed(inp.seed)
-    amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(dtype)
+    scaler, autocast = precision(plan.dtype, dev)
+    model = Transformer(plan.model_config).to(dev)
+    params = model.num_params()
+    opt = configure_optimizer(model, plan.preset.lr, 0.1, (0.9, 0.95), dev)
+    run_model = torch.compile(model) if inp.compile else model
+    gen = torch.Generator().manual_seed(inp.seed)
+    batches = [torch.randint(0, plan.vocab, (plan.batch, plan.context + 1), generator=gen) for _ in range(2)]
+    batches = [b.pin_memory().to(dev, non_blocking=True) if dev == "cuda" else b for b in batches]
+    if dev == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
 
-    def autocast():
-        from contextlib import nullcontext
+    def one_step(i: int, counter: TensorCounter | None = None) -> None:
+        b = batches[i % 2]
+        if counter is not None:
+            with counter.saved_for_backward(), autocast():  # eager model: hooks and compile do not mix
+                loss = lm_loss(model(b[:, :-1]), b[:, 1:])
+        else:
+            with autocast():
+                loss = lm_loss(run_model(b[:, :-1]), b[:, 1:])
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+        else:
+            loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        if scaler is not None:
+            scaler.step(opt)
+            scaler.update()
+        else:
+            opt.step()
+        if counter is not None:
+            counter.after_step(model, opt)
+        opt.zero_grad(set_to_none=True)
 
-        return torch.autocast(device_type=dev, dtype=amp) if amp else nullcontext()
-
-    name = None
-    if registry is not None:
-        from engine.workspace import runs_dir
-
-        label = f"calibrate-{preset.id}-{device}"
-        name = registry.create_run(label, asdict(inp), runs_dir() / label, kind="calibrate", status="running")
-        import os
-
-        registry.set_pid(name, os.getpid())  # a killed calibration is marked failed like a killed run
-    rss_before = _rss()
-    try:
-        model = Transformer(cfg).to(dev)
-        params = model.num_params()
-        opt = configure_optimizer(model, preset.lr, 0.1, (0.9, 0.95), dev)
-        scaler = torch.amp.GradScaler("cuda") if dtype == "fp16" else None
-        run_model = torch.compile(model) if inp.compile else model
-        gen = torch.Generator().manual_seed(inp.seed)
-        batches = [torch.randint(0, vocab, (batch, context + 1), generator=gen) for _ in range(2)]
-        batches = [b.pin_memory().to(dev, non_blocking=True) if dev == "cuda" else b for b in batches]
+    def timed(n: int) -> float:
+        t0 = time.perf_counter()
+        for i in range(n):
+            one_step(i)
         if dev == "cuda":
             torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
+        return time.perf_counter() - t0
 
-        def one_step(i: int, counter: TensorCounter | None = None) -> None:
-            b = batches[i % 2]
-            if counter is not None:
-                with counter.saved_for_backward(), autocast():  # eager model: hooks and compile do not mix
-                    loss = lm_loss(model(b[:, :-1]), b[:, 1:])
-            else:
-                with autocast():
-                    loss = lm_loss(run_model(b[:, :-1]), b[:, 1:])
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.unscale_(opt)
-            else:
-                loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            if scaler is not None:
-                scaler.step(opt)
-                scaler.update()
-            else:
-                opt.step()
-            if counter is not None:
-                counter.after_step(model, opt)
-            opt.zero_grad(set_to_none=True)
+    counter = TensorCounter(model)
+    one_step(1, counter)  # the other batch: warmup starts from batch 0 as before
+    warmup_s = timed(plan.warmup)
+    return params, counter, warmup_s, timed(plan.steps)
 
-        def sync() -> None:
-            if dev == "cuda":
-                torch.cuda.synchronize()
 
-        counter = TensorCounter(model)
-        one_step(1, counter)  # the other batch: warmup starts from batch 0 as before
-        t0 = time.perf_counter()
-        for i in range(warmup):
-            one_step(i)
-        sync()
-        warmup_s = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        for i in range(steps):
-            one_step(i)
-        sync()
-        elapsed = time.perf_counter() - t1
-    except Exception as exc:  # noqa: BLE001
-        if is_oom(exc):
-            msg = oom_message(batch, 1, context, dev, 1)
-        elif isinstance(exc, (ValidationError, RunError)):
-            raise
-        else:
-            msg = f"calibration crashed: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
-        if registry is not None and name:
-            registry.set_status(name, "failed", error=msg)
-        raise RunError(msg) from None
+def _result(plan: _Plan, inp: CalibrateInput, params: int, counter: TensorCounter, warmup_s: float,
+            elapsed: float, rss_before: int | None) -> CalibrateResult:
+    """Throughput, MFU and memory measured against the estimator's prediction."""
+    from engine.lab.device import device_name, peak_rss_bytes
+    from engine.lab.throughput import memory_bytes, peak_flops
 
-    tokens_per_s = batch * context * steps / elapsed
+    dev, cfg, context = plan.device, plan.model_config, plan.context
+    tokens_per_s = plan.batch * context * plan.steps / elapsed
     flops_per_token = cfg.model_spec().training_flops_per_token(context)
     achieved = flops_per_token * tokens_per_s
-    if dev == "cuda":
-        dname = device_name("cuda")
-        peak, gid = gpu_peak_flops(dname, dtype)
-        basis = (f"datasheet {'fp32' if dtype == 'fp32' else 'bf16'} peak of {gid}" if peak
-                 else f"no catalog peak for {dname}")
-        mem = int(torch.cuda.max_memory_allocated())
-    else:
-        dname = device_name("cpu")
-        peak = cpu_matmul_peak()
-        basis = "measured fp32 matmul peak of this CPU (1024×1024 torch.mm), not a datasheet figure"
-        mem = int(sum(counter.parts.values()))
+    peak, basis = peak_flops(dev, dev, plan.dtype)
+    mem = memory_bytes(dev, dev) if dev == "cuda" else int(sum(counter.parts.values()))
     rss_peak = peak_rss_bytes()
     # what the model, optimizer, activations, allocator and thread pools added to the process (the
     # interpreter and PyTorch's libraries take a few hundred MB before the model exists)
     rss_rise = max(0, rss_peak - rss_before) if dev == "cpu" and rss_peak and rss_before else None
     attention = attention_kernel(cfg, dev)
-    predicted, mbasis, predicted_parts = predicted_memory(cfg, batch, context, dtype, attention)
-    result = CalibrateResult(
-        preset=preset.id, device=dev, device_name=dname, dtype=dtype, batch_size=batch, context=context,
-        vocab_size=vocab, params=params, steps=steps, tokens_per_s=tokens_per_s, step_s=elapsed / steps,
-        warmup_s=warmup_s, achieved_tflops=achieved / 1e12, flops_per_token=flops_per_token,
-        peak_tflops_used=peak / 1e12 if peak else None, mfu=achieved / peak if peak else None, mfu_basis=basis,
-        peak_memory_bytes=mem, process_peak_rss_bytes=rss_peak, predicted_memory_bytes=predicted,
-        memory_basis=mbasis, compiled=bool(inp.compile), measured_parts=counter.parts, predicted_parts=predicted_parts,
+    predicted, mbasis, predicted_parts = predicted_memory(cfg, plan.batch, context, plan.dtype, attention)
+    return CalibrateResult(
+        preset=plan.preset.id, device=dev, device_name=device_name(dev), dtype=plan.dtype, batch_size=plan.batch,
+        context=context, vocab_size=plan.vocab, params=params, steps=plan.steps, tokens_per_s=tokens_per_s,
+        step_s=elapsed / plan.steps, warmup_s=warmup_s, achieved_tflops=achieved / 1e12,
+        flops_per_token=flops_per_token, peak_tflops_used=peak / 1e12 if peak else None,
+        mfu=achieved / peak if peak else None, mfu_basis=basis, peak_memory_bytes=mem,
+        process_peak_rss_bytes=rss_peak, predicted_memory_bytes=predicted, memory_basis=mbasis,
+        compiled=bool(inp.compile), measured_parts=counter.parts, predicted_parts=predicted_parts,
         rss_rise_bytes=rss_rise,
         measured_basis=("torch.cuda.max_memory_allocated (parts: counted from the tensors)" if dev == "cuda" else
                         "tensors counted part by part: weights, gradients and AdamW states themselves, activations "
                         "as the storages autograd saved for backward (parameters excluded)"),
     )
-    if registry is not None and name:
-        registry.set_status(name, "finished", summary=result.to_dict())
-    return result
 
 
 def _rss() -> int | None:

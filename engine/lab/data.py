@@ -36,9 +36,7 @@ import numpy as np
 
 from engine.errors import ValidationError, require_choice, require_number
 from engine.lab.corpora import CORPORA, generate_corpus
-from engine.lab.sources import (  # noqa: F401 - list_uploads and resolve_path are this module's API too
-    DEFAULT_MAX_BYTES, SUPPORTED_EXTS, TEXT_EXTS, list_uploads, read_rows, resolve_path, sort_labels,
-)
+from engine.lab.sources import read_rows, resolve_path, sort_labels
 from engine.lab.tokenizer import TOKENIZER_KINDS, BPE_MAX_VOCAB, BPE_MIN_VOCAB, Tokenizer, build_tokenizer
 
 if TYPE_CHECKING:  # torch is imported where batches are made, so listing uploads stays light

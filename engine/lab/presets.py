@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from functools import cache
+from typing import TYPE_CHECKING
 
 from engine.catalog import lab_preset_file
 from engine.errors import ValidationError
-from engine.lab.model import ModelConfig
 from engine.units import format_wall_time
+
+if TYPE_CHECKING:  # engine.lab.model imports torch; the pages list presets before they know torch is there
+    from engine.lab.model import ModelConfig
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,8 @@ class LabPreset:
             "n_layers", "n_heads", "n_kv_heads", "d_model", "d_ff", "ffn", "position", "norm", "bias",
             "dropout", "context")}
         shape.update(overrides)
+        from engine.lab.model import ModelConfig
+
         return ModelConfig(vocab_size=vocab_size, n_classes=n_classes, **shape)
 
 

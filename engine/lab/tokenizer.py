@@ -54,10 +54,6 @@ class Tokenizer:
     def decode(self, ids: Sequence[int]) -> str:
         raise NotImplementedError
 
-    @property
-    def special_ids(self) -> tuple[int, ...]:
-        return (self.eos_id, self.pad_id)
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
@@ -125,10 +121,6 @@ class CharTokenizer(Tokenizer):
         self.vocab_size = n + 3
         self._index = {c: i for i, c in enumerate(chars)}
         self._codes = np.array([ord(c) for c in chars], dtype=np.int64)  # sorted, as chars are
-
-    @property
-    def special_ids(self) -> tuple[int, ...]:
-        return (self.unk_id, self.eos_id, self.pad_id)
 
     def encode(self, text: str) -> list[int]:
         index, unk = self._index, self.unk_id

@@ -1,7 +1,8 @@
 """Everything a training run needs (:class:`TrainConfig`), what it returns (:class:`TrainResult`), its
-validation and resolution (a resumed run's saved config with the allowed overrides), and the learning-rate
-schedule: warmup then cosine (Loshchilov & Hutter 2017, SGDR eq. 5 without restarts), a pure function of the
-step. The loop itself is :mod:`engine.lab.trainer`."""
+validation and resolution (a resumed run's saved config with the allowed overrides), the numbers it trains
+with (:class:`RunPlan`: the config's or its preset's), and the learning-rate schedule: warmup then cosine
+(Loshchilov & Hutter 2017, SGDR eq. 5 without restarts), a pure function of the step. The loop itself is
+:mod:`engine.lab.trainer`."""
 
 from __future__ import annotations
 
@@ -203,3 +204,38 @@ def validate_config(cfg: TrainConfig) -> None:
         require_number("beta", b, low=0, high=1, low_inclusive=True)
     if not cfg.out and not cfg.resume:
         raise ValidationError("--out DIR is required (the run folder)")
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """The numbers a run trains with: the config's, or its preset's where the config says ``None``."""
+
+    max_steps: int
+    batch_size: int
+    lr: float
+    warmup: int
+    eval_every: int
+    checkpoint_every: int
+    micro: int  # rows per micro-batch over all ranks
+
+    def resolved(self, dtype: str, device: str) -> dict:
+        """The ``resolved`` block of the run's config.json."""
+        return {"max_steps": self.max_steps, "batch_size": self.batch_size, "lr": self.lr,
+                "warmup_steps": self.warmup, "eval_every": self.eval_every, "checkpoint_every": self.checkpoint_every,
+                "dtype": dtype, "device": device}
+
+
+def plan_run(cfg: TrainConfig, preset, world: int) -> RunPlan:
+    """Fill the config's ``None`` numbers from the preset (:class:`engine.lab.presets.LabPreset`); the global
+    batch must split evenly into ``grad_accum`` micro-batches on each of ``world`` processes."""
+    max_steps = int(cfg.max_steps or preset.max_steps)
+    batch_size = int(cfg.batch_size or preset.batch_size)
+    warmup = cfg.warmup_steps if cfg.warmup_steps is not None else min(preset.warmup_steps, max(1, max_steps // 10))
+    eval_every = int(cfg.eval_every or preset.eval_every)
+    parts = cfg.grad_accum * world
+    if batch_size % parts:
+        raise ValidationError(f"batch size {batch_size} must be divisible by grad_accum × processes "
+                              f"= {cfg.grad_accum} × {world} = {parts}")
+    return RunPlan(max_steps=max_steps, batch_size=batch_size, lr=float(cfg.lr or preset.lr), warmup=warmup,
+                   eval_every=eval_every, checkpoint_every=int(cfg.checkpoint_every or eval_every),
+                   micro=batch_size // cfg.grad_accum)

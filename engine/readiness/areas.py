@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from engine.money import Currency, get_currency
+from engine.money import Currency, format_money
 
 STATUSES = ("ready", "at risk", "blocked", "no data yet")
 RUNWAY_AT_RISK_MONTHS = 12.0
@@ -49,16 +49,9 @@ class Area:
 
 
 def _usd(value: float, currency: Currency | None = None) -> str:
-    """A USD amount for a sentence, shown in ``currency`` (default USD): $2.2K, ¥15.6K."""
-    cur = currency or get_currency()
-    value, s = cur.from_usd(value), cur.symbol
-    if abs(value) >= 1e6:
-        return f"{s}{value / 1e6:,.2f}M"
-    if abs(value) >= 1e3:
-        return f"{s}{value / 1e3:,.1f}K"
-    if abs(value) >= 1:
-        return f"{s}{value:,.2f}"
-    return f"{s}{value:.4f}"
+    """A USD amount for a sentence, shown in ``currency`` (default USD): $2.2K, ¥15.6K (engine.money's
+    one formatter)."""
+    return format_money(value, currency)
 
 
 def training_area(projection: dict | None, cash_usd: float, error: str | None = None,

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ValidationError
-from engine.money import Currency, get_currency
+from engine.money import Currency, format_money
 
 FORMATS = ("html", "md", "json")
 STATUS_COLORS = {"ready": "#16a34a", "at risk": "#d97706", "blocked": "#dc2626", "no data yet": "#6b7280"}
@@ -37,19 +37,9 @@ def _e(value: Any) -> str:
 
 
 def _usd(value: float | None, currency: Currency | None = None) -> str:
-    """A USD amount shown in ``currency`` (default USD): $1.23M, ¥8,760, €0.0041."""
-    if value is None:
-        return "–"
-    cur = currency or get_currency()
-    sign = "-" if value < 0 else ""
-    v = abs(cur.from_usd(value))
-    if v >= 1e6:
-        return f"{sign}{cur.symbol}{v / 1e6:,.2f}M"
-    if v >= 1e3:
-        return f"{sign}{cur.symbol}{v:,.0f}"
-    if v >= 1:
-        return f"{sign}{cur.symbol}{v:,.2f}"
-    return f"{sign}{cur.symbol}{v:.4f}"
+    """A USD amount shown in ``currency`` (default USD): $1.23M, ¥8.8K, €0.0041 (engine.money's one
+    formatter); no amount is a dash."""
+    return "–" if value is None else format_money(value, currency)
 
 
 def _months(value: float | None) -> str:

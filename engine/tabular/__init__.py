@@ -1,6 +1,6 @@
 """The one file reader of Preflight: data files as chunks of rows, shared by the rooms that read
 user data (the data checks, the model lab). It sits below them and imports no other room (only
-``engine.errors``), so a room depends on it and never on another room's reader.
+``engine.errors`` and ``engine.units``), so a room depends on it and never on another room's reader.
 
 Modules, one concept each: ``formats`` (what a file is: format, encoding, delimiter, limits),
 ``lines`` (numbered, capped, decoded line streams), one module per format (``csv_format``,
@@ -12,9 +12,9 @@ is read and every error a bad file gets.
 from engine.tabular.dataset import Dataset, open_dataset, read_frame
 from engine.tabular.excel_format import sheet_names
 from engine.tabular.formats import (
-    DEFAULT_CHUNK_ROWS, EXTENSIONS, FORMATS, MAX_COLUMNS, MAX_LINE_BYTES, detect_format, format_bytes, split_ext,
+    DEFAULT_CHUNK_ROWS, EXTENSIONS, FORMATS, MAX_COLUMNS, MAX_LINE_BYTES, detect_format, split_ext,
 )
 from engine.tabular.lines import encoding_label
 
 __all__ = ["Dataset", "open_dataset", "read_frame", "sheet_names", "DEFAULT_CHUNK_ROWS", "EXTENSIONS", "FORMATS",
-           "MAX_COLUMNS", "MAX_LINE_BYTES", "detect_format", "format_bytes", "split_ext", "encoding_label"]
+           "MAX_COLUMNS", "MAX_LINE_BYTES", "detect_format", "split_ext", "encoding_label"]

@@ -12,8 +12,9 @@ from typing import BinaryIO
 import pandas as pd
 
 from engine.errors import ValidationError
-from engine.tabular.formats import BLOCK_BYTES, MAX_LINE_BYTES, format_bytes as _mb
+from engine.tabular.formats import BLOCK_BYTES, MAX_LINE_BYTES
 from engine.tabular.lines import checked_lines, strip_bom
+from engine.units import format_bytes
 
 
 class CsvReading:
@@ -189,7 +190,8 @@ class CsvReading:
             csv.field_size_limit(old_limit)
             stream.close()
         if "straddling" in arrow_message or "block" in arrow_message:
-            return ValidationError(f"{self.name}: a row is longer than {_mb(BLOCK_BYTES)} (an unclosed quote?)")
+            return ValidationError(f"{self.name}: a row is longer than {format_bytes(BLOCK_BYTES, decimal=True)} "
+                                   "(an unclosed quote?)")
         return ValidationError(f"{self.name}: malformed CSV: {arrow_message.splitlines()[0][:200]}")
 
 

@@ -45,12 +45,13 @@ from engine.tabular.csv_format import CsvReading
 from engine.tabular.excel_format import ExcelReading
 from engine.tabular.formats import (
     BLOCK_BYTES, DEFAULT_CHUNK_ROWS, EXTENSIONS, FORMATS, HEAD_BLOCK_BYTES, HEAD_BYTES, MAX_COLUMNS, dedupe,
-    detect_encoding, detect_format, format_bytes as _mb, looks_binary, read_head, sniff_delimiter, split_ext, text_mode,
+    detect_encoding, detect_format, looks_binary, read_head, sniff_delimiter, split_ext, text_mode,
 )
 from engine.tabular.json_format import JsonReading, _json_array_objects, _jsonl_objects
 from engine.tabular.lines import encoding_label
 from engine.tabular.parquet_format import ParquetReading
 from engine.tabular.text_format import TextReading, _text_docs
+from engine.units import format_bytes
 
 
 @dataclass
@@ -214,7 +215,8 @@ def open_dataset(path: str | os.PathLike, *, max_bytes: int | None = None, fmt: 
         raise ValidationError(f"not a file: {path}")
     size = p.stat().st_size
     if max_bytes is not None and size > max_bytes:
-        raise ValidationError(f"{name} is {_mb(size)}, over the {_mb(max_bytes)} upload limit")
+        raise ValidationError(f"{name} is {format_bytes(size, decimal=True)}, over the "
+                              f"{format_bytes(max_bytes, decimal=True)} upload limit")
     if size == 0:
         raise ValidationError(f"{name} is empty (0 bytes)")
     with open(p, "rb") as f:
@@ -285,8 +287,9 @@ def open_dataset(path: str | os.PathLike, *, max_bytes: int | None = None, fmt: 
             if n > MAX_COLUMNS:
                 raise ValidationError(
                     f"{name}: line 1 has more than {MAX_COLUMNS:,} columns (at least {n:,} in its first "
-                    f"{_mb(HEAD_BYTES)}); at most {MAX_COLUMNS:,} are supported")
-            raise ValidationError(f"{name}: line 1 (the header) is longer than {_mb(HEAD_BYTES)}")
+                    f"{format_bytes(HEAD_BYTES, decimal=True)}); at most {MAX_COLUMNS:,} are supported")
+            raise ValidationError(f"{name}: line 1 (the header) is longer than "
+                                  f"{format_bytes(HEAD_BYTES, decimal=True)}")
         text = head.decode(ds.encoding, errors="ignore")
         first_line = text.split("\n", 1)[0]
         ds.delimiter = sniff_delimiter(fmt, first_line)

@@ -25,17 +25,8 @@ _EXT = {
     ".xlsx": "xlsx", ".xlsm": "xlsx", ".xls": "xlsx", ".ods": "xlsx",
 }
 EXTENSIONS = _EXT   # file extension -> format, the one list every room reads (uploads, pickers, fixes)
-
-
-def format_bytes(n: float) -> str:
-    """A byte count for a message: '16.8 MB', '10 kB', '512 bytes' (3 significant digits below 10 MB)."""
-    if n >= 10e6:
-        return f"{n / 1e6:,.1f} MB"
-    if n >= 1e6:
-        return f"{n / 1e6:.3g} MB"
-    if n >= 1e3:
-        return f"{n / 1e3:.3g} kB"
-    return f"{int(n)} bytes"
+# What a page's file uploader accepts (Streamlit's ``type=``, no dots): every readable extension, and its gzip.
+UPLOAD_TYPES = tuple(dict.fromkeys(ext[1:] for ext in EXTENSIONS)) + ("gz",)
 
 
 def split_ext(path: Path) -> tuple[str, str, bool]:
@@ -51,7 +42,6 @@ def split_ext(path: Path) -> tuple[str, str, bool]:
 
 
 
-_mb = format_bytes
 
 
 def looks_binary(head: bytes) -> bool:

@@ -12,8 +12,9 @@ from typing import Any
 import pandas as pd
 
 from engine.errors import ValidationError
-from engine.tabular.formats import MAX_COLUMNS, MAX_LINE_BYTES, format_bytes as _mb
+from engine.tabular.formats import MAX_COLUMNS, MAX_LINE_BYTES
 from engine.tabular.lines import decode_line, encoding_label, raw_lines
+from engine.units import format_bytes
 
 
 class JsonReading:
@@ -164,7 +165,7 @@ def _json_array_objects(ds) -> Iterator[tuple[int, dict]]:
                     if len(buf) - pos > MAX_LINE_BYTES:
                         raise ValidationError(
                             f"{ds.name}: an array item starting at line {line_at(pos)} is larger than "
-                            f"{_mb(MAX_LINE_BYTES)}") from None
+                            f"{format_bytes(MAX_LINE_BYTES, decimal=True)}") from None
                     more()
                 except RecursionError:
                     raise ValidationError(f"{ds.name}: line {line_at(pos)} nests JSON too deeply") from None

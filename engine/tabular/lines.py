@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from engine.errors import ValidationError
-from engine.tabular.formats import MAX_COLUMNS, MAX_LINE_BYTES, format_bytes as _mb
+from engine.tabular.formats import MAX_COLUMNS, MAX_LINE_BYTES
+from engine.units import format_bytes
 
 def capped_lines(stream: BinaryIO, name: str) -> Iterator[tuple[int, int, bytes]]:
     """(1-based line number, byte offset, raw line with its ending), refusing a line over the cap
@@ -20,7 +21,8 @@ def capped_lines(stream: BinaryIO, name: str) -> Iterator[tuple[int, int, bytes]
             return
         number += 1
         if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
-            raise ValidationError(f"{name}: line {number} is longer than {_mb(MAX_LINE_BYTES)}")
+            raise ValidationError(f"{name}: line {number} is longer than "
+                                  f"{format_bytes(MAX_LINE_BYTES, decimal=True)}")
         yield number, offset, raw
         offset += len(raw)
 

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 import pandas as pd
 
 from engine.errors import ValidationError
-from engine.tabular.formats import MAX_LINE_BYTES, format_bytes as _mb
+from engine.tabular.formats import MAX_LINE_BYTES
 from engine.tabular.lines import decode_line, raw_lines
+from engine.units import format_bytes
 
 
 class TextReading:
@@ -46,7 +47,8 @@ def _text_docs(ds) -> Iterator[tuple[int, str]]:
                 block.append(text)
                 size += len(raw)
                 if size > MAX_LINE_BYTES:
-                    raise ValidationError(f"{ds.name}: the block starting at line {first} is longer than {_mb(MAX_LINE_BYTES)}")
+                    raise ValidationError(f"{ds.name}: the block starting at line {first} is longer than "
+                                          f"{format_bytes(MAX_LINE_BYTES, decimal=True)}")
             elif block:
                 yield first, "\n".join(block)
                 block, size = [], 0

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from engine.datacheck.reader import MAX_COLUMNS, open_dataset
+from engine.tabular import MAX_COLUMNS, open_dataset
 from engine.errors import ValidationError
 
 ROWS = [["1", "alpha beta", "x"], ["2", "", "y"], ["3", "gamma, delta", "x"], ["4", 'say "hi"\nthere', "z"],

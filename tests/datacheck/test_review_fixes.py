@@ -91,7 +91,7 @@ def test_duplicate_text_registered():
     ('a\tb\n1\t"2\n3\t4\n', 2),
 ])
 def test_quote_open_at_end_of_file_is_an_error(tmp_path, body, line):
-    from engine.datacheck.reader import open_dataset
+    from engine.tabular import open_dataset
     from engine.errors import ValidationError
 
     src = tmp_path / ("s.tsv" if "\t" in body else "s.csv")
@@ -159,7 +159,7 @@ def test_quality_flags_cap_keeps_the_verdict():
 
 
 def test_pii_in_long_text_matches_the_plain_scan():
-    from engine.datacheck.checks.pii import LONG_TEXT, _find_pii_short, find_pii, mask_text
+    from engine.datacheck.masking import LONG_TEXT, _find_pii_short, find_pii, mask_text
 
     filler = "plain words only here " * 4000
     text = filler[: LONG_TEXT - 5] + " bob@corp.com 4111 1111 1111 1111 " + filler + " (415) 555-2671 end"
@@ -171,7 +171,10 @@ def test_pii_in_long_text_matches_the_plain_scan():
 # ---- P2 -----------------------------------------------------------------------------------------------
 
 def test_small_size_limits_read_sensibly(tmp_path):
-    from engine.datacheck.reader import _mb
+    from engine.units import format_bytes
+
+    def _mb(n: float) -> str:
+        return format_bytes(n, decimal=True)
 
     assert _mb(10_000) == "10 kB" and _mb(16 << 20) == "16.8 MB" and _mb(1_234_567) == "1.23 MB" and _mb(512) == "512 bytes"
     src = write_csv(tmp_path / "d.csv", ["a"], [[str(i)] for i in range(5000)])
@@ -181,7 +184,7 @@ def test_small_size_limits_read_sensibly(tmp_path):
 
 
 def test_tsv_of_tabs_is_not_called_whitespace(tmp_path):
-    from engine.datacheck.reader import open_dataset
+    from engine.tabular import open_dataset
     from engine.errors import ValidationError
 
     src = tmp_path / "t.tsv"

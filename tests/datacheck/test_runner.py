@@ -42,6 +42,16 @@ def test_registry_lists_every_module():
     assert set(ids) <= set(MODULES)
 
 
+def test_a_listed_check_module_that_is_missing_fails_loudly(monkeypatch):
+    """A report must never quietly lack a check: a listed module that cannot be imported raises."""
+    import engine.datacheck.checks as registry
+
+    assert {c.__module__.rsplit(".", 1)[1] for c in CHECKS} == set(MODULES)  # every listed module contributes
+    monkeypatch.setattr(registry, "MODULES", MODULES + ("no_such_check",))
+    with pytest.raises(ModuleNotFoundError, match="no_such_check"):
+        registry.load_checks()
+
+
 def test_samples_report_their_planted_problems(tmp_path):
     train = write_sample("support_tickets", tmp_path)
     test = write_sample("support_tickets_test", tmp_path)

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.datacheck.base import Context
-from engine.datacheck.checks.pii import PII, find_pii, luhn_ok, mask_text
+from engine.datacheck.checks.pii import PII
+from engine.datacheck.masking import find_pii, luhn_ok, mask_text
 
 
 def run(check, frame: pd.DataFrame, text_col: str | None = "text", chunk: int = 3):

@@ -254,7 +254,7 @@ def test_gpu_platform_is_checked():
 def test_ascend_fp32_is_refused_not_invented():
     """The Ascend 910B's FP32 rate is not published: an fp32 estimate is refused with one line, and the
     by-GPU tables leave it out instead of failing."""
-    from engine.estimate.sweeps import serving_by_gpu, training_by_gpu
+    from engine.estimate.sensitivity import serving_by_gpu, training_by_gpu
     from engine.estimate.serving import ServeInput
     from engine.estimate.training import TrainingInput, estimate_training
 

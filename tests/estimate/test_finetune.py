@@ -19,7 +19,7 @@ from engine.estimate.finetune import (
     lora_trainable_params, smallest_fit,
 )
 from engine.estimate.models import get_model, models
-from engine.estimate.sweeps import FINETUNE_BY_GPU_COLUMNS, cheapest_fits, finetune_by_gpu
+from engine.estimate.sensitivity import FINETUNE_BY_GPU_COLUMNS, cheapest_fits, finetune_by_gpu
 from engine.estimate.training import TrainingInput, estimate_training
 
 CONTRACT = {"trainable_params", "total_params", "weights_bytes", "adapter_bytes", "gradients_bytes",

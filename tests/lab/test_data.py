@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from engine import workspace
 from engine.errors import ValidationError
-from engine.lab.data import DataInput, list_uploads, load_dataset, resolve_path
+from engine.lab.data import DataInput, load_dataset
+from engine.lab.sources import list_uploads, resolve_path
 from engine.lab.tokenizer import build_tokenizer
 
 WORDS = "the cat sat on a mat while a dog ran to the park and back again".split()

@@ -8,16 +8,15 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("torch")
-pytest.importorskip("peft")
+from engine.errors import ValidationError
+from engine.estimate.finetune import lora_trainable_params
+from engine.lab import checkpoint as ck
+from engine.lab.jobs import generate
+from engine.lab.model import ModelConfig, Transformer
+from engine.lab.presets import PRESETS
+from engine.lab.trainer import TrainConfig, train
 
-from engine.errors import ValidationError  # noqa: E402
-from engine.estimate.finetune import lora_trainable_params  # noqa: E402
-from engine.lab import checkpoint as ck  # noqa: E402
-from engine.lab.jobs import generate  # noqa: E402
-from engine.lab.model import ModelConfig, Transformer  # noqa: E402
-from engine.lab.presets import PRESETS  # noqa: E402
-from engine.lab.trainer import TrainConfig, train  # noqa: E402
+pytest.importorskip("peft")  # (engine.lab.lora imports it where the adapters are made)
 
 SMALL = dict(preset="tiny", n_layers=2, d_model=64, n_heads=4, n_kv_heads=2, d_ff=128, context=32, device="cpu",
              threads=1, sample_tokens=0, eval_batches=2, batch_size=4)

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
+from engine.lab.data import DataInput, load_dataset
+from tests.datacheck.xlsx_files import write_xlsx
 
-from engine.lab.data import DataInput, load_dataset  # noqa: E402
-from tests.datacheck.xlsx_files import write_xlsx  # noqa: E402
+pytest.importorskip("torch")  # (engine.lab.data imports torch where it makes batches)
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from engine.cli import main
-from engine.money import get_currency
+from engine.money import format_money, get_currency
 from engine.readiness.assess import assess
 from engine.readiness.charts import cash_fan, tornado
 from engine.readiness.profile import example_profile
@@ -19,7 +19,7 @@ def test_report_and_charts_in_yuan():
     md = render_markdown(result, cny)
     assert "¥" in md and "$" not in md.split("## Assumptions")[0]
     cost = result["training_cost_usd"] * 7.0
-    assert f"¥{cost / 1e6:,.2f}M" in md or f"¥{cost:,.0f}" in md or f"¥{cost:,.2f}" in md
+    assert format_money(result["training_cost_usd"], cny) in md and format_money(cost / 7.0) not in md
     fan = cash_fan(result["uncertainty"]["fan"], None, cny)
     assert fan.layout.yaxis.title.text == "CNY" and fan.layout.yaxis.tickprefix == "¥"
     assert fan.data[2].y[0] == result["uncertainty"]["fan"]["p50"][0] * 7.0

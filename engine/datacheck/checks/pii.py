@@ -42,8 +42,8 @@ import pandas as pd
 
 from engine.datacheck import values as _values
 from engine.datacheck.base import Check, Context, Finding, MAX_EXAMPLES, MAX_ROWS
-from engine.datacheck.masking import (  # noqa: F401 - find_pii, mask_text and luhn_ok are this check's API too
-    COLUMN_KINDS, KINDS, LONG_TEXT, PREFILTER, PREFILTER_RE, _find_pii_short, find_pii, luhn_ok, mask_text, mask_value,
+from engine.datacheck.masking import (
+    COLUMN_KINDS, KINDS, PREFILTER, PREFILTER_RE, find_pii, mask_text, mask_value,
 )
 from engine.datacheck.text_utils import plural, truncate
 

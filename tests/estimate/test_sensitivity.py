@@ -8,7 +8,7 @@ import pytest
 
 from engine.estimate.models import get_model
 from engine.estimate.serving import ServeInput, estimate_serving
-from engine.estimate.sweeps import serving_by_gpu
+from engine.estimate.sensitivity import serving_by_gpu
 
 BASE = ServeInput(model="llama-3-70b", gpu="h100-sxm", prompt_tokens=1000, output_tokens=250)
 
@@ -57,7 +57,7 @@ def test_gpus_that_cannot_hold_the_model_are_left_out():
 
 def test_empty_tables_keep_their_columns_and_charts_explain_themselves():
     from engine import charts
-    from engine.estimate.sweeps import SERVING_BY_GPU_COLUMNS
+    from engine.estimate.sensitivity import SERVING_BY_GPU_COLUMNS
 
     rows = serving_by_gpu(replace(BASE, model="deepseek-v3", prompt_tokens=10_000_000, output_tokens=10),
                           gpu_ids=["l4", "a10g"])
