@@ -173,7 +173,7 @@ def test_cli_flags_override_the_stack_defaults(capsys):
 
 
 def test_longest_context_table_is_the_estimates_own_figure():
-    from engine.estimate.sweeps import finetune_longest_context
+    from engine.estimate.sensitivity import finetune_longest_context
 
     table = finetune_longest_context(BASE, gpu_ids=["rtx-4090", "l4"])
     assert len(table) == 2 * 3 * len(stack_ids())
