@@ -44,6 +44,13 @@ def runs_dir() -> Path:
     return path
 
 
+def models_dir() -> Path:
+    """Local Hugging Face model folders the lab and the inference room offer (engine/lab/hf_model.py)."""
+    path = home() / "models"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def registry_path() -> Path:
     return home() / "registry.sqlite"
 
