@@ -284,9 +284,10 @@ def resolve_dtype(dtype: str, device: str) -> str:
 
 def load_hf(path: str | Path, *, dtype: str = "auto", device: str = "cpu", purpose: str = "infer",
             check_memory: bool = True, seq_len: int = 512, batch: int = 1, rank: int = 8,
-            target: str = "all-linear") -> HFLoaded:
+            target: str = "all-linear", quantization=None) -> HFLoaded:
     """THE loader of a model folder (the lab's run loader dispatches here for HF runs): inspect, predict
-    memory and refuse what will not fit, then load the tokenizer and the model offline, in eval mode."""
+    memory and refuse what will not fit, then load the tokenizer and the model offline, in eval mode
+    (``quantization``: a transformers BitsAndBytesConfig, for QLoRA on CUDA)."""
     folder = inspect_folder(path)
     dtype = resolve_dtype(dtype, device)
     check = None
@@ -301,12 +302,15 @@ def load_hf(path: str | Path, *, dtype: str = "auto", device: str = "cpu", purpo
 
     torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
     try:
+        extra = {"quantization_config": quantization, "device_map": {"": device}} if quantization is not None else {}
         model = AutoModelForCausalLM.from_pretrained(str(folder.path), local_files_only=True, use_safetensors=True,
-                                                     dtype=torch_dtype)
+                                                     dtype=torch_dtype, **extra)
     except (OSError, ValueError, RuntimeError) as exc:
         raise ValidationError(f"the weights of {folder.path.name} cannot be loaded "
                               f"({str(exc).splitlines()[0][:200]})") from None
-    model.to(device).eval()
+    if quantization is None:
+        model.to(device)
+    model.eval()
     return HFLoaded(model=model, tokenizer=tok, folder=folder, memory=check, spec=import_spec(folder))
 
 

@@ -1,0 +1,102 @@
+"""Fine-tuning a model folder in the lab (engine/lab/hf_train.py): LoRA counts, full, resume, instruction masks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from engine.errors import ValidationError
+
+
+def _cfg(folder, out, **kw):
+    from engine.lab.hf_train import HFTrainConfig
+
+    base = dict(hf_model=str(folder), out=str(out), context=32, max_steps=4, batch_size=2, eval_every=2,
+                eval_batches=1, device="cpu")
+    base.update(kw)
+    return HFTrainConfig(**base)
+
+
+def test_lora_run_counts_and_exports(hf_models, text_file, tmp_path):
+    import peft
+
+    from engine.lab.hf_train import train_hf
+    from engine.store import Registry
+
+    reg = Registry(tmp_path / "reg.sqlite")
+    res = train_hf(_cfg(hf_models["qwen2"], tmp_path / "run", data=str(text_file), rank=4, target="qv"), registry=reg)
+    assert res.status == "finished" and res.steps == 4
+    # PEFT's count, and r·(d_in + d_out) per q and v projection (Hu et al. 2021): d 32, q 32, kv 2 heads × 8
+    assert res.trainable_params == 2 * (4 * (32 + 32) + 4 * (32 + 16))
+    run = tmp_path / "run"
+    adapter = json.loads((run / "adapter" / "adapter_config.json").read_text())
+    assert adapter["r"] == 4 and sorted(adapter["target_modules"]) == ["q_proj", "v_proj"]
+    assert (run / "adapter" / "adapter_model.safetensors").is_file()
+    assert (run / "merged" / "model.safetensors").is_file() and (run / "merged" / "tokenizer.json").is_file()
+    rows = reg.metrics(reg.find_run_by_dir(run)["name"])
+    assert list(rows["step"]) == [1, 2, 3, 4] and rows["val_loss"].notna().sum() == 2
+    assert peft.__version__
+
+
+def test_resume_is_step_identical(hf_models, text_file, tmp_path):
+    from engine.lab.hf_train import HFTrainConfig, train_hf
+    from engine.store import Registry
+
+    reg = Registry(tmp_path / "reg.sqlite")
+    whole = train_hf(_cfg(hf_models["llama"], tmp_path / "a", data=str(text_file), method="full", max_steps=4),
+                     registry=reg)
+    part = train_hf(_cfg(hf_models["llama"], tmp_path / "b", data=str(text_file), method="full", max_steps=4, stop_at=2),
+                    registry=reg)
+    assert part.status == "stopped" and part.steps == 2
+    rest = train_hf(HFTrainConfig(resume=str(tmp_path / "b")), registry=reg)
+    assert rest.steps == 4 and rest.resumed_from_step == 2
+    a = reg.metrics(reg.find_run_by_dir(tmp_path / "a")["name"])
+    b = reg.metrics(reg.find_run_by_dir(tmp_path / "b")["name"])
+    assert list(a["train_loss"]) == list(b["train_loss"])  # bit-identical on the CPU
+    assert whole.trainable_params == whole.params  # full fine-tuning trains every weight
+
+
+def test_instruction_data_masks_the_prompt(hf_models, hf_tokenizer, instruct_file):
+    from engine.lab.hf_data import IGNORE, load_instructions
+
+    data = load_instructions(str(instruct_file), hf_tokenizer, prompt_col="question", response_col="answer",
+                             context=64, chat=True)
+    ids, labels = data.ids["train"][0], data.labels["train"][0]
+    head = hf_tokenizer.apply_chat_template([{"role": "user", "content": "x"}], add_generation_prompt=True)
+    n_prompt = int((labels == IGNORE).sum())
+    assert n_prompt > 0 and (labels[n_prompt:] == ids[n_prompt:]).all()
+    assert hf_tokenizer.decode(ids[:n_prompt].tolist()).endswith("<|im_start|>assistant\n")
+    assert len(head) > 0
+    with pytest.raises(ValidationError, match="prompt column 'nope' is not in pairs.csv; its columns: question, answer"):
+        load_instructions(str(instruct_file), hf_tokenizer, prompt_col="nope", response_col="answer", context=64,
+                          chat=True)
+
+
+def test_instruction_run_trains(hf_models, instruct_file, tmp_path):
+    from engine.lab.hf_train import train_hf
+    from engine.store import Registry
+
+    res = train_hf(_cfg(hf_models["qwen2"], tmp_path / "i", data=str(instruct_file), prompt_col="question",
+                        response_col="answer", max_steps=2, context=64), registry=Registry(tmp_path / "r.sqlite"))
+    assert res.status == "finished" and res.val_loss is not None
+
+
+def test_qlora_refused_without_cuda(hf_models, text_file, tmp_path):
+    from engine.lab.hf_train import validate
+
+    with pytest.raises(ValidationError, match="QLoRA needs a CUDA GPU with bitsandbytes"):
+        validate(_cfg(hf_models["qwen2"], tmp_path / "q", data=str(text_file), method="qlora"))
+
+
+def test_cli_bad_inputs_exit_2(hf_models, text_file, tmp_path, capsys):
+    from engine.cli import main
+
+    rc = main(["train", "--hf-model", str(hf_models["qwen2"]), "--method", "qlora", "--data", str(text_file),
+               "--out", str(tmp_path / "x"), "--device", "cpu", "--json"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "QLoRA needs a CUDA GPU" in err[0]
+    rc = main(["train", "--hf-model", str(hf_models["phi3"]), "--target", "qv", "--data", str(text_file),
+               "--out", str(tmp_path / "y"), "--json"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "target 'qv' names no layer of phi3" in err[0]
