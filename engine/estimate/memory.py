@@ -169,7 +169,7 @@ def _stage_layers(spec: ModelSpec, pp: int, stage: int) -> tuple[int, int]:
 
 def _layer_params_per_gpu(spec: ModelSpec, moe: bool, tp: int) -> float:
     """Weights of one layer on one tensor-parallel rank: matrices sharded, norms replicated."""
-    norms = 2 * spec.norm_params()
+    norms = spec.layer_norm_params()
     mats = spec.attention_params() + (spec.moe_params(active=False) if moe else spec.mlp_params(spec.d_ff))
     return mats / tp + norms
 

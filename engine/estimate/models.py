@@ -78,7 +78,8 @@ def model_from_mapping(data: object, where: str = "model") -> ModelSpec:
         raise ValidationError(f"{where}: missing required field(s) {', '.join(missing)}")
     spec_fields = {k: v for k, v in data.items() if k in _MODEL_FIELDS}
     spec_fields.setdefault("id", "custom")
-    for key in ("tied_embeddings", "bias", "dropout", "router_bias"):
+    for key in ("tied_embeddings", "bias", "dropout", "router_bias", "qkv_bias", "o_bias", "mlp_bias", "qk_norm",
+                "shared_expert_gate"):
         if key in spec_fields and not isinstance(spec_fields[key], bool):
             raise ValidationError(f"{where}: {key} must be true or false, got {spec_fields[key]!r}")
     for key in ("id", "name", "ffn", "position", "norm", "published_gpu", "source", "date"):

@@ -107,11 +107,7 @@ def decode_weight_bytes_read(spec: ModelSpec, dtype: str, concurrency: int) -> f
 def prefill_flops(spec: ModelSpec, prompt_tokens: int) -> float:
     """Forward FLOPs of a causal prefill of ``prompt_tokens`` (one sequence)."""
     p = prompt_tokens
-    w = spec.sliding_window or p
-    if p <= w:
-        attended = p * (p + 1) / 2.0
-    else:  # positions beyond the window attend to w keys
-        attended = w * (w + 1) / 2.0 + (p - w) * w
+    attended = spec.causal_pairs(p)  # positions beyond a sliding window attend to w keys
     per_position = 2.0 * spec.n_layers * spec.n_heads * (spec.qk_head_dim + spec.v_dim)
     return 2.0 * spec.params_matmul_active * p + per_position * attended
 
