@@ -14,9 +14,7 @@ is refused as "not a causal language model"; any other type names the supported 
 
 Memory is predicted before anything is loaded (:func:`predict_memory`): the estimator's inference or
 fine-tuning memory for the architecture the HF-config importer reads from ``config.json``
-(engine/estimate, issue 16). Where that importer is not installed, the weights alone are counted from
-the model built on the meta device (accelerate's ``init_empty_weights``, as ``accelerate estimate-memory``
-does), and the basis says so. The figure is compared with the memory available now (``psutil``'s
+(engine/estimate/hf_config.py, exact to the parameter). The figure is compared with the memory available now (``psutil``'s
 ``available``; ``torch.cuda.mem_get_info`` on CUDA); a model that does not fit is refused in one line
 with both figures, rather than letting the process be killed.
 """
@@ -92,7 +90,7 @@ class HFLoaded:
     tokenizer: Any
     folder: HFFolder
     memory: MemoryCheck | None
-    spec: Any | None = None  # the estimator's ModelSpec, when the importer is installed
+    spec: Any | None = None  # the estimator's ModelSpec (engine/estimate/hf_config.py)
 
     @property
     def chat(self) -> bool:
@@ -183,25 +181,10 @@ def inspect_folder(path: str | Path) -> HFFolder:
 
 # ---- memory -------------------------------------------------------------------------------------
 def import_spec(folder: HFFolder):
-    """The estimator's ModelSpec for this folder, from the HF-config importer (issue 16), or None where
-    that importer is not installed in this checkout. THE call site: every prediction goes through here."""
-    try:
-        from engine.estimate.hf_config import spec_from_hf_config  # the importer (branch h16)
-    except ImportError:
-        return None
-    return spec_from_hf_config(folder.path / "config.json")
+    """The estimator's ModelSpec for this folder: the HF-config importer (engine/estimate/hf_config.py)."""
+    from engine.estimate.hf_config import load_hf_config
 
-
-def _meta_params(folder: HFFolder) -> int:
-    """Parameters of the model built on the meta device (no memory), as accelerate's estimate-memory."""
-    offline()
-    from accelerate import init_empty_weights
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    cfg = AutoConfig.from_pretrained(str(folder.path), local_files_only=True)
-    with init_empty_weights():
-        model = AutoModelForCausalLM.from_config(cfg)
-    return int(sum(p.numel() for p in model.parameters()))
+    return load_hf_config(folder.path / "config.json", id=folder.path.name)
 
 
 def available_bytes(device: str = "cpu") -> float:
@@ -220,30 +203,22 @@ def predict_memory(folder: HFFolder, purpose: str = "infer", *, dtype: str = "fp
     """Predicted memory of ``purpose`` (infer | full | lora | qlora) against what is available on ``device``."""
     spec = import_spec(folder)
     avail = available_bytes(device)
-    if spec is not None:
-        if purpose == "infer":
-            from engine.estimate.memory import MemoryInput, estimate_memory
+    if purpose == "infer":
+        from engine.estimate.memory import MemoryInput, estimate_memory
 
-            est = estimate_memory(MemoryInput(model=spec, mode="infer", batch=batch, seq_len=seq_len, dtype=dtype))
-            parts = {"weights": est.weights_bytes, "kv_cache": est.kv_cache_bytes, "activations": est.activations_bytes}
-        else:
-            from engine.estimate.finetune import FinetuneInput, estimate_finetune
+        est = estimate_memory(MemoryInput(model=spec, mode="infer", batch=batch, seq_len=seq_len, dtype=dtype))
+        parts = {"weights": est.weights_bytes, "kv_cache": est.kv_cache_bytes, "activations": est.activations_bytes}
+    else:  # the GPU named only prices the run; the memory parts do not depend on it
+        from engine.estimate.finetune import FinetuneInput, estimate_finetune
 
-            est = estimate_finetune(FinetuneInput(model=spec, tokens=1.0, gpu="h100-sxm", method=purpose, rank=rank,
-                                                  target=target if purpose != "full" else "all-linear", seq_len=seq_len,
-                                                  batch=batch, dtype="bf16" if purpose == "qlora" else dtype))
-            parts = {"weights": est.weights_bytes, "adapters": est.adapter_bytes, "gradients": est.gradients_bytes,
-                     "optimizer": est.optimizer_bytes, "activations": est.activations_bytes}
-        return MemoryCheck(purpose, float(sum(parts.values())), avail, device,
-                           "the estimator, for the architecture the HF-config importer read from config.json", parts)
-    n = _meta_params(folder)
-    per = DTYPE_BYTES.get(dtype, 4)
-    parts = {"weights": float(n * per)}
-    if purpose == "full":  # fp32 gradients and AdamW's two moments (the estimator's 4 + 8 bytes per parameter)
-        parts.update(gradients=float(n * per), optimizer=float(n * 8))
+        est = estimate_finetune(FinetuneInput(model=spec, tokens=1.0, gpu="h100-sxm", method=purpose, rank=rank,
+                                              target=target if purpose != "full" else "all-linear", seq_len=seq_len,
+                                              batch=batch, dtype="bf16" if purpose == "qlora" else dtype))
+        parts = {"weights": est.weights_bytes, "adapters": est.adapter_bytes, "gradients": est.gradients_bytes,
+                 "optimizer": est.optimizer_bytes, "activations": est.activations_bytes}
     return MemoryCheck(purpose, float(sum(parts.values())), avail, device,
-                       "weights (and full fine-tuning's gradients and AdamW states) of the parameter count on the "
-                       "meta device; activations not counted (the HF-config importer is not installed)", parts)
+                       f"estimate {'memory' if purpose == 'infer' else 'finetune'} for the architecture of config.json "
+                       f"(engine/estimate/hf_config.py)", parts)
 
 
 def require_fits(check: MemoryCheck) -> None:
@@ -252,7 +227,7 @@ def require_fits(check: MemoryCheck) -> None:
         gib = 2**30
         raise ValidationError(
             f"the model will not fit: {check.purpose} needs about {check.predicted_bytes / gib:.2f} GiB predicted "
-            f"({check.basis.split(';')[0]}), and {check.available_bytes / gib:.2f} GiB is available on {check.device}")
+            f"({check.basis}), and {check.available_bytes / gib:.2f} GiB is available on {check.device}")
 
 
 # ---- loading ------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ RNG states are restored).
 - LoRA (Hu et al. 2021) through PEFT's ``get_peft_model`` with no bias and no dropout, alpha 2·r by
   default; targets named as the estimator names them (engine/estimate/finetune.py). The trainable count
   is PEFT's, recorded beside :func:`engine.estimate.finetune.lora_trainable_params` of the architecture
-  the HF-config importer reads (where it is installed).
+  the HF-config importer reads.
 - QLoRA (Dettmers et al. 2023): NF4 with double quantization through bitsandbytes, CUDA only.
 - Learning rate: the lab's warmup + cosine (:func:`engine.lab.train_config.lr_at`); AdamW.
 - At the end: ``adapter/`` (PEFT's ``adapter_model.safetensors`` + ``adapter_config.json``) for LoRA, and
@@ -158,7 +158,7 @@ def _defaults(cfg: HFTrainConfig) -> dict:
 
 
 def estimated_trainable(spec, cfg: HFTrainConfig) -> int | None:
-    """The fine-tuning estimator's trainable count for this run (None without the importer's ModelSpec)."""
+    """The fine-tuning estimator's trainable count for this run (the importer's ModelSpec)."""
     if spec is None:
         return None
     if cfg.method == "full":

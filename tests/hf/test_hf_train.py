@@ -30,6 +30,9 @@ def test_lora_run_counts_and_exports(hf_models, text_file, tmp_path):
     # PEFT's count, and r·(d_in + d_out) per q and v projection (Hu et al. 2021): d 32, q 32, kv 2 heads × 8
     assert res.trainable_params == 2 * (4 * (32 + 32) + 4 * (32 + 16))
     run = tmp_path / "run"
+    doc = json.loads((run / "config.json").read_text())
+    assert doc["estimated_trainable_params"] == doc["trainable_params"] == res.trainable_params
+    assert doc["memory"]["fits"] and doc["memory"]["parts"]["adapters"] > 0
     adapter = json.loads((run / "adapter" / "adapter_config.json").read_text())
     assert adapter["r"] == 4 and sorted(adapter["target_modules"]) == ["q_proj", "v_proj"]
     assert (run / "adapter" / "adapter_model.safetensors").is_file()
@@ -55,6 +58,8 @@ def test_resume_is_step_identical(hf_models, text_file, tmp_path):
     b = reg.metrics(reg.find_run_by_dir(tmp_path / "b")["name"])
     assert list(a["train_loss"]) == list(b["train_loss"])  # bit-identical on the CPU
     assert whole.trainable_params == whole.params  # full fine-tuning trains every weight
+    doc = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert doc["estimated_trainable_params"] == whole.params  # the importer counts what transformers builds
 
 
 def test_instruction_data_masks_the_prompt(hf_models, hf_tokenizer, instruct_file):
@@ -100,3 +105,25 @@ def test_cli_bad_inputs_exit_2(hf_models, text_file, tmp_path, capsys):
                "--out", str(tmp_path / "y"), "--json"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "target 'qv' names no layer of phi3" in err[0]
+
+
+def test_peft_trainable_equals_the_estimator(hf_models):
+    """PEFT's trainable count on the real transformers module equals lora_trainable_params of the importer's
+    ModelSpec, for every type and target with separate q, k, v projections (Phi-3 fuses them: see below)."""
+    from peft import LoraConfig, get_peft_model
+
+    from engine.estimate.finetune import lora_trainable_params
+    from engine.lab.hf_model import import_spec, inspect_folder, load_hf, lora_modules
+
+    for mt, folder in hf_models.items():
+        spec = import_spec(inspect_folder(folder))
+        for target in ("qv", "attention", "all-linear"):
+            if mt == "phi3" and target == "qv":
+                continue
+            model = get_peft_model(load_hf(folder, check_memory=False).model,
+                                   LoraConfig(r=4, lora_alpha=8, target_modules=lora_modules(mt, target), bias="none"))
+            peft_count = model.get_nb_trainable_parameters()[0]
+            if mt == "phi3":  # fused qkv_proj / gate_up_proj: r·(d + 3 widths) instead of r·(d + w) per projection
+                assert peft_count < lora_trainable_params(spec, 4, target)
+            else:
+                assert peft_count == lora_trainable_params(spec, 4, target), (mt, target)
