@@ -73,6 +73,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     c.add_argument("--serve", action="store_true",
                    help="serving calibration: measured prefill and decode vs the serving estimator (engine.infer)")
     c.add_argument("--run", metavar="DIR", help="with --serve: a trained run instead of a preset")
+    c.add_argument("--hf-model", metavar="DIR", help="with --serve: a Hugging Face model folder")
     c.add_argument("--backend", type=str.lower, default="auto", metavar="NAME", help="with --serve: inference backend")
     c.add_argument("--device", type=str.lower, choices=("auto", "cpu", "cuda"), default="auto")
     c.add_argument("--batch-size", type=_int("batch-size"), metavar="B")

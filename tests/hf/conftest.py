@@ -15,7 +15,7 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 WORDS = ("the cat sat on a mat and the dog ran to the park while birds sang in green trees near old houses "
          "where people read books about rivers stars numbers and friendly machines").split()
-TINY = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
             max_position_embeddings=256)
 
 
@@ -36,13 +36,15 @@ def hf_tokenizer():
 
 @pytest.fixture(scope="session")
 def hf_models(tmp_path_factory, hf_tokenizer):
-    """model_type -> folder: qwen2 (chat template), llama (sharded, with an index), gemma2, phi3, qwen3, mistral."""
+    """model_type -> folder (head size 16: onnxruntime's GroupQueryAttention needs a multiple of 16): qwen2 (chat template), llama (sharded, with an index), gemma2, phi3, qwen3, mistral."""
     from engine.lab.hf_random import build_checkpoint
 
     root = tmp_path_factory.mktemp("hf-models")
     out = {}
     for mt in ("qwen2", "llama", "gemma2", "phi3", "qwen3", "mistral"):
-        extra = {"head_dim": 8} if mt in ("gemma2", "qwen3") else {}
+        extra = {"head_dim": 16} if mt in ("gemma2", "qwen3") else {}
+        if mt == "phi3":  # Phi-3-mini-4k: no LongRoPE (onnxruntime-genai builds the short-rope graph)
+            extra["original_max_position_embeddings"] = TINY["max_position_embeddings"]
         out[mt] = build_checkpoint(root / mt, mt, hf_tokenizer, seed=1, max_shard_size="40KB" if mt == "llama" else None,
                                    **TINY, **extra)
     return out

@@ -27,8 +27,8 @@ def test_lora_run_counts_and_exports(hf_models, text_file, tmp_path):
     reg = Registry(tmp_path / "reg.sqlite")
     res = train_hf(_cfg(hf_models["qwen2"], tmp_path / "run", data=str(text_file), rank=4, target="qv"), registry=reg)
     assert res.status == "finished" and res.steps == 4
-    # PEFT's count, and r·(d_in + d_out) per q and v projection (Hu et al. 2021): d 32, q 32, kv 2 heads × 8
-    assert res.trainable_params == 2 * (4 * (32 + 32) + 4 * (32 + 16))
+    # PEFT's count, and r·(d_in + d_out) per q and v projection (Hu et al. 2021): d 64, q 64, kv 2 heads × 16
+    assert res.trainable_params == 2 * (4 * (64 + 64) + 4 * (64 + 32))
     run = tmp_path / "run"
     doc = json.loads((run / "config.json").read_text())
     assert doc["estimated_trainable_params"] == doc["trainable_params"] == res.trainable_params
