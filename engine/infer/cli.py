@@ -195,7 +195,7 @@ def _bench(args: argparse.Namespace) -> dict:
 
         return bench_hf(HFBenchInput(hf_model=args.hf_model, run=args.run, backends=args.backends, dtypes=args.dtypes,
                                      batches=args.batches, prompt_tokens=args.seq_len, iters=args.iters,
-                                     threads=args.threads))
+                                     threads=args.threads)).to_dict()
     from engine.infer.bench import BenchInput, bench
 
     def write_progress(event: dict) -> None:

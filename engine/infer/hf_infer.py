@@ -116,12 +116,12 @@ def export_onnx(folder: str | Path, precision: str = "fp32", provider: str = "cp
 
     shutil.rmtree(tmp, ignore_errors=True)
     cache = home() / "exports" / ".builder-cache"
-    extra = parse_extra_options(None, str(info.path), str(tmp), precision, provider, str(cache), None)
     import contextlib
     import io
 
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # the builder prints its progress
+        with contextlib.redirect_stdout(io.StringIO()):  # the builder prints its progress (stdout is the CLI's JSON)
+            extra = parse_extra_options(None, str(info.path), str(tmp), precision, provider, str(cache), None)
             create_model(None, str(info.path), str(tmp), precision, provider, str(cache), **extra)
         seconds = time.perf_counter() - t0
         parity = check_parity(info.path, tmp / "model.onnx", precision)
@@ -180,8 +180,9 @@ class HFTorchRunner(Runner):
         import torch
 
         with self.lock, torch.inference_mode():
-            out = self.model(input_ids=torch.as_tensor(ids, device=self.device), past_key_values=cache, use_cache=True)
-            return out.logits[:, -1].float().cpu().numpy(), out.past_key_values
+            # transformers 5.25 names the KV cache ``cache`` (``past_key_values`` is deprecated)
+            out = self.model(input_ids=torch.as_tensor(ids, device=self.device), cache=cache, use_cache=True)
+            return out.logits[:, -1].float().cpu().numpy(), out.cache
 
 
 class HFOrtRunner(Runner):
@@ -335,6 +336,15 @@ def evaluate_hf(*, hf_model: str | None = None, run: str | None = None, data: st
     from engine.lab.hf_model import load_hf
 
     folder = model_folder(hf_model, run)
+    if run and not (data or sample):  # the run's own data and split
+        from engine.infer.loading import resolve_run_dir
+
+        saved = json.loads((resolve_run_dir(run) / "config.json").read_text(encoding="utf-8"))["hf_train"]
+        if saved.get("prompt_col"):
+            raise ValidationError("this run trained on instruction pairs; give --data FILE (plain text) to score")
+        data, sample = saved.get("data"), saved.get("sample")
+    if not (data or sample):
+        raise ValidationError("give --data PATH or --sample NAME to evaluate a model folder on")
     loaded = load_hf(folder, seq_len=context)
     tok = HFTokenizer(loaded.tokenizer, loaded.folder.vocab_size, str(loaded.folder.path / "tokenizer.json"))
     ds = load_dataset(DataInput(path=data, sample=sample, task="lm"), context, tokenizer=tok)

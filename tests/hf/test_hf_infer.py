@@ -51,6 +51,36 @@ def test_generate_and_evaluate_cli(lora_run, text_file, capsys):
     assert out["chat_template"] and out["new_tokens"] <= 5 and out["backend"] == "torch"
     from engine.infer.hf_infer import evaluate_hf
 
+    assert main(["evaluate", "--run", str(lora_run), "--context", "32", "--json"]) == 0  # the run's own data
+    assert json.loads(capsys.readouterr().out)["bits_per_byte"] > 0
     ev = evaluate_hf(run=str(lora_run), data=str(text_file), context=32, max_windows=4)
     assert ev["tokens"] == 4 * 32 and ev["bits_per_byte"] > 0 and ev["perplexity"] == pytest.approx(
         np.exp(ev["val_loss"]))
+
+
+def test_bench_and_serving_calibration_on_a_folder(hf_models, capsys, tmp_path, monkeypatch):
+    import json
+
+    from engine.cli import main
+
+    import functools
+
+    from engine.infer import serve_calibrate
+
+    monkeypatch.setenv("PREFLIGHT_HOME", str(tmp_path))
+    # the bandwidth probe's 256 MiB copy is tested with the serving calibration; 16 MiB is enough here
+    monkeypatch.setattr(serve_calibrate, "measure_bandwidth",
+                        functools.partial(serve_calibrate.measure_bandwidth, 16 << 20, 0.05))
+    assert main(["bench", "--hf-model", str(hf_models["llama"]), "--backends", "torch,onnxruntime,tensorrt",
+                 "--dtypes", "fp32,int4", "--batches", "1,2", "--seq-len", "16", "--iters", "1", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    got = {(r["backend"], r["dtype"], r["batch"]) for r in d["decode"]}
+    assert {("torch", "fp32", 1), ("torch", "fp32", 2), ("onnxruntime", "fp32", 1), ("onnxruntime", "fp32", 2)} <= got
+    reasons = {(s["backend"], s["dtype"]): s["reason"] for s in d["skipped"]}
+    assert "int8/int4 run on onnxruntime" in reasons[("torch", "int4")] and ("tensorrt", "fp32") in reasons  # said why
+    assert all(r["predicted_decode_tokens_per_s"] > 0 for r in d["decode"])
+    from engine.infer.serve_calibrate import ServeCalibrateInput, calibrate_serve
+
+    cal = calibrate_serve(ServeCalibrateInput(hf_model=str(hf_models["llama"]), backend="torch", levels=(1, 2),
+                                              prompt_tokens=8, output_tokens=4, repeats=1)).to_dict()
+    assert [r["concurrency"] for r in cal["levels"]] == [1, 2] and cal["levels"][0]["predicted_decode_tokens_per_s"] > 0
