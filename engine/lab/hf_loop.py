@@ -100,7 +100,7 @@ class Loop:
         self.total = sum(p.numel() for p in model.parameters())
         self.resolved = _defaults(cfg)
         doc = {"kind": "hf", "hf_train": cfg.to_dict(), "hf": loaded.folder.to_dict(), "data": data.describe(),
-               "data_fingerprint": fingerprint, "resolved": {**self.resolved, "device": self.device},
+               "data_fingerprint": fingerprint, "resolved": {**self.resolved, "device": self.device, "max_steps": cfg.max_steps},
                "memory": loaded.memory.to_dict() if loaded.memory else None, "trainable_params": self.trainable,
                "estimated_trainable_params": estimated_trainable(loaded.spec, cfg), "total_params": self.total}
         if not (self.run_dir / "config.json").is_file():
