@@ -90,6 +90,19 @@ class HFExport:
         return asdict(self)
 
 
+def export_dir(folder: str | Path, precision: str = "fp32", provider: str = "cpu") -> Path:
+    """Where the export of ``folder`` at ``precision`` for ``provider`` lives (in the workspace)."""
+    from engine.workspace import home
+
+    root = Path(folder).resolve()
+    return home() / "exports" / f"{root.name}-{_folder_key(root)}" / f"{precision}-{provider}"
+
+
+def is_exported(folder: str | Path, precision: str = "fp32", provider: str = "cpu") -> bool:
+    out = export_dir(folder, precision, provider)
+    return (out / "model.onnx").is_file() and (out / "parity.json").is_file()
+
+
 def export_onnx(folder: str | Path, precision: str = "fp32", provider: str = "cpu") -> HFExport:
     """The folder exported to ONNX (cached in the workspace by the folder's files, precision and provider)."""
     import onnxruntime_genai as og
@@ -103,7 +116,7 @@ def export_onnx(folder: str | Path, precision: str = "fp32", provider: str = "cp
     if provider not in ("cpu", "cuda"):
         raise ValidationError(f"provider {provider!r}: choose cpu or cuda")
     info = inspect_folder(folder)
-    out = home() / "exports" / f"{info.path.name}-{_folder_key(info.path)}" / f"{precision}-{provider}"
+    out = export_dir(info.path, precision, provider)
     graph = out / "model.onnx"
     exporter = f"onnxruntime-genai {og.__version__} model builder"
     if graph.is_file() and (out / "parity.json").is_file():

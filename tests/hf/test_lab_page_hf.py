@@ -56,3 +56,17 @@ def test_a_folder_without_weights_is_one_error(hf_models, tmp_path):
     assert not at.exception
     assert [e.value for e in at.error] == [f"model folder {bad} has no weights (model.safetensors or a sharded "
                                            "model.safetensors.index.json)"]
+
+
+def test_inference_page_streams_a_model_folder(hf_models):
+    folder = workspace.models_dir() / "tiny-llama"
+    shutil.copytree(hf_models["llama"], folder)
+    at = run_page("views/infer.py", timeout=90)
+    at.radio(key="infer_kind").set_value("Model folder (Hugging Face)").run()
+    assert_clean(at)
+    at.selectbox(key="hfi_pick").select("models/tiny-llama").run()
+    assert_clean(at)
+    at.number_input(key="hfi_max_new").set_value(6)
+    at.button(key="hfi_generate").click().run()
+    assert_clean(at)
+    assert [m.value for m in at.metric][0] in {str(n) for n in range(7)}
