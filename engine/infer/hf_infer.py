@@ -186,6 +186,12 @@ class HFTorchRunner(Runner):
         with self.lock, torch.inference_mode():
             return self.model(input_ids=torch.as_tensor(ids, device=self.device)).logits.float().cpu().numpy()
 
+    def sync(self) -> None:
+        if self.device == "cuda":
+            import torch
+
+            torch.cuda.synchronize()
+
     def prefill(self, ids):
         return self.step(ids, None, 0)
 
@@ -403,15 +409,23 @@ class HFServable:
     source: str
     kind: str = "hf"
 
+    def runner(self, backend: str, dtype: str = "fp32", threads: int | None = None) -> Runner:
+        return runner_for(self, backend, dtype, threads)
+
 
 SERVE_CONTEXT = 1024  # the window calibrations and benchmarks use (a model's full context is far longer)
 
 
-def servable(hf_model: str | None = None, run: str | None = None) -> HFServable:
+def servable(hf_model: str | None = None, run: str | None = None, device: str = "auto") -> HFServable:
+    """The folder loaded for serving: on the GPU when there is one (``auto``), so torch runs there too."""
+    import torch
+
     from engine.lab.hf_model import load_hf
 
     folder = model_folder(hf_model, run)
-    loaded = load_hf(folder)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    loaded = load_hf(folder, device=device, dtype="fp32")
     ctx = min(int(loaded.spec.context), SERVE_CONTEXT)
     return HFServable(folder, loaded, HFServeConfig(loaded.spec, ctx, loaded.folder.vocab_size), str(folder))
 
@@ -426,6 +440,6 @@ def runner_for(servable_: HFServable, backend: str, dtype: str = "fp32", threads
     if name == "torch":
         if dtype != "fp32":
             raise ValidationError("the torch backend serves a model folder in fp32 here; int8/int4 run on onnxruntime")
-        return HFTorchRunner(servable_.hf.model)
+        return HFTorchRunner(servable_.hf.model, str(next(servable_.hf.model.parameters()).device.type))
     exp = export_onnx(servable_.folder, dtype, "cpu" if name == "onnxruntime" else "cuda")
     return HFOrtRunner(exp.path, servable_.hf.model.config, name, threads)

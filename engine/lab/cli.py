@@ -140,7 +140,8 @@ def _train(args: argparse.Namespace) -> dict:
 
 def _train_hf(args: argparse.Namespace) -> dict:
     """``train --hf-model DIR`` (or ``--resume`` of such a run): engine.lab.hf_train, not the lab trainer."""
-    from engine.lab.hf_train import HFTrainConfig, train_hf
+    from engine.lab.hf_loop import train_hf
+    from engine.lab.hf_train import HFTrainConfig
 
     given = {"hf_model": args.hf_model, "method": args.method, "target": args.target, "data": args.data,
              "sample": args.sample, "text_col": args.text_col, "prompt_col": args.prompt_col,

@@ -1,11 +1,14 @@
 """The step loop of an HF fine-tuning run (:mod:`engine.lab.hf_train` holds its configuration and parts):
-run folder and registry row, model and data, resume, steps, evaluation, checkpoints, stop, export."""
+run folder and registry row, model and data, resume, steps, evaluation, checkpoints, stop, export.
+:func:`train_hf` is the entry point (``train --hf-model``)."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -27,8 +30,6 @@ class Loop:
         self.step = 0
 
     def on_signal(self, signum, frame) -> None:  # noqa: ARG002
-        import signal
-
         self.stop_reason = f"stopped by signal {signal.Signals(signum).name}"
 
     # -- folder and registry ----------------------------------------------------------------------
@@ -244,3 +245,28 @@ class Loop:
         ck.atomic_write_text(self.run_dir / "result.json", json.dumps(out, indent=1, default=str))
         self.reg.set_status(self.name, status, summary=out)
         return result
+
+
+def train_hf(cfg, registry=None, progress: Callable[[dict], None] | None = None) -> TrainResult:
+    """Run (or resume) an HF fine-tuning run; see the module docstring. ValidationError for bad input,
+    RunError when the run fails (recorded in the registry either way)."""
+    from engine.lab.hf_train import resolve
+
+    cfg = resolve(cfg)
+    if registry is None:
+        from engine.store import Registry
+
+        registry = Registry(cfg.registry)
+    loop = Loop(cfg, registry, progress)
+    old = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                old[sig] = signal.signal(sig, loop.on_signal)
+            except (ValueError, OSError):
+                pass
+    try:
+        return loop.run()
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)

@@ -22,14 +22,11 @@ from __future__ import annotations
 
 import json
 import math
-import signal
-import threading
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Callable
 
 from engine.errors import ValidationError, require_choice, require_number
-from engine.lab.train_config import TrainResult
 
 METHODS = ("full", "lora", "qlora")
 TARGETS = ("qv", "attention", "all-linear")
@@ -322,33 +319,6 @@ def export(run_dir: Path, model, tokenizer, method: str) -> Path:
         tokenizer.save_pretrained(str(d))
 
     return atomic("merged", write_merged)
-
-
-def train_hf(cfg: HFTrainConfig, registry=None, progress: Callable[[dict], None] | None = None) -> TrainResult:
-    """Run (or resume) an HF fine-tuning run; see the module docstring. ValidationError for bad input,
-    RunError when the run fails (recorded in the registry either way)."""
-    from engine.lab.hf_loop import Loop
-
-    cfg = resolve(cfg)
-    if registry is None:
-        from engine.store import Registry
-
-        registry = Registry(cfg.registry)
-    loop = Loop(cfg, registry, progress)
-    old = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                old[sig] = signal.signal(sig, loop.on_signal)
-            except (ValueError, OSError):
-                pass
-    try:
-        return loop.run()
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
-
-
 
 
 _FLAGS = {"hf_model": "--hf-model", "method": "--method", "rank": "--rank", "alpha": "--alpha", "target": "--target",

@@ -9,7 +9,8 @@ import pytest
 
 @pytest.fixture(scope="module")
 def lora_run(hf_models, text_file, tmp_path_factory):
-    from engine.lab.hf_train import HFTrainConfig, train_hf
+    from engine.lab.hf_loop import train_hf
+    from engine.lab.hf_train import HFTrainConfig
     from engine.store import Registry
 
     out = tmp_path_factory.mktemp("lora-run") / "run"

@@ -21,7 +21,7 @@ def _cfg(folder, out, **kw):
 def test_lora_run_counts_and_exports(hf_models, text_file, tmp_path):
     import peft
 
-    from engine.lab.hf_train import train_hf
+    from engine.lab.hf_loop import train_hf
     from engine.store import Registry
 
     reg = Registry(tmp_path / "reg.sqlite")
@@ -43,7 +43,8 @@ def test_lora_run_counts_and_exports(hf_models, text_file, tmp_path):
 
 
 def test_resume_is_step_identical(hf_models, text_file, tmp_path):
-    from engine.lab.hf_train import HFTrainConfig, train_hf
+    from engine.lab.hf_loop import train_hf
+    from engine.lab.hf_train import HFTrainConfig
     from engine.store import Registry
 
     reg = Registry(tmp_path / "reg.sqlite")
@@ -79,7 +80,7 @@ def test_instruction_data_masks_the_prompt(hf_models, hf_tokenizer, instruct_fil
 
 
 def test_instruction_run_trains(hf_models, instruct_file, tmp_path):
-    from engine.lab.hf_train import train_hf
+    from engine.lab.hf_loop import train_hf
     from engine.store import Registry
 
     res = train_hf(_cfg(hf_models["qwen2"], tmp_path / "i", data=str(instruct_file), prompt_col="question",
