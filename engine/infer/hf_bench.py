@@ -81,7 +81,7 @@ def bench_hf(inp: HFBenchInput, progress=None) -> HFBenchResult:
             if hw is None:
                 hw = hardware(runner.device)
             ids = rng.integers(3, vocab, size=(1, prompt), dtype=np.int64)
-            pre = _time(lambda: runner.prefill(ids), iters)
+            pre = _time(lambda r=runner, x=ids: r.prefill(x), iters)
             est = predict_serving(item.config, hw[0], prompt, inp.decode_tokens, 1, dtype=dtype)
             prefill.append({"backend": backend, "dtype": dtype, "prompt_tokens": prompt, "prefill_s": pre,
                             "predicted_prefill_s": est.prefill_seconds})
@@ -89,11 +89,12 @@ def bench_hf(inp: HFBenchInput, progress=None) -> HFBenchResult:
                 start = rng.integers(3, vocab, size=(b, inp.decode_prompt_tokens), dtype=np.int64)
                 tok = rng.integers(3, vocab, size=(b, 1), dtype=np.int64)
 
-                def run_decode():
+                def run_decode(runner=runner, start=start, tok=tok):
                     _, cache = runner.prefill(start)
                     t0 = time.perf_counter()
                     for k in range(inp.decode_tokens):
                         _, cache = runner.step(tok, cache, inp.decode_prompt_tokens + k)
+                    runner.sync()
                     return time.perf_counter() - t0
 
                 run_decode()

@@ -235,7 +235,7 @@ def calibrate_serve_cli(args) -> dict:
     require_torch("calibrate --serve")
     hf_model = getattr(args, "hf_model", None)
     if (bool(args.run) + bool(args.preset) + bool(hf_model)) != 1:
-        raise ValidationError("calibrate --serve needs exactly one of --run DIR, --preset NAME or --hf-model DIR")
+        raise ValidationError("calibrate --serve needs exactly one of --run DIR or --preset NAME (or --hf-model DIR)")
     from engine.store import Registry
 
     registry = None if args.no_record else Registry(args.registry)
