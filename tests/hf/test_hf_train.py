@@ -128,3 +128,22 @@ def test_peft_trainable_equals_the_estimator(hf_models):
                 assert peft_count < lora_trainable_params(spec, 4, target)
             else:
                 assert peft_count == lora_trainable_params(spec, 4, target), (mt, target)
+
+
+def test_stop_request_checkpoints_and_ends_stopped(hf_models, text_file, tmp_path):
+    """The page's Stop (the registry's flag) ends an HF run as 'stopped' with a checkpoint to resume from."""
+    from engine.lab import checkpoint as ck
+    from engine.lab.hf_loop import train_hf
+    from engine.store import Registry
+
+    reg = Registry(tmp_path / "reg.sqlite")
+    run = tmp_path / "s"
+
+    def stop_soon(event: dict) -> None:
+        if event.get("event") == "metrics" and event.get("step", 0) >= 1:
+            reg.request_stop(reg.find_run_by_dir(run)["name"])
+
+    res = train_hf(_cfg(hf_models["qwen2"], run, data=str(text_file), max_steps=200, eval_every=100), registry=reg,
+                   progress=stop_soon)
+    assert res.status == "stopped" and res.steps < 200 and res.stopped_reason == "stopped by request"
+    assert ck.latest_path(run) is not None and not (run / "merged").exists()
