@@ -3,10 +3,14 @@
 # network, this repository copied, ../shared NOT copied). Runs every GPU test (pytest -m gpu) and the GPU
 # inference benchmarks (bench/infer_gpu.py), in under 8 minutes, and writes one JSON of figures.
 #
-#   bash bench/gpu_check.sh [--out FILE] [--dry-run]
+#   bash bench/gpu_check.sh [--out FILE] [--dry-run] [--no-hf]
 #     --out FILE   the figures (default: $OUT/gpu_check.json when $OUT is set, else ./gpu_check.json)
 #     --dry-run    on a machine without a GPU: check the packages, then run the benchmark script on tiny CPU
 #                  shapes and only collect the GPU tests (exercises this script, not the GPU)
+#     --no-hf      skip issue 19's real architectures (bench/hf_cpu.py at Qwen2.5-0.5B, 1.5B and 7B, random weights:
+#                  decode tok/s at batch 1 and 8 and a 512-token prefill on torch, onnxruntime-cuda and onnxruntime's
+#                  TensorRT provider, each beside the serving estimator; needs transformers, peft and
+#                  onnxruntime-genai; building the 7B checkpoint (28 GiB fp32) takes minutes; HF_SIZES picks sizes)
 #
 # Packages it cannot find are listed with how to carry them from the development machine (wheels are
 # git-ignored folders a device run carries):
@@ -17,12 +21,14 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUTFILE=""
 DRY=0
+HF=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) [ $# -ge 2 ] || { echo "gpu_check.sh: --out needs a file" >&2; exit 2; }; OUTFILE="$2"; shift 2 ;;
     --dry-run) DRY=1; shift ;;
+    --no-hf) HF=0; shift ;;
     -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
-    *) echo "gpu_check.sh: unknown argument $1 (use --out FILE, --dry-run)" >&2; exit 2 ;;
+    *) echo "gpu_check.sh: unknown argument $1 (use --out FILE, --dry-run, --no-hf)" >&2; exit 2 ;;
   esac
 done
 [ -n "$OUTFILE" ] || OUTFILE="${OUT:-.}/gpu_check.json"
@@ -60,7 +66,8 @@ import importlib.util
 need = {"torch": "torch", "numpy": "numpy", "pandas": "pandas", "safetensors": "safetensors",
         "tokenizers": "tokenizers", "psutil": "psutil", "onnx": "onnx", "onnxscript": "onnxscript",
         "ml_dtypes": "ml_dtypes", "pytest": "pytest", "pytest_timeout": "pytest-timeout", "flatbuffers": "flatbuffers",
-        "google.protobuf": "protobuf", "sympy": "sympy", "packaging": "packaging", "onnxruntime": "onnxruntime-gpu"}
+        "google.protobuf": "protobuf", "sympy": "sympy", "packaging": "packaging", "onnxruntime": "onnxruntime-gpu",
+        "transformers": "transformers", "peft": "peft", "onnxruntime_genai": "onnxruntime-genai-cuda"}
 def missing(mod):
     try:
         return importlib.util.find_spec(mod) is None
@@ -99,6 +106,22 @@ else
   timeout 210 $PY bench/infer_gpu.py --out "$RESULTS/bench.json" > "$RESULTS/bench.txt" 2>&1
   BENCH_RC=$?
 fi
+# Issue 19: real architectures (random weights) on torch, onnxruntime-cuda and onnxruntime's TensorRT provider.
+if [ "$HF" = 1 ] && $PY -c "import transformers, onnxruntime_genai" 2>/dev/null; then
+  for size in ${HF_SIZES:-qwen2.5-0.5b qwen2.5-1.5b qwen2.5-7b}; do
+    if [ "$DRY" = 1 ]; then  # no GPU: the script's path on the CPU at the smallest size, one precision
+      [ "$size" = qwen2.5-0.5b ] || continue
+      timeout 600 $PY bench/hf_cpu.py --model "$size" --backends torch --dtypes fp32 --batches 1 --prompt-tokens 16 \
+        --iters 1 --out "$RESULTS/hf-$size.json" > "$RESULTS/hf-$size.txt" 2>&1
+    else
+      timeout 420 $PY bench/hf_cpu.py --model "$size" --backends torch,onnxruntime-cuda,onnxruntime-trt --dtypes fp32,int4 \
+        --batches 1,8 --prompt-tokens 512 --iters 3 --out "$RESULTS/hf-$size.json" > "$RESULTS/hf-$size.txt" 2>&1
+    fi
+    echo "gpu_check.sh: $size rc $? ($(tail -c 300 "$RESULTS/hf-$size.txt" | tr '\n' ' '))"
+  done
+elif [ "$HF" = 1 ]; then
+  echo "gpu_check.sh: transformers or onnxruntime-genai is missing: the real-architecture benchmarks (issue 19) skip"
+fi
 tail -5 "$RESULTS/pytest.txt"
 tail -3 "$RESULTS/bench.txt"
 $PY - "$RESULTS" "$OUTFILE" "$TEST_RC" "$BENCH_RC" "$DRY" "$START" "$MISSING" <<'PY'
@@ -113,6 +136,12 @@ try:
 except (OSError, ValueError) as exc:
     doc["figures"] = None
     doc["bench_tail"] = res.joinpath("bench.txt").read_text(errors="replace").splitlines()[-20:]
+doc["hf"] = {}
+for f in sorted(res.glob("hf-*.json")):
+    try:
+        doc["hf"][f.stem[3:]] = json.loads(f.read_text())
+    except (OSError, ValueError):
+        doc["hf"][f.stem[3:]] = None
 pathlib.Path(out).write_text(json.dumps(doc, indent=1, default=str))
 print(f"gpu_check.sh: wrote {out} ({doc['seconds']} s; pytest rc {test_rc}, bench rc {bench_rc})")
 PY

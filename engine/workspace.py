@@ -46,6 +46,8 @@ def runs_dir() -> Path:
 
 
 def models_dir() -> Path:
+    """``models/``: imported config.json files saved by name (<name>.json, engine/estimate/models.py) and local
+    Hugging Face model folders the lab and the inference room offer (engine/lab/hf_model.py)."""
     path = home() / "models"
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -26,13 +26,21 @@ st.caption("Run a trained model on the fastest backend this machine has, see it 
            "Every backend computes the same function (checked against PyTorch); the benchmark shows how fast.")
 
 
+if st.radio("Model", ["Lab run", "Model folder (Hugging Face)"], horizontal=True, key="infer_kind") != "Lab run":
+    from ui.hf_infer import model_folder_section  # noqa: E402 - the second model kind (engine/infer/hf_infer.py)
+
+    model_folder_section(Registry())
+    st.stop()
+
+
 # ---- which run, which backend --------------------------------------------------------------------------
 def _runs() -> dict[str, str]:
-    """Registered training runs that have a checkpoint: name -> run folder (newest first). Opening the
-    registry creates it on first use, with the shipped demo run (engine/store.py)."""
+    """Registered training runs that have a checkpoint: name -> run folder (newest first); runs that
+    fine-tuned a model folder are served in the "Model folder" view. Opening the registry creates it on
+    first use, with the shipped demo run (engine/store.py)."""
     frame = Registry().list_runs(kind="train")
     return {r["name"]: r["run_dir"] for r in frame.to_dict(orient="records")
-            if ck.latest_path(r["run_dir"]) is not None}
+            if ck.latest_path(r["run_dir"]) is not None and (r.get("config") or {}).get("kind") != "hf"}
 
 
 runs = _runs()

@@ -106,6 +106,55 @@ with st.expander("Start a training run", expanded=not st.session_state.get("lab_
         st.rerun()
 
 
+# ---- fine-tune a Hugging Face model folder (engine/lab/hf_train.py) ---------------------------------------
+with st.expander("Fine-tune a model folder (Hugging Face: Llama, Mistral, Qwen2/3, Gemma 2, Phi-3)"):
+    from engine.lab.hf_model import models_under  # noqa: E402 - the page's second model kind
+    from engine.lab.hf_train import HFTrainConfig, start as start_hf  # noqa: E402
+
+    found = [str(p) for p in models_under(workspace.models_dir())]
+    f1, f2, f3 = st.columns(3)
+    with f1:
+        st.markdown("**Model folder**")
+        picked = st.selectbox("Found under the workspace's models/", ["(type a path)"] + found, key="hf_pick",
+                              help=f"model folders in {workspace.models_dir()}")
+        typed = st.text_input("Model folder", "", key="hf_folder",
+                              help="config.json, model.safetensors (or shards with an index), tokenizer.json")
+        hf_folder = typed.strip() or (picked if picked != "(type a path)" else "")
+        method = st.radio("Method", ["lora", "full", "qlora"], horizontal=True, key="hf_method",
+                          help="QLoRA needs a CUDA GPU with bitsandbytes")
+        rank = st.number_input("LoRA rank", 1, 1024, 8, key="hf_rank", disabled=method == "full")
+        hf_target = st.selectbox("LoRA target", ["all-linear", "attention", "qv"], key="hf_target",
+                                 disabled=method == "full")
+    with f2:
+        st.markdown("**Data**")
+        hf_source = st.radio("Data source", ["Built-in corpus", "Uploaded dataset"], key="hf_source")
+        hf_data = hf_sample = prompt_col = response_col = None
+        if hf_source == "Built-in corpus":
+            hf_sample = st.selectbox("Corpus", [k for k, v in CORPORA.items() if v.task == "lm"], key="hf_sample")
+        else:
+            ups = list_uploads()
+            hf_data = str(st.selectbox("Dataset", ups, format_func=lambda p: p.name, key="hf_upload")) if ups else None
+            if not ups:
+                st.info("No uploads yet: upload one above or on the data-checks page.")
+            prompt_col = st.text_input("Prompt column", "", key="hf_prompt_col",
+                                       help="instruction data: the loss falls on the response only") or None
+            response_col = st.text_input("Response column", "", key="hf_response_col") or None
+    with f3:
+        st.markdown("**Training**")
+        hf_steps = st.number_input("Steps", 1, 1_000_000, 50, key="hf_steps")
+        hf_batch = st.number_input("Batch size (sequences)", 1, 4096, 4, key="hf_batch")
+        hf_context = st.number_input("Context (tokens)", 8, 131072, 128, key="hf_context")
+        hf_device = st.selectbox("Device", ["auto", "cpu", "cuda"], key="hf_device")
+        hf_name = st.text_input("Run name", "", key="hf_name", help="blank: the folder's name and the method")
+    if st.button("Start fine-tuning", type="primary", key="hf_start", disabled=demo or not hf_folder):
+        hf_cfg = HFTrainConfig(hf_model=hf_folder, method=method, rank=int(rank), target=hf_target, data=hf_data,
+                               sample=hf_sample, prompt_col=prompt_col, response_col=response_col,
+                               max_steps=int(hf_steps), batch_size=int(hf_batch), context=int(hf_context),
+                               device=hf_device)
+        st.session_state["lab_run"] = run_engine(start_hf, hf_cfg, hf_name.strip() or None, registry=registry)
+        st.rerun()
+
+
 # ---- the selected run, live --------------------------------------------------------------------------
 def _curves(frames: dict[str, pd.DataFrame], metric: str = "loss", view: str = "") -> go.Figure:
     """Loss curves. ``view`` names the chart's view (plotly's uirevision): while it stays the same, a redraw
@@ -318,7 +367,13 @@ with a2:
         temperature = st.slider("Temperature", 0.0, 2.0, 0.8, 0.1, key="lab_temp")
         if st.button("Generate", key="lab_generate"):
             with st.spinner("Sampling from the latest checkpoint"):
-                out = run_engine(jobs.generate, target, prompt, max_new_tokens=300, temperature=temperature)
+                if (target_run.get("config") or {}).get("kind") == "hf":  # a fine-tuned model folder
+                    from engine.infer.hf_infer import generate_hf
+
+                    out = run_engine(generate_hf, run=target_run["run_dir"], prompt=prompt, max_new_tokens=100,
+                                     temperature=temperature)
+                else:
+                    out = run_engine(jobs.generate, target, prompt, max_new_tokens=300, temperature=temperature)
             st.code(out.get("text", json.dumps(out)), language=None, wrap_lines=True)
 
 evaluation_section(target_run, key="lab_eval")  # engine.lab.evaluate: sklearn metrics, in its own process

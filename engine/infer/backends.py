@@ -206,6 +206,8 @@ class OrtRunner(Runner):
 def make_runner(loaded, backend: str = "auto", dtype: str = "fp32", part: str = "model",
                 threads: int | None = None) -> Runner:
     """A runner for ``loaded`` on ``backend`` (a name, or auto) in ``dtype``; refuses what cannot run here."""
+    if getattr(loaded, "kind", "") == "hf":  # a Hugging Face model folder: its own runners (engine/infer/hf_infer.py)
+        return loaded.runner(backend, dtype, threads)
     name, _ = resolve_backend(backend)
     check_dtype(name, dtype)
     if name in ("torch", "torch-compile"):

@@ -52,9 +52,12 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     e = sub.add_parser("export", parents=[common], help="export a run's model or attention core to ONNX (checked)")
     src = e.add_mutually_exclusive_group(required=True)
     src.add_argument("--run", metavar="DIR", help="run folder (or registered run name)")
+    src.add_argument("--hf-model", metavar="DIR", help="a Hugging Face model folder (onnxruntime-genai's builder)")
     src.add_argument("--preset", metavar="NAME", help="a lab preset with random weights")
     e.add_argument("--part", type=str.lower, choices=("model", "attention"), default="model")
-    e.add_argument("--dtype", type=str.lower, choices=("fp32", "fp16", "bf16", "int8"), default="fp32")
+    e.add_argument("--dtype", type=str.lower, choices=("fp32", "fp16", "bf16", "int8", "int4"), default="fp32")
+    e.add_argument("--provider", type=str.lower, choices=("cpu", "cuda"), default="cpu",
+                   help="with --hf-model (or an HF run): the execution provider the graph is built for")
     e.add_argument("--opset", type=_int("opset"), default=18, metavar="N", help="ONNX opset, 18-23 (default 18)")
     e.add_argument("--graph", type=str.lower, choices=("fused", "portable"), default="fused",
                    help="fused: onnxruntime contrib attention; portable: standard ops only (TensorRT)")
@@ -63,11 +66,13 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     e.set_defaults(handler=_export)
 
     g = sub.add_parser("generate", parents=[common], help="stream text from a trained language model on a backend")
-    g.add_argument("--run", required=True, metavar="DIR", help="run folder (or registered run name)")
+    src = g.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", metavar="DIR", help="run folder (or registered run name)")
+    src.add_argument("--hf-model", metavar="DIR", help="a Hugging Face model folder")
     g.add_argument("--prompt", required=True, metavar="TEXT")
     g.add_argument("--backend", type=str.lower, default="torch", metavar="NAME",
                    help="torch (default), torch-compile, onnxruntime, onnxruntime-cuda, onnxruntime-trt, tensorrt, auto")
-    g.add_argument("--dtype", type=str.lower, choices=("fp32", "fp16", "bf16", "int8"), default="fp32")
+    g.add_argument("--dtype", type=str.lower, choices=("fp32", "fp16", "bf16", "int8", "int4"), default="fp32")
     g.add_argument("--max-new-tokens", type=_int("max-new-tokens"), default=200, metavar="N")
     g.add_argument("--temperature", type=_float("temperature"), default=0.8, metavar="T")
     g.add_argument("--top-k", type=_int("top-k"), default=40, metavar="K", help="0: no top-k")
@@ -90,6 +95,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     src.add_argument("--run", metavar="DIR")
     src.add_argument("--preset", metavar="NAME")
     src.add_argument("--onnx", metavar="FILE", help="a bare ONNX file (onnxruntime backends only)")
+    src.add_argument("--hf-model", metavar="DIR", help="a Hugging Face model folder: decode and prefill per backend")
+    k.add_argument("--dtypes", type=_list("dtypes"), default=("fp32",), metavar="LIST",
+                   help="with --hf-model: precisions to compare, e.g. fp32,int8 (int8/int4 on onnxruntime)")
+    k.add_argument("--batches", type=_ints("batches"), default=(1, 8), metavar="LIST",
+                   help="with --hf-model: decode batch sizes")
     k.add_argument("--backends", type=_list("backends"), default=("torch", "onnxruntime"), metavar="LIST")
     k.add_argument("--batch", type=_int("batch"), default=1, metavar="B")
     k.add_argument("--seq-len", type=_int("seq-len"), default=128, metavar="S")
@@ -110,6 +120,7 @@ def _serving_calibration(c: argparse.ArgumentParser) -> None:
     c.add_argument("--serve", action="store_true",
                    help="serving calibration: measured prefill and decode vs the serving estimator (engine.infer)")
     c.add_argument("--run", metavar="DIR", help="with --serve: a trained run instead of a preset")
+    c.add_argument("--hf-model", metavar="DIR", help="with --serve: a Hugging Face model folder")
     c.add_argument("--backend", type=str.lower, default="auto", metavar="NAME", help="with --serve: inference backend")
     training = c.get_default("handler")
 
@@ -143,10 +154,26 @@ def _backends_human(d: dict) -> str:
     return "\n".join(lines)
 
 
+def _hf(args: argparse.Namespace) -> bool:
+    """A Hugging Face model folder, or a run that fine-tuned one (engine/infer/hf_infer.py)."""
+    if getattr(args, "hf_model", None):
+        return True
+    if not getattr(args, "run", None):
+        return False
+    from engine.lab.hf_train import is_hf_run
+    from engine.store import resolve_run_dir
+
+    return is_hf_run(resolve_run_dir(args.run))
+
+
 def _export(args: argparse.Namespace) -> dict:
     from engine.requires import require_torch
 
     require_torch("export")
+    if _hf(args):
+        from engine.infer.hf_infer import export_onnx, model_folder
+
+        return export_onnx(model_folder(args.hf_model, args.run), args.dtype, args.provider).to_dict()
     from engine.infer.export import ExportInput, export
 
     return export(ExportInput(run=args.run, preset=args.preset, part=args.part, dtype=args.dtype, opset=args.opset,
@@ -157,6 +184,12 @@ def _generate(args: argparse.Namespace) -> dict:
     from engine.requires import require_torch
 
     require_torch("generate")
+    if _hf(args):
+        from engine.infer.hf_infer import generate_hf
+
+        return generate_hf(hf_model=args.hf_model, run=args.run, prompt=args.prompt, backend=args.backend,
+                           precision=args.dtype, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                           top_k=args.top_k, seed=args.seed)
     from engine.infer.generate import generate
 
     return generate(args.run, args.prompt, backend=args.backend, max_new_tokens=args.max_new_tokens,
@@ -178,6 +211,12 @@ def _bench(args: argparse.Namespace) -> dict:
     from engine.requires import require_torch
 
     require_torch("bench")
+    if _hf(args):
+        from engine.infer.hf_bench import HFBenchInput, bench_hf
+
+        return bench_hf(HFBenchInput(hf_model=args.hf_model, run=args.run, backends=args.backends, dtypes=args.dtypes,
+                                     batches=args.batches, prompt_tokens=args.seq_len, iters=args.iters,
+                                     threads=args.threads)).to_dict()
     from engine.infer.bench import BenchInput, bench
 
     def write_progress(event: dict) -> None:
@@ -193,6 +232,11 @@ def _bench(args: argparse.Namespace) -> dict:
 
 
 def _bench_human(d: dict) -> str:
+    if "decode" in d:  # a model folder's benchmark (engine/infer/hf_bench.py)
+        return "\n".join(f"  {r['backend']:<18} {r['dtype']:<5} batch {r['batch']:<3} decode {r['decode_tokens_per_s']:9.1f} "
+                         f"tok/s (predicted {r['predicted_decode_tokens_per_s']:9.1f})" for r in d["decode"]) + "\n" + \
+            "\n".join(f"  {r['backend']:<18} {r['dtype']:<5} prefill {r['prompt_tokens']} tokens {r['prefill_s'] * 1e3:9.1f} ms"
+                      for r in d["prefill"])
     lines = [f"{d['part']} of {d['source']}, batch {d['batch']} × {d['seq_len']} tokens, {d['dtype']}"]
     for r in d["results"]:
         if r["p50_ms"] is None:

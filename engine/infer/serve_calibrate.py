@@ -38,6 +38,7 @@ class ServeCalibrateInput:
     run: str | None = None
     preset: str | None = None
     backend: str = "auto"
+    hf_model: str | None = None        # a Hugging Face model folder (engine/infer/hf_infer.py)
     levels: tuple[int, ...] = DEFAULT_LEVELS
     prompt_tokens: int | None = None   # default: half the context
     output_tokens: int = 32
@@ -87,7 +88,7 @@ def measure_bandwidth(n_bytes: int = 256 << 20, seconds: float = 0.3) -> float:
             return best
 
 
-def _hardware(device: str):
+def hardware(device: str):
     """(GPUSpec for the estimator, peak basis, bandwidth basis, device name)."""
     from engine.catalog import GPUSpec
     from engine.lab.device import cpu_matmul_peak, device_name, gpu_peak_flops
@@ -115,10 +116,12 @@ def _hardware(device: str):
             "measured memory bandwidth of this CPU (256 MiB array copy, read + write)", spec.name)
 
 
-def _predict(cfg, hw, prompt: int, output: int, conc: int, eff_c: float = 1.0, eff_b: float = 1.0):
+def predict_serving(cfg, hw, prompt: int, output: int, conc: int, eff_c: float = 1.0, eff_b: float = 1.0,
+                    dtype: str = "fp32"):
+    """The serving estimator for ``cfg``'s ModelSpec on ``hw`` (weights in ``dtype``; KV cache fp32)."""
     from engine.estimate.serving import ServeInput, estimate_serving
 
-    return estimate_serving(ServeInput(model=cfg.model_spec(), gpu=hw, gpus=1, dtype="fp32", kv_dtype="fp32",
+    return estimate_serving(ServeInput(model=cfg.model_spec(), gpu=hw, gpus=1, dtype=dtype, kv_dtype="fp32",
                                        prompt_tokens=prompt, output_tokens=output, concurrency=conc,
                                        prefill_efficiency=eff_c, decode_efficiency=eff_b, max_batch=max(conc, 1),
                                        overhead_gib=0.0,
@@ -145,7 +148,14 @@ def calibrate_serve(inp: ServeCalibrateInput, registry=None, progress=None) -> S
         raise ValidationError("give at least one concurrency level")
     out_tokens = int(require_number("output tokens", inp.output_tokens, low=2, high=4096, integer=True))
     repeats = int(require_number("repeats", inp.repeats, low=1, high=100, integer=True))
-    loaded = load(inp.run, inp.preset)
+    from engine.lab.hf_train import is_hf_run
+
+    if inp.hf_model or (inp.run and is_hf_run(inp.run)):
+        from engine.infer.hf_infer import servable
+
+        loaded = servable(inp.hf_model, inp.run)
+    else:
+        loaded = load(inp.run, inp.preset)
     cfg = loaded.config
     if cfg.n_classes:
         raise ValidationError("serving calibration needs a language model; this run is a classifier")
@@ -155,7 +165,7 @@ def calibrate_serve(inp: ServeCalibrateInput, registry=None, progress=None) -> S
         raise ValidationError(f"the context ({cfg.context}) leaves no room for {out_tokens} output tokens")
     name, how = resolve_backend(inp.backend)
     runner = make_runner(loaded, name, "fp32")
-    hw, peak_basis, bw_basis, dev_name = _hardware(runner.device)
+    hw, peak_basis, bw_basis, dev_name = hardware(runner.device)
     reg_name = None
     if registry is not None:
         from engine.workspace import runs_dir
@@ -183,7 +193,7 @@ def calibrate_serve(inp: ServeCalibrateInput, registry=None, progress=None) -> S
                     _, cache = runner.step(tok, cache, prompt + k)
                 runner.sync()
                 dec.append(c * out_tokens / (time.perf_counter() - t0))
-            est = _predict(cfg, hw, prompt, out_tokens, c)
+            est = predict_serving(cfg, hw, prompt, out_tokens, c)
             m_pre, m_dec = statistics.median(pre), statistics.median(dec)
             rows.append({"concurrency": c, "measured_prefill_s": m_pre, "predicted_prefill_s": c * est.prefill_seconds,
                          "measured_decode_tokens_per_s": m_dec, "predicted_decode_tokens_per_s": est.decode_tokens_per_s,
@@ -192,7 +202,7 @@ def calibrate_serve(inp: ServeCalibrateInput, registry=None, progress=None) -> S
         eff_b = statistics.median(r["measured_decode_tokens_per_s"] / r["predicted_decode_tokens_per_s"] for r in rows)
         worst = 0.0
         for r in rows:
-            cal = _predict(cfg, hw, prompt, out_tokens, r["concurrency"], min(1.0, eff_c), min(1.0, eff_b))
+            cal = predict_serving(cfg, hw, prompt, out_tokens, r["concurrency"], min(1.0, eff_c), min(1.0, eff_b))
             r["calibrated_predicted_decode_tokens_per_s"] = cal.decode_tokens_per_s
             r["calibrated_predicted_prefill_s"] = r["concurrency"] * cal.prefill_seconds
             r["decode_ratio_measured_over_calibrated"] = r["measured_decode_tokens_per_s"] / cal.decode_tokens_per_s
@@ -226,10 +236,11 @@ def calibrate_serve_cli(args) -> dict:
     from engine.requires import require_torch
 
     require_torch("calibrate --serve")
-    if bool(args.run) == bool(args.preset):
-        raise ValidationError("calibrate --serve needs exactly one of --run DIR or --preset NAME")
+    hf_model = getattr(args, "hf_model", None)
+    if (bool(args.run) + bool(args.preset) + bool(hf_model)) != 1:
+        raise ValidationError("calibrate --serve needs exactly one of --run DIR or --preset NAME (or --hf-model DIR)")
     from engine.store import Registry
 
     registry = None if args.no_record else Registry(args.registry)
-    return calibrate_serve(ServeCalibrateInput(run=args.run, preset=args.preset, backend=args.backend),
+    return calibrate_serve(ServeCalibrateInput(run=args.run, preset=args.preset, backend=args.backend, hf_model=hf_model),
                            registry=registry).to_dict()

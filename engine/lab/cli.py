@@ -60,6 +60,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     t.add_argument("--alpha", type=_float("alpha"), metavar="A", help="LoRA alpha (default 2 x rank)")
     t.add_argument("--target", type=str.lower, choices=("qv", "attention", "all-linear"), default="all-linear",
                    help="layers that get LoRA adapters (default all-linear)")
+    t.add_argument("--hf-model", metavar="DIR", help="fine-tune this Hugging Face model folder (engine/lab/hf_train.py)")
+    t.add_argument("--method", type=str.lower, choices=("full", "lora", "qlora"), default="lora",
+                   help="with --hf-model: full fine-tuning, LoRA, or QLoRA (CUDA + bitsandbytes)")
+    t.add_argument("--prompt-col", metavar="C", help="with --hf-model: instruction data's prompt column")
+    t.add_argument("--response-col", metavar="C", help="with --hf-model: the response column (the loss falls on it)")
     t.add_argument("--config-json", metavar="JSON", help=argparse.SUPPRESS)  # a whole TrainConfig (the page's launcher)
     t.set_defaults(handler=_train, human=_train_human)
 
@@ -92,6 +97,10 @@ def _train(args: argparse.Namespace) -> dict:
     require_torch("train")  # PREFLIGHT_TORCH=skip installs: one line (exit 2), not an import traceback
     from engine.lab.trainer import TrainConfig, train
 
+    from engine.lab.hf_train import is_hf_run
+
+    if args.hf_model or (args.resume and is_hf_run(args.resume)):
+        return _train_hf(args)
     rank = int(os.environ.get("RANK", "0") or 0)
     quiet = args.json or rank != 0
     if rank != 0:  # under torchrun only rank 0 answers; the others' results are the same run
@@ -124,6 +133,26 @@ def _train(args: argparse.Namespace) -> dict:
         lora_from=args.lora_from, lora_rank=args.rank if args.rank is not None else (8 if args.lora_from else 0), lora_alpha=args.alpha, lora_target=args.target,
     )
     return train(cfg, progress=None if quiet else _print_progress).to_dict()
+
+
+def _train_hf(args: argparse.Namespace) -> dict:
+    """``train --hf-model DIR`` (or ``--resume`` of such a run): engine.lab.hf_train, not the lab trainer."""
+    from engine.lab.hf_loop import train_hf
+    from engine.lab.hf_train import HFTrainConfig
+
+    given = {"hf_model": args.hf_model, "method": args.method, "target": args.target, "data": args.data,
+             "sample": args.sample, "text_col": args.text_col, "prompt_col": args.prompt_col,
+             "response_col": args.response_col, "rank": args.rank, "alpha": args.alpha, "context": args.context,
+             "max_steps": args.max_steps, "batch_size": args.batch_size, "grad_accum": args.grad_accum, "lr": args.lr,
+             "warmup_steps": args.warmup, "eval_every": args.eval_every, "eval_batches": args.eval_batches,
+             "checkpoint_every": args.checkpoint_every, "stop_at": args.stop_at, "device": args.device,
+             "dtype": args.dtype, "seed": args.seed, "threads": args.threads, "out": args.out, "name": args.name,
+             "resume": args.resume, "registry": args.registry}
+    defaults = HFTrainConfig()
+    cfg = HFTrainConfig(**{k: (getattr(defaults, k) if v is None else v) for k, v in given.items()})
+    if args.eval_batches == 10:  # the lab trainer's default; HF runs evaluate on fewer, larger sequences
+        cfg = HFTrainConfig.from_dict({**cfg.to_dict(), "eval_batches": defaults.eval_batches})
+    return train_hf(cfg, progress=None if args.json else _print_progress).to_dict()
 
 
 def _print_progress(event: dict) -> None:

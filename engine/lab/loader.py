@@ -26,6 +26,7 @@ from engine.errors import ValidationError
 from engine.store import resolve_run_dir
 
 DEFAULT_KIND = "lab"
+HF_KIND = "hf"  # a run that fine-tuned a local Hugging Face model folder (engine/lab/hf_train.py)
 
 
 @dataclass
@@ -60,7 +61,7 @@ def run_config(run_dir: Path) -> dict:
 
 def model_kind(config: dict) -> str:
     """The model kind a run's config.json records (the lab's own Transformer when it names none)."""
-    kind = config.get("model_kind") or DEFAULT_KIND
+    kind = config.get("model_kind") or (HF_KIND if config.get("kind") == HF_KIND else DEFAULT_KIND)
     return str(kind)
 
 
@@ -108,5 +109,16 @@ def _load_lab(run_dir: Path, which: str, config: dict, merge: bool) -> Loaded:
                   kind=DEFAULT_KIND, run_config=config, lora=lora)
 
 
-# The run's recorded model kind -> its loader (run folder, "latest"/"best", config.json, merge) -> Loaded.
-LOADERS: dict[str, Callable[[Path, str, dict, bool], Loaded]] = {DEFAULT_KIND: _load_lab}
+def _load_hf_run(run_dir: Path, which: str, config: dict, merge: bool):
+    """A run that fine-tuned a model folder: its merged folder (adapters merged into the base weights, made from
+    the latest checkpoint when needed) through the model-folder loader, as engine.lab.hf_model.HFLoaded (the
+    transformers model and its tokenizer). Its adapters are always merged: the merged folder is what serves."""
+    from engine.lab.hf_model import load_hf
+    from engine.lab.hf_train import merged_folder
+
+    return load_hf(merged_folder(run_dir))
+
+
+# The run's recorded model kind -> its loader (run folder, "latest"/"best", config.json, merge) -> Loaded
+# (engine.lab.hf_model.HFLoaded for a Hugging Face run).
+LOADERS: dict[str, Callable[[Path, str, dict, bool], Any]] = {DEFAULT_KIND: _load_lab, HF_KIND: _load_hf_run}

@@ -16,8 +16,13 @@ from engine.cliargs import whole as _int
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add ``evaluate``, ``sweep`` and ``sweep-worker`` to the top-level parser."""
     e = sub.add_parser("evaluate", parents=[common], help="evaluation report of a trained run (sklearn metrics)")
-    e.add_argument("--run", required=True, metavar="DIR", help="run folder (or registered run name)")
+    src = e.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", metavar="DIR", help="run folder (or registered run name)")
+    src.add_argument("--hf-model", metavar="DIR", help="a Hugging Face model folder (needs --data or --sample)")
     e.add_argument("--data", metavar="PATH", help="score this file instead of the run's validation split")
+    e.add_argument("--sample", metavar="NAME", help="with --hf-model: a built-in corpus")
+    e.add_argument("--context", type=_int("context"), default=128, metavar="T",
+                   help="with --hf-model or an HF run: window length in tokens")
     e.add_argument("--folds", type=_int("folds"), default=0, metavar="K",
                    help="stratified k-fold cross-validation of macro-F1 (classifiers; each fold trains a fresh model)")
     e.add_argument("--cv-steps", type=_int("cv-steps"), metavar="N", help="training steps per fold (default min(run's, 200))")
@@ -66,6 +71,13 @@ def _evaluate(args: argparse.Namespace) -> dict:
     from engine.requires import require_torch
 
     require_torch("evaluate")
+    from engine.lab.hf_train import is_hf_run
+
+    if args.hf_model or is_hf_run(args.run):
+        from engine.infer.hf_infer import evaluate_hf
+
+        return evaluate_hf(hf_model=args.hf_model, run=args.run, data=args.data, sample=args.sample,
+                           context=args.context)
     from engine.lab.evaluate import EvaluateInput, evaluate, save_report
 
     result = evaluate(EvaluateInput(run=args.run, data=args.data, folds=args.folds, cv_steps=args.cv_steps,
@@ -76,6 +88,9 @@ def _evaluate(args: argparse.Namespace) -> dict:
 
 
 def _evaluate_human(d: dict) -> str:
+    if "folder" in d:  # a model folder (engine/infer/hf_infer.py)
+        return (f"{d['folder']} on {d['tokens']} validation tokens: val loss {d['val_loss']:.4f}, perplexity "
+                f"{d['perplexity']:.2f}, {d['bits_per_byte']:.3f} bits/byte")
     head = f"{d['task']} run {d['run_dir']} at step {d['step']} on {d['source']} ({d['n_examples']} examples)"
     if d["task"] == "lm":
         return (f"{head}\n  val loss {d['val_loss']:.4f}, perplexity {d['perplexity']:.2f}, "
