@@ -108,8 +108,8 @@ with st.expander("Start a training run", expanded=not st.session_state.get("lab_
 
 # ---- fine-tune a Hugging Face model folder (engine/lab/hf_train.py) ---------------------------------------
 with st.expander("Fine-tune a model folder (Hugging Face: Llama, Mistral, Qwen2/3, Gemma 2, Phi-3)"):
-    from engine.lab.hf_model import models_under  # noqa: E402 - the page's second model kind
-    from engine.lab.hf_train import HFTrainConfig, start as start_hf  # noqa: E402
+    from engine.lab.hf_model import models_under
+    from engine.lab.hf_train import HFTrainConfig
 
     found = [str(p) for p in models_under(workspace.models_dir())]
     f1, f2, f3 = st.columns(3)
@@ -151,7 +151,7 @@ with st.expander("Fine-tune a model folder (Hugging Face: Llama, Mistral, Qwen2/
                                sample=hf_sample, prompt_col=prompt_col, response_col=response_col,
                                max_steps=int(hf_steps), batch_size=int(hf_batch), context=int(hf_context),
                                device=hf_device)
-        st.session_state["lab_run"] = run_engine(start_hf, hf_cfg, hf_name.strip() or None, registry=registry)
+        st.session_state["lab_run"] = run_engine(jobs.start_hf_training, hf_cfg, hf_name.strip() or None, registry=registry)
         st.rerun()
 
 

@@ -356,31 +356,3 @@ def train_args(cfg: HFTrainConfig) -> list[str]:
         if value is not None:
             out += [flag, repr(value) if isinstance(value, float) else str(value)]
     return out
-
-
-def start(cfg: HFTrainConfig, name: str | None = None, *, registry=None) -> str:
-    """Start a fine-tuning run of a model folder in its own process (engine.lab.jobs.start_training); bad
-    input, a bad folder or a model that will not fit is refused here, before any process starts."""
-    from dataclasses import replace
-
-    from engine.lab import jobs
-    from engine.lab.hf_model import inspect_folder, predict_memory, require_fits
-    from engine.store import Registry
-    from engine.workspace import runs_dir, safe_name
-
-    reg = registry or Registry()
-    folder = inspect_folder(cfg.hf_model)
-    base = safe_name(name or f"{folder.path.name}-{cfg.method}", "run name")
-    out, n = runs_dir() / base, 1
-    while out.exists() or reg.find_run_by_dir(out) is not None:
-        n += 1
-        out = runs_dir() / f"{base}-{n}"
-    cfg = replace(cfg, out=str(out), registry=str(reg.path), resume=None)
-    validate(cfg)
-    from engine.lab.device import resolve_device
-
-    device = resolve_device(cfg.device)
-    require_fits(predict_memory(folder, cfg.method, dtype="bf16" if device == "cuda" and cfg.dtype == "auto" else
-                                ("fp32" if cfg.dtype == "auto" else cfg.dtype), device=device, seq_len=cfg.context,
-                                batch=cfg.batch_size // cfg.grad_accum, rank=cfg.rank, target=cfg.target))
-    return jobs.start_training(train_args(cfg) + ["--out", str(out)], out.name, registry=reg)

@@ -74,7 +74,7 @@ def _evaluate(args: argparse.Namespace) -> dict:
     from engine.lab.hf_train import is_hf_run
 
     if args.hf_model or is_hf_run(args.run):
-        from engine.infer.hf_infer import evaluate_hf
+        from engine.lab.hf_evaluate import evaluate_hf
 
         return evaluate_hf(hf_model=args.hf_model, run=args.run, data=args.data, sample=args.sample,
                            context=args.context)

@@ -50,7 +50,7 @@ def test_generate_and_evaluate_cli(lora_run, text_file, capsys):
                  "--temperature", "0", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["chat_template"] and out["new_tokens"] <= 5 and out["backend"] == "torch"
-    from engine.infer.hf_infer import evaluate_hf
+    from engine.lab.hf_evaluate import evaluate_hf
 
     assert main(["evaluate", "--run", str(lora_run), "--context", "32", "--json"]) == 0  # the run's own data
     assert json.loads(capsys.readouterr().out)["bits_per_byte"] > 0

@@ -81,8 +81,8 @@ def test_a_model_kind_this_preflight_cannot_load_is_one_line(runs, tmp_path):
     run = tmp_path / "hf-run"
     shutil.copytree(runs["base"], run)
     doc = json.loads((run / "config.json").read_text())
-    (run / "config.json").write_text(json.dumps({**doc, "model_kind": "hf"}))
-    with pytest.raises(ValidationError, match="holds a 'hf' model") as exc:
+    (run / "config.json").write_text(json.dumps({**doc, "model_kind": "gguf"}))
+    with pytest.raises(ValidationError, match="holds a 'gguf' model") as exc:
         load_run(run)
     assert "\n" not in str(exc.value)
     with pytest.raises(ValidationError, match="best or latest"):
