@@ -15,6 +15,8 @@ from engine.tabular.formats import (
     DEFAULT_CHUNK_ROWS, EXTENSIONS, FORMATS, MAX_COLUMNS, MAX_LINE_BYTES, detect_format, format_bytes, split_ext,
 )
 from engine.tabular.lines import encoding_label
+from engine.tabular.shards import ShardedDataset, is_sharded, list_shards, open_shards, shard_rows
 
 __all__ = ["Dataset", "open_dataset", "read_frame", "sheet_names", "DEFAULT_CHUNK_ROWS", "EXTENSIONS", "FORMATS",
-           "MAX_COLUMNS", "MAX_LINE_BYTES", "detect_format", "format_bytes", "split_ext", "encoding_label"]
+           "MAX_COLUMNS", "MAX_LINE_BYTES", "detect_format", "format_bytes", "split_ext", "encoding_label",
+           "ShardedDataset", "is_sharded", "list_shards", "open_shards", "shard_rows"]
