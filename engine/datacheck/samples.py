@@ -232,14 +232,15 @@ def write_sharded_corpus(directory: str | Path, shards: int = 4, rows_per_shard:
         with opener(path, "wt", encoding="utf-8") as f:
             for i in range(rows_per_shard):
                 n = s * rows_per_shard + i
+                pool = s * rows_per_shard or len(earlier)  # from an earlier shard when there is one
                 if n % 10 == 9 and earlier:
-                    rec = dict(earlier[rng.randrange(len(earlier))])
+                    rec = dict(earlier[rng.randrange(pool)])
                     planted["exact"] += 1
                 else:
                     label = labels[n % 3]
                     text = f"{_ticket(rng, label)} (case {n})"
                     if n % 13 == 12 and earlier:
-                        text = _near_copy(rng, earlier[rng.randrange(len(earlier))]["text"])
+                        text = _near_copy(rng, earlier[rng.randrange(pool)]["text"])
                         planted["near"] += 1
                     if n % 17 == 16:
                         text += f" Write to me at user{n}@example.com."
