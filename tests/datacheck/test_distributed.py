@@ -92,14 +92,10 @@ def external(tmp_path_factory):
     client.wait_for_workers(2, timeout=60)
     yield address, client, procs
     client.close()
-    for p in procs:
+    for p in procs:  # test processes with nothing to save: no graceful shutdown to wait for
         if p.poll() is None:
-            os.killpg(p.pid, signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
             os.killpg(p.pid, signal.SIGKILL)
+        p.wait(timeout=10)
 
 
 def test_external_scheduler_with_two_workers_gives_the_same_report(corpus, single, external):
