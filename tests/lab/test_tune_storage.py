@@ -114,3 +114,4 @@ def test_unreachable_or_bad_storage_is_one_line(tmp_path, capsys):
     assert main(["sweep", "--objective", "planted", "--trials", "2", "--out", str(tmp_path / "t"),
                  "--storage", "redis://x"]) == 2
     assert "not an Optuna storage URL" in capsys.readouterr().err
+
