@@ -43,6 +43,7 @@ def _sample_dir() -> str:
     return tempfile.mkdtemp(prefix="preflight-samples-")
 
 
+@st.cache_data(show_spinner=False)  # written once: a rewrite each rerun changes the mtime, so a new job
 def _sample_paths(name: str) -> tuple[str, str | None]:
     directory = _sample_dir()
     info = SAMPLES[name]
