@@ -128,10 +128,10 @@ def count_task(path: str, fmt: str) -> int:
 
 
 def partition_task(path: str, fmt: str, offset: int, split: str, ctx: Context, ids: tuple[str, ...],
-                   chunk_rows: int) -> dict[str, Any]:
-    """One shard through the per-partition checks' ``update`` (rows numbered from ``offset``)."""
+                   chunk_rows: int, stats_cls: type) -> dict[str, Any]:
+    """One shard through the per-partition checks' ``update`` (rows numbered from ``offset``);
+    ``stats_cls`` is the runner's RunStats (passed in: this module does not import the runner)."""
     from engine.datacheck.checks import CHECKS
-    from engine.datacheck.runner import RunStats
 
     ctx = copy.copy(ctx)
     ctx.split, ctx.shared = split, {}  # type: ignore[assignment]
@@ -139,7 +139,7 @@ def partition_task(path: str, fmt: str, offset: int, split: str, ctx: Context, i
     errors: dict[str, str] = {}
     for cid, check in list(checks.items()):
         _safe(check, errors, "start", ctx)
-    stats = RunStats()
+    stats = stats_cls()
     for chunk in _open(path, fmt).chunks(chunk_rows):
         values.clear_cache()
         if offset:
@@ -226,10 +226,10 @@ def near_pass2_task(path: str, fmt: str, offset: int, ctx: Context, pairs: np.nd
     return check
 
 
-def ordered_task(path: str, test_path: str | None, ctx: Context, checks: list[Check], chunk_rows: int):
-    """The ordered checks over every shard in order (the one-process stream, on a worker)."""
-    from engine.datacheck.runner import stream_checks
-
+def ordered_task(path: str, test_path: str | None, ctx: Context, checks: list[Check], chunk_rows: int,
+                 stream_checks: Callable):
+    """The ordered checks over every shard in order: the runner's one-process stream (``stream_checks``,
+    passed in), on a worker."""
     errors: dict[str, str] = {}
     failed: set[int] = set()
 
@@ -269,9 +269,10 @@ def _tree(client, items: list, fn) -> Any:
 
 
 def run_on_dask(spec: EngineSpec, train, test, ctx: Context, checks: list[Check], stats, tell: Callable,
-                chunk_rows: int, fail: Callable[[Check, str], None]) -> dict[str, Any]:
+                chunk_rows: int, fail: Callable[[Check, str], None], stream_checks: Callable) -> dict[str, Any]:
     """Run ``checks`` (already started) on Dask, leaving them and ``stats`` as one pass would; the
-    report's ``engine`` block."""
+    report's ``engine`` block. ``stream_checks`` is the runner's one-process stream (for the ordered
+    checks), ``stats`` a RunStats whose class the partition tasks instantiate."""
     started = time.perf_counter()
     tell(0.01, "starting the Dask cluster" if not spec.scheduler else f"connecting to {spec.scheduler}")
     parts = _parts(train)
@@ -307,13 +308,13 @@ def run_on_dask(spec: EngineSpec, train, test, ctx: Context, checks: list[Check]
         ctx_task = copy.copy(ctx)
         ctx_task.shared = {}
         seq = client.submit(ordered_task, str(train.path), str(test.path) if test is not None else None,
-                            ctx_task, ordered, chunk_rows, pure=False) if ordered else None
+                            ctx_task, ordered, chunk_rows, stream_checks, pure=False) if ordered else None
         if seq is not None:
             names[seq.key] = "the ordered pass over every shard"
-        pf = [client.submit(partition_task, p, fm, offsets[i], "train", ctx_task, per_part, chunk_rows, pure=False)
-              for i, (p, fm) in enumerate(parts)]
-        pf += [client.submit(partition_task, p, fm, test_offsets[i], "test", ctx_task, (), chunk_rows, pure=False)
-               for i, (p, fm) in enumerate(test_parts)]
+        pf = [client.submit(partition_task, p, fm, offsets[i], "train", ctx_task, per_part, chunk_rows, type(stats),
+                            pure=False) for i, (p, fm) in enumerate(parts)]
+        pf += [client.submit(partition_task, p, fm, test_offsets[i], "test", ctx_task, (), chunk_rows, type(stats),
+                             pure=False) for i, (p, fm) in enumerate(test_parts)]
         watch(pf, [p for p, _ in parts + test_parts], 0.15, 0.6, "checking shards")
         near = [client.submit(operator.getitem, f, "near", pure=False) for f in pf[:n_train]]
         merged = _tree(client, pf, merge_task)

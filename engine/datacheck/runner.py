@@ -402,7 +402,7 @@ def run_checks(inp: CheckInput, progress: Progress | None = None) -> CheckReport
         from engine.datacheck.distributed import run_on_dask
 
         engine_block = run_on_dask(engine_spec(inp), train, test, ctx, checks, stats, tell, inp.chunk_rows,
-                                   fail)
+                                   fail, stream_checks)
     else:
         stream_checks(train, test, ctx, checks, stats, tell, inp.chunk_rows, call, failed)
         engine_block = {"name": "local", "scheduler": None, "workers": 1,

@@ -204,12 +204,8 @@ def _is_workbook_zip(path: Path) -> bool:
 def open_dataset(path: str | os.PathLike, *, max_bytes: int | None = None, fmt: str | None = None,
                  sheet: str | None = None, max_decompressed: int | None = None) -> Dataset:
     """Detect, validate and open ``path``; raises ValidationError for every bad file (see the package
-    doc). A folder or a glob opens as a :class:`engine.tabular.shards.ShardedDataset`. ``sheet`` picks a workbook's sheet (default: the first); ``max_decompressed`` refuses a
+    doc; ``engine.tabular.open_dataset`` also opens a folder or glob of shards). ``sheet`` picks a workbook's sheet (default: the first); ``max_decompressed`` refuses a
     gzipped file whose content is larger (``max_bytes`` limits the file on disk)."""
-    from engine.tabular.shards import is_sharded, open_shards
-
-    if fmt is None and sheet is None and is_sharded(path):
-        return open_shards(path, max_bytes=max_bytes, max_decompressed=max_decompressed)  # type: ignore[return-value]
     p = Path(path)
     name = p.name
     if not p.exists():

@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from engine.errors import ValidationError
+from engine.tabular.dataset import open_dataset as open_file
 from engine.tabular.formats import DEFAULT_CHUNK_ROWS, EXTENSIONS, format_bytes, split_ext
 
 GLOB_CHARS = set("*?[")
@@ -131,8 +132,6 @@ class ShardedDataset:
 def open_shards(path: str | os.PathLike, *, max_bytes: int | None = None,
                 max_decompressed: int | None = None) -> ShardedDataset:
     """Open a folder or glob of shards (see the module docstring); ValidationError for every bad one."""
-    from engine.tabular.dataset import open_dataset
-
     files = list_shards(path)
     total = sum(p.stat().st_size for p in files)
     if max_bytes is not None and total > max_bytes:
@@ -141,7 +140,7 @@ def open_shards(path: str | os.PathLike, *, max_bytes: int | None = None,
     shards = []
     for i, p in enumerate(files):
         try:
-            shards.append(open_dataset(p, fmt=shard_format(p), max_decompressed=max_decompressed))
+            shards.append(open_file(p, fmt=shard_format(p), max_decompressed=max_decompressed))
         except ValidationError as exc:
             msg = str(exc)
             named = msg if p.name in msg else f"{p.name}: {msg}"
@@ -159,6 +158,15 @@ def open_shards(path: str | os.PathLike, *, max_bytes: int | None = None,
     return ShardedDataset(path=Path(str(path)), shards=shards, size_bytes=max(1, total), columns=want)
 
 
+def open_dataset(path: str | os.PathLike, *, max_bytes: int | None = None, fmt: str | None = None,
+                 sheet: str | None = None, max_decompressed: int | None = None):
+    """:func:`engine.tabular.dataset.open_dataset` for one file; a folder or a glob (see
+    :func:`is_sharded`) opens as a :class:`ShardedDataset`. The package exports this one."""
+    if fmt is None and sheet is None and is_sharded(path):
+        return open_shards(path, max_bytes=max_bytes, max_decompressed=max_decompressed)
+    return open_file(path, max_bytes=max_bytes, fmt=fmt, sheet=sheet, max_decompressed=max_decompressed)
+
+
 def shard_rows(ds) -> int:
     """Data rows of one shard (Parquet: from its footer; other formats: read through once)."""
     if ds.format == "parquet" and not ds.compressed:
@@ -169,4 +177,4 @@ def shard_rows(ds) -> int:
     return rows
 
 
-__all__ = ["ShardedDataset", "open_shards", "is_sharded", "list_shards", "shard_format", "shard_rows"]
+__all__ = ["ShardedDataset", "open_dataset", "open_shards", "is_sharded", "list_shards", "shard_format", "shard_rows"]
