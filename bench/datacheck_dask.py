@@ -6,7 +6,7 @@ The corpus is ``engine.datacheck.samples.write_sharded_corpus`` (support tickets
 near copies across shards, emails and missing labels planted), ``--shards`` JSON Lines shards of
 ``--rows`` rows each. Every run checks the same folder with every check; the counts of every finding
 must be equal across the runs (the script says so). The client's peak memory is the bench process's
-``ru_maxrss`` growth over the run (the cluster's workers are other processes).
+``ru_maxrss`` of a fresh process running that one check (the cluster's workers are other processes).
 
     .venv/bin/python bench/datacheck_dask.py [--shards 8] [--rows 20000] [--big-mb 0 --worker-memory 1GiB]
 
@@ -23,28 +23,30 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
 
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _run(path: Path, **engine) -> tuple[dict, float, float, dict]:
+    """One check in a fresh process (so its peak RSS is this run's): counts, seconds, peak MB, engine."""
+    import json
+    import subprocess
+    import sys
 
-
-def _counts(report) -> dict[str, int]:
-    return {f.id + (":" + f.split if f.split != "train" else ""): f.count for f in report.findings}
-
-
-def _run(path: Path, **engine) -> tuple[dict, float, float, object]:
-    from engine.datacheck.runner import CheckInput, run_checks
-
-    before = _rss_mb()
-    t = time.perf_counter()
-    report = run_checks(CheckInput(path=str(path), **engine))
-    return _counts(report), time.perf_counter() - t, _rss_mb() - before, report
+    code = ("import json, resource, sys, time; from engine.datacheck.runner import CheckInput, run_checks\n"
+            "def main():\n"
+            f"    t = time.perf_counter(); r = run_checks(CheckInput(path={str(path)!r}, **{engine!r}))\n"
+            "    print(json.dumps([{f.id + (':' + f.split if f.split != 'train' else ''): f.count for f in r.findings},"
+            " time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, r.engine]))\n"
+            "if __name__ == '__main__':\n    main()\n")
+    script = path.parent / "run_one.py"
+    script.write_text(code)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, check=True).stdout
+    counts, secs, peak, eng = json.loads(out.strip().splitlines()[-1])
+    return counts, secs, peak, eng
 
 
 def _corpus(folder: Path, shards: int, rows: int) -> tuple[int, int]:
@@ -68,12 +70,11 @@ def main() -> None:
         rows, size = _corpus(tmp / "c", args.shards, args.rows)
         print(f"corpus: {args.shards} shards, {rows:,} rows, {size / 1e6:.1f} MB JSONL; load {os.getloadavg()}")
         base, secs, rss, _ = _run(tmp / "c")
-        print(f"one process: {secs:.1f} s, {rows / secs:,.0f} rows/s, client RSS +{rss:.0f} MB")
+        print(f"one process: {secs:.1f} s, {rows / secs:,.0f} rows/s, peak RSS {rss:.0f} MB")
         for workers in (1, 2):
-            got, secs, rss, rep = _run(tmp / "c", engine="dask", workers=workers, worker_memory=args.worker_memory)
-            eng = rep.engine
-            print(f"dask, {workers} worker(s): {secs:.1f} s ({eng['seconds']:.1f} s on the cluster, the rest "
-                  f"start-up), {rows / secs:,.0f} rows/s, client RSS +{rss:.0f} MB, counts equal: {got == base}")
+            got, secs, rss, eng = _run(tmp / "c", engine="dask", workers=workers, worker_memory=args.worker_memory)
+            print(f"dask, {workers} worker(s): {secs:.1f} s ({eng['seconds']:.1f} s from cluster start to the last "
+                  f"result), {rows / secs:,.0f} rows/s, client peak RSS {rss:.0f} MB, counts equal: {got == base}")
             if got != base:
                 print("   differs:", {k: (base.get(k), got.get(k)) for k in set(base) | set(got) if base.get(k) != got.get(k)})
         texts = rows
@@ -88,10 +89,10 @@ def main() -> None:
             big_rows = int(args.big_mb * 1e6 / per_row)
             n_shards = max(4, int(args.big_mb // 25))
             _, big_size = _corpus(tmp / "big", n_shards, big_rows // n_shards)
-            got, secs, rss, rep = _run(tmp / "big", engine="dask", workers=2, worker_memory=args.worker_memory)
+            got, secs, rss, eng = _run(tmp / "big", engine="dask", workers=2, worker_memory=args.worker_memory)
             print(f"big corpus: {big_size / 1e6:.0f} MB JSONL in {n_shards} shards ({big_rows:,} rows) on 2 workers "
-                  f"of {args.worker_memory}: {secs:.0f} s, {big_rows / secs:,.0f} rows/s, client peak RSS +{rss:.0f} MB "
-                  f"(absolute {_rss_mb():.0f} MB), findings {sum(got.values()):,}")
+                  f"of {args.worker_memory}: {secs:.0f} s, {big_rows / secs:,.0f} rows/s, client peak RSS {rss:.0f} MB, "
+                  f"counts {got}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

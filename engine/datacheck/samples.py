@@ -238,7 +238,10 @@ def write_sharded_corpus(directory: str | Path, shards: int = 4, rows_per_shard:
                     planted["exact"] += 1
                 else:
                     label = labels[n % 3]
-                    text = f"{_ticket(rng, label)} (case {n})"
+                    # a few rare words make unrelated tickets dissimilar, as real text is (templates alone share bands)
+                    rare = " ".join("".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(4, 8)))
+                                    for _ in range(8))
+                    text = f"{_ticket(rng, label)} (case {n}: {rare})"
                     if n % 13 == 12 and earlier:
                         text = _near_copy(rng, earlier[rng.randrange(pool)]["text"])
                         planted["near"] += 1
