@@ -44,7 +44,10 @@ def _run(path: Path, **engine) -> tuple[dict, float, float, dict]:
     script = path.parent / "run_one.py"
     script.write_text(code)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, check=True).stdout
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env)
+    if done.returncode:
+        raise SystemExit(f"the check failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
+    out = done.stdout
     counts, secs, peak, eng = json.loads(out.strip().splitlines()[-1])
     return counts, secs, peak, eng
 
