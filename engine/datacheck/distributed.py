@@ -18,9 +18,8 @@ one process. The work, all of it on the workers:
   ``g, g + G, ...`` only and forms their candidate pairs
   (:func:`~engine.datacheck.checks.near_duplicates.candidate_rows`). No task holds all bands of all
   rows. The candidate pairs (small) are gathered, and pass 2 runs per shard for the candidate rows' shingle
-  sets, and the pairs are verified by exact Jaccard in chunks (each task receives only its rows'
-  sets; the check's own ``merge`` and ``verify_pairs``): the client gets the verified pairs and their
-  texts, never the sets.
+  sets, and one task verifies the pairs by exact Jaccard (the client gets the verified pairs and their
+  texts, never the sets) with the check's own ``verify_pairs``.
 * **ordered checks** (every other check: exact duplicates and leakage keep a hash index whose "first
   row" is global, outliers/drift/language keep seeded reservoir samples, the token count trains a BPE on
   the first documents, the schema and type profile are judged on the first rows): one task on a worker
@@ -54,7 +53,6 @@ from engine.errors import ValidationError
 MERGED = ("missing_values", "empty_text", "encoding_errors", "pii", "low_quality_text")
 SHUFFLED = ("near_duplicates",)
 BUCKETS_PER_WORKER = 2
-VERIFY_CHUNKS_PER_WORKER = 4   # candidate pairs are verified in this many tasks per worker
 
 
 # ---- the cluster ---------------------------------------------------------------------------------
@@ -229,15 +227,6 @@ def near_pass2_task(path: str, fmt: str, offset: int, ctx: Context, pairs: np.nd
     return check
 
 
-def candidate_subset(check, rows: np.ndarray):
-    """A shard's pass-2 state cut to the candidate rows one verify task needs."""
-    out = copy.copy(check)
-    want = set(rows.tolist())
-    out.sets = {r: s for r, s in check.sets.items() if r in want}
-    out.texts = {r: t for r, t in check.texts.items() if r in want}
-    return out
-
-
 def near_verify_task(threshold: float, pairs: np.ndarray, *checks) -> tuple[list, dict[int, str]]:
     """Verify every candidate pair on a worker from the shards' pass-2 shingle sets; the verified pairs
     and the texts of their rows (for examples) go back, the sets do not."""
@@ -392,21 +381,12 @@ def _near_shuffle(client, cl, near: list, parts, offsets, ctx: Context, check, c
     watch(p2, [names[f.key] for f in p2], 0.72, 0.8, "near-duplicates: verifying candidates")
     seen = [client.submit(_texts_seen, f, pure=False) for f in near]
     check.texts_seen = sum(_result(f, names) for f in seen)
-    check.verified, check.texts = [], {}
-    if p2:  # the pairs in chunks (in order), each verify task getting only its rows' shingle sets
-        chunks = [c for c in np.array_split(allp, max(1, VERIFY_CHUNKS_PER_WORKER * len(
-            client.scheduler_info().get("workers") or {1: 0}))) if len(c)]
-        ver = []
-        for k, ch in enumerate(chunks):
-            need = np.unique(ch)
-            subsets = [client.submit(candidate_subset, f, need, pure=False) for f in p2]
-            ver.append(client.submit(near_verify_task, check.threshold, ch, *subsets, pure=False))
-            names[ver[-1].key] = f"near-duplicate verification {k + 1} of {len(chunks)}"
-        watch(ver, [names[f.key] for f in ver], 0.8, 0.82, "near-duplicates: verifying pairs")
-        for f in ver:
-            ok, texts = _result(f, names)
-            check.verified.extend(ok)
-            check.texts.update(texts)
+    if p2:
+        verified = client.submit(near_verify_task, check.threshold, allp, *p2, pure=False)
+        names[verified.key] = "the near-duplicate verification"
+        check.verified, check.texts = _result(verified, names)
+    else:
+        check.verified = []
 
 
 def _texts_seen(near) -> int:
