@@ -18,8 +18,7 @@ one process. The work, all of it on the workers:
   ``g, g + G, ...`` only and forms their candidate pairs
   (:func:`~engine.datacheck.checks.near_duplicates.candidate_rows`). No task holds all bands of all
   rows. The candidate pairs (small) are gathered, and pass 2 runs per shard for the candidate rows' shingle
-  sets, and one task verifies the pairs by exact Jaccard (the client gets the verified pairs and their
-  texts, never the sets) with the check's own ``verify_pairs``.
+  sets, which verify the pairs on the client exactly as in one process.
 * **ordered checks** (every other check: exact duplicates and leakage keep a hash index whose "first
   row" is global, outliers/drift/language keep seeded reservoir samples, the token count trains a BPE on
   the first documents, the schema and type profile are judged on the first rows): one task on a worker
@@ -227,19 +226,6 @@ def near_pass2_task(path: str, fmt: str, offset: int, ctx: Context, pairs: np.nd
     return check
 
 
-def near_verify_task(threshold: float, pairs: np.ndarray, *checks) -> tuple[list, dict[int, str]]:
-    """Verify every candidate pair on a worker from the shards' pass-2 shingle sets; the verified pairs
-    and the texts of their rows (for examples) go back, the sets do not."""
-    from engine.datacheck.checks.near_duplicates import verify_pairs
-
-    first, *rest = checks
-    for c in rest:
-        first.merge(c)  # the check's own combine: shingle sets and texts of the candidate rows
-    ok = verify_pairs(pairs, first.sets, threshold)
-    keep = {r for a, b, _ in ok for r in (a, b)}
-    return ok, {r: t for r, t in first.texts.items() if r in keep}
-
-
 def ordered_task(path: str, test_path: str | None, ctx: Context, checks: list[Check], chunk_rows: int,
                  stream_checks: Callable):
     """The ordered checks over every shard in order: the runner's one-process stream (``stream_checks``,
@@ -380,13 +366,10 @@ def _near_shuffle(client, cl, near: list, parts, offsets, ctx: Context, check, c
             names[p2[-1].key] = p
     watch(p2, [names[f.key] for f in p2], 0.72, 0.8, "near-duplicates: verifying candidates")
     seen = [client.submit(_texts_seen, f, pure=False) for f in near]
-    check.texts_seen = sum(_result(f, names) for f in seen)
-    if p2:
-        verified = client.submit(near_verify_task, check.threshold, allp, *p2, pure=False)
-        names[verified.key] = "the near-duplicate verification"
-        check.verified, check.texts = _result(verified, names)
-    else:
-        check.verified = []
+    texts = sum(_result(f, names) for f in seen)
+    for f in p2:
+        check.merge(_result(f, names))
+    check.texts_seen = texts
 
 
 def _texts_seen(near) -> int:

@@ -46,7 +46,6 @@ class NearDuplicates(Check):
         self.sets: dict[int, set] = {}
         self.texts: dict[int, str] = {}
         self.texts_seen = 0
-        self.verified: list[tuple[int, int, float]] | None = None  # pairs verified elsewhere (Dask's workers)
 
     def update(self, chunk: pd.DataFrame, ctx: Context) -> None:
         rows, texts = texts_of(chunk, ctx.text_col)
@@ -112,8 +111,12 @@ class NearDuplicates(Check):
         uf = minhash.UnionFind()
         best: dict[int, tuple[float, int]] = {}  # later row -> (similarity, earlier partner)
         verified = 0
-        checked = self.verified if self.verified is not None else verify_pairs(self.pairs, self.sets, self.threshold)
-        for a, b, sim in checked:
+        for a, b in self.pairs.tolist():
+            if a not in self.sets or b not in self.sets:
+                continue
+            sim = minhash.jaccard(self.sets[a], self.sets[b])
+            if sim < self.threshold:
+                continue
             uf.union(a, b)
             verified += 1
             if b not in best or sim > best[b][0]:
@@ -164,15 +167,3 @@ def candidate_rows(rows: np.ndarray, bands: np.ndarray) -> np.ndarray:
         return np.empty((0, 2), dtype=np.int64)
     pairs = minhash.candidate_pairs(bands)
     return rows[pairs] if len(pairs) else np.empty((0, 2), dtype=np.int64)
-
-
-def verify_pairs(pairs: np.ndarray, sets: dict[int, set], threshold: float) -> list[tuple[int, int, float]]:
-    """The candidate pairs whose exact shingle Jaccard reaches ``threshold``: ``(a, b, similarity)``
-    in the order of ``pairs`` (pairs whose sets are missing are skipped)."""
-    out = []
-    for a, b in pairs.tolist():
-        if a in sets and b in sets:
-            sim = minhash.jaccard(sets[a], sets[b])
-            if sim >= threshold:
-                out.append((a, b, sim))
-    return out
