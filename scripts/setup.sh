@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up Preflight in a virtual environment (.venv by default; PREFLIGHT_VENV overrides).
 #   scripts/setup.sh          app dependencies
-#   scripts/setup.sh --test   app + test dependencies + Debian's Chromium for the browser tests
+#   scripts/setup.sh --test   app + test dependencies + Debian's Chromium (browser tests) and PostgreSQL (shared-study sweep test)
 # PyTorch: the CPU build where no NVIDIA GPU is visible, the CUDA build plus the `gpu` extra
 # (onnxruntime-gpu, tensorrt) where `nvidia-smi -L` lists one; the `cpu` extra (onnxruntime) otherwise. PREFLIGHT_TORCH overrides the
 # requirement (e.g. PREFLIGHT_TORCH='torch==2.11.0'); PREFLIGHT_TORCH=skip installs no torch.
@@ -64,5 +64,11 @@ if [ "$want_test" = 1 ] && [ ! -x /usr/bin/chromium ]; then
   sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium >/dev/null
+fi
+if [ "$want_test" = 1 ] && ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  echo "setup: installing Debian's postgresql for the shared-study sweep test"
+  sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq postgresql >/dev/null
 fi
 echo "setup: ready ($("$vpy" --version), venv $venv)"

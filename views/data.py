@@ -3,6 +3,7 @@ readiness score, charts, an HTML/JSON report and a cleaned file. The checks run 
 (engine.datacheck.job); this page starts the job and polls it."""
 
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from ui.navigation import PAGES, link
 from ui.widgets import run_engine, watch_job
 
 WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods")
+RUN_ON = ["this process", "a local Dask cluster", "a scheduler address"]
+DASHBOARD = re.compile(r"dashboard: (https?://[^\s)]+)")
 INLINE_BYTES = 1_000_000  # smaller files are checked in this process (well under a second)
 SEVERITY_ICONS = {"critical": ":material/dangerous:", "high": ":material/error:", "medium": ":material/warning:",
                   "low": ":material/info:", "info": ":material/check_circle:"}
@@ -39,6 +42,7 @@ def _sample_dir() -> str:
     return tempfile.mkdtemp(prefix="preflight-samples-")
 
 
+@st.cache_data(show_spinner=False)  # written once: a rewrite each rerun changes the mtime, so a new job
 def _sample_paths(name: str) -> tuple[str, str | None]:
     directory = _sample_dir()
     info = SAMPLES[name]
@@ -86,6 +90,21 @@ with st.expander("Options"):
     threshold = o3.slider("Near-duplicate Jaccard threshold", 0.5, 1.0, 0.8, 0.05, key="dc_threshold",
                           help="MinHash LSH on character 5-grams; pairs at or above this similarity are near-duplicates")
 
+r1, r2 = st.columns([2, 1])
+run_on = r1.radio("Run on", RUN_ON, horizontal=True, key="dc_run_on",
+                  help="this process: the file is read here; a local Dask cluster: worker processes on this machine "
+                       "(shards checked in parallel); a scheduler address: a Dask cluster you started "
+                       "(docs/DISTRIBUTED.md)")
+engine_fields = {"engine": "local", "workers": 2, "scheduler": None}
+if run_on == RUN_ON[1]:
+    engine_fields.update(engine="dask", workers=int(r2.number_input("Workers", 1, 64, 2, key="dc_workers")))
+elif run_on == RUN_ON[2]:
+    engine_fields.update(engine="dask", scheduler=r2.text_input("Scheduler", "", key="dc_scheduler",
+                                                                placeholder="tcp://HOST:8786").strip() or None)
+    if engine_fields["scheduler"] is None:
+        st.info("Give the scheduler's address (tcp://HOST:PORT), or run on this process.")
+        st.stop()
+
 if train_path is None:
     st.stop()
 
@@ -99,21 +118,29 @@ if Path(train_path).suffix.lower() in WORKBOOK_SUFFIXES:
 max_bytes = int(st.get_option("server.maxUploadSize")) * 1024 * 1024
 fields = {"path": train_path, "test_path": test_path, "text_col": text_col.strip() or None,
           "label_col": label_col.strip() or None, "near_dup_threshold": float(threshold), "max_bytes": max_bytes,
-          "sheet": sheet}
+          "sheet": sheet, **engine_fields}
 fingerprint = json.dumps({**fields, "mtime": [Path(p).stat().st_mtime_ns for p in (train_path, test_path) if p]},
                          sort_keys=True)
 if st.session_state.get("dc_fingerprint") != fingerprint:
     size = sum(Path(p).stat().st_size for p in (train_path, test_path) if p)
     if st.session_state.get("dc_job"):
         job.cancel(st.session_state["dc_job"])
-    st.session_state["dc_job"] = run_engine(job.start_check, fields, inline=size < INLINE_BYTES)
+    inline = size < INLINE_BYTES and engine_fields["engine"] == "local"  # a cluster takes seconds to start
+    st.session_state["dc_job"] = run_engine(job.start_check, fields, inline=inline)
     st.session_state["dc_fingerprint"] = fingerprint
+
+
+def _progress(s: dict) -> None:
+    """A running check: its bar, and the Dask dashboard's link when the cluster has one."""
+    st.progress(min(1.0, s["fraction"]), text=f"Checking: {s['message']}")
+    dashboard = DASHBOARD.search(s["message"] or "")
+    if dashboard:
+        st.markdown(f"[Dask dashboard]({dashboard.group(1)}): the tasks as they run")
 
 
 status = job.poll(st.session_state["dc_job"])
 if status.state == "running":  # the whole page draws the result once the job ends
-    watch_job(lambda j: job.poll(j).to_dict(), status.job_id, "dc_watch",
-              lambda s: st.progress(min(1.0, s["fraction"]), text=f"Checking: {s['message']}"), every=0.5)
+    watch_job(lambda j: job.poll(j).to_dict(), status.job_id, "dc_watch", _progress, every=0.5)
     st.stop()
 if status.state == "failed":
     st.error(status.error)
@@ -144,6 +171,11 @@ with g2:
                   if report.get("id_columns") else "")
                + f"checked in {report['elapsed_s']:.2f} s. "
                f"{len(problems)} problem(s) found.")
+    ran = report.get("engine") or {}
+    if ran.get("name") == "dask":
+        st.caption(f"Ran on Dask: {ran.get('workers')} workers, {ran.get('partitions')} partitions, scheduler "
+                   f"{ran.get('scheduler')}" + (" (a local cluster, stopped afterwards)" if ran.get("local_cluster") else "")
+                   + (f"; [dashboard]({ran['dashboard']})" if ran.get("dashboard") and not ran.get("local_cluster") else ""))
     estimate = report.get("estimate")
     if estimate:
         st.info(estimate_sentence(estimate, current_currency()))

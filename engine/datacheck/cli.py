@@ -1,8 +1,9 @@
 """CLI commands of engine.datacheck (registered by engine/cli.py). Heavy imports stay inside handlers.
 
 ``preflight check PATH [--sheet NAME] [--test PATH] [--text COL] [--label COL] [--fix OUT] [--html OUT]
-[--save-schema OUT] [--schema PATH] [--near-dup-threshold X] [--max-mb N] [--checks ID,ID] [--json]``
-prints the report: score, rows, columns, tokens, findings (see engine.datacheck.runner).
+[--save-schema OUT] [--schema PATH] [--near-dup-threshold X] [--max-mb N] [--checks ID,ID]
+[--engine local|dask [--workers N] [--scheduler tcp://HOST:PORT] [--worker-memory 2GiB]] [--json]``
+(PATH: a file, a folder of shards or a glob) prints the report: score, rows, columns, tokens, findings (see engine.datacheck.runner).
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     """Add this package's commands to the top-level parser."""
     p = sub.add_parser("check", parents=[common], help="data checks: is this dataset ready to train on?")
     p.add_argument("path", metavar="PATH",
-                   help="CSV, TSV, JSONL, JSON, Parquet, text or Excel (.xlsx/.xls/.ods) file, gzip allowed; "
+                   help="CSV, TSV, JSONL, JSON, Parquet, text or Excel (.xlsx/.xls/.ods) file, gzip allowed, or a folder "
+                        "or glob of shards (read in file-name order); "
                         "non-UTF-8 text (cp1252, latin-1...) is detected and reported")
     p.add_argument("--sheet", metavar="NAME", help="the workbook sheet to check (default: the first)")
     p.add_argument("--test", metavar="PATH", help="the test/validation split (leakage, drift)")
@@ -53,6 +55,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--near-dup-threshold", type=_ratio, default=0.8, metavar="X", help="Jaccard similarity (default 0.8)")
     p.add_argument("--max-mb", type=_megabytes, metavar="N", help="refuse files larger than N MB (default: no limit)")
     p.add_argument("--checks", type=_ids, metavar="IDS", help="comma-separated check ids to run (default: all)")
+    p.add_argument("--engine", default="local", metavar="NAME",
+                   help="local (this process, default) or dask (a local cluster, or --scheduler)")
+    p.add_argument("--workers", type=int, default=2, metavar="N", help="dask: local worker processes (default 2)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="dask: connect to tcp://HOST:PORT instead of a local cluster")
+    p.add_argument("--worker-memory", default="2GiB", metavar="SIZE", help="dask: memory limit per local worker")
     p.set_defaults(handler=_check, human=_human)
 
 
@@ -64,7 +71,8 @@ def _check(args: argparse.Namespace) -> dict:
         near_dup_threshold=args.near_dup_threshold,
         max_bytes=int(args.max_mb * 1e6) if args.max_mb is not None else None,
         schema_path=args.schema, save_schema=args.save_schema, fix_out=args.fix, checks=args.checks,
-        sheet=args.sheet,
+        sheet=args.sheet, engine=args.engine, workers=args.workers, scheduler=args.scheduler,
+        worker_memory=args.worker_memory,
     )
     report = run_checks(inp)
     out = report.to_dict()

@@ -265,6 +265,10 @@ def apply_fixes(train: Dataset, test: Dataset | None, ctx: Context, findings: li
                 chunk_rows: int = 200_000) -> FixResult:
     """Write the cleaned file(s); see the module docstring."""
     out = Path(out)
+    for ds in (train, test):
+        if ds is not None and getattr(ds, "shards", None) is not None:
+            raise ValidationError(f"--fix writes one cleaned file and {ds.name} is a sharded dataset; "
+                                  "check and fix one shard at a time")
     if not out.parent.is_dir():
         raise ValidationError(f"cannot write {out}: folder {out.parent} does not exist")
     inputs = {train.path.resolve()} | ({test.path.resolve()} if test is not None else set())

@@ -74,9 +74,12 @@ def start_check(inp_fields: dict[str, Any], *, inline: bool = False) -> str:
 
     require_write("running a data check (it writes to the shared workspace)")
     try:
-        CheckInput(**inp_fields)
+        inp = CheckInput(**inp_fields)
     except TypeError as exc:
         raise ValidationError(f"bad check input: {exc}") from None
+    from engine.datacheck.runner import engine_spec
+
+    engine_spec(inp)  # an unknown engine or a malformed scheduler address: one line now, not in the worker
     job_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
     directory = jobs_dir() / job_id
     directory.mkdir(parents=True)
@@ -156,7 +159,10 @@ def run_job(directory: Path) -> None:
         suffix = "".join(source.suffixes[-2:]) or ".csv"
         if source.suffix.lower() in (".xlsx", ".xlsm", ".xls", ".ods"):
             suffix = ".csv"  # a workbook's sheet is cleaned into a CSV
-        fields["fix_out"] = str(directory / f"cleaned{suffix}")
+        from engine.tabular import is_sharded
+
+        if not is_sharded(source):  # a folder of shards gets no single cleaned file
+            fields["fix_out"] = str(directory / f"cleaned{suffix}")
         report = run_checks(CheckInput(**fields), progress=progress).to_dict()
         _write_atomic(directory / "report.html", render_html(report))
         _write_atomic(directory / "report.json", json.dumps(report, allow_nan=False))

@@ -62,6 +62,10 @@ class CheckInput:
     chunk_rows: int = DEFAULT_CHUNK_ROWS
     checks: tuple[str, ...] | None = None      # ids to run; None = all
     sheet: str | None = None                   # a workbook's sheet (default: the first); train file only
+    engine: str = "local"                      # "local" (this process) or "dask" (engine.datacheck.distributed)
+    workers: int = 2                           # dask: worker processes of the local cluster
+    scheduler: str | None = None               # dask: tcp://HOST:PORT of a running scheduler
+    worker_memory: str = "2GiB"                # dask: memory limit of each local worker
 
 
 @dataclass
@@ -90,6 +94,7 @@ class CheckReport:
     schema_saved: str | None = None
     penalties: list[dict[str, Any]] = field(default_factory=list)
     id_columns: list[str] = field(default_factory=list)   # identifiers: no outliers, drift or constant check
+    engine: dict[str, Any] | None = None       # {name, scheduler, workers, partitions}
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "findings"}
@@ -326,6 +331,15 @@ class _Stats:
                 for k, v in counts.items():
                     target[k] = target.get(k, 0) + int(v)
 
+    def merge(self, other: "_Stats") -> None:
+        """Add another partition's figures (the Dask engine's combine step)."""
+        for mine, theirs in ((self.missing, other.missing), (self.labels, other.labels),
+                             (self.test_labels, other.test_labels)):
+            for k, v in theirs.items():
+                if k in mine or len(mine) < 10_000:
+                    mine[k] = mine.get(k, 0) + v
+        self.lengths += other.lengths
+
     def charts(self, ctx: Context) -> dict[str, Any]:
         def top(d: dict[str, int]) -> dict[str, int]:
             return dict(sorted(d.items(), key=lambda kv: -kv[1])[:30])
@@ -342,10 +356,60 @@ class _Stats:
         return out
 
 
+def stream_checks(train: Dataset, test: Dataset | None, ctx: Context, checks: list[Check], stats: _Stats | None,
+                  tell: Progress, chunk_rows: int, call: Callable, failed: set[int],
+                  span: tuple[float, float, float] = (0.0, 0.85, 0.93)) -> None:
+    """Feed every chunk of train (then test) to the checks that want it, and train again to the
+    two-pass checks; ``call(check, method, *args)`` runs one hook (a failing check is added to
+    ``failed``). ``stats`` gathers the charts' figures on pass 1 (None: do not gather)."""
+    lo0, span1, span2 = span
+    test_size = test.size_bytes if test is not None else 0
+    total_bytes = max(1, train.size_bytes + test_size)
+
+    def feed(ds: Dataset, split: str, who: list[Check], lo: float, hi: float, gather: bool) -> int:
+        ctx.split = split  # type: ignore[assignment]
+        rows = 0
+        for chunk in ds.chunks(chunk_rows):
+            values.clear_cache()
+            rows = int(chunk.index[-1]) + 1 if len(chunk) else rows
+            if split == "train":
+                ctx.rows = rows
+            else:
+                ctx.test_rows = rows
+            if gather and stats is not None:
+                stats.update(chunk, ctx)
+            for check in who:
+                call(check, "update", chunk, ctx)
+            tell(lo + (hi - lo) * ds.fraction(), f"{split}: {rows:,} rows checked")
+        values.clear_cache()
+        return rows
+
+    train_share = train.size_bytes / total_bytes
+    mid = lo0 + (span1 - lo0) * train_share
+    feed(train, "train", [c for c in checks if "train" in c.splits], lo0, mid, True)
+    if test is not None:
+        feed(test, "test", [c for c in checks if "test" in c.splits], mid, span1, True)
+    ctx.split = "train"
+    again = [c for c in checks if getattr(c, "passes", 1) >= 2 and id(c) not in failed]
+    if again:
+        for check in again:
+            call(check, "start_pass", 2, ctx)
+        feed(train, "train", again, span1, span2, False)
+        ctx.split = "train"
+
+
+def engine_spec(inp: CheckInput):
+    """The engine a CheckInput asks for (validated): :class:`engine.datacheck.engine_spec.EngineSpec`."""
+    from engine.datacheck.engine_spec import EngineSpec
+
+    return EngineSpec.of(inp.engine, inp.workers, inp.scheduler, inp.worker_memory)
+
+
 def run_checks(inp: CheckInput, progress: Progress | None = None) -> CheckReport:
     """Read the file(s) in chunks, run the checks, score them; see the module docstring."""
     started = time.perf_counter()
     wanted = _validate(inp)
+    engine_spec(inp)  # an unknown engine or a bad scheduler address is refused before any reading
     tell = progress or (lambda fraction, message: None)
     tell(0.0, "opening the file")
     train, test, ctx = _open(inp)
@@ -369,43 +433,23 @@ def run_checks(inp: CheckInput, progress: Progress | None = None) -> CheckReport
         finally:
             status[check.id]["seconds"] = round(status[check.id].get("seconds", 0.0) + time.perf_counter() - t, 3)
 
+    def fail(check: Check, reason: str) -> None:
+        failed.add(id(check))
+        status[check.id].update(status="error", reason=reason[:240])
+
     for check in checks:
         call(check, "start", ctx)
 
     stats = _Stats()
-    test_size = test.size_bytes if test is not None else 0
-    total_bytes = max(1, train.size_bytes + test_size)
-    span = 0.85
+    if engine_spec(inp).name == "dask":
+        from engine.datacheck.distributed import run_on_dask
 
-    def feed(ds: Dataset, split: str, who: list[Check], lo: float, hi: float, gather: bool) -> int:
-        ctx.split = split  # type: ignore[assignment]
-        rows = 0
-        for chunk in ds.chunks(inp.chunk_rows):
-            values.clear_cache()
-            rows = int(chunk.index[-1]) + 1 if len(chunk) else rows
-            if split == "train":
-                ctx.rows = rows
-            else:
-                ctx.test_rows = rows
-            if gather:
-                stats.update(chunk, ctx)
-            for check in who:
-                call(check, "update", chunk, ctx)
-            tell(lo + (hi - lo) * ds.fraction(), f"{split}: {rows:,} rows checked")
-        values.clear_cache()
-        return rows
-
-    train_share = train.size_bytes / total_bytes
-    feed(train, "train", [c for c in checks if "train" in c.splits], 0.0, span * train_share, True)
-    if test is not None:
-        feed(test, "test", [c for c in checks if "test" in c.splits], span * train_share, span, True)
-    ctx.split = "train"
-    again = [c for c in checks if getattr(c, "passes", 1) >= 2 and id(c) not in failed]
-    if again:
-        for check in again:
-            call(check, "start_pass", 2, ctx)
-        feed(train, "train", again, span, 0.93, False)
-        ctx.split = "train"
+        engine_block = run_on_dask(engine_spec(inp), train, test, ctx, checks, stats, tell, inp.chunk_rows,
+                                   fail, stream_checks)
+    else:
+        stream_checks(train, test, ctx, checks, stats, tell, inp.chunk_rows, call, failed)
+        engine_block = {"name": "local", "scheduler": None, "workers": 1,
+                        "partitions": len(getattr(train, "shards", None) or [train])}
     tell(0.93, "summarizing")
     findings = _collect(checks, ctx, call, failed, status)
     score, penalties = score_findings(findings, ctx.rows, ctx.test_rows if test is not None else None)
@@ -430,8 +474,11 @@ def run_checks(inp: CheckInput, progress: Progress | None = None) -> CheckReport
         elapsed_s=round(time.perf_counter() - started, 3), estimate=estimate, fix=fix,
         schema_saved=schema_saved, penalties=penalties, id_columns=id_columns,
         encoding=encoding_label(train.encoding), sheet=train.sheet, sheets=list(train.sheets),
+        engine=engine_block,
     )
 
 
-__all__ = ["CheckInput", "CheckReport", "run_checks", "score_findings", "estimate_for_tokens", "estimate_sentence",
+RunStats = _Stats  # the charts' figures; the Dask engine gathers them per partition and merges them
+
+__all__ = ["CheckInput", "RunStats", "stream_checks", "CheckReport", "run_checks", "score_findings", "estimate_for_tokens", "estimate_sentence",
            "SEVERITIES"]

@@ -207,3 +207,50 @@ def write_sample(name: str, directory: str | Path) -> Path:
         return _write_csv(path, ["customer_id", "age", "income", "country", "signup_date", "plan", "churned", "source"],
                           _customers())
     return _write_csv(path, ["review_id", "text", "label", "stars"], _clean_reviews())
+
+
+def write_sharded_corpus(directory: str | Path, shards: int = 4, rows_per_shard: int = 200, seed: int = 5,
+                         gzip_every: int = 0) -> dict[str, int]:
+    """A folder of JSON Lines shards (``part-00000.jsonl`` ...; every ``gzip_every``-th one gzipped) of
+    support tickets with problems planted *across* shards: every 10th row repeats an earlier row
+    exactly (from another shard when there is one), every 13th is a near copy of an earlier text, every
+    17th carries an email address, every 11th lacks its label. Returns what was planted (counts that
+    overlap are counted in each kind)."""
+    import gzip
+    import json
+
+    rng = random.Random(seed)
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    earlier: list[dict[str, Any]] = []
+    planted = {"exact": 0, "near": 0, "email": 0, "missing_label": 0, "rows": 0}
+    labels = ["hardware", "billing", "account"]
+    for s in range(shards):
+        gz = gzip_every and (s + 1) % gzip_every == 0
+        path = out / (f"part-{s:05d}.jsonl" + (".gz" if gz else ""))
+        opener = gzip.open if gz else open
+        with opener(path, "wt", encoding="utf-8") as f:
+            for i in range(rows_per_shard):
+                n = s * rows_per_shard + i
+                pool = s * rows_per_shard or len(earlier)  # from an earlier shard when there is one
+                if n % 10 == 9 and earlier:
+                    rec = dict(earlier[rng.randrange(pool)])
+                    planted["exact"] += 1
+                else:
+                    label = labels[n % 3]
+                    # a few rare words make unrelated tickets dissimilar, as real text is (templates alone share bands)
+                    rare = " ".join("".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(4, 8)))
+                                    for _ in range(8))
+                    text = f"{_ticket(rng, label)} (case {n}: {rare})"
+                    if n % 13 == 12 and earlier:
+                        text = _near_copy(rng, earlier[rng.randrange(pool)]["text"])
+                        planted["near"] += 1
+                    if n % 17 == 16:
+                        text += f" Write to me at user{n}@example.com."
+                        planted["email"] += 1
+                    rec = {"id": str(n), "text": text, "label": None if n % 11 == 10 else label}
+                    planted["missing_label"] += rec["label"] is None
+                earlier.append(rec)
+                f.write(json.dumps(rec) + "\n")
+                planted["rows"] += 1
+    return planted

@@ -8,6 +8,8 @@ A study lives in one folder (``--out``; the page uses ``$PREFLIGHT_HOME/runs/swe
 
     sweep.json      the input, the search space, the throughput the predictions use (written once)
     study.sqlite    Optuna's RDB storage (SQLite): several worker processes share it; it survives restarts
+                    (or ``--storage URL``, e.g. PostgreSQL, shared by workers on several machines:
+                    engine/lab/tune_storage.py)
     trials/trial-0007/   each trial is a normal lab run (registered in the run registry)
     workers/worker-0.log, STOP (the stop flag), result.json (the summary when the sweep ends)
 
@@ -57,31 +59,11 @@ PER_MILLE = 1000
 
 
 # ---- the study ---------------------------------------------------------------------------------------------
-def _storage(study_dir: Path):
-    """Optuna's RDB storage on ``study.sqlite``: WAL journal (readers never block the writer) and
-    synchronous=NORMAL (a commit survives a killed process; no fsync per commit), 60 s busy timeout."""
-    import sqlite3
+def _storage(study_dir: Path, url: str | None = None):
+    """The study's storage: ``study.sqlite`` in the folder, or ``url`` (engine.lab.tune_storage)."""
+    from engine.lab.tune_storage import storage
 
-    import optuna
-
-    path = study_dir / "study.sqlite"
-
-    def connect():
-        conn = sqlite3.connect(path, timeout=60, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        return conn
-
-    # Two processes opening a new study file at once (the page's summary and the sweep's first worker) both
-    # create Optuna's schema, and the slower one fails on alembic's version row; by then the schema exists,
-    # so opening it again succeeds.
-    for attempt in range(5):
-        try:
-            return optuna.storages.RDBStorage(f"sqlite:///{path}", engine_kwargs={"creator": connect})
-        except Exception as exc:  # noqa: BLE001 - sqlalchemy's IntegrityError / OperationalError
-            if attempt == 4 or type(exc).__name__ not in ("IntegrityError", "OperationalError"):
-                raise
-            time.sleep(0.2 * (attempt + 1))
+    return storage(study_dir, url)
 
 
 def open_study(study_dir: Path, doc: dict, worker: int = 0):
@@ -99,7 +81,8 @@ def open_study(study_dir: Path, doc: dict, worker: int = 0):
         pruner = optuna.pruners.MedianPruner(n_startup_trials=doc.get("prune_startup_trials", 3), n_warmup_steps=0)
     else:
         pruner = optuna.pruners.NopPruner()
-    return optuna.create_study(study_name=doc["study"], storage=_storage(study_dir), sampler=sampler, pruner=pruner,
+    return optuna.create_study(study_name=doc["study"], storage=_storage(study_dir, doc["input"].get("storage")),
+                               sampler=sampler, pruner=pruner,
                                direction="minimize", load_if_exists=True)
 
 
@@ -123,16 +106,12 @@ def reported_step(doc: dict, step: int, max_steps: int) -> int:
     return PER_MILLE // TIMED_EVALS * int(round(TIMED_EVALS * step / max_steps))
 
 
-@contextlib.contextmanager
-def _locked(study_dir: Path):
-    import fcntl
+def _locked(study_dir: Path, doc: dict):
+    """One worker at a time takes a trial (engine.lab.tune_storage.study_lock: flock, and a PostgreSQL
+    advisory lock for workers on other machines)."""
+    from engine.lab.tune_storage import study_lock
 
-    with open(study_dir / ".lock", "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    return study_lock(study_dir, doc["study"], doc["input"].get("storage"))
 
 
 def _ts(dt) -> float | None:
@@ -144,11 +123,14 @@ def reap_dead_trials(study, registry_path: str | None = None) -> list[int]:
     'killed', and their registry runs failed too. Returns the trial numbers marked."""
     from optuna.trial import TrialState
 
+    from engine.lab.tune_storage import this_host
     from engine.store import Registry, is_alive
 
     marked = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         pid = t.user_attrs.get("pid")
+        if t.user_attrs.get("host", this_host()) != this_host():
+            continue  # another machine's worker: its pid means nothing here
         if pid is None or is_alive(int(pid), attrs(t).get("pid_started")):
             continue
         storage = study._storage
@@ -204,6 +186,7 @@ def worker_main(study_dir: str | os.PathLike, worker: int = 0) -> dict[str, Any]
     """One worker: take trials until N have run, the budget is spent, or the study is asked to stop."""
     from optuna.trial import TrialState
 
+    from engine.lab.tune_storage import this_host
     from engine.store import process_start_time
 
     study_dir = Path(study_dir).resolve()
@@ -216,7 +199,7 @@ def worker_main(study_dir: str | os.PathLike, worker: int = 0) -> dict[str, Any]
         if stop_flag_path(study_dir).exists():
             reason = "stopped by request"
             break
-        with _locked(study_dir):
+        with _locked(study_dir, doc):
             reap_dead_trials(study, inp.get("registry"))
             trials = study.get_trials(deepcopy=False)
             if study.user_attrs.get("budget_exhausted"):
@@ -228,6 +211,7 @@ def worker_main(study_dir: str | os.PathLike, worker: int = 0) -> dict[str, Any]
                 break
             trial = study.ask()
             trial.set_user_attr("pid", os.getpid())  # first: a worker killed from here on is reaped
+            trial.set_user_attr("host", this_host())
             params = suggest(trial, doc["space"])
             cfg, adjusted = trial_config(doc["base"], doc["space"], params)
             cfg = replace(cfg, out=str(study_dir / "trials" / f"trial-{trial.number:04d}"),
@@ -383,6 +367,8 @@ def prepare(inp: SweepInput) -> tuple[Path, dict]:
     require_write("starting a sweep")
     inp, space, name = validate_sweep(inp)
     study_dir = Path(inp.out).expanduser().resolve()
+    if inp.storage is not None:  # an unreachable server: one line now, before the data is read
+        _storage(study_dir, inp.storage)
     doc_path = study_dir / "sweep.json"
     old = None
     if doc_path.is_file():

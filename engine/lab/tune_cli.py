@@ -58,6 +58,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     s.add_argument("--name", metavar="NAME", help="study name (default: the --out folder's name)")
     s.add_argument("--out", required=True, metavar="DIR", help="the study folder (trial runs, sweep.json)")
     s.add_argument("--registry", metavar="PATH", help="registry database (default: $PREFLIGHT_HOME/registry.sqlite)")
+    s.add_argument("--storage", metavar="URL",
+                   help="an Optuna storage URL shared by workers on several machines, e.g. "
+                        "postgresql://USER:PASSWORD@HOST:5432/DB (default: the study folder's study.sqlite)")
     s.add_argument("--objective", choices=("train", "planted"), default="train", help=argparse.SUPPRESS)
     s.set_defaults(handler=_sweep, human=_sweep_human)
 
@@ -118,7 +121,7 @@ def _sweep(args: argparse.Namespace) -> dict:
         trials=args.trials, budget_minutes=args.budget_minutes, budget_usd=args.budget_usd,
         usd_per_hour=args.usd_per_hour, workers=args.workers, space=args.space, steps=args.steps,
         trial_seconds=args.trial_seconds, preset=args.preset, seed=args.seed, prune=not args.no_prune, name=args.name, out=args.out, registry=args.registry,
-        objective=args.objective, pruner=args.pruner)).to_dict()
+        objective=args.objective, pruner=args.pruner, storage=args.storage)).to_dict()
 
 
 def _sweep_human(d: dict) -> str:

@@ -162,6 +162,7 @@ class SweepInput:
     registry: str | None = None
     objective: str = "train"        # "planted": a synthetic objective with a known best lr (tests, demos)
     pruner: str = "asha"            # asha (successive halving) or median
+    storage: str | None = None      # an Optuna storage URL; None: the study folder's study.sqlite
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -206,6 +207,9 @@ def validate_sweep(inp: SweepInput) -> tuple[SweepInput, dict[str, Any], str]:
         raise ValidationError("--out DIR is required (the study folder)")
     if (inp.data is None) == (inp.sample is None) and inp.objective == "train":
         raise ValidationError("give --data PATH or --sample NAME (exactly one)")
+    from engine.lab.tune_storage import check_url
+
+    inp = replace(inp, storage=check_url(inp.storage))
     if inp.pruner not in PRUNERS:
         raise ValidationError(f"pruner must be one of {', '.join(PRUNERS)}, got {inp.pruner!r}")
     if inp.objective not in OBJECTIVES:

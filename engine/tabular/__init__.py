@@ -9,12 +9,14 @@ Modules, one concept each: ``formats`` (what a file is: format, encoding, delimi
 is read and every error a bad file gets.
 """
 
-from engine.tabular.dataset import Dataset, open_dataset, read_frame
+from engine.tabular.dataset import Dataset, read_frame
 from engine.tabular.excel_format import sheet_names
 from engine.tabular.formats import (
     DEFAULT_CHUNK_ROWS, EXTENSIONS, FORMATS, MAX_COLUMNS, MAX_LINE_BYTES, detect_format, split_ext,
 )
 from engine.tabular.lines import encoding_label
+from engine.tabular.shards import ShardedDataset, is_sharded, list_shards, open_dataset, open_shards, shard_rows
 
 __all__ = ["Dataset", "open_dataset", "read_frame", "sheet_names", "DEFAULT_CHUNK_ROWS", "EXTENSIONS", "FORMATS",
-           "MAX_COLUMNS", "MAX_LINE_BYTES", "detect_format", "split_ext", "encoding_label"]
+           "MAX_COLUMNS", "MAX_LINE_BYTES", "detect_format", "split_ext", "encoding_label",
+           "ShardedDataset", "is_sharded", "list_shards", "open_shards", "shard_rows"]

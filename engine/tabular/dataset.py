@@ -205,7 +205,7 @@ def _is_workbook_zip(path: Path) -> bool:
 def open_dataset(path: str | os.PathLike, *, max_bytes: int | None = None, fmt: str | None = None,
                  sheet: str | None = None, max_decompressed: int | None = None) -> Dataset:
     """Detect, validate and open ``path``; raises ValidationError for every bad file (see the package
-    doc). ``sheet`` picks a workbook's sheet (default: the first); ``max_decompressed`` refuses a
+    doc; ``engine.tabular.open_dataset`` also opens a folder or glob of shards). ``sheet`` picks a workbook's sheet (default: the first); ``max_decompressed`` refuses a
     gzipped file whose content is larger (``max_bytes`` limits the file on disk)."""
     p = Path(path)
     name = p.name

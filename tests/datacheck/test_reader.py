@@ -149,8 +149,10 @@ def test_size_limit_and_missing_file(tmp_path):
         open_dataset(path, max_bytes=10)
     with pytest.raises(ValidationError, match="not found"):
         open_dataset(tmp_path / "nope.csv")
-    with pytest.raises(ValidationError, match="not a file"):
-        open_dataset(tmp_path)
+    assert open_dataset(tmp_path).shards[0].name == "d.csv"  # a folder is a sharded dataset (engine/tabular/shards.py)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValidationError, match="has no data files"):
+        open_dataset(tmp_path / "empty")
 
 
 def test_truncated_gzip(tmp_path):

@@ -33,6 +33,24 @@ class RowKeeper:
     def every(self) -> np.ndarray:
         return np.concatenate(self.all) if self.all else np.empty(0, np.int64)
 
+    def merge(self, other: "RowKeeper") -> None:
+        """Append the rows another keeper saw after this one's (a partition's combine step)."""
+        for part in other.first:
+            if self._kept >= MAX_ROWS:
+                break
+            part = part[: MAX_ROWS - self._kept]
+            self.first.append(part)
+            self._kept += len(part)
+        self.total += other.total
+        if self.keep_all:
+            self.all.extend(other.all)
+
+
+def capped(mine: list, theirs: list, cap: int) -> list:
+    """``mine`` followed by ``theirs``, at most ``cap`` items: what one pass over both would keep
+    when it keeps the first ``cap`` (the combine step of per-partition example lists)."""
+    return mine + theirs[: max(0, cap - len(mine))]
+
 
 def severity_by_share(share: float, high: float, medium: float) -> str:
     """'high' at or above ``high``, 'medium' at or above ``medium``, else 'low'."""
@@ -56,4 +74,4 @@ def example_columns(columns, text_col: str | None, limit: int = 8) -> list[str]:
     return cols
 
 
-__all__ = ["MAX_EXAMPLES", "MAX_ROWS", "RowKeeper", "severity_by_share", "pct", "example_columns"]
+__all__ = ["MAX_EXAMPLES", "MAX_ROWS", "RowKeeper", "capped", "severity_by_share", "pct", "example_columns"]

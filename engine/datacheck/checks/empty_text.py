@@ -9,6 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from engine.datacheck.base import Check, Context, Finding, MAX_ROWS
+from engine.datacheck.checks._util import capped
 from engine.datacheck.text_utils import agree, plural, share_severity
 
 
@@ -35,6 +36,14 @@ class EmptyText(Check):
             self.total += 1
             if len(self.rows) < MAX_ROWS:
                 self.rows.append(int(row))
+
+    def merge(self, other: "EmptyText") -> None:
+        """Fold in the state of the rows that follow ``other``'s partition (Dask's combine step: a
+        pass over both in order would leave this state)."""
+        self.rows = capped(self.rows, other.rows, MAX_ROWS)
+        self.total += other.total
+        self.missing += other.missing
+        self.blank += other.blank
 
     def finish(self, ctx: Context) -> list[Finding]:
         n = self.total

@@ -19,6 +19,7 @@ import re
 import pandas as pd
 
 from engine.datacheck.base import Check, Context, Finding, MAX_EXAMPLES, MAX_ROWS
+from engine.datacheck.checks._util import capped
 from engine.datacheck.text_utils import agree, example_text, plural, share_severity
 
 KINDS = ("mojibake", "replacement_char", "control_chars", "surrogates")
@@ -86,6 +87,15 @@ class EncodingErrors(Check):
                 self.examples.append({"row": int(row), "kinds": kinds,
                                       "before": example_text(_visible(v)),
                                       "after": example_text(repair(v))})
+
+    def merge(self, other: "EncodingErrors") -> None:
+        """Fold in the state of the rows that follow ``other``'s partition (Dask's combine step: a
+        pass over both in order would leave this state)."""
+        self.rows = capped(self.rows, other.rows, MAX_ROWS)
+        self.examples = capped(self.examples, other.examples, MAX_EXAMPLES)
+        self.total += other.total
+        for k, n in other.kinds.items():
+            self.kinds[k] += n
 
     def finish(self, ctx: Context) -> list[Finding]:
         n = self.total

@@ -231,6 +231,18 @@ class LowQualityText(Check):
         self.rows.append(np.array(rows, dtype=np.int64))
         self.bits.append(np.array(bits, dtype=np.int64))
 
+    def merge(self, other: "LowQualityText") -> None:
+        """Fold in the state of the rows that follow ``other``'s partition (Dask's combine step: a
+        pass over both in order would leave this state)."""
+        self.words += other.words
+        self.rows += other.rows
+        self.bits += other.bits
+        for mine, theirs in ((self.samples, other.samples), (self.samples_short, other.samples_short)):
+            for row, text in theirs.items():
+                if len(mine) >= 50:
+                    break
+                mine[row] = text
+
     def finish(self, ctx: Context) -> list[Finding]:
         words = np.concatenate(self.words) if self.words else np.empty(0, dtype=np.int64)
         if not len(words):

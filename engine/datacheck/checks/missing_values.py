@@ -13,7 +13,7 @@ import pandas as pd
 from engine.datacheck import values
 from engine.datacheck.text_utils import plural
 from engine.datacheck.base import MAX_EXAMPLES, Check, Context, Finding
-from engine.datacheck.checks._util import RowKeeper, pct, severity_by_share
+from engine.datacheck.checks._util import RowKeeper, capped, pct, severity_by_share
 
 
 class MissingValues(Check):
@@ -42,6 +42,15 @@ class MissingValues(Check):
             self.examples.append({"row": int(chunk.index[i]),
                                   "missing_columns": [c for c in chunk.columns if masks[c][i]][:20]})
         self.seen += len(chunk)
+
+    def merge(self, other: "MissingValues") -> None:
+        """Fold in the state of the rows that follow ``other``'s partition (Dask's combine step: a
+        pass over both in order would leave this state)."""
+        for col, n in other.per_col.items():
+            self.per_col[col] = self.per_col[col] + n if col in self.per_col else self.seen + n
+        self.keeper.merge(other.keeper)
+        self.examples = capped(self.examples, other.examples, MAX_EXAMPLES)
+        self.seen += other.seen
 
     def finish(self, ctx: Context) -> list[Finding]:
         cells = sum(self.per_col.values())

@@ -78,20 +78,32 @@ class NearDuplicates(Check):
     def start_pass(self, number: int, ctx: Context) -> None:
         if number != 2 or self.pass_no != 1:
             return
-        self.pass_no = 2
         if not self._rows:
+            self.set_candidates(np.empty((0, 2), dtype=np.int64))
             return
-        rows = np.concatenate(self._rows)
-        hashes = np.concatenate(self._hashes)
-        bands = np.concatenate(self._bands)
+        rows, hashes, bands = self.pass1_state()
         self._rows, self._hashes, self._bands = [], [], []
-        # the first occurrence of each normalized text takes part; later exact copies do not
-        order = np.lexsort((rows, hashes))
-        first = np.ones(len(rows), dtype=bool)
-        first[order[1:]] = hashes[order[1:]] != hashes[order[:-1]]
-        pairs = minhash.candidate_pairs(bands, valid=first)
-        self.pairs = rows[pairs] if len(pairs) else np.empty((0, 2), dtype=np.int64)
+        keep = first_occurrences(rows, hashes)
+        self.set_candidates(candidate_rows(rows[keep], bands[keep]))
+
+    def pass1_state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rows, comparison hashes, band hashes) of the non-empty texts seen in pass 1, in row order:
+        what the Dask engine shuffles (hashes by value, bands by band) instead of gathering."""
+        if not self._rows:
+            return (np.empty(0, np.int64), np.empty(0, np.uint64), np.empty((0, self.b), np.uint64))
+        return np.concatenate(self._rows), np.concatenate(self._hashes), np.concatenate(self._bands)
+
+    def set_candidates(self, pairs: np.ndarray) -> None:
+        """Enter pass 2 with these candidate pairs (row numbers, each ``(earlier, later)``, unique)."""
+        self.pass_no = 2
+        self.pairs = pairs if len(pairs) else np.empty((0, 2), dtype=np.int64)
         self.needed = np.unique(self.pairs)
+
+    def merge(self, other: "NearDuplicates") -> None:
+        """Fold in pass-2 state of a later partition (the shingle sets and texts of its candidate rows)."""
+        self.sets.update(other.sets)
+        self.texts.update(other.texts)
+        self.texts_seen += other.texts_seen
 
     def finish(self, ctx: Context) -> list[Finding]:
         if self.pass_no == 1:  # a runner that skipped pass 2: form the candidates, nothing to verify
@@ -136,3 +148,22 @@ class NearDuplicates(Check):
                      "method": f"MinHash {minhash.NUM_PERM} perms, LSH {self.b} bands x {self.r} rows, "
                                f"character {minhash.CHAR_K}-gram shingles, exact Jaccard check"},
         )]
+
+
+def first_occurrences(rows: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+    """True where a text is the first (lowest row) with its comparison hash; later exact copies
+    take no part in near-duplicate clusters. Any subset holding every row of the hashes it has
+    (a hash bucket of a shuffle) gives the same answer for its rows."""
+    order = np.lexsort((rows, hashes))
+    first = np.ones(len(rows), dtype=bool)
+    first[order[1:]] = hashes[order[1:]] != hashes[order[:-1]]
+    return first
+
+
+def candidate_rows(rows: np.ndarray, bands: np.ndarray) -> np.ndarray:
+    """Candidate pairs as row numbers from rows (increasing) and their band hashes (any subset of the
+    bands: the union over disjoint band groups equals the pairs of all bands together)."""
+    if not len(rows):
+        return np.empty((0, 2), dtype=np.int64)
+    pairs = minhash.candidate_pairs(bands)
+    return rows[pairs] if len(pairs) else np.empty((0, 2), dtype=np.int64)

@@ -45,6 +45,7 @@ from engine.datacheck.base import Check, Context, Finding, MAX_EXAMPLES, MAX_ROW
 from engine.datacheck.masking import (
     COLUMN_KINDS, KINDS, PREFILTER, PREFILTER_RE, find_pii, mask_text, mask_value,
 )
+from engine.datacheck.checks._util import capped
 from engine.datacheck.text_utils import plural, truncate
 
 ALL_KINDS = KINDS + tuple(k for k in COLUMN_KINDS if k not in KINDS)
@@ -205,6 +206,18 @@ class PII(Check):
                                           "text": _window(values[i], spans)})
             if col_hits:
                 self.col_rows[col] = self.col_rows.get(col, 0) + col_hits
+
+    def merge(self, other: "PII") -> None:
+        """Fold in the state of the rows that follow ``other``'s partition (Dask's combine step: a
+        pass over both in order would leave this state)."""
+        self.rows |= other.rows
+        for mine, theirs in ((self.kind_rows, other.kind_rows), (self.kind_matches, other.kind_matches),
+                             (self.col_rows, other.col_rows)):
+            for k, n in theirs.items():
+                mine[k] = mine.get(k, 0) + n
+        self.examples = capped(self.examples, other.examples, MAX_EXAMPLES)
+        for col, kind in other.col_kind.items():
+            self.col_kind.setdefault(col, kind)  # a column's kind is judged on its first rows
 
     def finish(self, ctx: Context) -> list[Finding]:
         n = len(self.rows)
