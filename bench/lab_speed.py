@@ -80,7 +80,7 @@ def _synthetic_dataset(vocab: int, n_tokens: int, seed: int = 0):
     cut = int(n_tokens * 0.9)
     tok = SyntheticTokenizer(vocab)
 
-    def build(inp: DataInput, context: int, tokenizer=None):  # noqa: ARG001 - load_dataset's signature
+    def build(inp: DataInput, context: int, tokenizer=None):  # load_dataset's signature
         return Dataset(task="lm", tokenizer=tok, context=context, data_input=inp,
                        source={"synthetic": f"{n_tokens} uniform random ids < {vocab}"},
                        train_ids=ids[:cut], val_ids=ids[cut:])

@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from engine import workspace
-from engine.charts import SEVERITY_COLORS, data_check_figures, readiness_gauge
+from engine.charts import data_check_figures, readiness_gauge
 from engine.datacheck import job
 from engine.datacheck.report_html import render_html
 from engine.datacheck.runner import estimate_sentence

@@ -137,7 +137,7 @@ def partition_task(path: str, fmt: str, offset: int, split: str, ctx: Context, i
     ctx.split, ctx.shared = split, {}  # type: ignore[assignment]
     checks = {c.id: c() for c in CHECKS if c.id in ids} if split == "train" else {}
     errors: dict[str, str] = {}
-    for cid, check in list(checks.items()):
+    for check in list(checks.values()):
         _safe(check, errors, "start", ctx)
     stats = stats_cls()
     for chunk in _open(path, fmt).chunks(chunk_rows):

@@ -94,7 +94,7 @@ class _Plan:
 
 def _open_out(tmp: Path, gz: bool, binary: bool = False):
     if gz:
-        raw = gzip.open(tmp, "wb")
+        raw = gzip.open(tmp, "wb")  # noqa: SIM115 - the caller owns and closes the returned stream
         return raw if binary else io.TextIOWrapper(raw, encoding="utf-8", newline="")
     return open(tmp, "wb") if binary else open(tmp, "w", encoding="utf-8", newline="")
 

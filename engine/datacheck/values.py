@@ -61,7 +61,7 @@ def to_arrow_str(series: pd.Series) -> pa.Array:
     """The column as a pyarrow string array (zero-copy for the readers' ``str`` columns)."""
     arr = series.array
     if isinstance(arr, pd.arrays.ArrowStringArray):
-        data = arr._pa_array  # noqa: SLF001 - zero-copy access, falls back below if it ever moves
+        data = arr._pa_array  # zero-copy access, falls back below if it ever moves
         if isinstance(data, pa.ChunkedArray):
             return data.chunk(0) if data.num_chunks == 1 else _memo(series, "arrow", lambda s: data.combine_chunks())
         return data

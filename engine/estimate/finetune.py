@@ -53,7 +53,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, replace
 
-from engine.catalog import GPUSpec, defaults, resolve_gpu
+from engine.catalog import GPUSpec, resolve_gpu
 from engine.errors import ValidationError, require_choice, require_finite_result, require_number
 from engine.estimate.architecture import ModelSpec
 from engine.estimate.memory import OPTIMIZER_STATE_BYTES, MemoryInput, activation_bytes_per_layer, estimate_memory

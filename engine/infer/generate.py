@@ -69,7 +69,7 @@ def encode_prompt(loaded, prompt: str, *, reserve: int = 1) -> tuple[list[int], 
     if tok is None:
         raise ValidationError(f"{loaded.source} has no tokenizer (a preset with random weights cannot take text)")
     if tok.kind == "char":
-        unknown = sorted({c for c in prompt if c not in tok._index})  # noqa: SLF001 - the tokenizer's own vocabulary
+        unknown = sorted({c for c in prompt if c not in tok._index})  # the tokenizer's own vocabulary
         if unknown:
             shown = "".join(unknown[:20])
             raise ValidationError(f"the prompt has {len(unknown)} character(s) this model's character vocabulary "
@@ -207,7 +207,7 @@ def classify(loaded, runner, text: str, backend_choice: str = "") -> ClassifyRes
     tok = loaded.tokenizer
     notes = []
     if tok.kind == "char":
-        unknown = sorted({c for c in text if c not in tok._index})  # noqa: SLF001
+        unknown = sorted({c for c in text if c not in tok._index})
         if unknown:
             raise ValidationError(f"the text has {len(unknown)} character(s) this model's character vocabulary "
                                   f"never saw: {''.join(unknown[:20])!r}")

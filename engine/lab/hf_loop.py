@@ -29,7 +29,7 @@ class Loop:
         self.last_flush = 0.0
         self.step = 0
 
-    def on_signal(self, signum, frame) -> None:  # noqa: ARG002
+    def on_signal(self, signum, frame) -> None:
         self.stop_reason = f"stopped by signal {signal.Signals(signum).name}"
 
     # -- folder and registry ----------------------------------------------------------------------

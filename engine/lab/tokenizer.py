@@ -255,7 +255,7 @@ def tokenizer_from_dict(data: Any) -> Tokenizer:
 
         try:
             backend = HFTokenizer.from_str(json.dumps(data.get("tokenizers")))
-        except Exception as exc:  # the library raises a bare Exception on a malformed spec
+        except Exception as exc:  # noqa: BLE001 - the library raises a bare Exception on a malformed spec
             raise ValidationError(f"bpe tokenizer file is malformed: {str(exc).splitlines()[0][:120]}") from None
         tok = BPETokenizer(backend)
     else:

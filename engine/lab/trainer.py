@@ -55,7 +55,7 @@ class _Stop:
         self.reason = ""
         self.signal = threading.Event()
 
-    def handler(self, signum, frame) -> None:  # noqa: ARG002
+    def handler(self, signum, frame) -> None:
         self.reason = f"stopped by signal {signal.Signals(signum).name}"
         self.signal.set()
 

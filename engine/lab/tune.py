@@ -533,7 +533,7 @@ def run_sweep(inp: SweepInput) -> SweepResult:
     study_dir, doc = prepare(inp)
     procs = [spawn_worker(study_dir, i) for i in range(int(doc["input"]["workers"]))]
 
-    def _stop(signum, frame):  # noqa: ARG001 - the page's Stop (SIGTERM) or Ctrl-C: workers finish their step
+    def _stop(signum, frame):  # the page's Stop (SIGTERM) or Ctrl-C: workers finish their step
         stop_flag_path(study_dir).touch()
 
     old = {}

@@ -266,8 +266,8 @@ def break_even_users(burn: float, revenue_per_user_month: float, users_per_repli
         return None
     if not math.isfinite(burn / v) or burn / v > MAX_BREAK_EVEN_USERS or not math.isfinite(burn / (v * u - c)):
         return None
-    k = max(1, math.ceil(burn / (v * u - c) - 1e-12))
-    for k in range(k, k + 100_000):
+    first = max(1, math.ceil(burn / (v * u - c) - 1e-12))
+    for k in range(first, first + 100_000):
         users = max(1, math.ceil((burn + c * k) / v - 1e-9), math.floor((k - 1) * u) + 1)
         if users <= k * u * (1 + 1e-12):
             return users

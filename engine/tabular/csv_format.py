@@ -125,7 +125,7 @@ class CsvReading:
             prev, start = 0, 1
             row: list[str] = []
             try:
-                for row in reader:
+                for row in reader:  # noqa: B007 - the last row read is checked after the loop
                     start, prev = prev + 1, reader.line_num
             except csv.Error as exc:
                 return self._quote_error(prev + 1, str(exc))

@@ -90,7 +90,7 @@ class Dataset(CsvReading, JsonReading, ParquetReading, TextReading, ExcelReading
 
     def _open(self) -> BinaryIO:
         """The decompressed byte stream; progress follows the file on disk."""
-        raw = _Counting(open(self.path, "rb"), self)
+        raw = _Counting(open(self.path, "rb"), self)  # noqa: SIM115 - the returned stream owns it
         if self.compressed:
             inner = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[arg-type]
             if self.max_decompressed is not None:

@@ -72,7 +72,7 @@ def _arrow_to_frame(table) -> pd.DataFrame:
 def _decompressed_copy(ds) -> str:
     import tempfile
 
-    tmp = tempfile.NamedTemporaryFile(prefix="preflight-", suffix=".parquet", delete=False)
+    tmp = tempfile.NamedTemporaryFile(prefix="preflight-", suffix=".parquet", delete=False)  # noqa: SIM115 - closed by the with below
     with tmp, ds._open() as src:
         while True:
             buf = src.read(1 << 20)

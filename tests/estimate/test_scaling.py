@@ -70,7 +70,7 @@ def test_optimum_minimises_loss_on_the_compute_frontier():
 def test_more_compute_lower_loss():
     losses = [estimate_optimal(OptimalInput(flops=c)).predicted_loss for c in (1e18, 1e20, 1e22, 1e24, 1e26)]
     assert losses == sorted(losses, reverse=True)
-    assert all(l > FITS[DEFAULT_FIT].E for l in losses)
+    assert all(loss > FITS[DEFAULT_FIT].E for loss in losses)
 
 
 @pytest.mark.parametrize("budget", [1e3, 1e6, 2.5e7])

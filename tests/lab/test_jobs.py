@@ -41,7 +41,7 @@ def test_sigkill_leaves_checkpoint_loadable_then_resume(reg):
     run = reg.get_run(name)
     assert run["status"] in ("queued", "running") and run["pid"]
     run_dir = run["run_dir"]
-    _wait(lambda: (p := ck.latest_path(run_dir)) is not None and ck.load(run_dir).step >= 6, what="two checkpoints")
+    _wait(lambda: ck.latest_path(run_dir) is not None and ck.load(run_dir).step >= 6, what="two checkpoints")
     pid = reg.get_run(name)["pid"]
     os.kill(pid, signal.SIGKILL)
     _wait(lambda: not jobs.is_alive(pid), 30, "the worker to die")
