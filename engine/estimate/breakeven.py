@@ -163,8 +163,13 @@ __all__ = ["SELF_HOST", "STEP_NOTE", "BreakevenInput", "breakeven_curve", "break
 
 
 def human(r: dict[str, Any]) -> str:
-    """The comparison as a few lines for the terminal (money in USD)."""
-    usd = money.format_money
+    """The comparison as a few lines for the terminal, money in the result's currency (``--currency``; USD
+    when the result has no currency block)."""
+    block = r.get("currency")
+    cur = money.get_currency(block["code"], block["per_usd"]) if isinstance(block, dict) else None
+
+    def usd(value: float, compact: bool = False) -> str:
+        return money.format_money(value, cur, compact)
     lines = [f"self-host   {r['gpus_needed']} × {r['gpu']} ({r['replicas']} replica(s) of {r['gpus_per_replica']}, "
              f"{r['utilization']:.0%} used): {usd(r['self_host_monthly_usd'], compact=False)} a month, "
              f"{usd(r['cost_per_million_tokens_at_load_usd'], compact=False)} per M tokens at this load"]

@@ -226,3 +226,15 @@ def test_cli_bad_price_file(capsys, tmp_path):
     path.write_text('[[offer]]\nid = "acme/x"\ninput_per_million = 1\n', encoding="utf-8")
     code, _, err = cli(capsys, "apis", "--api-file", str(path))
     assert code == 2 and "bad.toml, row 1 ('acme/x'): no output price" in err
+
+
+def test_the_terminal_lines_follow_the_currency(capsys):
+    """Without --json the comparison prints in the chosen currency (a yuan founder reads yuan, not dollars)."""
+    from engine.cli import main
+
+    code = main(["estimate", "breakeven", "--model", "llama-3-8b", "--gpu", "h100-sxm", "--prompt-tokens", "1000",
+                 "--output-tokens", "250", "--requests-per-s", "10", "--api", "deepseek/deepseek-chat",
+                 "--currency", "CNY"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "¥" in out.splitlines()[0] and "$" not in out
