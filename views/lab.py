@@ -141,11 +141,11 @@ with st.expander("Fine-tune a model folder (Hugging Face: Llama, Mistral, Qwen2/
             response_col = st.text_input("Response column", "", key="hf_response_col") or None
     with f3:
         st.markdown("**Training**")
-        hf_steps = st.number_input("Steps", 1, 1_000_000, 50, key="hf_steps")
-        hf_batch = st.number_input("Batch size (sequences)", 1, 4096, 4, key="hf_batch")
-        hf_context = st.number_input("Context (tokens)", 8, 131072, 128, key="hf_context")
-        hf_device = st.selectbox("Device", ["auto", "cpu", "cuda"], key="hf_device")
-        hf_name = st.text_input("Run name", "", key="hf_name", help="blank: the folder's name and the method")
+        hf_steps = st.number_input("Fine-tuning steps", 1, 1_000_000, 50, key="hf_steps")
+        hf_batch = st.number_input("Fine-tuning batch (sequences)", 1, 4096, 4, key="hf_batch")
+        hf_context = st.number_input("Fine-tuning context (tokens)", 8, 131072, 128, key="hf_context")
+        hf_device = st.selectbox("Fine-tuning device", ["auto", "cpu", "cuda"], key="hf_device")
+        hf_name = st.text_input("Fine-tuning run name", "", key="hf_name", help="blank: the folder's name and the method")
     if st.button("Start fine-tuning", type="primary", key="hf_start", disabled=demo or not hf_folder):
         hf_cfg = HFTrainConfig(hf_model=hf_folder, method=method, rank=int(rank), target=hf_target, data=hf_data,
                                sample=hf_sample, prompt_col=prompt_col, response_col=response_col,
