@@ -15,6 +15,7 @@ from typing import Callable
 
 from engine.errors import RunError, ValidationError
 from engine.lab.train_config import TrainResult, lr_at
+from engine.lab.train_log import MetricLog
 
 
 class Loop:
@@ -25,8 +26,7 @@ class Loop:
         self.name: str | None = None
         self.run_dir: Path | None = None
         self.stop_reason = ""
-        self.pending: list[dict] = []
-        self.last_flush = 0.0
+        self.log = None  # engine.lab.train_log.MetricLog, once the run has its registry row
         self.step = 0
 
     def on_signal(self, signum, frame) -> None:
@@ -54,6 +54,7 @@ class Loop:
                 self.reg.set_status(queued["name"], "failed", error=str(exc))
             raise
         self.name = attach_registry(self.reg, cfg, self.run_dir, {"kind": "hf", "hf_train": cfg.to_dict()})
+        self.log = MetricLog(self.reg, self.name, self.progress, main=True, max_steps=cfg.max_steps)
 
     def _fail(self, status: str, message: str) -> None:
         if self.name is not None:
@@ -159,13 +160,13 @@ class Loop:
             last_loss = loss_sum / cfg.grad_accum
             if not math.isfinite(last_loss):
                 msg = f"training diverged at step {self.step}: the loss became {last_loss} (lr {lr_s:.3g}); lower --lr"
-                self._flush(force=True)
+                self.log.flush(force=True)
                 self._fail("diverged", msg)
                 raise RunError(msg, result={"run_dir": str(self.run_dir), "name": self.name, "steps": self.step})
             dt = time.perf_counter() - t0
             if s > (resumed_from or 0):  # the first step of a process (warmup) is left out of throughput
                 steady_tokens, steady_time = steady_tokens + tokens, steady_time + dt
-            self.pending.append({"step": self.step, "train_loss": last_loss, "lr": lr_s,
+            self.log.pending.append({"step": self.step, "train_loss": last_loss, "lr": lr_s,
                                  "grad_norm": float(gnorm) if gnorm is not None else None,
                                  "tokens_per_s": tokens / dt if dt > 0 else None, "tokens_seen": self.tokens_seen,
                                  "elapsed_s": self.prior_elapsed + time.perf_counter() - t_start})
@@ -183,18 +184,18 @@ class Loop:
                 improved = last_val["val_loss"] < self.best_val
                 if improved:
                     self.best_val = last_val["val_loss"]
-                self.pending[-1].update(last_val)
+                self.log.add_eval(self.step, last_val)
                 if self.progress:
                     self.progress({"event": "eval", "step": self.step, **last_val})
             if is_eval or want_stop or self.step % r["checkpoint_every"] == 0:
                 self._checkpoint(opt, best=improved, fingerprint=fingerprint,
                                  elapsed=self.prior_elapsed + time.perf_counter() - t_start)
-            self._flush(force=is_eval or want_stop)
+            self.log.flush(force=is_eval or want_stop)
             if want_stop:
                 status = "stopped"
                 self.stop_reason = self.stop_reason or f"paused at step {self.step} (stop_at)"
                 break
-        self._flush(force=True)
+        self.log.flush(force=True)
         merged = export(self.run_dir, model, self.loaded.tokenizer, cfg.method) if status == "finished" else None
         return self._result(status, last_loss, last_val, steady_tokens, steady_time, t_start, resumed_from, merged)
 
@@ -202,23 +203,13 @@ class Loop:
         from engine.lab import checkpoint as ck
         from engine.lab.hf_train import trainable_state
 
-        self._flush(force=True)
+        self.log.flush(force=True)
         state = {"kind": "hf", "hf_train": self.cfg.to_dict(), "data_fingerprint": fingerprint,
                  "tokens_seen": self.tokens_seen, "elapsed_s": elapsed, "scheduler": {"step": self.step},
                  "best_val_loss": self.best_val if math.isfinite(self.best_val) else None}
         ck.save(self.run_dir, self.model, opt, step=self.step, state=state, best=best,
                 val_loss=self.best_val if best else None, keep_last=self.cfg.keep_checkpoints,
                 model_state=trainable_state(self.model, self.cfg.method))
-
-    def _flush(self, force: bool = False) -> None:
-        now = time.perf_counter()
-        if not self.pending or (not force and now - self.last_flush < 1.0):
-            return
-        rows, self.pending = self.pending, []
-        self.last_flush = now
-        self.reg.log_metrics(self.name, rows=[{k: v for k, v in row.items() if v is not None} for row in rows])
-        if self.progress:
-            self.progress({"event": "metrics", "max_steps": self.cfg.max_steps, **rows[-1]})
 
     def _result(self, status, last_loss, last_val, steady_tokens, steady_time, t_start, resumed_from, merged):
         from engine.lab import checkpoint as ck

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from engine import money
-from engine.cli import main
+from tests.test_cli import cli  # the one in-process CLI runner of the tests
 from engine.errors import ValidationError
 from engine.estimate.apis import (SECONDS_PER_MONTH, api_monthly_usd, catalog_offers, get_offer, load_api_file,
                                   offer_from_mapping, open_model_spec)
@@ -20,13 +20,6 @@ from engine.estimate.serving import ServeInput, at_load, estimate_serving
 CNY = money.get_currency("CNY")
 
 
-def cli(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # ---- the catalog -------------------------------------------------------------------------------------
@@ -230,11 +223,8 @@ def test_cli_bad_price_file(capsys, tmp_path):
 
 def test_the_terminal_lines_follow_the_currency(capsys):
     """Without --json the comparison prints in the chosen currency (a yuan founder reads yuan, not dollars)."""
-    from engine.cli import main
-
-    code = main(["estimate", "breakeven", "--model", "llama-3-8b", "--gpu", "h100-sxm", "--prompt-tokens", "1000",
-                 "--output-tokens", "250", "--requests-per-s", "10", "--api", "deepseek/deepseek-chat",
-                 "--currency", "CNY"])
-    out = capsys.readouterr().out
+    code, out, _ = cli(capsys, "estimate", "breakeven", "--model", "llama-3-8b", "--gpu", "h100-sxm", "--prompt-tokens",
+                       "1000", "--output-tokens", "250", "--requests-per-s", "10", "--api", "deepseek/deepseek-chat",
+                       "--currency", "CNY")
     assert code == 0
     assert "¥" in out.splitlines()[0] and "$" not in out
