@@ -96,9 +96,12 @@ def test_cli_train_lora_from(home, capsys):
 def test_activation_estimate_matches_what_autograd_saves():
     """The estimator's LoRA activations against the bytes autograd actually keeps for backward (a
     saved-tensors hook over one forward of the lab model with PEFT adapters, fp32 on the CPU, weights and
-    buffers excluded). MHA, so the lab model's GQA key/value expansion does not enter. all-linear: every
-    linear's input is kept for its adapter, so Korthikanti's count (plus r-wide A·x) should be the
-    measurement; qv / attention: an upper bound, as unadapted frozen matmuls keep no input."""
+    buffers excluded). MHA, so the lab model's GQA key/value expansion does not enter. The estimator keeps a
+    frozen matmul's input only where an adapter needs it (Korthikanti's count plus the r-wide A·x), so
+    all-linear and attention are the measurement within 1%; qv stays an upper bound (the norms' and the
+    attention core's tensors the unadapted k and o share are counted once by autograd). The loss's own
+    tensors (logits up-cast, log-probabilities) are counted apart by the stack (engine/estimate/finetune_stacks.py,
+    tests/estimate/test_finetune_stacks.py), so they are left out here."""
     import torch
 
     from engine.estimate.finetune import FinetuneInput, estimate_finetune
@@ -120,12 +123,13 @@ def test_activation_estimate_matches_what_autograd_saves():
 
         tokens = torch.randint(0, 258, (b, t))
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
-            lm_loss(model(tokens), tokens)
+            logits = model(tokens)
+        lm_loss(logits, tokens)  # the logits and the loss are the stack's own bar (logits_bytes), not activations
         measured = sum(saved.values())
         predicted = estimate_finetune(FinetuneInput(model=cfg.model_spec(), tokens=1e6, gpu="l4", method="lora",
                                                     dtype="fp32", rank=r, target=target, seq_len=t,
                                                     batch=b)).activations_bytes
-        if target == "all-linear":
-            assert measured == pytest.approx(predicted, rel=0.05), (measured, predicted)
-        else:
-            assert 0.6 * predicted < measured <= predicted, (target, measured, predicted)
+        if target == "qv":  # k, o and the MLP keep their inputs for no adapter; the estimate stays an upper bound
+            assert 0.9 * predicted < measured <= predicted, (target, measured, predicted)
+        else:  # measured 1.0008 (all-linear) and 1.0009 (attention) of the estimate here, 2026-12-08
+            assert measured == pytest.approx(predicted, rel=0.01), (target, measured, predicted)

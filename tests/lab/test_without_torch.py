@@ -39,6 +39,7 @@ TORCH_COMMANDS: dict[str, list[str]] = {
 # command -> arguments; these must work without torch (exit 0)
 WITHOUT_TORCH: dict[str, list[str]] = {
     "runs": [], "readiness": [], "models": None, "gpus": None,  # None: pure catalog listings, not run here
+    "apis": [],  # the API offers: a catalog listing with no torch anywhere in engine.estimate.apis
     "estimate": ["train", "--model", "llama-3-8b", "--tokens", "1e9", "--gpu", "h100-sxm"],
     "check": None,  # reads a file; its own tests cover it (no torch import anywhere in engine.datacheck)
     "backends": [],  # says which backends are missing and why (torch among them)
