@@ -98,8 +98,8 @@ def test_activation_estimate_matches_what_autograd_saves():
     saved-tensors hook over one forward of the lab model with PEFT adapters, fp32 on the CPU, weights and
     buffers excluded). MHA, so the lab model's GQA key/value expansion does not enter. The estimator keeps a
     frozen matmul's input only where an adapter needs it (Korthikanti's count plus the r-wide A·x), so
-    all-linear and attention are the measurement within 1%; qv stays an upper bound (the norms' and the
-    attention core's tensors the unadapted k and o share are counted once by autograd). The loss's own
+    all-linear and attention are the measurement within 1%; qv measures 0.94 of the estimate here, which
+    stays an upper bound. The loss's own
     tensors (logits up-cast, log-probabilities) are counted apart by the stack (engine/estimate/finetune_stacks.py,
     tests/estimate/test_finetune_stacks.py), so they are left out here."""
     import torch
