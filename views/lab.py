@@ -175,6 +175,30 @@ def _curves(frames: dict[str, pd.DataFrame], metric: str = "loss", view: str = "
     return fig
 
 
+def _seconds(s: float | None) -> str:
+    return "–" if s is None else (f"{s * 1e3:.0f} ms" if s < 1 else f"{s:.2f} s")
+
+
+def _hf_step_figures(summary: dict) -> None:
+    """Predicted beside measured step time and memory of a finished fine-tuning run (engine/lab/hf_loop.py)."""
+    if "measured_step_s" not in summary:
+        return
+    n = st.columns(4)
+    n[0].metric("Step time, measured", _seconds(summary.get("measured_step_s")),
+                help="mean wall time of an optimizer step, the process's first step left out")
+    n[1].metric("Step time, predicted", _seconds(summary.get("predicted_step_s")),
+                help="the fine-tuning estimator's model FLOPs per step ÷ " + (summary.get("step_time_basis") or "–"))
+    pred_mem = summary.get("predicted_memory_bytes")
+    n[2].metric("Memory, predicted", format_bytes_short(pred_mem) if pred_mem else "–",
+                help="the fine-tuning estimator's weights, adapters, gradients, optimizer states and activations; "
+                     "the measured Memory above is the whole process (Python and PyTorch included)")
+    ratio = (summary["measured_step_s"] / summary["predicted_step_s"]
+             if summary.get("measured_step_s") and summary.get("predicted_step_s") else None)
+    n[3].metric("Measured ÷ predicted", f"{ratio:.2f}×" if ratio else "–",
+                help="step time; above 1: slower than the FLOPs alone predict (a step's fixed cost, small matrices)")
+    st.caption(f"Predicted step time: {summary.get('step_time_basis') or '–'}.")
+
+
 def _run_view(name: str) -> None:
     try:
         run = registry.get_run(name)
@@ -211,7 +235,13 @@ def _run_view(name: str) -> None:
                 help=(f"{format_bytes(mem)}: " if mem else "")
                 + ("peak allocated by PyTorch on the GPU (torch.cuda.max_memory_allocated)" if on_cuda
                    else "peak resident memory (RSS) of the training process"))
-    if last is not None and pd.notna(last.get("val_acc")):
+    hf_run = (run.get("config") or {}).get("kind") == "hf"
+    if hf_run:  # a fine-tuned model folder: no MFU is computed; its trainable count and step times instead
+        trainable = summary.get("trainable_params") or (run.get("config") or {}).get("trainable_params")
+        m[5].metric("Trainable params", format_count(trainable) if trainable else "–",
+                    help="what PEFT trains (LoRA adapters), or every weight (full)")
+        _hf_step_figures(summary)
+    elif last is not None and pd.notna(last.get("val_acc")):
         m[5].metric("Val accuracy", f"{last['val_acc']:.1%}")
     else:
         mfu = summary.get("mfu") if summary.get("mfu") is not None else (
