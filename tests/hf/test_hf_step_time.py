@@ -72,3 +72,32 @@ def test_a_cuda_calibration_is_not_used_for_a_cpu_run(hf_models, tmp_path):
     cfg = HFTrainConfig(hf_model=str(hf_models["qwen2"]), context=16)
     out = predict_step_time(_spec(hf_models["qwen2"]), cfg, 32, "cpu", registry=reg.path)
     assert out["step_time_basis"].startswith("no calibration on cpu")
+
+
+def test_lab_page_shows_both_step_times_of_a_fine_tuning_run():
+    """A finished HF run's registry rows (no process): measured and predicted step time, their ratio, the basis."""
+    from streamlit.testing.v1 import AppTest
+
+    from engine import workspace
+    from engine.store import Registry
+    from tests.pages.conftest import ROOT, assert_clean
+
+    reg = Registry()
+    reg.create_run("ft", {"kind": "hf", "hf_train": {"hf_model": "/m/tiny", "method": "lora"},
+                          "resolved": {"max_steps": 3, "device": "cpu"}, "trainable_params": 2304},
+                   workspace.runs_dir() / "ft", kind="train", status="running")
+    reg.log_metrics("ft", rows=[{"step": s, "train_loss": 5.0, "tokens_per_s": 100.0} for s in (1, 2, 3)])
+    basis = "calibration 'cal' (tiny on test CPU: 2 GFLOP/s achieved)"
+    reg.set_status("ft", "finished", summary={"steps": 3, "device": "cpu", "trainable_params": 2304,
+                                              "measured_step_s": 0.15, "predicted_step_s": 0.0012,
+                                              "step_time_basis": basis, "predicted_memory_bytes": 3 * 2**20})
+    at = AppTest.from_file(str(ROOT / "views" / "lab.py"), default_timeout=90)
+    at.session_state["lab_run"] = "ft"
+    at.run()
+    assert_clean(at)
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Step time, measured"] == "150 ms" and shown["Step time, predicted"] == "1.2 ms"
+    assert shown["Step time, measured ÷ predicted"] == "125×" and shown["Model memory, predicted"] == "3.00 MiB"
+    assert shown["Trainable params"] == "2.3K" and "MFU" not in shown
+    assert any(basis in c.value for c in at.caption)
+    assert "tiny · lora" in at.dataframe[0].value["preset"].tolist()
