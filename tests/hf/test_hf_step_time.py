@@ -101,3 +101,17 @@ def test_lab_page_shows_both_step_times_of_a_fine_tuning_run():
     assert shown["Trainable params"] == "2.3K" and "MFU" not in shown
     assert any(basis in c.value for c in at.caption)
     assert "tiny · lora" in at.dataframe[0].value["preset"].tolist()
+
+
+def test_cli_json_has_predicted_beside_measured_step_time(hf_models, text_file, tmp_path, capsys):
+    import json
+
+    from engine.cli import main
+
+    rc = main(["train", "--hf-model", str(hf_models["llama"]), "--method", "full", "--data", str(text_file),
+               "--max-steps", "2", "--batch-size", "2", "--context", "16", "--eval-every", "2", "--device", "cpu",
+               "--out", str(tmp_path / "run"), "--registry", str(tmp_path / "reg.sqlite"), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["status"] == "finished" and out["method"] == "full"
+    assert out["measured_step_s"] > 0 and out["predicted_step_s"] > 0 and out["tokens_per_step"] == 32
+    assert out["step_time_basis"].startswith("no calibration on cpu")
