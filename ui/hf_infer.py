@@ -42,7 +42,9 @@ def model_folder_section(registry) -> None:
     choices = {**runs, **folders}
     c1, c2, c3 = st.columns([2, 2, 1])
     picked = c1.selectbox("Fine-tuned run or model folder", ["(type a path)", *choices], key="hfi_pick")
-    typed = c1.text_input("Model folder", "", key="hfi_folder", help="a folder with config.json, safetensors, tokenizer")
+    typed = c1.text_input("Or type a model folder's path", "", key="hfi_folder",
+                          help="a folder with config.json, safetensors and a tokenizer; when given, it is used "
+                               "instead of the pick above")
     available = {b.name for b in list_backends() if b.available}
     backend = c2.selectbox("Backend", [b for b in HF_BACKENDS if b in available], key="hfi_backend")
     precision = c3.selectbox("Precision", ["fp32", "int8", "int4"] if backend != "torch" else ["fp32"], key="hfi_dtype")
@@ -80,7 +82,9 @@ def model_folder_section(registry) -> None:
         m = st.columns(3)
         m[0].metric("New tokens", stats.get("new_tokens", 0))
         m[1].metric("Time to first token", f"{stats.get('time_to_first_token_s', 0) * 1e3:.0f} ms")
-        m[2].metric("Decode", f"{stats['tokens_per_s']:.1f} tok/s" if stats.get("tokens_per_s") else "–")
+        m[2].metric("Decode", f"{stats['tokens_per_s']:.1f} tok/s" if stats.get("tokens_per_s") else "–",
+                    help="new tokens after the first ÷ the model's time for them, one sequence (the time this page "
+                         "spends drawing them is left out); the benchmark below compares backends and batch sizes")
 
     st.subheader("Benchmark and serving calibration")
     b1, b2 = st.columns(2)

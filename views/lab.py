@@ -3,6 +3,7 @@ its own process (engine.lab.jobs); this page starts it, polls the run registry, 
 
 import json
 import time
+from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -117,8 +118,9 @@ with st.expander("Fine-tune a model folder (Hugging Face: Llama, Mistral, Qwen2/
         st.markdown("**Model folder**")
         picked = st.selectbox("Found under the workspace's models/", ["(type a path)"] + found, key="hf_pick",
                               help=f"model folders in {workspace.models_dir()}")
-        typed = st.text_input("Model folder", "", key="hf_folder",
-                              help="config.json, model.safetensors (or shards with an index), tokenizer.json")
+        typed = st.text_input("Or type a model folder's path", "", key="hf_folder",
+                              help="config.json, model.safetensors (or shards with an index), tokenizer.json; when "
+                                   "given, it is used instead of the pick above")
         hf_folder = typed.strip() or (picked if picked != "(type a path)" else "")
         method = st.radio("Method", ["lora", "full", "qlora"], horizontal=True, key="hf_method",
                           help="QLoRA needs a CUDA GPU with bitsandbytes")
@@ -175,6 +177,31 @@ def _curves(frames: dict[str, pd.DataFrame], metric: str = "loss", view: str = "
     return fig
 
 
+def _seconds(s: float | None) -> str:
+    return "–" if s is None else (f"{s * 1e3:.3g} ms" if s < 1 else f"{s:.3g} s")
+
+
+def _hf_step_figures(summary: dict) -> None:
+    """Predicted beside measured step time and memory of a finished fine-tuning run (engine/lab/hf_loop.py)."""
+    if "measured_step_s" not in summary:
+        return
+    n = st.columns(4)
+    n[0].metric("Step time, measured", _seconds(summary.get("measured_step_s")),
+                help="mean wall time of an optimizer step, the process's first step left out")
+    n[1].metric("Step time, predicted", _seconds(summary.get("predicted_step_s")),
+                help="the fine-tuning estimator's model FLOPs per step ÷ " + (summary.get("step_time_basis") or "–"))
+    pred_mem = summary.get("predicted_memory_bytes")
+    n[2].metric("Model memory, predicted", format_bytes_short(pred_mem) if pred_mem else "–",
+                help="the fine-tuning estimator's weights, adapters, gradients, optimizer states and activations. "
+                     "On a CPU the Memory above is the whole process's peak RSS (Python, PyTorch and transformers "
+                     "included), not the same quantity")
+    ratio = (summary["measured_step_s"] / summary["predicted_step_s"]
+             if summary.get("measured_step_s") and summary.get("predicted_step_s") else None)
+    n[3].metric("Step time, measured ÷ predicted", f"{ratio:.3g}×" if ratio else "–",
+                help="step time; above 1: slower than the FLOPs alone predict (a step's fixed cost, small matrices)")
+    st.caption(f"Predicted step time: {summary.get('step_time_basis') or '–'}.")
+
+
 def _run_view(name: str) -> None:
     try:
         run = registry.get_run(name)
@@ -196,7 +223,8 @@ def _run_view(name: str) -> None:
     m = st.columns(6)
     m[0].metric("Train loss", f"{last['train_loss']:.3f}" if last is not None and pd.notna(last["train_loss"]) else "–")
     m[1].metric("Validation loss", f"{last['val_loss']:.3f}" if last is not None and pd.notna(last["val_loss"]) else "–")
-    tps = last["tokens_per_s"] if last is not None and pd.notna(last["tokens_per_s"]) else None
+    tps = (summary.get("tokens_per_s") if status not in ACTIVE else None) or (  # ended: its steady mean, as in the table
+        last["tokens_per_s"] if last is not None and pd.notna(last["tokens_per_s"]) else None)
     m[2].metric("Tokens/s", format_count(tps) if tps else "–")
     eta = None
     if status == "running" and last is not None and step and max_steps and pd.notna(last["elapsed_s"]):
@@ -211,7 +239,13 @@ def _run_view(name: str) -> None:
                 help=(f"{format_bytes(mem)}: " if mem else "")
                 + ("peak allocated by PyTorch on the GPU (torch.cuda.max_memory_allocated)" if on_cuda
                    else "peak resident memory (RSS) of the training process"))
-    if last is not None and pd.notna(last.get("val_acc")):
+    hf_run = (run.get("config") or {}).get("kind") == "hf"
+    if hf_run:  # a fine-tuned model folder: no MFU is computed; its trainable count and step times instead
+        trainable = summary.get("trainable_params") or (run.get("config") or {}).get("trainable_params")
+        m[5].metric("Trainable params", format_count(trainable) if trainable else "–",
+                    help="what PEFT trains (LoRA adapters), or every weight (full)")
+        _hf_step_figures(summary)
+    elif last is not None and pd.notna(last.get("val_acc")):
         m[5].metric("Val accuracy", f"{last['val_acc']:.1%}")
     else:
         mfu = summary.get("mfu") if summary.get("mfu") is not None else (
@@ -320,7 +354,9 @@ if runs.empty:
 
 def _row(r) -> dict:
     s, c = r["summary"] or {}, r["config"] or {}
-    return {"run": r["name"], "status": r["status"], "preset": c.get("preset"), "steps": s.get("steps"),
+    hf = c.get("hf_train") if c.get("kind") == "hf" else None  # a fine-tuned model folder: its name and method
+    preset = f"{Path(hf['hf_model']).name} · {hf['method']}" if hf and hf.get("hf_model") else c.get("preset")
+    return {"run": r["name"], "status": r["status"], "preset": preset, "steps": s.get("steps"),
             "train loss": s.get("train_loss"), "val loss": s.get("val_loss"), "best val": s.get("best_val_loss"),
             "val acc": s.get("val_accuracy"), "tokens/s": s.get("tokens_per_s"), "params": s.get("params"),
             "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created"]))}

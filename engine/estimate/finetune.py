@@ -175,6 +175,15 @@ def adapter_flops_forward_per_token(spec: ModelSpec, rank: int, target: str) -> 
     return 2.0 * total
 
 
+def model_flops_per_token(spec: ModelSpec, method: str, rank: int, target: str, seq_len: int) -> tuple[float, float]:
+    """(model FLOPs per trained token, forward FLOPs per token): module docstring, "FLOPs per token"."""
+    attn, n = 3.0 * spec.attention_flops_forward_per_token(seq_len), spec.params_matmul_active
+    if method == "full":
+        return 6.0 * n + attn, 2.0 * n + attn / 3.0
+    adapter_fwd = adapter_flops_forward_per_token(spec, rank, target)
+    return 4.0 * n + 3.0 * adapter_fwd + attn, 2.0 * n + adapter_fwd + attn / 3.0
+
+
 @dataclass(frozen=True, slots=True)
 class FinetuneInput:
     """A fine-tuning run: a model, a method, the data's tokens × epochs, and the GPUs.
@@ -503,14 +512,7 @@ def estimate_finetune(inp: FinetuneInput, *, longest: bool = True) -> FinetuneEs
                               "host-memory-gib" + (", or turn checkpoint offloading off" if p.offload else ""))
     total = mem["allocated"]
 
-    attn = 3.0 * spec.attention_flops_forward_per_token(s)
-    if method == "full":
-        per_token = 6.0 * spec.params_matmul_active + attn
-        forward = 2.0 * spec.params_matmul_active + attn / 3.0
-    else:
-        adapter_fwd = adapter_flops_forward_per_token(spec, p.rank, p.target)
-        per_token = 4.0 * spec.params_matmul_active + 3.0 * adapter_fwd + attn
-        forward = 2.0 * spec.params_matmul_active + adapter_fwd + attn / 3.0
+    per_token, forward = model_flops_per_token(spec, method, p.rank, p.target, s)
     trained = tokens * epochs
     if (inp.mfu is not None or inp.measured_mfu) and inp.hfu is not None:
         raise ValidationError("give either an mfu or an hfu, not both")

@@ -138,6 +138,7 @@ class Loop:
         model = self.model
         status, last_val, last_loss = "finished", {}, None
         steady_tokens, steady_time, last_poll = 0, 0.0, 0.0
+        self.steady_steps = 0
         params = [p for p in model.parameters() if p.requires_grad]
         while self.step < cfg.max_steps:
             s = self.step
@@ -166,6 +167,7 @@ class Loop:
             dt = time.perf_counter() - t0
             if s > (resumed_from or 0):  # the first step of a process (warmup) is left out of throughput
                 steady_tokens, steady_time = steady_tokens + tokens, steady_time + dt
+                self.steady_steps += 1
             self.log.pending.append({"step": self.step, "train_loss": last_loss, "lr": lr_s,
                                  "grad_norm": float(gnorm) if gnorm is not None else None,
                                  "tokens_per_s": tokens / dt if dt > 0 else None, "tokens_seen": self.tokens_seen,
@@ -232,10 +234,28 @@ class Loop:
         )
         out = result.to_dict()
         out.update(method=cfg.method, hf_model=str(self.loaded.folder.path), merged=str(merged) if merged else None,
-                   predicted_memory_bytes=self.loaded.memory.predicted_bytes if self.loaded.memory else None)
+                   predicted_memory_bytes=self.loaded.memory.predicted_bytes if self.loaded.memory else None,
+                   **self._step_times(steady_tokens, steady_time))
         ck.atomic_write_text(self.run_dir / "result.json", json.dumps(out, indent=1, default=str))
         self.reg.set_status(self.name, status, summary=out)
         return result
+
+
+    def _step_times(self, steady_tokens: int, steady_time: float) -> dict:
+        """Measured seconds per steady step (the first step of a process left out) beside the predicted ones
+        (:func:`engine.lab.hf_train.predict_step_time`) for the same tokens per step."""
+        from engine.lab.hf_train import predict_step_time
+
+        if not self.steady_steps:
+            return {"measured_step_s": None, "predicted_step_s": None,
+                    "step_time_basis": "one step only: no steady step to measure"}
+        per_step = steady_tokens / self.steady_steps
+        dtype = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}.get(
+            str(self.loaded.model.dtype).replace("torch.", ""), "fp32")
+        predicted = predict_step_time(self.loaded.spec, self.cfg, per_step, self.device, dtype,
+                                      registry=getattr(self.reg, "path", None))
+        return {"measured_step_s": steady_time / self.steady_steps, "tokens_per_step": per_step,
+                "predicted_step_s": None, **predicted}
 
 
 def train_hf(cfg, registry=None, progress: Callable[[dict], None] | None = None) -> TrainResult:

@@ -184,6 +184,52 @@ def estimated_trainable(spec, cfg: HFTrainConfig) -> int | None:
     return int(lora_trainable_params(spec, cfg.rank, cfg.target))
 
 
+def predict_step_time(spec, cfg: HFTrainConfig, tokens_per_step: float, device: str, dtype: str = "fp32",
+                      registry: str | Path | None = None) -> dict:
+    """The predicted seconds of one optimizer step, to hold beside the measured one (as calibrate holds
+    predicted memory beside measured): the fine-tuning estimator's model FLOPs per token for this spec and
+    method (:func:`engine.estimate.finetune.model_flops_per_token`: full 6·N, LoRA/QLoRA 4·N + 6·N_adapter,
+    plus attention) × ``tokens_per_step`` ÷ the model FLOP/s that this machine's latest finished
+    calibration on ``device`` achieved (:func:`engine.artifacts.latest_calibration`). Without one, the
+    stated default: on CUDA the GPU's datasheet peak × its typical MFU (engine/catalog/gpus.toml); on a
+    CPU the measured fp32 matmul peak at 100 % (a lower bound on the step time). Not modelled: a step's
+    fixed cost (framework, optimizer, kernel launches) and QLoRA's dequantization."""
+    if spec is None:
+        return {}
+    from engine.artifacts import latest_calibration
+    from engine.estimate.finetune import model_flops_per_token
+
+    device_type = "cuda" if device.startswith("cuda") else "cpu"
+    per_token, _ = model_flops_per_token(spec, cfg.method, cfg.rank, cfg.target, cfg.context)
+    try:
+        cal = latest_calibration(device=device_type, registry=registry)
+    except ValidationError:  # an unreadable registry: the default below
+        cal = None
+    if cal and cal.get("achieved_tflops"):
+        rate = float(cal["achieved_tflops"]) * 1e12
+        basis = (f"calibration {cal['name']!r} ({cal.get('preset')} on {cal.get('device_name')}: "
+                 f"{rate / 1e9:.3g} GFLOP/s achieved)")
+    elif device_type == "cuda":
+        from engine.catalog import gpus
+        from engine.lab.device import device_name, gpu_peak_flops
+
+        peak, gid = gpu_peak_flops(device_name(device), dtype)
+        if peak is None:
+            return {"step_time_basis": f"no calibration and no catalog peak for {device_name(device)}"}
+        rate = peak * gpus()[gid].typical_mfu
+        basis = (f"no calibration on cuda: {gid}'s datasheet peak × its typical MFU {gpus()[gid].typical_mfu:.0%} "
+                 "(engine/catalog/gpus.toml)")
+    else:
+        from engine.lab.device import cpu_matmul_peak
+
+        rate = cpu_matmul_peak()
+        basis = (f"no calibration on cpu: this CPU's measured fp32 matmul peak ({rate / 1e9:.3g} GFLOP/s) at 100 %, "
+                 "a lower bound on the step time; run calibrate for a measured rate")
+    flops = per_token * float(tokens_per_step)
+    return {"predicted_step_s": flops / rate, "step_flops": flops, "step_flops_per_s": rate,
+            "step_time_basis": basis}
+
+
 def build_model(cfg: HFTrainConfig, device: str):
     """The model folder loaded (memory checked for this method), with PEFT adapters for LoRA/QLoRA."""
     from engine.lab.hf_model import inspect_folder, lora_modules, load_hf
