@@ -38,12 +38,15 @@ def plan_summary() -> dict[str, Any]:
                    currency=current_currency()).to_dict()
     m = st.columns(4)
     runs = r.get("training") or []
-    label = "Training plan" if not runs else "Training plan: " + "; ".join(
-        f"{METHOD_NAMES.get(t['method'], t['method'])} of {t['model']} on {format_count(t['tokens'])} tokens" for t in runs)
     cost = r.get("training_cost_usd")
-    m[0].metric(label, "–" if cost is None else money(cost),
-                help="; ".join(f"{t['gpus']} × {t['gpu']}, {format_duration_hours(t['wall_clock_days'] * 24)}, "
+    m[0].metric("Training plan", "–" if cost is None else money(cost),  # short label: the plan's words go in the help
+                help="; ".join(f"{METHOD_NAMES.get(t['method'], t['method'])} of {t['model']} on "
+                               f"{format_count(t['tokens'])} tokens: {t['gpus']} × {t['gpu']}, "
+                               f"{format_duration_hours(t['wall_clock_days'] * 24)}, "
                                f"{t['gpu_hours']:,.1f} GPU-hours at {t['mfu']:.0%} MFU" for t in runs) or None)
+    if runs:
+        st.caption("Training: " + "; ".join(f"{METHOD_NAMES.get(t['method'], t['method'])} of {t['model']} on "
+                                            f"{format_count(t['tokens'])} tokens, {t['gpus']} × {t['gpu']}" for t in runs))
     _serving(m[1], m[2], r)
     runway = r.get("runway_months_after_training")
     m[3].metric("Runway after training", "–" if cost is None else "unlimited" if runway is None else f"{runway:.1f} months",
@@ -60,9 +63,9 @@ def _serving(left, right, r: dict[str, Any]) -> None:
         return
     if c.get("month_1"):
         now, later = c["month_1"], c["month_12"]
-        left.metric(f"Serving now: API {c['api']}", money(now["api_usd"]) + " / month",
-                    help=f"self-hosting {c['self_host_model']} on {now['self_host_gpus']} × {c['self_host_gpu']}: "
-                         f"{money(now['self_host_usd'])} a month")
+        left.metric("Serving a month (API)", money(now["api_usd"]),
+                    help=f"through {c['api']} at its list price; self-hosting {c['self_host_model']} on "
+                         f"{now['self_host_gpus']} × {c['self_host_gpu']}: {money(now['self_host_usd'])} a month")
         right.metric("Cheaper now / at month 12",
                      f"{_who(now['cheaper'], c)} / {_who(later['cheaper'], c)}",
                      help=f"month 12: API {money(later['api_usd'])} vs self-host {money(later['self_host_usd'])} "

@@ -30,7 +30,7 @@ def test_usd_by_default_and_the_setting_is_in_the_sidebar():
     assert at.sidebar.selectbox(key="currency-code").value == "USD"
     assert not [n for n in at.sidebar.number_input if n.key.startswith("currency-rate")]  # no rate for USD
     # the Overview leads with the plan since issue 18: its fine-tuning and serving figures are money
-    assert metrics(at)["Serving now: API deepseek/deepseek-chat"].startswith("$")
+    assert metrics(at)["Serving a month (API)"].startswith("$")
 
 
 def test_every_page_honours_the_currency_and_its_rate():
@@ -40,7 +40,7 @@ def test_every_page_honours_the_currency_and_its_rate():
     rate = at.sidebar.number_input(key="currency-rate-CNY")
     assert rate.value == pytest.approx(7.1287)
     home = metrics(at)
-    assert home["Serving now: API deepseek/deepseek-chat"].startswith("¥")
+    assert home["Serving a month (API)"].startswith("¥")
     assert next(v for k, v in home.items() if k.startswith("Training plan")).startswith("¥")
 
     # Training: the headline cost, the price input in yuan, the chart axis and the table

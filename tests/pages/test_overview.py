@@ -11,10 +11,11 @@ from tests.pages.conftest import metrics, run_page
 def test_overview_without_a_scenario_shows_the_usual_plan_not_a_pretraining():
     at = run_page("views/home.py")
     m = metrics(at)
-    assert "Training plan: QLoRA of llama-3-8b on 40M tokens" in m
+    assert "Training plan" in m
+    assert any("QLoRA of llama-3-8b on 40M tokens" in c.value for c in at.caption)
     assert not any("15T" in k or "Train on" in k for k in m)
     assert any("No scenario saved yet" in c.value for c in at.caption)
-    assert m["Serving now: API deepseek/deepseek-chat"].endswith("/ month")
+    assert m["Serving a month (API)"].startswith("$")
     assert [t.value for t in at.markdown if t.value.startswith("**")][:5]  # the verdict cards are drawn
 
 
@@ -28,7 +29,7 @@ def test_overview_starts_from_the_most_recently_used_saved_scenario():
     at = run_page("views/home.py")
     assert at.subheader[0].value == "Your plan: scenario acme\\-lora"
     m = metrics(at)
-    assert "Training plan: LoRA of mistral-7b on 20M tokens" in m
+    assert any("LoRA of mistral-7b on 20M tokens" in c.value for c in at.caption)
     assert m["Serving per month (self-hosted)"].startswith("$")
     assert m["Runway after training"].endswith("months")
 
