@@ -317,10 +317,12 @@ def breakeven_chart(curve: pd.DataFrame, load: float, breakevens: dict[str, floa
             fig.add_scatter(x=curve["requests_per_s"], y=curve[col] * cur.per_usd, mode="lines",
                             name=col.removesuffix("_monthly_usd"))
     fig.add_vline(x=load, line_dash="dash", line_color="#111827", annotation_text="your load")
-    for offer, at in breakevens.items():
-        if at is not None:
-            fig.add_vline(x=at, line_dash="dot", line_color=OTHERS, annotation_text=f"break-even {offer}",
-                          annotation_textangle=-90)
+    points = [(offer, at) for offer, at in breakevens.items() if at is not None]
+    if points:  # markers on the axis, named on hover: several break-evens close together stay readable
+        fig.add_scatter(x=[at for _, at in points], y=[0] * len(points), mode="markers", name="break-even loads",
+                        marker={"symbol": "triangle-up", "size": 12, "color": OTHERS},
+                        hovertext=[f"break-even against {offer}: {at:.3g} requests/s" for offer, at in points],
+                        hoverinfo="text")
     fig.update_xaxes(title="requests per second", rangemode="tozero")
     fig.update_yaxes(title=f"{cur.code} per month", tickprefix=cur.symbol, rangemode="tozero")
     fig.update_layout(title=title, **_LAYOUT)

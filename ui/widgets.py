@@ -41,10 +41,10 @@ def model_picker(label: str = "Model preset", key: str = "model", default: str =
 
     choice = st.selectbox(label, ids, index=ids.index(default), key=key, format_func=label_of)
     spec = models.get(choice) or saved[choice]
-    c = st.columns(2)
-    imported = c[1].toggle("Use a config.json", key=f"{key}-hf", help="upload or paste a Hugging Face config.json")
-    if c[0].toggle("Edit the architecture", key=f"{key}-edit", help="start from this preset and change its shape",
-                   disabled=imported):
+    # one above the other: side by side in a page's third of the width their labels were cut
+    imported = st.toggle("Use a config.json", key=f"{key}-hf", help="upload or paste a Hugging Face config.json")
+    if st.toggle("Edit the architecture", key=f"{key}-edit", help="start from this preset and change its shape",
+                 disabled=imported):
         spec = architecture_editor(spec, key=f"{key}-{spec.id}")
     if imported:
         spec = hf_config_input(key) or spec
