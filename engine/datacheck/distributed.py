@@ -19,9 +19,14 @@ one process. The work, all of it on the workers:
   (:func:`~engine.datacheck.checks.near_duplicates.candidate_rows`). No task holds all bands of all
   rows. The candidate pairs (small) are gathered, and pass 2 runs per shard for the candidate rows' shingle
   sets, which verify the pairs on the client exactly as in one process.
-* **ordered checks** (every other check: exact duplicates and leakage keep a hash index whose "first
-  row" is global, outliers/drift/language keep seeded reservoir samples, the token count trains a BPE on
-  the first documents, the schema and type profile are judged on the first rows): one task on a worker
+* **exact duplicates by hash, shuffled** (:data:`~engine.datacheck.exact_shuffle.KEYED`:
+  duplicate_rows, duplicate_text): each shard's task computes the checks' own ``keys`` (row and text
+  hashes); a shuffle by hash finds each hash's first row in global order; each shard's verdicts go back
+  to the checks' own ``take``, and their ``merge`` folds the shards in order
+  (:mod:`engine.datacheck.exact_shuffle`).
+* **ordered checks** (every other check: leakage keeps a hash index of train whose "first row" is
+  global, outliers/drift/language keep seeded reservoir samples, the token count trains a BPE on the
+  first documents, the schema and type profile are judged on the first rows): one task on a worker
   streams every shard in order through ``runner.stream_checks``, concurrently with the others. Their
   counts are exact by construction; their time does not shrink with more workers (stated in
   docs/BENCHMARKS.md).
