@@ -24,9 +24,11 @@ one process. The work, all of it on the workers:
   hashes); a shuffle by hash finds each hash's first row in global order; each shard's verdicts go back
   to the checks' own ``take``, and their ``merge`` folds the shards in order
   (:mod:`engine.datacheck.exact_shuffle`).
+* **the token count** (:mod:`engine.datacheck.dask_tokens`): one task trains the BPE on the first
+  texts, each shard's task counts its texts with it, one task folds the counts in shard order.
 * **ordered checks** (every other check: leakage keeps a hash index of train whose "first row" is
-  global, outliers/drift/language keep seeded reservoir samples, the token count trains a BPE on the
-  first documents, the schema and type profile are judged on the first rows): one task on a worker
+  global, outliers/drift/language keep seeded reservoir samples, the schema and type profile are
+  judged on the first rows): one task on a worker
   streams every shard in order through ``runner.stream_checks``, concurrently with the others. Their
   counts are exact by construction; their time does not shrink with more workers (stated in
   docs/BENCHMARKS.md).
@@ -51,6 +53,7 @@ import numpy as np
 
 from engine.datacheck import values
 from engine.datacheck.base import Check, Context
+from engine.datacheck.dask_tokens import COUNTED, count_on_dask
 from engine.datacheck.engine_spec import CONNECT_TIMEOUT_S, EngineSpec
 from engine.datacheck.exact_shuffle import KEYED, exact_shuffle
 from engine.datacheck.exact_shuffle import open_part as _open
@@ -137,7 +140,7 @@ def partition_task(path: str, fmt: str, offset: int, split: str, ctx: Context, i
 
     ctx = copy.copy(ctx)
     ctx.split, ctx.shared = split, {}  # type: ignore[assignment]
-    checks = {c.id: c() for c in CHECKS if c.id in ids and c.id not in KEYED} if split == "train" else {}
+    checks = {c.id: c() for c in CHECKS if c.id in ids and c.id in MERGED + SHUFFLED} if split == "train" else {}
     keyed = [c() for c in CHECKS if c.id in ids and c.id in KEYED and split in c.splits]
     errors: dict[str, str] = {}
     for check in [*checks.values(), *keyed]:
@@ -304,7 +307,7 @@ def run_on_dask(spec: EngineSpec, train, test, ctx: Context, checks: list[Check]
         test_offsets = np.concatenate([[0], np.cumsum(rows[n_train:])]).astype(int).tolist()
         ctx.rows, ctx.test_rows = int(sum(rows[:n_train])), int(sum(rows[n_train:]))
 
-        per_part = tuple(c.id for c in checks if c.id in MERGED + SHUFFLED + KEYED)
+        per_part = tuple(c.id for c in checks if c.id in MERGED + SHUFFLED + KEYED + COUNTED)
         ordered = [c for c in checks if c.id not in per_part]
         ctx_task = copy.copy(ctx)
         ctx_task.shared = {}
@@ -312,6 +315,10 @@ def run_on_dask(spec: EngineSpec, train, test, ctx: Context, checks: list[Check]
                             ctx_task, ordered, chunk_rows, stream_checks, pure=False) if ordered else None
         if seq is not None:
             names[seq.key] = "the ordered pass over every shard"
+        counted = None
+        if "tokens" in per_part:
+            counted = count_on_dask(client, [(p, fm, offsets[i]) for i, (p, fm) in enumerate(parts)], ctx_task,
+                                    chunk_rows, names)
         pf = [client.submit(partition_task, p, fm, offsets[i], "train", ctx_task, per_part, chunk_rows, type(stats),
                             pure=False) for i, (p, fm) in enumerate(parts)]
         pf += [client.submit(partition_task, p, fm, test_offsets[i], "test", ctx_task, per_part, chunk_rows,
@@ -339,6 +346,11 @@ def run_on_dask(spec: EngineSpec, train, test, ctx: Context, checks: list[Check]
             got = _result(exact, names)
             for cid, check in got["checks"].items():
                 by_id[cid].__dict__.update(check.__dict__)
+            errors.update(got["errors"])
+        if counted is not None:
+            watch([counted], ["the token count"], 0.8, 0.82, "token count")
+            got = _result(counted, names)
+            by_id["tokens"].__dict__.update(got["check"].__dict__)
             errors.update(got["errors"])
         if seq is not None:
             watch([seq], [names[seq.key]], 0.8, 0.92, "ordered checks")

@@ -127,6 +127,30 @@ def test_exact_duplicates_whose_examples_span_shards_equal_one_process(tmp_path,
     assert report["engine"]["ordered_checks"] == ["train_test_leakage"]
 
 
+def test_token_count_per_shard_folds_to_the_one_process_figures_past_the_exact_limit(tmp_path, monkeypatch):
+    """The token count's tasks called in this process, as a worker calls them, with the BPE trained on
+    the first 50 texts and the exact limit lowered to 20 kB: the later chunks are extrapolated, and
+    the figures equal one pass's."""
+    from engine.datacheck.base import Context
+    from engine.datacheck.checks import tokens
+    from engine.datacheck.dask_tokens import fold_task, measure_task, train_task
+    from engine.tabular import open_dataset
+
+    for name, value in (("TRAIN_DOCS", 50), ("MIN_TRAIN_BYTES", 5_000), ("EXACT_BYTES", 20_000)):
+        monkeypatch.setattr(tokens, name, value)
+    write_sharded_corpus(tmp_path / "c", shards=3, rows_per_shard=60, seed=2)
+    one = run_checks(CheckInput(path=str(tmp_path / "c"), checks=("tokens",), chunk_rows=25)).to_dict()
+    assert "extrapolated" in one["tokens"]["method"] and "bpe" in one["tokens"]["tokenizer"]
+    parts = [(str(s.path), s.format, 60 * i) for i, s in enumerate(open_dataset(tmp_path / "c").shards)]
+    ctx = Context(kind="text", columns=["id", "text", "label"], text_col="text", label_col="label", rows=180)
+    trained = train_task(parts, ctx, 25)
+    assert trained["shard"] == 0 and trained["chunks"] == 2
+    done = fold_task(trained, *[measure_task(trained, i, p, fm, off, ctx, 25) for i, (p, fm, off) in enumerate(parts)])
+    finding = done["check"].finish(ctx)[0].to_dict()
+    assert ctx.shared["tokens"] == one["tokens"] and not done["errors"]
+    assert finding == next(f for f in one["findings"] if f["id"] == "tokens")
+
+
 def test_cli_json_carries_the_engine_block(corpus, external, capsys):
     address, _, _ = external
     assert main(["check", str(corpus), "--engine", "dask", "--scheduler", address, "--checks",
