@@ -38,7 +38,8 @@ def _run(path: Path, **engine) -> tuple[dict, float, float, dict]:
             "def main():\n"
             f"    t = time.perf_counter(); r = run_checks(CheckInput(path={str(path)!r}, **{engine!r}))\n"
             "    print(json.dumps([{f.id + (':' + f.split if f.split != 'train' else ''): f.count for f in r.findings},"
-            " time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, r.engine]))\n"
+            " time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, r.engine,"
+            " {c['id']: c.get('seconds', 0.0) for c in r.checks_run}]))\n"
             "if __name__ == '__main__':\n    main()\n")
     script = path.parent / "run_one.py"
     script.write_text(code)
@@ -47,7 +48,8 @@ def _run(path: Path, **engine) -> tuple[dict, float, float, dict]:
     if done.returncode:
         raise SystemExit(f"the check failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
     out = done.stdout
-    counts, secs, peak, eng = json.loads(out.strip().splitlines()[-1])
+    counts, secs, peak, eng, per_check = json.loads(out.strip().splitlines()[-1])
+    eng["check_seconds"] = per_check
     return counts, secs, peak, eng
 
 
@@ -71,14 +73,21 @@ def main() -> None:
     try:
         rows, size = _corpus(tmp / "c", args.shards, args.rows)
         print(f"corpus: {args.shards} shards, {rows:,} rows, {size / 1e6:.1f} MB JSONL; load {os.getloadavg()}")
-        base, secs, rss, _ = _run(tmp / "c")
+        base, secs, rss, one = _run(tmp / "c")
         print(f"one process: {secs:.1f} s, {rows / secs:,.0f} rows/s, peak RSS {rss:.0f} MB")
+        ordered: list[str] = []
         for workers in (1, 2):
             got, secs, rss, eng = _run(tmp / "c", engine="dask", workers=workers, worker_memory=args.worker_memory)
             print(f"dask, {workers} worker(s): {secs:.1f} s ({eng['seconds']:.1f} s from cluster start to the last "
                   f"result), {rows / secs:,.0f} rows/s, client peak RSS {rss:.0f} MB, counts equal: {got == base}")
             if got != base:
                 print("   differs:", {k: (base.get(k), got.get(k)) for k in set(base) | set(got) if base.get(k) != got.get(k)})
+            ordered = eng.get("ordered_checks", [])
+        spent = one["check_seconds"]
+        share = sum(spent.get(c, 0.0) for c in ordered) / max(sum(spent.values()), 1e-9)
+        print(f"ordered checks (one task on Dask): {', '.join(ordered)}; in one process they took {share:.0%} of the "
+              f"check time ({sum(spent.get(c, 0.0) for c in ordered):.1f} of {sum(spent.values()):.1f} s); slowest checks: "
+              + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(spent.items(), key=lambda kv: -kv[1])[:6]))
         texts = rows
         from engine.datacheck import minhash
 

@@ -19,9 +19,16 @@ one process. The work, all of it on the workers:
   (:func:`~engine.datacheck.checks.near_duplicates.candidate_rows`). No task holds all bands of all
   rows. The candidate pairs (small) are gathered, and pass 2 runs per shard for the candidate rows' shingle
   sets, which verify the pairs on the client exactly as in one process.
-* **ordered checks** (every other check: exact duplicates and leakage keep a hash index whose "first
-  row" is global, outliers/drift/language keep seeded reservoir samples, the token count trains a BPE on
-  the first documents, the schema and type profile are judged on the first rows): one task on a worker
+* **exact duplicates by hash, shuffled** (:data:`~engine.datacheck.exact_shuffle.KEYED`:
+  duplicate_rows, duplicate_text): each shard's task computes the checks' own ``keys`` (row and text
+  hashes); a shuffle by hash finds each hash's first row in global order; each shard's verdicts go back
+  to the checks' own ``take``, and their ``merge`` folds the shards in order
+  (:mod:`engine.datacheck.exact_shuffle`).
+* **the token count** (:mod:`engine.datacheck.dask_tokens`): one task trains the BPE on the first
+  texts, each shard's task counts its texts with it, one task folds the counts in shard order.
+* **ordered checks** (every other check: leakage keeps a hash index of train whose "first row" is
+  global, outliers/drift/language keep seeded reservoir samples, the schema and type profile are
+  judged on the first rows): one task on a worker
   streams every shard in order through ``runner.stream_checks``, concurrently with the others. Their
   counts are exact by construction; their time does not shrink with more workers (stated in
   docs/BENCHMARKS.md).
@@ -46,7 +53,11 @@ import numpy as np
 
 from engine.datacheck import values
 from engine.datacheck.base import Check, Context
+from engine.datacheck.dask_tokens import COUNTED, count_on_dask
 from engine.datacheck.engine_spec import CONNECT_TIMEOUT_S, EngineSpec
+from engine.datacheck.exact_shuffle import KEYED, exact_shuffle
+from engine.datacheck.exact_shuffle import open_part as _open
+from engine.datacheck.exact_shuffle import safe_hook as _safe
 from engine.errors import ValidationError
 
 MERGED = ("missing_values", "empty_text", "encoding_errors", "pii", "low_quality_text")
@@ -114,12 +125,6 @@ def _has_bokeh() -> bool:
 
 # ---- tasks (module-level: the workers import them) -----------------------------------------------
 
-def _open(path: str, fmt: str | None):
-    from engine.tabular import open_dataset
-
-    return open_dataset(path, fmt=fmt) if fmt else open_dataset(path)
-
-
 def count_task(path: str, fmt: str) -> int:
     """Data rows of one shard."""
     from engine.tabular import shard_rows
@@ -135,11 +140,13 @@ def partition_task(path: str, fmt: str, offset: int, split: str, ctx: Context, i
 
     ctx = copy.copy(ctx)
     ctx.split, ctx.shared = split, {}  # type: ignore[assignment]
-    checks = {c.id: c() for c in CHECKS if c.id in ids} if split == "train" else {}
+    checks = {c.id: c() for c in CHECKS if c.id in ids and c.id in MERGED + SHUFFLED} if split == "train" else {}
+    keyed = [c() for c in CHECKS if c.id in ids and c.id in KEYED and split in c.splits]
     errors: dict[str, str] = {}
-    for check in list(checks.values()):
+    for check in [*checks.values(), *keyed]:
         _safe(check, errors, "start", ctx)
     stats = stats_cls()
+    keys: dict[tuple[str, str, str], list] = {}
     for chunk in _open(path, fmt).chunks(chunk_rows):
         values.clear_cache()
         if offset:
@@ -150,18 +157,15 @@ def partition_task(path: str, fmt: str, offset: int, split: str, ctx: Context, i
         for check in checks.values():
             if check.id not in errors:
                 _safe(check, errors, "update", chunk, ctx)
+        for check in keyed:  # exact duplicates: only the keys here, the verdicts after the shuffle
+            if check.id not in errors and len(chunk):
+                for name, got in (_safe(check, errors, "keys", chunk, ctx) or {}).items():
+                    keys.setdefault((check.id, name, split), []).append(got)
     values.clear_cache()
     near = checks.pop("near_duplicates", None)
-    return {"checks": checks, "stats": stats, "errors": errors, "near": near}
-
-
-def _safe(check: Check, errors: dict[str, str], method: str, *args) -> None:
-    try:
-        getattr(check, method)(*args)
-    except ValidationError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - one broken check must not sink the report (as in one process)
-        errors[check.id] = f"{type(exc).__name__}: {str(exc)[:200]}"
+    keys = {fam: (np.concatenate([r for r, _ in got]), np.concatenate([h for _, h in got]))
+            for fam, got in keys.items()}
+    return {"checks": checks, "stats": stats, "errors": errors, "near": near, "keys": keys}
 
 
 def merge_task(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -303,7 +307,7 @@ def run_on_dask(spec: EngineSpec, train, test, ctx: Context, checks: list[Check]
         test_offsets = np.concatenate([[0], np.cumsum(rows[n_train:])]).astype(int).tolist()
         ctx.rows, ctx.test_rows = int(sum(rows[:n_train])), int(sum(rows[n_train:]))
 
-        per_part = tuple(c.id for c in checks if c.id in MERGED + SHUFFLED)
+        per_part = tuple(c.id for c in checks if c.id in MERGED + SHUFFLED + KEYED + COUNTED)
         ordered = [c for c in checks if c.id not in per_part]
         ctx_task = copy.copy(ctx)
         ctx_task.shared = {}
@@ -311,14 +315,25 @@ def run_on_dask(spec: EngineSpec, train, test, ctx: Context, checks: list[Check]
                             ctx_task, ordered, chunk_rows, stream_checks, pure=False) if ordered else None
         if seq is not None:
             names[seq.key] = "the ordered pass over every shard"
+        counted = None
+        if "tokens" in per_part:
+            counted = count_on_dask(client, [(p, fm, offsets[i]) for i, (p, fm) in enumerate(parts)], ctx_task,
+                                    chunk_rows, names)
         pf = [client.submit(partition_task, p, fm, offsets[i], "train", ctx_task, per_part, chunk_rows, type(stats),
                             pure=False) for i, (p, fm) in enumerate(parts)]
-        pf += [client.submit(partition_task, p, fm, test_offsets[i], "test", ctx_task, (), chunk_rows, type(stats),
-                             pure=False) for i, (p, fm) in enumerate(test_parts)]
-        watch(pf, [p for p, _ in parts + test_parts], 0.15, 0.6, "checking shards")
+        pf += [client.submit(partition_task, p, fm, test_offsets[i], "test", ctx_task, per_part, chunk_rows,
+                             type(stats), pure=False) for i, (p, fm) in enumerate(test_parts)]
+        watch(pf, [p for p, _ in parts + test_parts], 0.15, 0.55, "checking shards")
         near = [client.submit(operator.getitem, f, "near", pure=False) for f in pf[:n_train]]
         merged = _tree(client, pf, merge_task)
         by_id = {c.id: c for c in checks}
+        exact = None
+        if any(c in by_id for c in KEYED):
+            shards = [(p, fm, offsets[i], offsets[i + 1], "train") for i, (p, fm) in enumerate(parts)]
+            shards += [(p, fm, test_offsets[i], test_offsets[i + 1], "test") for i, (p, fm) in enumerate(test_parts)]
+            keys = [client.submit(operator.getitem, f, "keys", pure=False) for f in pf]
+            exact = exact_shuffle(client, keys, shards, ctx_task, per_part, chunk_rows, _buckets(client), _tree,
+                                  watch)
         if "near_duplicates" in by_id:
             _near_shuffle(client, cl, near, parts, offsets, ctx_task, by_id["near_duplicates"], chunk_rows,
                           names, watch)
@@ -327,8 +342,18 @@ def run_on_dask(spec: EngineSpec, train, test, ctx: Context, checks: list[Check]
             by_id[cid].__dict__.update(check.__dict__)
         stats.merge(result["stats"])
         errors = dict(result["errors"])
+        if exact is not None:
+            got = _result(exact, names)
+            for cid, check in got["checks"].items():
+                by_id[cid].__dict__.update(check.__dict__)
+            errors.update(got["errors"])
+        if counted is not None:
+            watch([counted], ["the token count"], 0.8, 0.82, "token count")
+            got = _result(counted, names)
+            by_id["tokens"].__dict__.update(got["check"].__dict__)
+            errors.update(got["errors"])
         if seq is not None:
-            watch([seq], [names[seq.key]], 0.8, 0.92, "ordered checks")
+            watch([seq], [names[seq.key]], 0.82, 0.92, "ordered checks")
             got = _result(seq, names)
             for mine, theirs in zip(ordered, got["checks"]):
                 mine.__dict__.update(theirs.__dict__)
@@ -344,7 +369,7 @@ def run_on_dask(spec: EngineSpec, train, test, ctx: Context, checks: list[Check]
 
 def _near_shuffle(client, cl, near: list, parts, offsets, ctx: Context, check, chunk_rows, names, watch) -> None:
     """near_duplicates: the exact-copy shuffle, the band shuffle, pass 2 per shard; sets ``check``."""
-    buckets = max(1, BUCKETS_PER_WORKER * len(client.scheduler_info().get("workers") or {1: 0}))
+    buckets = _buckets(client)
     groups = min(buckets, check.b)
     copies = [client.submit(later_copies, *[client.submit(hash_bucket, n, g, buckets, pure=False) for n in near],
                             pure=False) for g in range(buckets)]
@@ -370,6 +395,11 @@ def _near_shuffle(client, cl, near: list, parts, offsets, ctx: Context, check, c
     for f in p2:
         check.merge(_result(f, names))
     check.texts_seen = texts
+
+
+def _buckets(client) -> int:
+    """How many hash buckets a shuffle uses: BUCKETS_PER_WORKER per worker."""
+    return max(1, BUCKETS_PER_WORKER * len(client.scheduler_info().get("workers") or {1: 0}))
 
 
 def _texts_seen(near) -> int:

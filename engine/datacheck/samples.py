@@ -213,9 +213,9 @@ def write_sharded_corpus(directory: str | Path, shards: int = 4, rows_per_shard:
                          gzip_every: int = 0) -> dict[str, int]:
     """A folder of JSON Lines shards (``part-00000.jsonl`` ...; every ``gzip_every``-th one gzipped) of
     support tickets with problems planted *across* shards: every 10th row repeats an earlier row
-    exactly (from another shard when there is one), every 13th is a near copy of an earlier text, every
-    17th carries an email address, every 11th lacks its label. Returns what was planted (counts that
-    overlap are counted in each kind)."""
+    exactly (from another shard when there is one), every 19th repeats an earlier row's text under a new
+    id, every 13th is a near copy of an earlier text, every 17th carries an email address, every 11th
+    lacks its label. Returns what was planted (counts that overlap are counted in each kind)."""
     import gzip
     import json
 
@@ -223,7 +223,7 @@ def write_sharded_corpus(directory: str | Path, shards: int = 4, rows_per_shard:
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     earlier: list[dict[str, Any]] = []
-    planted = {"exact": 0, "near": 0, "email": 0, "missing_label": 0, "rows": 0}
+    planted = {"exact": 0, "text_copy": 0, "near": 0, "email": 0, "missing_label": 0, "rows": 0}
     labels = ["hardware", "billing", "account"]
     for s in range(shards):
         gz = gzip_every and (s + 1) % gzip_every == 0
@@ -242,10 +242,13 @@ def write_sharded_corpus(directory: str | Path, shards: int = 4, rows_per_shard:
                     rare = " ".join("".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(4, 8)))
                                     for _ in range(8))
                     text = f"{_ticket(rng, label)} (case {n}: {rare})"
-                    if n % 13 == 12 and earlier:
+                    if n % 19 == 18 and earlier:  # an earlier row's text under a new id (its label or not)
+                        text = earlier[rng.randrange(pool)]["text"]
+                        planted["text_copy"] += 1
+                    elif n % 13 == 12 and earlier:
                         text = _near_copy(rng, earlier[rng.randrange(pool)]["text"])
                         planted["near"] += 1
-                    if n % 17 == 16:
+                    if n % 17 == 16 and n % 19 != 18:
                         text += f" Write to me at user{n}@example.com."
                         planted["email"] += 1
                     rec = {"id": str(n), "text": text, "label": None if n % 11 == 10 else label}

@@ -457,6 +457,25 @@ class HashIndex:
         return found | within, first
 
 
+def first_rows(hashes: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What :meth:`HashIndex.add` over all of these rows in row order returns, in one call: per input,
+    (repeats an earlier row, that earlier row -- the first with its key -- or -1). Any subset holding
+    every row of each key it has (one hash bucket of a shuffle) gives its rows the answer the whole
+    gives them, so the Dask engine decides exact duplicates per bucket (engine.datacheck.distributed)."""
+    hashes = np.asarray(hashes, np.uint64)
+    rows = np.asarray(rows, np.int64)
+    order = np.lexsort((rows, hashes))
+    hs = hashes[order]
+    starts = np.ones(len(hs), bool)
+    starts[1:] = hs[1:] != hs[:-1]
+    group_first = rows[order][np.maximum.accumulate(np.where(starts, np.arange(len(hs)), 0))]
+    repeat = np.empty(len(hs), bool)
+    repeat[order] = ~starts
+    first = np.empty(len(hs), np.int64)
+    first[order] = np.where(starts, -1, group_first)
+    return repeat, first
+
+
 class TypeProfile:
     """Per column: how many values of each type (and missing), with the first rows and examples of
     each type. Shared by mixed_types and schema through ``ctx.shared`` (see :func:`type_profile`), so

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def corpus(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("corpus") / "shards"
     planted = write_sharded_corpus(folder, shards=4, rows_per_shard=120, gzip_every=3)
-    assert planted["exact"] and planted["near"] and planted["email"] and planted["missing_label"]
+    assert planted["exact"] and planted["text_copy"] and planted["near"] and planted["email"] and planted["missing_label"]
     return folder
 
 
@@ -51,7 +51,9 @@ def _counts(report: dict) -> dict[str, int]:
 def test_single_process_finds_what_was_planted_across_shards(single):
     counts = _counts(single)
     assert counts["duplicate_rows"] == 48 and counts["near_duplicates"] > 0 and counts["pii"] > 0
-    assert counts["missing_values"] > 0
+    assert counts["missing_values"] > 0 and counts["duplicate_text"] > 0
+    text = next(f for f in single["findings"] if f["id"] == "duplicate_text")
+    assert any(r >= 120 for r in text["rows"])  # copies of earlier shards' texts under new ids
     near = next(f for f in single["findings"] if f["id"] == "near_duplicates")
     assert any(r >= 120 for r in near["rows"])  # shards after the first copy texts of earlier shards only
     assert single["engine"] == {"name": "local", "scheduler": None, "workers": 1, "partitions": 4}
@@ -104,6 +106,49 @@ def test_external_scheduler_with_two_workers_gives_the_same_report(corpus, singl
     _same(single, report)
     assert report["engine"]["scheduler"] == address and report["engine"]["workers"] == 2
     assert report["engine"]["local_cluster"] is False
+
+
+def test_exact_duplicates_whose_examples_span_shards_equal_one_process(tmp_path, external):
+    """Small shards (the first holds fewer than five repeats), a test split with its own repeats and
+    7-row chunks: the shards holding the first examples are read again; every finding equals one process's."""
+    address, _, _ = external
+    write_sharded_corpus(tmp_path / "c", shards=3, rows_per_shard=30, seed=3)
+    test = tmp_path / "test.jsonl"
+    test.write_text((tmp_path / "c" / "part-00001.jsonl").read_text() * 2)
+    kw = dict(path=str(tmp_path / "c"), test_path=str(test), chunk_rows=7,
+              checks=("duplicate_rows", "duplicate_text", "train_test_leakage"))
+    one = run_checks(CheckInput(**kw)).to_dict()
+    report = run_checks(CheckInput(**kw, engine="dask", scheduler=address)).to_dict()
+    assert one["findings"] == report["findings"]
+    by = {(f["id"], f["split"]): f for f in report["findings"]}
+    train, test_dups = by[("duplicate_rows", "train")], by[("duplicate_rows", "test")]
+    assert len({e["row"] // 30 for e in train["examples"]}) >= 2 and test_dups["count"] == 30
+    assert by[("duplicate_text", "train")]["count"] > 0
+    assert report["engine"]["ordered_checks"] == ["train_test_leakage"]
+
+
+def test_token_count_per_shard_folds_to_the_one_process_figures_past_the_exact_limit(tmp_path, monkeypatch):
+    """The token count's tasks called in this process, as a worker calls them, with the BPE trained on
+    the first 50 texts and the exact limit lowered to 20 kB: the later chunks are extrapolated, and
+    the figures equal one pass's."""
+    from engine.datacheck.base import Context
+    from engine.datacheck.checks import tokens
+    from engine.datacheck.dask_tokens import fold_task, measure_task, train_task
+    from engine.tabular import open_dataset
+
+    for name, value in (("TRAIN_DOCS", 50), ("MIN_TRAIN_BYTES", 5_000), ("EXACT_BYTES", 20_000)):
+        monkeypatch.setattr(tokens, name, value)
+    write_sharded_corpus(tmp_path / "c", shards=3, rows_per_shard=60, seed=2)
+    one = run_checks(CheckInput(path=str(tmp_path / "c"), checks=("tokens",), chunk_rows=25)).to_dict()
+    assert "extrapolated" in one["tokens"]["method"] and "bpe" in one["tokens"]["tokenizer"]
+    parts = [(str(s.path), s.format, 60 * i) for i, s in enumerate(open_dataset(tmp_path / "c").shards)]
+    ctx = Context(kind="text", columns=["id", "text", "label"], text_col="text", label_col="label", rows=180)
+    trained = train_task(parts, ctx, 25)
+    assert trained["shard"] == 0 and trained["chunks"] == 2
+    done = fold_task(trained, *[measure_task(trained, i, p, fm, off, ctx, 25) for i, (p, fm, off) in enumerate(parts)])
+    finding = done["check"].finish(ctx)[0].to_dict()
+    assert ctx.shared["tokens"] == one["tokens"] and not done["errors"]
+    assert finding == next(f for f in one["findings"] if f["id"] == "tokens")
 
 
 def test_cli_json_carries_the_engine_block(corpus, external, capsys):

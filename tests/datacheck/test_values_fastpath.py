@@ -60,3 +60,31 @@ def test_encoded_and_plain_paths_agree(seed, monkeypatch):
         by_hash.setdefault(h, set()).add(key)
     assert all(len(v) == 1 for v in by_value.values()), "one value, two hashes"
     assert all(len(v) == 1 for v in by_hash.values()), "two values, one hash"
+
+
+def test_first_rows_of_any_hash_bucket_answer_like_one_hash_index_over_every_chunk():
+    """The Dask engine's exact-duplicate shuffle: per bucket (hash mod G), values.first_rows must give each
+    row the verdict one HashIndex fed chunk by chunk in row order gives it (few keys: many repeats)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(st.integers(0, 12), max_size=120), st.integers(1, 5), st.integers(1, 40))
+    def check(keys, buckets, chunk):
+        hashes = V._mix(np.asarray(keys, np.uint64))
+        rows = np.arange(len(keys), dtype=np.int64) * 3 + 7
+        index, dup, first = V.HashIndex(), [], []
+        for a in range(0, len(keys), chunk):
+            d, f = index.add(hashes[a:a + chunk], rows[a:a + chunk])
+            dup.append(d)
+            first.append(f)
+        dup = np.concatenate(dup) if dup else np.empty(0, bool)
+        first = np.concatenate(first) if first else np.empty(0, np.int64)
+        got_dup, got_first = np.zeros(len(keys), bool), np.full(len(keys), -9, np.int64)
+        for g in range(buckets):
+            part = np.flatnonzero(hashes % np.uint64(buckets) == np.uint64(g))
+            got_dup[part], got_first[part] = V.first_rows(hashes[part], rows[part])
+        assert got_dup.tolist() == dup.tolist() and got_first.tolist() == first.tolist()
+        assert len(index) == len(keys) - int(dup.sum())  # what the checks report as distinct
+
+    check()

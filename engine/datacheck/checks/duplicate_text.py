@@ -24,7 +24,7 @@ import pandas as pd
 
 from engine.datacheck import values
 from engine.datacheck.base import MAX_EXAMPLES, Check, Context, Finding
-from engine.datacheck.checks._util import RowKeeper, pct, severity_by_share
+from engine.datacheck.checks._util import RowKeeper, capped, pct, severity_by_share
 from engine.datacheck.text_utils import example_text, plural
 
 # duplicate_rows leaves its per-chunk verdict here so the rows it reports are not counted twice
@@ -48,43 +48,76 @@ class DuplicateText(Check):
         self.texts = 0
         self.full_row_dups = 0
 
-    def update(self, chunk: pd.DataFrame, ctx: Context) -> None:
+    def keys(self, chunk: pd.DataFrame, ctx: Context) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """What is compared, for the non-blank texts: ``"text"`` (rows, text hashes) and, with a label
+        column, ``"text_label"`` (rows, (text, label) hashes)."""
         if ctx.text_col not in chunk.columns or not len(chunk):
-            return
+            return {}
         hashes, blank = values.same_text_hashes(chunk[ctx.text_col])
         pos = np.flatnonzero(~blank)
-        if not len(pos):
+        rows = chunk.index.to_numpy().astype(np.int64)[pos]
+        out = {"text": (rows, hashes[pos])}
+        if ctx.label_col is not None and ctx.label_col in chunk.columns:
+            out["text_label"] = (rows, values._mix(hashes[pos] * values._GOLD
+                                                   ^ values.column_hashes(chunk[ctx.label_col])[pos]))
+        return out
+
+    def update(self, chunk: pd.DataFrame, ctx: Context) -> None:
+        keys = self.keys(chunk, ctx)
+        if not keys or not len(keys["text"][0]):
             return
-        rows = chunk.index.to_numpy()
-        self.texts += len(pos)
-        dup, first = self.index.add(hashes[pos], rows[pos])
-        hit = pos[dup]
-        firsts = first[dup]
-        whole = _whole_row_dups(chunk, ctx)
+        rows, hashes = keys["text"]
+        verdicts = {"text": (rows, *self.index.add(hashes, rows))}
+        if "text_label" in keys:
+            verdicts["text_label"] = (rows, *self.with_label.add(keys["text_label"][1], rows))
+        self.take(ctx, verdicts, chunk)
+
+    def take(self, ctx: Context, verdicts: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+             chunk: pd.DataFrame | None = None) -> None:
+        """Record the verdicts on non-blank texts that follow every text recorded so far: ``"text"`` =
+        (rows, repeats an earlier text, that row), ``"text_label"`` the same for (text, label). Examples
+        come from ``chunk`` (those rows' values); without it none are taken."""
+        if "text" not in verdicts or not len(verdicts["text"][0]):
+            return
+        rows, dup, first = verdicts["text"]
+        self.texts += len(rows)
+        hit = np.flatnonzero(dup)
+        firsts = first[hit]
+        whole = _whole_row_dups(rows, ctx)
         if whole is not None:
             keep = ~whole[hit]
             self.full_row_dups += int((~keep).sum())
             hit, firsts = hit[keep], firsts[keep]
         self.keeper.add(rows[hit])
-        if ctx.label_col is not None and ctx.label_col in chunk.columns:
-            keyed = values._mix(hashes[pos] * values._GOLD ^ values.column_hashes(chunk[ctx.label_col])[pos])
-            same_label, _ = self.with_label.add(keyed, rows[pos])
-            safe = np.zeros(len(chunk), bool)
-            safe[pos[same_label]] = True
-            drop = hit[safe[hit]]
+        if "text_label" in verdicts:
+            drop = hit[verdicts["text_label"][1][hit]]
             self.label_differs += len(hit) - len(drop)
         else:
             drop = hit
         self.droppable.add(rows[drop])
-        if len(hit) and len(self.examples) < MAX_EXAMPLES:
+        if chunk is not None and len(hit) and len(self.examples) < MAX_EXAMPLES:
             texts = chunk[ctx.text_col]
             others = [c for c in chunk.columns if c != ctx.text_col][:7]
-            for p, f in zip(hit[: MAX_EXAMPLES - len(self.examples)].tolist(), firsts.tolist()):
-                ex = {"row": int(rows[p]), "first_row": int(f), "text": example_text(str(texts.iloc[p]))}
+            at = chunk.index.get_indexer(rows[hit[: MAX_EXAMPLES - len(self.examples)]])
+            for p, f in zip(at.tolist(), firsts.tolist()):
+                ex = {"row": int(chunk.index[p]), "first_row": int(f), "text": example_text(str(texts.iloc[p]))}
                 ex.update({str(c): values.show(chunk[c].iloc[p]) for c in others})
                 if f in chunk.index:
                     ex["first_row_values"] = {str(c): values.show(chunk.at[f, c]) for c in others}
                 self.examples.append(ex)
+
+    def found(self, split: str) -> int:
+        """Rows reported so far (what the examples are drawn from)."""
+        return self.keeper.total
+
+    def merge(self, other: "DuplicateText") -> None:
+        """Fold in the state of a later partition (its verdicts given by one global hash index)."""
+        for keeper in ("keeper", "droppable"):
+            getattr(self, keeper).merge(getattr(other, keeper))
+        self.label_differs += other.label_differs
+        self.texts += other.texts
+        self.full_row_dups += other.full_row_dups
+        self.examples = capped(self.examples, other.examples, MAX_EXAMPLES)
 
     def finish(self, ctx: Context) -> list[Finding]:
         ctx.shared.setdefault("fix_rows", {})["drop_duplicate_text"] = self.droppable.every()
@@ -100,19 +133,20 @@ class DuplicateText(Check):
                 "the same label); copies with a different label are kept: settle their label first "
                 "(see conflicting_labels)",
             column=ctx.text_col, split=ctx.split, rows=self.keeper.rows(), rows_total=n, examples=self.examples,
-            details={"distinct_texts": len(self.index), "share": round(share, 6),
+            details={"distinct_texts": self.texts - n - self.full_row_dups, "share": round(share, 6),
                      "whole_row_duplicates_left_to_duplicate_rows": self.full_row_dups,
                      "label_differs": self.label_differs, "dropped_by_fix": self.droppable.total},
             safe_fix="drop_duplicate_text",
         )]
 
 
-def _whole_row_dups(chunk: pd.DataFrame, ctx: Context) -> np.ndarray | None:
-    """duplicate_rows' mask for this chunk (True = the whole row repeats an earlier one), if it ran."""
+def _whole_row_dups(rows: np.ndarray, ctx: Context) -> np.ndarray | None:
+    """duplicate_rows' verdict on these rows (True = the whole row repeats an earlier one), if it ran
+    and its last verdict covers them."""
     got = ctx.shared.get(SHARED_KEY)
-    if not got:
+    if not got or not len(rows):
         return None
     first, length, mask = got
-    if length != len(chunk) or first != int(chunk.index[0]):
+    if rows[0] < first or rows[-1] >= first + length:
         return None
-    return mask
+    return mask[rows - first]

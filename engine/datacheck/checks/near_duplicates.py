@@ -154,10 +154,7 @@ def first_occurrences(rows: np.ndarray, hashes: np.ndarray) -> np.ndarray:
     """True where a text is the first (lowest row) with its comparison hash; later exact copies
     take no part in near-duplicate clusters. Any subset holding every row of the hashes it has
     (a hash bucket of a shuffle) gives the same answer for its rows."""
-    order = np.lexsort((rows, hashes))
-    first = np.ones(len(rows), dtype=bool)
-    first[order[1:]] = hashes[order[1:]] != hashes[order[:-1]]
-    return first
+    return ~values.first_rows(hashes, rows)[0]
 
 
 def candidate_rows(rows: np.ndarray, bands: np.ndarray) -> np.ndarray:

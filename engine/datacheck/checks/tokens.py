@@ -97,13 +97,19 @@ class Tokens(Check):
         self.sample_bytes = 0
         self.sample_cut = False
 
-    def update(self, chunk: pd.DataFrame, ctx: Context) -> None:
+    @staticmethod
+    def texts(chunk: pd.DataFrame, ctx: Context) -> tuple[list[int], list[str]]:
+        """The chunk's non-empty texts and their rows."""
         values = chunk[ctx.text_col].tolist() if ctx.text_col in chunk.columns else []
         rows, texts = [], []
         for row, v in zip(chunk.index.tolist(), values):
             if isinstance(v, str) and v.strip():
                 rows.append(int(row))
                 texts.append(v)
+        return rows, texts
+
+    def update(self, chunk: pd.DataFrame, ctx: Context) -> None:
+        rows, texts = self.texts(chunk, ctx)
         if self.tokenizer is None:
             self.pending_rows += rows
             self.pending_texts += texts
@@ -128,18 +134,43 @@ class Tokens(Check):
     def _count(self, rows: list[int], texts: list[str]) -> None:
         if not rows:
             return
-        nbytes = np.array([len(t.encode("utf-8", "surrogatepass")) for t in texts], dtype=np.int64)
+        nbytes = self.utf8_bytes(texts)
+        self.record(rows, nbytes, self.measure(texts, nbytes) if self.counts_exactly(nbytes) else None)
+
+    @staticmethod
+    def utf8_bytes(texts: list[str]) -> np.ndarray:
+        return np.array([len(t.encode("utf-8", "surrogatepass")) for t in texts], dtype=np.int64)
+
+    def counts_exactly(self, nbytes: np.ndarray) -> bool:
+        """Whether the next batch (of these byte sizes) is counted (else extrapolated from the ratio)."""
+        return (self.tokenizer == "bytes" or self.counted_bytes + int(nbytes.sum()) <= EXACT_BYTES
+                or not self.counted_bytes)
+
+    def measure(self, texts: list[str], nbytes: np.ndarray) -> tuple[np.ndarray, int]:
+        """(tokens of each text, how many were over DOC_CHARS and extrapolated from their head): the
+        count itself, which depends on nothing but the tokenizer (the Dask engine runs it per shard)."""
         if self.tokenizer == "bytes":
-            toks = np.ceil(nbytes / 4).astype(np.int64)
-        elif self.counted_bytes + int(nbytes.sum()) <= EXACT_BYTES or not self.counted_bytes:
-            clean = [t[:DOC_CHARS] for t in texts]
-            clean = [t.encode("utf-8", "replace").decode("utf-8") if not t.isascii() else t for t in clean]
-            toks = np.array(count_tokens(clean, self.tokenizer, self.cache), dtype=np.int64)
-            for i, t in enumerate(texts):
-                if len(t) > DOC_CHARS:  # extrapolate the rest of a huge text at its own ratio
-                    self.extrapolated_docs += 1
-                    head = len(clean[i].encode("utf-8"))
-                    toks[i] = max(1, round(int(toks[i]) * int(nbytes[i]) / max(head, 1)))
+            return np.ceil(nbytes / 4).astype(np.int64), 0
+        clean = [t[:DOC_CHARS] for t in texts]
+        clean = [t.encode("utf-8", "replace").decode("utf-8") if not t.isascii() else t for t in clean]
+        toks = np.array(count_tokens(clean, self.tokenizer, self.cache), dtype=np.int64)
+        huge = 0
+        for i, t in enumerate(texts):
+            if len(t) > DOC_CHARS:  # extrapolate the rest of a huge text at its own ratio
+                huge += 1
+                head = len(clean[i].encode("utf-8"))
+                toks[i] = max(1, round(int(toks[i]) * int(nbytes[i]) / max(head, 1)))
+        return toks, huge
+
+    def record(self, rows: list[int] | np.ndarray, nbytes: np.ndarray, measured: tuple[np.ndarray, int] | None) -> None:
+        """Add a batch that follows every batch recorded so far: counted (``measured``) while
+        :meth:`counts_exactly` says so, else extrapolated at the tokens per byte counted so far."""
+        if self.tokenizer == "bytes":
+            toks = measured[0] if measured is not None else self.measure([], nbytes)[0]
+        elif self.counts_exactly(nbytes):
+            assert measured is not None, "a batch counted exactly needs its measured tokens"
+            toks, huge = measured
+            self.extrapolated_docs += huge
             self.counted_bytes += int(nbytes.sum())
             self.counted_tokens += int(toks.sum())
         else:
