@@ -71,7 +71,9 @@ def _load_average() -> list[float] | None:
         return None
 
 
-def _time(fn, warmup: int, iters: int, cuda: bool) -> list[float]:
+def time_calls(fn, warmup: int, iters: int, cuda: bool) -> list[float]:
+    """Seconds per call of ``fn`` over ``iters`` timed calls after ``warmup`` untimed ones (CUDA events when
+    ``cuda``: the host clock would time only the launch)."""
     for _ in range(warmup):
         fn()
     times = []
@@ -187,7 +189,7 @@ def bench(inp: BenchInput, progress=None) -> BenchResult:
                 progress({"event": "time", "backend": n, "seq_len": s})
             r = runners[n]
             out = call()
-            times = _time(call, warmup, iters, r.device.startswith("cuda"))
+            times = time_calls(call, warmup, iters, r.device.startswith("cuda"))
             p50, p90 = float(np.percentile(times, 50)), float(np.percentile(times, 90))
             row = {"backend": n, "available": True, "reason": "", "dtype": inp.dtype, "seq_len": s,
                    "p50_ms": p50 * 1e3, "p90_ms": p90 * 1e3, "throughput_per_s": batch * s / p50,
@@ -266,7 +268,7 @@ def _bench_onnx(inp: BenchInput, names, batch, warmup, iters, progress) -> Bench
             feed[i.name] = np.zeros(shape, dtype=np_t) if np_t in (np.int64, np.int32) else \
                 np.random.default_rng(0).standard_normal(shape).astype(np_t)
         try:
-            times = _time(lambda: sess.run(None, feed), warmup, iters, False)
+            times = time_calls(lambda: sess.run(None, feed), warmup, iters, False)
         except Exception as exc:  # noqa: BLE001 - onnxruntime's own error types
             raise ValidationError(f"onnxruntime cannot run {inp.onnx} at batch {batch} × {seq}: "
                                   f"{str(exc).splitlines()[0][:200]}") from None

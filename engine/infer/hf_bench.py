@@ -49,13 +49,10 @@ class HFBenchResult:
 
 
 def _time(fn, iters: int) -> float:
-    fn()  # warm-up at this shape
-    out = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return statistics.median(out)
+    """The median of ``iters`` timed calls after one warm-up at this shape (engine.infer.bench.time_calls)."""
+    from engine.infer.bench import time_calls
+
+    return statistics.median(time_calls(fn, 1, iters, False))
 
 
 def bench_hf(inp: HFBenchInput, progress=None) -> HFBenchResult:
